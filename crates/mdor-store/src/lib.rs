@@ -1,1 +1,134 @@
-//! placeholder
+//! Storage for the registry: one `Store` trait, with SQLite (embedded default) and PostgreSQL
+//! (production) backends chosen by URL, per-backend migrations, and row ↔ domain conversion.
+//!
+//! Invariant: SQL lives only in this crate, and nothing here decides business rules; the
+//! service layer prepares records (register matches, follow-up flags) and the store writes
+//! them, each submission in one transaction.
+
+mod backend;
+mod error;
+mod rows;
+mod sql;
+mod types;
+
+pub use backend::{ConnectOptions, connect};
+pub use error::StoreError;
+pub use types::*;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use mdor_domain::register::RegisterEntry;
+use mdor_domain::{NhsNumber, OdsCode, UdiDi};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the service layer needs from storage. Implemented by `SqliteStore` and
+/// `PostgresStore`; the conformance suite in `tests/it` runs against both through `&dyn Store`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which engine this is, for diagnostics and benchmarks.
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Fails with `StoreError::MigrationsPending` when the schema is behind this binary.
+    async fn check_migrations(&self) -> StoreResult<()>;
+
+    /// Inserts the organisation or updates its name, kind and region; returns its id.
+    async fn upsert_organisation(
+        &self,
+        organisation: &NewOrganisation,
+    ) -> StoreResult<OrganisationId>;
+
+    async fn organisation_by_ods(&self, ods_code: &OdsCode) -> StoreResult<Option<Organisation>>;
+
+    async fn organisation(&self, id: OrganisationId) -> StoreResult<Option<Organisation>>;
+
+    /// Inserts consultants not yet known and updates the details of known ones.
+    async fn upsert_consultants(&self, consultants: &[NewConsultant]) -> StoreResult<()>;
+
+    /// Inserts or updates device register entries; returns how many were written.
+    async fn upsert_device_models(&self, entries: &[RegisterEntry]) -> StoreResult<u64>;
+
+    async fn device_model(&self, udi_di: &UdiDi) -> StoreResult<Option<DeviceModel>>;
+
+    /// Ids of those of `udi_dis` that are in the register.
+    async fn device_model_ids(
+        &self,
+        udi_dis: &[&UdiDi],
+    ) -> StoreResult<Vec<(String, DeviceModelId)>>;
+
+    /// Writes a patient (created or matched by NHS number), a procedure and its implants with
+    /// their follow-up flags in one transaction, with the idempotency record when one is given.
+    async fn insert_submission(
+        &self,
+        submission: &PreparedSubmission,
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<ProcedureId>;
+
+    async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>>;
+
+    async fn procedure_by_local_id(
+        &self,
+        provider: OrganisationId,
+        local_record_id: &str,
+    ) -> StoreResult<Option<ProcedureId>>;
+
+    /// What a removal needs to be checked against: implant date, provider, patient's death.
+    async fn implant_context(&self, id: ImplantId) -> StoreResult<Option<ImplantContext>>;
+
+    /// Records revisions or explants, all or none.
+    async fn insert_removals(
+        &self,
+        removals: &[NewRemoval],
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<Vec<RemovalId>>;
+
+    /// The facts a death is checked against.
+    async fn patient_timeline_bounds(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> StoreResult<Option<PatientBounds>>;
+
+    async fn record_death(
+        &self,
+        patient: PatientId,
+        date_of_death: NaiveDate,
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<()>;
+
+    /// Every implant matching a recall's criteria, with patient and provider, ordered by
+    /// implant id and paged by `after`.
+    async fn recall(&self, criteria: &RecallCriteria) -> StoreResult<Vec<RecallRow>>;
+
+    async fn insert_token(&self, token: &NewApiToken) -> StoreResult<TokenId>;
+
+    /// The live (not revoked) token with this hash.
+    async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
+
+    async fn tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    /// Revokes a token; false when it did not exist or was already revoked.
+    async fn revoke_token(&self, id: TokenId) -> StoreResult<bool>;
+
+    async fn idempotency_record(
+        &self,
+        token: TokenId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+
+    /// Loads a batch of pre-validated records in one transaction, for synthetic and
+    /// migrated data: patients are matched by NHS number within and across batches.
+    async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome>;
+
+    /// Resolves removals given by the original procedure's provider, local record id and
+    /// device position, then inserts them; unresolved ones are returned, not dropped.
+    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>>;
+
+    /// Records deaths by NHS number; returns the indexes of unknown patients.
+    async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>>;
+
+    async fn counts(&self) -> StoreResult<Counts>;
+}

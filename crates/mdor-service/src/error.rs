@@ -1,0 +1,56 @@
+//! Service errors: what went wrong in the registry's terms, for the web layer to render.
+
+use mdor_domain::record::FieldError;
+use mdor_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input breaks one or more rules; every problem is listed.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// Absent, or present but not visible to this principal: the two are indistinguishable.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("this role may not {action}")]
+    Forbidden { action: &'static str },
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    #[error("idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("storage failure")]
+    Store(#[source] StoreError),
+    #[error("{0}")]
+    Input(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PatientMismatch => ServiceError::Conflict {
+                code: "patient_details_conflict",
+                field: Some("patient.date_of_birth".into()),
+                message:
+                    "a patient with this nhs_number is registered with a different date_of_birth"
+                        .into(),
+            },
+            StoreError::NotFound { what } => ServiceError::NotFound { what },
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+impl ServiceError {
+    pub(crate) fn invalid(
+        field: &str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ServiceError {
+        ServiceError::Invalid(vec![FieldError::new(field, code, message)])
+    }
+}

@@ -1,0 +1,46 @@
+//! Backend selection by URL scheme, and the bulk-load planning both backends share.
+
+mod bulk;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::Store;
+use crate::error::StoreError;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Maximum pooled connections; SQLite readers share these, writes are serialised.
+    pub max_connections: u32,
+    /// Create the SQLite file when it does not exist.
+    pub create_if_missing: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 8,
+            create_if_missing: true,
+        }
+    }
+}
+
+/// Opens the store named by `url`: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+/// Migrations are not applied here; call `Store::migrate` or `Store::check_migrations`.
+pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::connect(url, options).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::connect(url, options).await?));
+    }
+    let scheme = url.split(':').next().unwrap_or_default();
+    Err(StoreError::UnsupportedUrl(format!(
+        "scheme '{scheme}' (use sqlite:// or postgres://)"
+    )))
+}

@@ -1,0 +1,623 @@
+//! The PostgreSQL backend, the production engine. Bulk loads bind whole columns as arrays and
+//! insert them with `UNNEST`; ids for bulk rows are reserved from the tables' sequences.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres};
+
+use mdor_domain::register::RegisterEntry;
+use mdor_domain::{NhsNumber, OdsCode, UdiDi};
+
+use super::ConnectOptions;
+use super::bulk::{BulkLookups, BulkPlan};
+use crate::rows::*;
+use crate::sql::{self, Param};
+use crate::types::*;
+use crate::{Store, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Rows per `UNNEST` insert: bounds the size of one statement's arrays.
+const ROWS_PER_STATEMENT: usize = 20_000;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<PostgresStore> {
+        let connect: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+async fn put_idempotency(
+    conn: &mut PgConnection,
+    record: Option<&NewIdempotencyRecord>,
+) -> StoreResult<()> {
+    if let Some(r) = record {
+        sqlx::query(sql::IDEMPOTENCY_INSERT)
+            .bind(r.token.0)
+            .bind(&r.key)
+            .bind(&r.request_hash)
+            .bind(i32::from(r.response_status))
+            .bind(&r.response_body)
+            .bind(r.created_at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn consultant_id(conn: &mut PgConnection, gmc: &str) -> StoreResult<i64> {
+    sqlx::query(sql::CONSULTANT_ENSURE)
+        .bind(gmc)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(sql::CONSULTANT_ID)
+        .bind(gmc)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn check_migrations(&self) -> StoreResult<()> {
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|_| StoreError::MigrationsPending)?;
+        let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        if applied != expected {
+            return Err(StoreError::MigrationsPending);
+        }
+        Ok(())
+    }
+
+    async fn upsert_organisation(&self, o: &NewOrganisation) -> StoreResult<OrganisationId> {
+        let id: i64 = sqlx::query_scalar(sql::ORGANISATION_UPSERT)
+            .bind(o.ods_code.as_str())
+            .bind(&o.name)
+            .bind(o.kind.as_str())
+            .bind(&o.region)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(OrganisationId(id))
+    }
+
+    async fn organisation_by_ods(&self, ods_code: &OdsCode) -> StoreResult<Option<Organisation>> {
+        let row: Option<OrganisationRow> = sqlx::query_as(&format!(
+            "{} WHERE ods_code = $1",
+            sql::ORGANISATION_COLUMNS
+        ))
+        .bind(ods_code.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Organisation::try_from).transpose()
+    }
+
+    async fn organisation(&self, id: OrganisationId) -> StoreResult<Option<Organisation>> {
+        let row: Option<OrganisationRow> =
+            sqlx::query_as(&format!("{} WHERE id = $1", sql::ORGANISATION_COLUMNS))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Organisation::try_from).transpose()
+    }
+
+    async fn upsert_consultants(&self, consultants: &[NewConsultant]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for c in consultants {
+            sqlx::query(sql::CONSULTANT_UPSERT)
+                .bind(c.gmc_number.as_str())
+                .bind(&c.family_name)
+                .bind(&c.given_name)
+                .bind(&c.specialty)
+                .bind(c.organisation.map(|o| o.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upsert_device_models(&self, entries: &[RegisterEntry]) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        for e in entries {
+            sqlx::query(sql::DEVICE_MODEL_UPSERT)
+                .bind(e.udi_di.as_str())
+                .bind(e.udi_di.issuer().as_str())
+                .bind(&e.manufacturer)
+                .bind(&e.brand)
+                .bind(&e.model)
+                .bind(e.device_type.as_str())
+                .bind(e.risk_class.as_str())
+                .bind(e.registry.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(entries.len() as u64)
+    }
+
+    async fn device_model(&self, udi_di: &UdiDi) -> StoreResult<Option<DeviceModel>> {
+        let row: Option<DeviceModelRow> = sqlx::query_as(sql::DEVICE_MODEL_BY_UDI)
+            .bind(udi_di.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(DeviceModel::from))
+    }
+
+    async fn device_model_ids(
+        &self,
+        udi_dis: &[&UdiDi],
+    ) -> StoreResult<Vec<(String, DeviceModelId)>> {
+        let list: Vec<&str> = udi_dis.iter().map(|u| u.as_str()).collect();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT udi_di, id FROM device_model WHERE udi_di = ANY($1)")
+                .bind(&list)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(udi, id)| (udi, DeviceModelId(id)))
+            .collect())
+    }
+
+    async fn insert_submission(
+        &self,
+        prepared: &PreparedSubmission,
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<ProcedureId> {
+        let s = &prepared.submission;
+        let p = &s.patient;
+        let mut tx = self.begin_write().await?;
+        let existing: Option<(i64, NaiveDate)> = sqlx::query_as(sql::PATIENT_BY_NHS)
+            .bind(p.nhs_number.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let postcode = p.postcode.as_ref().map(|c| c.as_str());
+        let patient_id = match existing {
+            Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
+            Some((id, _)) => {
+                sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
+                    .bind(id)
+                    .bind(p.family_name.as_str())
+                    .bind(p.given_name.as_str())
+                    .bind(p.sex.as_str())
+                    .bind(postcode)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                // A concurrent submission may create the same patient first; the unique
+                // constraint then refuses this insert and the transaction reports a conflict.
+                sqlx::query_scalar(sql::PATIENT_INSERT)
+                    .bind(p.nhs_number.as_str())
+                    .bind(p.family_name.as_str())
+                    .bind(p.given_name.as_str())
+                    .bind(p.date_of_birth)
+                    .bind(p.sex.as_str())
+                    .bind(postcode)
+                    .bind(prepared.received_at)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        let procedure = &s.procedure;
+        let consultant = consultant_id(&mut tx, procedure.consultant.as_str()).await?;
+        let procedure_id: i64 = sqlx::query_scalar(sql::PROCEDURE_INSERT)
+            .bind(patient_id)
+            .bind(prepared.provider.0)
+            .bind(consultant)
+            .bind(procedure.procedure_date)
+            .bind(procedure.opcs4.as_ref().map(|c| c.code()))
+            .bind(procedure.opcs4.as_ref().map(|c| c.version()))
+            .bind(procedure.snomed.map(|c| c.value() as i64))
+            .bind(procedure.laterality.as_str())
+            .bind(procedure.registry.as_str())
+            .bind(procedure.local_record_id.as_str())
+            .bind(prepared.received_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        for (position, (device, implant)) in s.devices.iter().zip(&prepared.implants).enumerate() {
+            let implant_id: i64 = sqlx::query_scalar(sql::IMPLANT_INSERT)
+                .bind(procedure_id)
+                .bind(position as i32)
+                .bind(device.udi_di.as_str())
+                .bind(implant.device_model.map(|m| m.0))
+                .bind(&device.production.lot)
+                .bind(&device.production.serial)
+                .bind(device.production.expiry)
+                .bind(device.production.manufactured)
+                .bind(&device.raw_scan)
+                .bind(device.entry_type.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            for flag in &implant.flags {
+                sqlx::query(sql::FLAG_INSERT)
+                    .bind(implant_id)
+                    .bind(flag.as_str())
+                    .bind(prepared.received_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        put_idempotency(&mut tx, idempotency).await?;
+        tx.commit().await?;
+        Ok(ProcedureId(procedure_id))
+    }
+
+    async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row): Option<ProcedureRow> = sqlx::query_as(sql::PROCEDURE_SELECT)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let implants: Vec<ImplantRow> = sqlx::query_as(sql::IMPLANTS_OF_PROCEDURE)
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        let flags: Vec<FlagRow> = sqlx::query_as(sql::OPEN_FLAGS_OF_PROCEDURE)
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(Some(procedure_record(row, implants, flags)))
+    }
+
+    async fn procedure_by_local_id(
+        &self,
+        provider: OrganisationId,
+        local_record_id: &str,
+    ) -> StoreResult<Option<ProcedureId>> {
+        let id: Option<i64> = sqlx::query_scalar(sql::PROCEDURE_BY_LOCAL_ID)
+            .bind(provider.0)
+            .bind(local_record_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(ProcedureId))
+    }
+
+    async fn implant_context(&self, id: ImplantId) -> StoreResult<Option<ImplantContext>> {
+        let row: Option<ImplantContextRow> = sqlx::query_as(sql::IMPLANT_CONTEXT)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(ImplantContext::from))
+    }
+
+    async fn insert_removals(
+        &self,
+        removals: &[NewRemoval],
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<Vec<RemovalId>> {
+        let mut tx = self.begin_write().await?;
+        let mut ids = Vec::with_capacity(removals.len());
+        for r in removals {
+            let id: i64 = sqlx::query_scalar(sql::REMOVAL_INSERT)
+                .bind(r.implant.0)
+                .bind(r.kind.as_str())
+                .bind(r.removal_date)
+                .bind(&r.reason)
+                .bind(r.revising_provider.0)
+                .bind(r.recorded_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            ids.push(RemovalId(id));
+        }
+        put_idempotency(&mut tx, idempotency).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn patient_timeline_bounds(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> StoreResult<Option<PatientBounds>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row): Option<PatientBoundsRow> = sqlx::query_as(sql::PATIENT_BOUNDS)
+            .bind(nhs_number.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let providers: Vec<i64> = sqlx::query_scalar(sql::PATIENT_PROVIDERS)
+            .bind(row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(Some(PatientBounds {
+            patient: PatientId(row.id),
+            providers: providers.into_iter().map(OrganisationId).collect(),
+            latest_procedure: row.latest_procedure,
+            latest_removal: row.latest_removal,
+            date_of_death: row.date_of_death,
+        }))
+    }
+
+    async fn record_death(
+        &self,
+        patient: PatientId,
+        date_of_death: NaiveDate,
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql::PATIENT_DEATH_UPDATE)
+            .bind(patient.0)
+            .bind(date_of_death)
+            .execute(&mut *tx)
+            .await?;
+        put_idempotency(&mut tx, idempotency).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn recall(&self, criteria: &RecallCriteria) -> StoreResult<Vec<RecallRow>> {
+        let (text, params) = sql::recall_query(criteria);
+        let mut query = sqlx::query_as::<_, RecallDbRow>(&text);
+        for param in params {
+            query = match param {
+                Param::Text(v) => query.bind(v),
+                Param::Date(v) => query.bind(v),
+                Param::Int(v) => query.bind(v),
+            };
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(RecallRow::from)
+            .collect())
+    }
+
+    async fn insert_token(&self, t: &NewApiToken) -> StoreResult<TokenId> {
+        let id: i64 = sqlx::query_scalar(sql::TOKEN_INSERT)
+            .bind(&t.token_hash)
+            .bind(t.organisation.0)
+            .bind(t.role.as_str())
+            .bind(&t.label)
+            .bind(t.created_at)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(TokenId(id))
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "{} WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+            sql::TOKEN_COLUMNS
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ApiToken::try_from).transpose()
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!("{} ORDER BY t.id", sql::TOKEN_COLUMNS))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(ApiToken::try_from).collect()
+    }
+
+    async fn revoke_token(&self, id: TokenId) -> StoreResult<bool> {
+        let done = sqlx::query(sql::TOKEN_REVOKE)
+            .bind(id.0)
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn idempotency_record(
+        &self,
+        token: TokenId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let row: Option<IdempotencyRow> = sqlx::query_as(sql::IDEMPOTENCY_SELECT)
+            .bind(token.0)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(IdempotencyRecord::from))
+    }
+
+    async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
+        let mut tx = self.begin_write().await?;
+        // Serialises bulk loads with each other and with single submissions of the same
+        // patients: the plan's view of existing patients stays true until commit.
+        sqlx::query("LOCK TABLE patient IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let lookups = bulk_lookups(&mut tx, batch).await?;
+        let plan = BulkPlan::new(batch, &lookups);
+        let (n_patients, n_procedures, n_implants) = plan.id_counts();
+        let patient_ids = next_ids(&mut tx, "patient", n_patients).await?;
+        let procedure_ids = next_ids(&mut tx, "procedure", n_procedures).await?;
+        let implant_ids = next_ids(&mut tx, "implant", n_implants).await?;
+        let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
+
+        let p = &rows.patients;
+        for r in chunks(p.id.len()) {
+            sqlx::query("INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[], $8::timestamptz[])")
+                .bind(&p.id[r.clone()]).bind(&p.nhs_number[r.clone()]).bind(&p.family_name[r.clone()]).bind(&p.given_name[r.clone()])
+                .bind(&p.date_of_birth[r.clone()]).bind(&p.sex[r.clone()]).bind(&p.postcode[r.clone()]).bind(&p.created_at[r])
+                .execute(&mut *tx).await?;
+        }
+        let q = &rows.procedures;
+        for r in chunks(q.id.len()) {
+            sqlx::query("INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])")
+                .bind(&q.id[r.clone()]).bind(&q.patient_id[r.clone()]).bind(&q.provider_id[r.clone()]).bind(&q.consultant_id[r.clone()])
+                .bind(&q.procedure_date[r.clone()]).bind(&q.opcs4_code[r.clone()]).bind(&q.opcs4_version[r.clone()]).bind(&q.snomed_ct_id[r.clone()])
+                .bind(&q.laterality[r.clone()]).bind(&q.registry[r.clone()]).bind(&q.local_record_id[r.clone()]).bind(&q.created_at[r])
+                .execute(&mut *tx).await?;
+        }
+        let m = &rows.implants;
+        for r in chunks(m.id.len()) {
+            sqlx::query("INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::date[], $9::date[], $10::text[], $11::text[])")
+                .bind(&m.id[r.clone()]).bind(&m.procedure_id[r.clone()]).bind(&m.position[r.clone()]).bind(&m.udi_di[r.clone()])
+                .bind(&m.device_model_id[r.clone()]).bind(&m.lot[r.clone()]).bind(&m.serial[r.clone()]).bind(&m.expiry[r.clone()])
+                .bind(&m.manufactured[r.clone()]).bind(&m.raw_scan[r.clone()]).bind(&m.entry_type[r])
+                .execute(&mut *tx).await?;
+        }
+        let f = &rows.flags;
+        for r in chunks(f.implant_id.len()) {
+            sqlx::query("INSERT INTO follow_up_flag (implant_id, flag, raised_at) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[])")
+                .bind(&f.implant_id[r.clone()]).bind(&f.flag[r.clone()]).bind(&f.raised_at[r])
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(plan.outcome)
+    }
+
+    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>> {
+        let mut tx = self.begin_write().await?;
+        let mut unresolved = Vec::new();
+        for (index, r) in removals.iter().enumerate() {
+            let implant: Option<i64> = sqlx::query_scalar(sql::IMPLANT_BY_LOCAL_POSITION)
+                .bind(r.provider.0)
+                .bind(&r.local_record_id)
+                .bind(r.position)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(implant) = implant else {
+                unresolved.push(index);
+                continue;
+            };
+            sqlx::query(sql::REMOVAL_INSERT)
+                .bind(implant)
+                .bind(r.kind.as_str())
+                .bind(r.removal_date)
+                .bind(&r.reason)
+                .bind(r.revising_provider.0)
+                .bind(r.recorded_at)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(unresolved)
+    }
+
+    async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {
+        let mut tx = self.begin_write().await?;
+        let mut unknown = Vec::new();
+        for (index, (nhs, date)) in deaths.iter().enumerate() {
+            let done = sqlx::query(sql::PATIENT_DEATH_BY_NHS)
+                .bind(nhs.as_str())
+                .bind(date)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                unknown.push(index);
+            }
+        }
+        tx.commit().await?;
+        Ok(unknown)
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
+        Ok(Counts::from(row))
+    }
+}
+
+/// Looks up the patients, local record ids and consultants a batch refers to, creating
+/// consultants seen for the first time.
+async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
+    let mut lookups = BulkLookups::default();
+    let nhs: HashSet<&str> = batch
+        .submissions
+        .iter()
+        .map(|s| s.submission.patient.nhs_number.as_str())
+        .collect();
+    let nhs: Vec<&str> = nhs.into_iter().collect();
+    let rows: Vec<(String, i64, NaiveDate)> = sqlx::query_as(
+        "SELECT nhs_number, id, date_of_birth FROM patient WHERE nhs_number = ANY($1)",
+    )
+    .bind(&nhs)
+    .fetch_all(&mut *conn)
+    .await?;
+    lookups
+        .patients
+        .extend(rows.into_iter().map(|(n, id, dob)| (n, (id, dob))));
+    let local: HashSet<&str> = batch
+        .submissions
+        .iter()
+        .map(|s| s.submission.procedure.local_record_id.as_str())
+        .collect();
+    let local: Vec<&str> = local.into_iter().collect();
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT provider_id, local_record_id FROM procedure WHERE local_record_id = ANY($1)",
+    )
+    .bind(&local)
+    .fetch_all(&mut *conn)
+    .await?;
+    lookups.local_ids.extend(rows);
+    let gmc: HashSet<&str> = batch
+        .submissions
+        .iter()
+        .map(|s| s.submission.procedure.consultant.as_str())
+        .collect();
+    let gmc: Vec<&str> = gmc.into_iter().collect();
+    sqlx::query("INSERT INTO consultant (gmc_number) SELECT * FROM UNNEST($1::text[]) ON CONFLICT (gmc_number) DO NOTHING")
+        .bind(&gmc)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT gmc_number, id FROM consultant WHERE gmc_number = ANY($1)")
+            .bind(&gmc)
+            .fetch_all(&mut *conn)
+            .await?;
+    lookups.consultants.extend(rows);
+    Ok(lookups)
+}
+
+/// Reserves `count` ids from a table's identity sequence.
+async fn next_ids(conn: &mut PgConnection, table: &str, count: usize) -> StoreResult<Vec<i64>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, $1)"
+    ))
+    .bind(count as i64)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+fn chunks(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..count)
+        .step_by(ROWS_PER_STATEMENT)
+        .map(move |start| start..(start + ROWS_PER_STATEMENT).min(count))
+}

@@ -1,0 +1,677 @@
+//! The embedded SQLite backend: one file, WAL journal, `synchronous=FULL`, foreign keys on.
+//! Writes run in `BEGIN IMMEDIATE` transactions so that concurrent writers queue on the
+//! busy timeout instead of failing on a stale snapshot.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+
+use mdor_domain::register::RegisterEntry;
+use mdor_domain::{NhsNumber, OdsCode, UdiDi};
+
+use super::ConnectOptions;
+use super::bulk::{BulkLookups, BulkPlan};
+use crate::rows::*;
+use crate::sql::{self, Param};
+use crate::types::*;
+use crate::{Store, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite allows 32,766 bound variables per statement; stay well below it.
+const MAX_VARIABLES: usize = 30_000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<SqliteStore> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(options.create_if_missing)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database lives in one connection; WAL does not apply to it.
+        let (connect, max_connections) = if in_memory {
+            (connect.journal_mode(SqliteJournalMode::Memory), 1)
+        } else {
+            (
+                connect.journal_mode(SqliteJournalMode::Wal),
+                options.max_connections.max(2),
+            )
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(if in_memory { 1 } else { 0 })
+            // The in-memory database disappears when its last connection closes.
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
+            .connect_with(connect)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+async fn put_idempotency(
+    conn: &mut SqliteConnection,
+    record: Option<&NewIdempotencyRecord>,
+) -> StoreResult<()> {
+    if let Some(r) = record {
+        sqlx::query(sql::IDEMPOTENCY_INSERT)
+            .bind(r.token.0)
+            .bind(&r.key)
+            .bind(&r.request_hash)
+            .bind(i32::from(r.response_status))
+            .bind(&r.response_body)
+            .bind(r.created_at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn consultant_id(conn: &mut SqliteConnection, gmc: &str) -> StoreResult<i64> {
+    sqlx::query(sql::CONSULTANT_ENSURE)
+        .bind(gmc)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(sql::CONSULTANT_ID)
+        .bind(gmc)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn check_migrations(&self) -> StoreResult<()> {
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|_| StoreError::MigrationsPending)?;
+        let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        if applied != expected {
+            return Err(StoreError::MigrationsPending);
+        }
+        Ok(())
+    }
+
+    async fn upsert_organisation(&self, o: &NewOrganisation) -> StoreResult<OrganisationId> {
+        let id: i64 = sqlx::query_scalar(sql::ORGANISATION_UPSERT)
+            .bind(o.ods_code.as_str())
+            .bind(&o.name)
+            .bind(o.kind.as_str())
+            .bind(&o.region)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(OrganisationId(id))
+    }
+
+    async fn organisation_by_ods(&self, ods_code: &OdsCode) -> StoreResult<Option<Organisation>> {
+        let row: Option<OrganisationRow> = sqlx::query_as(&format!(
+            "{} WHERE ods_code = $1",
+            sql::ORGANISATION_COLUMNS
+        ))
+        .bind(ods_code.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Organisation::try_from).transpose()
+    }
+
+    async fn organisation(&self, id: OrganisationId) -> StoreResult<Option<Organisation>> {
+        let row: Option<OrganisationRow> =
+            sqlx::query_as(&format!("{} WHERE id = $1", sql::ORGANISATION_COLUMNS))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Organisation::try_from).transpose()
+    }
+
+    async fn upsert_consultants(&self, consultants: &[NewConsultant]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for c in consultants {
+            sqlx::query(sql::CONSULTANT_UPSERT)
+                .bind(c.gmc_number.as_str())
+                .bind(&c.family_name)
+                .bind(&c.given_name)
+                .bind(&c.specialty)
+                .bind(c.organisation.map(|o| o.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upsert_device_models(&self, entries: &[RegisterEntry]) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        for e in entries {
+            sqlx::query(sql::DEVICE_MODEL_UPSERT)
+                .bind(e.udi_di.as_str())
+                .bind(e.udi_di.issuer().as_str())
+                .bind(&e.manufacturer)
+                .bind(&e.brand)
+                .bind(&e.model)
+                .bind(e.device_type.as_str())
+                .bind(e.risk_class.as_str())
+                .bind(e.registry.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(entries.len() as u64)
+    }
+
+    async fn device_model(&self, udi_di: &UdiDi) -> StoreResult<Option<DeviceModel>> {
+        let row: Option<DeviceModelRow> = sqlx::query_as(sql::DEVICE_MODEL_BY_UDI)
+            .bind(udi_di.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(DeviceModel::from))
+    }
+
+    async fn device_model_ids(
+        &self,
+        udi_dis: &[&UdiDi],
+    ) -> StoreResult<Vec<(String, DeviceModelId)>> {
+        let mut found = Vec::new();
+        for chunk in udi_dis.chunks(MAX_VARIABLES) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT udi_di, id FROM device_model WHERE udi_di IN (",
+            );
+            let mut list = q.separated(", ");
+            for udi in chunk {
+                list.push_bind(udi.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
+            found.extend(rows.into_iter().map(|(udi, id)| (udi, DeviceModelId(id))));
+        }
+        Ok(found)
+    }
+
+    async fn insert_submission(
+        &self,
+        prepared: &PreparedSubmission,
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<ProcedureId> {
+        let s = &prepared.submission;
+        let p = &s.patient;
+        let mut tx = self.begin_write().await?;
+        let existing: Option<(i64, NaiveDate)> = sqlx::query_as(sql::PATIENT_BY_NHS)
+            .bind(p.nhs_number.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let postcode = p.postcode.as_ref().map(|c| c.as_str());
+        let patient_id = match existing {
+            Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
+            Some((id, _)) => {
+                sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
+                    .bind(id)
+                    .bind(p.family_name.as_str())
+                    .bind(p.given_name.as_str())
+                    .bind(p.sex.as_str())
+                    .bind(postcode)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(sql::PATIENT_INSERT)
+                    .bind(p.nhs_number.as_str())
+                    .bind(p.family_name.as_str())
+                    .bind(p.given_name.as_str())
+                    .bind(p.date_of_birth)
+                    .bind(p.sex.as_str())
+                    .bind(postcode)
+                    .bind(prepared.received_at)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        let procedure = &s.procedure;
+        let consultant = consultant_id(&mut tx, procedure.consultant.as_str()).await?;
+        let procedure_id: i64 = sqlx::query_scalar(sql::PROCEDURE_INSERT)
+            .bind(patient_id)
+            .bind(prepared.provider.0)
+            .bind(consultant)
+            .bind(procedure.procedure_date)
+            .bind(procedure.opcs4.as_ref().map(|c| c.code()))
+            .bind(procedure.opcs4.as_ref().map(|c| c.version()))
+            .bind(procedure.snomed.map(|c| c.value() as i64))
+            .bind(procedure.laterality.as_str())
+            .bind(procedure.registry.as_str())
+            .bind(procedure.local_record_id.as_str())
+            .bind(prepared.received_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        for (position, (device, implant)) in s.devices.iter().zip(&prepared.implants).enumerate() {
+            let implant_id: i64 = sqlx::query_scalar(sql::IMPLANT_INSERT)
+                .bind(procedure_id)
+                .bind(position as i32)
+                .bind(device.udi_di.as_str())
+                .bind(implant.device_model.map(|m| m.0))
+                .bind(&device.production.lot)
+                .bind(&device.production.serial)
+                .bind(device.production.expiry)
+                .bind(device.production.manufactured)
+                .bind(&device.raw_scan)
+                .bind(device.entry_type.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            for flag in &implant.flags {
+                sqlx::query(sql::FLAG_INSERT)
+                    .bind(implant_id)
+                    .bind(flag.as_str())
+                    .bind(prepared.received_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        put_idempotency(&mut tx, idempotency).await?;
+        tx.commit().await?;
+        Ok(ProcedureId(procedure_id))
+    }
+
+    async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row): Option<ProcedureRow> = sqlx::query_as(sql::PROCEDURE_SELECT)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let implants: Vec<ImplantRow> = sqlx::query_as(sql::IMPLANTS_OF_PROCEDURE)
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        let flags: Vec<FlagRow> = sqlx::query_as(sql::OPEN_FLAGS_OF_PROCEDURE)
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(Some(procedure_record(row, implants, flags)))
+    }
+
+    async fn procedure_by_local_id(
+        &self,
+        provider: OrganisationId,
+        local_record_id: &str,
+    ) -> StoreResult<Option<ProcedureId>> {
+        let id: Option<i64> = sqlx::query_scalar(sql::PROCEDURE_BY_LOCAL_ID)
+            .bind(provider.0)
+            .bind(local_record_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(ProcedureId))
+    }
+
+    async fn implant_context(&self, id: ImplantId) -> StoreResult<Option<ImplantContext>> {
+        let row: Option<ImplantContextRow> = sqlx::query_as(sql::IMPLANT_CONTEXT)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(ImplantContext::from))
+    }
+
+    async fn insert_removals(
+        &self,
+        removals: &[NewRemoval],
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<Vec<RemovalId>> {
+        let mut tx = self.begin_write().await?;
+        let mut ids = Vec::with_capacity(removals.len());
+        for r in removals {
+            let id: i64 = sqlx::query_scalar(sql::REMOVAL_INSERT)
+                .bind(r.implant.0)
+                .bind(r.kind.as_str())
+                .bind(r.removal_date)
+                .bind(&r.reason)
+                .bind(r.revising_provider.0)
+                .bind(r.recorded_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            ids.push(RemovalId(id));
+        }
+        put_idempotency(&mut tx, idempotency).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn patient_timeline_bounds(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> StoreResult<Option<PatientBounds>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row): Option<PatientBoundsRow> = sqlx::query_as(sql::PATIENT_BOUNDS)
+            .bind(nhs_number.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let providers: Vec<i64> = sqlx::query_scalar(sql::PATIENT_PROVIDERS)
+            .bind(row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(Some(PatientBounds {
+            patient: PatientId(row.id),
+            providers: providers.into_iter().map(OrganisationId).collect(),
+            latest_procedure: row.latest_procedure,
+            latest_removal: row.latest_removal,
+            date_of_death: row.date_of_death,
+        }))
+    }
+
+    async fn record_death(
+        &self,
+        patient: PatientId,
+        date_of_death: NaiveDate,
+        idempotency: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql::PATIENT_DEATH_UPDATE)
+            .bind(patient.0)
+            .bind(date_of_death)
+            .execute(&mut *tx)
+            .await?;
+        put_idempotency(&mut tx, idempotency).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn recall(&self, criteria: &RecallCriteria) -> StoreResult<Vec<RecallRow>> {
+        let (text, params) = sql::recall_query(criteria);
+        let mut query = sqlx::query_as::<_, RecallDbRow>(&text);
+        for param in params {
+            query = match param {
+                Param::Text(v) => query.bind(v),
+                Param::Date(v) => query.bind(v),
+                Param::Int(v) => query.bind(v),
+            };
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(RecallRow::from)
+            .collect())
+    }
+
+    async fn insert_token(&self, t: &NewApiToken) -> StoreResult<TokenId> {
+        let id: i64 = sqlx::query_scalar(sql::TOKEN_INSERT)
+            .bind(&t.token_hash)
+            .bind(t.organisation.0)
+            .bind(t.role.as_str())
+            .bind(&t.label)
+            .bind(t.created_at)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(TokenId(id))
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "{} WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+            sql::TOKEN_COLUMNS
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ApiToken::try_from).transpose()
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!("{} ORDER BY t.id", sql::TOKEN_COLUMNS))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(ApiToken::try_from).collect()
+    }
+
+    async fn revoke_token(&self, id: TokenId) -> StoreResult<bool> {
+        let done = sqlx::query(sql::TOKEN_REVOKE)
+            .bind(id.0)
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn idempotency_record(
+        &self,
+        token: TokenId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let row: Option<IdempotencyRow> = sqlx::query_as(sql::IDEMPOTENCY_SELECT)
+            .bind(token.0)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(IdempotencyRecord::from))
+    }
+
+    async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
+        let mut tx = self.begin_write().await?;
+        let lookups = bulk_lookups(&mut tx, batch).await?;
+        let plan = BulkPlan::new(batch, &lookups);
+        let (n_patients, n_procedures, n_implants) = plan.id_counts();
+        // Ids are allocated past the current maximum: BEGIN IMMEDIATE holds the write lock, so
+        // no other writer can take them before commit.
+        let patient_ids = next_ids(&mut tx, "patient", n_patients).await?;
+        let procedure_ids = next_ids(&mut tx, "procedure", n_procedures).await?;
+        let implant_ids = next_ids(&mut tx, "implant", n_implants).await?;
+        let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
+
+        let p = &rows.patients;
+        insert_rows(&mut tx, "INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) ", p.id.len(), 8, |b, i| {
+            b.push_bind(p.id[i]).push_bind(&p.nhs_number[i]).push_bind(&p.family_name[i]).push_bind(&p.given_name[i])
+                .push_bind(p.date_of_birth[i]).push_bind(&p.sex[i]).push_bind(&p.postcode[i]).push_bind(p.created_at[i]);
+        }).await?;
+        let r = &rows.procedures;
+        insert_rows(&mut tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) ", r.id.len(), 12, |b, i| {
+            b.push_bind(r.id[i]).push_bind(r.patient_id[i]).push_bind(r.provider_id[i]).push_bind(r.consultant_id[i])
+                .push_bind(r.procedure_date[i]).push_bind(&r.opcs4_code[i]).push_bind(&r.opcs4_version[i]).push_bind(r.snomed_ct_id[i])
+                .push_bind(&r.laterality[i]).push_bind(&r.registry[i]).push_bind(&r.local_record_id[i]).push_bind(r.created_at[i]);
+        }).await?;
+        let m = &rows.implants;
+        insert_rows(&mut tx, "INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) ", m.id.len(), 11, |b, i| {
+            b.push_bind(m.id[i]).push_bind(m.procedure_id[i]).push_bind(m.position[i]).push_bind(&m.udi_di[i])
+                .push_bind(m.device_model_id[i]).push_bind(&m.lot[i]).push_bind(&m.serial[i]).push_bind(m.expiry[i])
+                .push_bind(m.manufactured[i]).push_bind(&m.raw_scan[i]).push_bind(&m.entry_type[i]);
+        }).await?;
+        let f = &rows.flags;
+        insert_rows(
+            &mut tx,
+            "INSERT INTO follow_up_flag (implant_id, flag, raised_at) ",
+            f.implant_id.len(),
+            3,
+            |b, i| {
+                b.push_bind(f.implant_id[i])
+                    .push_bind(&f.flag[i])
+                    .push_bind(f.raised_at[i]);
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(plan.outcome)
+    }
+
+    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>> {
+        let mut tx = self.begin_write().await?;
+        let mut unresolved = Vec::new();
+        for (index, r) in removals.iter().enumerate() {
+            let implant: Option<i64> = sqlx::query_scalar(sql::IMPLANT_BY_LOCAL_POSITION)
+                .bind(r.provider.0)
+                .bind(&r.local_record_id)
+                .bind(r.position)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(implant) = implant else {
+                unresolved.push(index);
+                continue;
+            };
+            sqlx::query(sql::REMOVAL_INSERT)
+                .bind(implant)
+                .bind(r.kind.as_str())
+                .bind(r.removal_date)
+                .bind(&r.reason)
+                .bind(r.revising_provider.0)
+                .bind(r.recorded_at)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(unresolved)
+    }
+
+    async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {
+        let mut tx = self.begin_write().await?;
+        let mut unknown = Vec::new();
+        for (index, (nhs, date)) in deaths.iter().enumerate() {
+            let done = sqlx::query(sql::PATIENT_DEATH_BY_NHS)
+                .bind(nhs.as_str())
+                .bind(date)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                unknown.push(index);
+            }
+        }
+        tx.commit().await?;
+        Ok(unknown)
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
+        Ok(Counts::from(row))
+    }
+}
+
+/// Looks up the patients, local record ids and consultants a batch refers to, creating
+/// consultants seen for the first time.
+async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
+    let mut lookups = BulkLookups::default();
+    let nhs: HashSet<&str> = batch
+        .submissions
+        .iter()
+        .map(|s| s.submission.patient.nhs_number.as_str())
+        .collect();
+    let nhs: Vec<&str> = nhs.into_iter().collect();
+    for chunk in nhs.chunks(MAX_VARIABLES) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT nhs_number, id, date_of_birth FROM patient WHERE nhs_number IN (",
+        );
+        let mut list = q.separated(", ");
+        for n in chunk {
+            list.push_bind(*n);
+        }
+        q.push(")");
+        let rows: Vec<(String, i64, NaiveDate)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        lookups
+            .patients
+            .extend(rows.into_iter().map(|(n, id, dob)| (n, (id, dob))));
+    }
+    let local: HashSet<&str> = batch
+        .submissions
+        .iter()
+        .map(|s| s.submission.procedure.local_record_id.as_str())
+        .collect();
+    let local: Vec<&str> = local.into_iter().collect();
+    for chunk in local.chunks(MAX_VARIABLES) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT provider_id, local_record_id FROM procedure WHERE local_record_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for l in chunk {
+            list.push_bind(*l);
+        }
+        q.push(")");
+        let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        lookups.local_ids.extend(rows);
+    }
+    let gmc: HashSet<&str> = batch
+        .submissions
+        .iter()
+        .map(|s| s.submission.procedure.consultant.as_str())
+        .collect();
+    let gmc: Vec<&str> = gmc.into_iter().collect();
+    for chunk in gmc.chunks(MAX_VARIABLES) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO consultant (gmc_number) ");
+        q.push_values(chunk, |mut b, g| {
+            b.push_bind(*g);
+        });
+        q.push(" ON CONFLICT (gmc_number) DO NOTHING");
+        q.build().execute(&mut *conn).await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT gmc_number, id FROM consultant WHERE gmc_number IN (",
+        );
+        let mut list = q.separated(", ");
+        for g in chunk {
+            list.push_bind(*g);
+        }
+        q.push(")");
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        lookups.consultants.extend(rows);
+    }
+    Ok(lookups)
+}
+
+async fn next_ids(conn: &mut SqliteConnection, table: &str, count: usize) -> StoreResult<Vec<i64>> {
+    let max: i64 = sqlx::query_scalar(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((1..=count as i64).map(|i| max + i).collect())
+}
+
+/// Inserts `count` rows with multi-row VALUES statements of as many rows as fit under
+/// SQLite's variable limit; `bind_row` binds row `i`'s `columns` values.
+async fn insert_rows<'a, F>(
+    conn: &mut SqliteConnection,
+    head: &str,
+    count: usize,
+    columns: usize,
+    bind_row: F,
+) -> StoreResult<()>
+where
+    F: for<'q> Fn(&mut sqlx::query_builder::Separated<'q, 'a, Sqlite, &'static str>, usize),
+{
+    let rows_per_statement = (MAX_VARIABLES / columns).min(2_000);
+    let mut start = 0;
+    while start < count {
+        let end = (start + rows_per_statement).min(count);
+        let mut q = QueryBuilder::<'a, Sqlite>::new(head);
+        q.push_values(start..end, |mut b, i| bind_row(&mut b, i));
+        q.build().execute(&mut *conn).await?;
+        start = end;
+    }
+    Ok(())
+}

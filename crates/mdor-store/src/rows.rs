@@ -1,0 +1,322 @@
+//! Row structs decoded by both backends, and their conversion to the store's records.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::error::StoreError;
+use crate::types::*;
+
+#[derive(sqlx::FromRow)]
+pub struct OrganisationRow {
+    pub id: i64,
+    pub ods_code: String,
+    pub name: String,
+    pub kind: String,
+    pub region: Option<String>,
+}
+
+impl TryFrom<OrganisationRow> for Organisation {
+    type Error = StoreError;
+    fn try_from(row: OrganisationRow) -> Result<Self, StoreError> {
+        let kind = OrganisationKind::parse(&row.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("organisation kind '{}'", row.kind)))?;
+        Ok(Organisation {
+            id: OrganisationId(row.id),
+            ods_code: row.ods_code,
+            name: row.name,
+            kind,
+            region: row.region,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DeviceModelRow {
+    pub id: i64,
+    pub udi_di: String,
+    pub issuer: String,
+    pub manufacturer: String,
+    pub brand: String,
+    pub model: String,
+    pub device_type: String,
+    pub risk_class: String,
+    pub registry: String,
+}
+
+impl From<DeviceModelRow> for DeviceModel {
+    fn from(row: DeviceModelRow) -> Self {
+        DeviceModel {
+            id: DeviceModelId(row.id),
+            udi_di: row.udi_di,
+            issuer: row.issuer,
+            manufacturer: row.manufacturer,
+            brand: row.brand,
+            model: row.model,
+            device_type: row.device_type,
+            risk_class: row.risk_class,
+            registry: row.registry,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ProcedureRow {
+    pub id: i64,
+    pub provider_id: i64,
+    pub provider_ods: String,
+    pub patient_id: i64,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub sex: String,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+    pub consultant_gmc: String,
+    pub procedure_date: NaiveDate,
+    pub opcs4_code: Option<String>,
+    pub opcs4_version: Option<String>,
+    pub snomed_ct_id: Option<i64>,
+    pub laterality: String,
+    pub registry: String,
+    pub local_record_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ImplantRow {
+    pub id: i64,
+    pub position: i32,
+    pub udi_di: String,
+    pub device_model_id: Option<i64>,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub manufactured: Option<NaiveDate>,
+    pub raw_scan: Option<String>,
+    pub entry_type: String,
+    pub removal_id: Option<i64>,
+    pub removal_kind: Option<String>,
+    pub removal_date: Option<NaiveDate>,
+    pub removal_reason: Option<String>,
+    pub revising_provider: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct FlagRow {
+    pub implant_id: i64,
+    pub flag: String,
+}
+
+/// Assembles a procedure from its row, its implants and their open flags.
+pub fn procedure_record(
+    row: ProcedureRow,
+    implants: Vec<ImplantRow>,
+    flags: Vec<FlagRow>,
+) -> ProcedureRecord {
+    let implants = implants
+        .into_iter()
+        .map(|i| {
+            let removal = match (i.removal_id, i.removal_kind, i.removal_date) {
+                (Some(id), Some(kind), Some(removal_date)) => Some(StoredRemoval {
+                    id: RemovalId(id),
+                    kind,
+                    removal_date,
+                    reason: i.removal_reason,
+                    revising_provider: i.revising_provider.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            StoredImplant {
+                id: ImplantId(i.id),
+                position: i64::from(i.position),
+                udi_di: i.udi_di,
+                device_model: i.device_model_id.map(DeviceModelId),
+                lot: i.lot,
+                serial: i.serial,
+                expiry: i.expiry,
+                manufactured: i.manufactured,
+                raw_scan: i.raw_scan,
+                entry_type: i.entry_type,
+                flags: flags
+                    .iter()
+                    .filter(|f| f.implant_id == i.id)
+                    .map(|f| f.flag.clone())
+                    .collect(),
+                removal,
+            }
+        })
+        .collect();
+    ProcedureRecord {
+        id: ProcedureId(row.id),
+        provider: OrganisationId(row.provider_id),
+        provider_ods: row.provider_ods,
+        patient_id: PatientId(row.patient_id),
+        nhs_number: row.nhs_number,
+        family_name: row.family_name,
+        given_name: row.given_name,
+        date_of_birth: row.date_of_birth,
+        sex: row.sex,
+        postcode: row.postcode,
+        date_of_death: row.date_of_death,
+        consultant_gmc: row.consultant_gmc,
+        procedure_date: row.procedure_date,
+        opcs4_code: row.opcs4_code,
+        opcs4_version: row.opcs4_version,
+        snomed_ct_id: row.snomed_ct_id,
+        laterality: row.laterality,
+        registry: row.registry,
+        local_record_id: row.local_record_id,
+        created_at: row.created_at,
+        implants,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ImplantContextRow {
+    pub id: i64,
+    pub procedure_id: i64,
+    pub provider_id: i64,
+    pub patient_id: i64,
+    pub procedure_date: NaiveDate,
+    pub date_of_death: Option<NaiveDate>,
+    pub removals: i64,
+}
+
+impl From<ImplantContextRow> for ImplantContext {
+    fn from(row: ImplantContextRow) -> Self {
+        ImplantContext {
+            implant: ImplantId(row.id),
+            procedure: ProcedureId(row.procedure_id),
+            provider: OrganisationId(row.provider_id),
+            patient: PatientId(row.patient_id),
+            procedure_date: row.procedure_date,
+            date_of_death: row.date_of_death,
+            already_removed: row.removals > 0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PatientBoundsRow {
+    pub id: i64,
+    pub date_of_death: Option<NaiveDate>,
+    pub latest_procedure: Option<NaiveDate>,
+    pub latest_removal: Option<NaiveDate>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RecallDbRow {
+    pub implant_id: i64,
+    pub procedure_id: i64,
+    pub procedure_date: NaiveDate,
+    pub udi_di: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub removal_date: Option<NaiveDate>,
+}
+
+impl From<RecallDbRow> for RecallRow {
+    fn from(r: RecallDbRow) -> Self {
+        RecallRow {
+            implant_id: ImplantId(r.implant_id),
+            procedure_id: ProcedureId(r.procedure_id),
+            procedure_date: r.procedure_date,
+            udi_di: r.udi_di,
+            lot: r.lot,
+            serial: r.serial,
+            expiry: r.expiry,
+            nhs_number: r.nhs_number,
+            family_name: r.family_name,
+            given_name: r.given_name,
+            date_of_birth: r.date_of_birth,
+            postcode: r.postcode,
+            date_of_death: r.date_of_death,
+            provider_ods: r.provider_ods,
+            provider_name: r.provider_name,
+            removal_date: r.removal_date,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub organisation_id: i64,
+    pub organisation_ods: String,
+    pub role: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TokenRow> for ApiToken {
+    type Error = StoreError;
+    fn try_from(row: TokenRow) -> Result<Self, StoreError> {
+        let role = Role::parse(&row.role)
+            .ok_or_else(|| StoreError::Corrupt(format!("token role '{}'", row.role)))?;
+        Ok(ApiToken {
+            id: TokenId(row.id),
+            organisation: OrganisationId(row.organisation_id),
+            organisation_ods: row.organisation_ods,
+            role,
+            label: row.label,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct IdempotencyRow {
+    pub request_hash: String,
+    pub response_status: i32,
+    pub response_body: String,
+}
+
+impl From<IdempotencyRow> for IdempotencyRecord {
+    fn from(row: IdempotencyRow) -> Self {
+        IdempotencyRecord {
+            request_hash: row.request_hash,
+            response_status: u16::try_from(row.response_status).unwrap_or(500),
+            response_body: row.response_body,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CountsRow {
+    pub organisations: i64,
+    pub consultants: i64,
+    pub device_models: i64,
+    pub patients: i64,
+    pub procedures: i64,
+    pub implants: i64,
+    pub removals: i64,
+    pub deaths: i64,
+    pub open_flags: i64,
+}
+
+impl From<CountsRow> for Counts {
+    fn from(r: CountsRow) -> Self {
+        Counts {
+            organisations: r.organisations,
+            consultants: r.consultants,
+            device_models: r.device_models,
+            patients: r.patients,
+            procedures: r.procedures,
+            implants: r.implants,
+            removals: r.removals,
+            deaths: r.deaths,
+            open_flags: r.open_flags,
+        }
+    }
+}

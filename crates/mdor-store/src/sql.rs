@@ -1,0 +1,192 @@
+//! SQL shared by both backends. Placeholders are `$N`, which SQLite and PostgreSQL both
+//! accept; dialect-specific statements live in the backend modules.
+
+use chrono::NaiveDate;
+
+use crate::types::RecallCriteria;
+
+pub const ORGANISATION_UPSERT: &str = "INSERT INTO organisation (ods_code, name, kind, region) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (ods_code) DO UPDATE SET name = excluded.name, kind = excluded.kind, region = excluded.region \
+     RETURNING id";
+
+pub const ORGANISATION_COLUMNS: &str = "SELECT id, ods_code, name, kind, region FROM organisation";
+
+pub const CONSULTANT_UPSERT: &str = "INSERT INTO consultant (gmc_number, family_name, given_name, specialty, organisation_id) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (gmc_number) DO UPDATE SET \
+       family_name = COALESCE(excluded.family_name, consultant.family_name), \
+       given_name = COALESCE(excluded.given_name, consultant.given_name), \
+       specialty = COALESCE(excluded.specialty, consultant.specialty), \
+       organisation_id = COALESCE(excluded.organisation_id, consultant.organisation_id)";
+
+/// Creates an unnamed consultant the first time a GMC number is seen in a submission.
+pub const CONSULTANT_ENSURE: &str = "INSERT INTO consultant (gmc_number) VALUES ($1) \
+     ON CONFLICT (gmc_number) DO NOTHING";
+
+pub const CONSULTANT_ID: &str = "SELECT id FROM consultant WHERE gmc_number = $1";
+
+pub const DEVICE_MODEL_UPSERT: &str = "INSERT INTO device_model \
+     (udi_di, issuer, manufacturer, brand, model, device_type, risk_class, registry) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (udi_di) DO UPDATE SET issuer = excluded.issuer, manufacturer = excluded.manufacturer, \
+       brand = excluded.brand, model = excluded.model, device_type = excluded.device_type, \
+       risk_class = excluded.risk_class, registry = excluded.registry";
+
+pub const DEVICE_MODEL_BY_UDI: &str = "SELECT id, udi_di, issuer, manufacturer, brand, model, device_type, risk_class, registry \
+     FROM device_model WHERE udi_di = $1";
+
+pub const PATIENT_BY_NHS: &str = "SELECT id, date_of_birth FROM patient WHERE nhs_number = $1";
+
+pub const PATIENT_INSERT: &str = "INSERT INTO patient \
+     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+/// Keeps the latest demographics a provider sent; the date of birth is never changed here.
+pub const PATIENT_UPDATE_DEMOGRAPHICS: &str = "UPDATE patient SET family_name = $2, given_name = $3, sex = $4, \
+     postcode = COALESCE($5, postcode) WHERE id = $1";
+
+pub const PROCEDURE_INSERT: &str = "INSERT INTO procedure \
+     (patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, \
+      laterality, registry, local_record_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+
+pub const IMPLANT_INSERT: &str = "INSERT INTO implant \
+     (procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+
+pub const FLAG_INSERT: &str =
+    "INSERT INTO follow_up_flag (implant_id, flag, raised_at) VALUES ($1, $2, $3)";
+
+pub const IDEMPOTENCY_INSERT: &str = "INSERT INTO idempotency_key \
+     (token_id, idempotency_key, request_hash, response_status, response_body, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub const IDEMPOTENCY_SELECT: &str = "SELECT request_hash, response_status, response_body \
+     FROM idempotency_key WHERE token_id = $1 AND idempotency_key = $2";
+
+pub const PROCEDURE_SELECT: &str = "SELECT p.id, p.provider_id, o.ods_code AS provider_ods, p.patient_id, \
+       pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.sex, pt.postcode, pt.date_of_death, \
+       c.gmc_number AS consultant_gmc, p.procedure_date, p.opcs4_code, p.opcs4_version, p.snomed_ct_id, \
+       p.laterality, p.registry, p.local_record_id, p.created_at \
+     FROM procedure p \
+     JOIN patient pt ON pt.id = p.patient_id \
+     JOIN organisation o ON o.id = p.provider_id \
+     JOIN consultant c ON c.id = p.consultant_id \
+     WHERE p.id = $1";
+
+pub const IMPLANTS_OF_PROCEDURE: &str = "SELECT i.id, i.position, i.udi_di, i.device_model_id, i.lot, i.serial, \
+       i.expiry, i.manufactured, i.raw_scan, i.entry_type, \
+       r.id AS removal_id, r.kind AS removal_kind, r.removal_date, r.reason AS removal_reason, \
+       ro.ods_code AS revising_provider \
+     FROM implant i \
+     LEFT JOIN removal r ON r.implant_id = i.id \
+     LEFT JOIN organisation ro ON ro.id = r.revising_provider_id \
+     WHERE i.procedure_id = $1 ORDER BY i.position";
+
+pub const OPEN_FLAGS_OF_PROCEDURE: &str = "SELECT f.implant_id, f.flag FROM follow_up_flag f \
+     JOIN implant i ON i.id = f.implant_id \
+     WHERE i.procedure_id = $1 AND f.resolved_at IS NULL ORDER BY f.implant_id, f.flag";
+
+pub const PROCEDURE_BY_LOCAL_ID: &str =
+    "SELECT id FROM procedure WHERE provider_id = $1 AND local_record_id = $2";
+
+pub const IMPLANT_CONTEXT: &str = "SELECT i.id, i.procedure_id, p.provider_id, p.patient_id, p.procedure_date, pt.date_of_death, \
+       (SELECT COUNT(*) FROM removal r WHERE r.implant_id = i.id) AS removals \
+     FROM implant i JOIN procedure p ON p.id = i.procedure_id JOIN patient pt ON pt.id = p.patient_id \
+     WHERE i.id = $1";
+
+pub const REMOVAL_INSERT: &str = "INSERT INTO removal \
+     (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+pub const IMPLANT_BY_LOCAL_POSITION: &str = "SELECT i.id FROM implant i \
+     JOIN procedure p ON p.id = i.procedure_id \
+     WHERE p.provider_id = $1 AND p.local_record_id = $2 AND i.position = $3";
+
+pub const PATIENT_BOUNDS: &str = "SELECT pt.id, pt.date_of_death, \
+       (SELECT MAX(p.procedure_date) FROM procedure p WHERE p.patient_id = pt.id) AS latest_procedure, \
+       (SELECT MAX(r.removal_date) FROM removal r JOIN implant i ON i.id = r.implant_id \
+          JOIN procedure p ON p.id = i.procedure_id WHERE p.patient_id = pt.id) AS latest_removal \
+     FROM patient pt WHERE pt.nhs_number = $1";
+
+pub const PATIENT_PROVIDERS: &str =
+    "SELECT DISTINCT provider_id FROM procedure WHERE patient_id = $1 ORDER BY provider_id";
+
+pub const PATIENT_DEATH_UPDATE: &str = "UPDATE patient SET date_of_death = $2 WHERE id = $1";
+
+pub const PATIENT_DEATH_BY_NHS: &str =
+    "UPDATE patient SET date_of_death = $2 WHERE nhs_number = $1";
+
+pub const TOKEN_INSERT: &str = "INSERT INTO api_token (token_hash, organisation_id, role, label, created_at) \
+     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+
+pub const TOKEN_COLUMNS: &str = "SELECT t.id, t.organisation_id, o.ods_code AS organisation_ods, t.role, t.label, \
+       t.created_at, t.revoked_at FROM api_token t JOIN organisation o ON o.id = t.organisation_id";
+
+pub const TOKEN_REVOKE: &str =
+    "UPDATE api_token SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+pub const COUNTS: &str = "SELECT \
+       (SELECT COUNT(*) FROM organisation) AS organisations, \
+       (SELECT COUNT(*) FROM consultant) AS consultants, \
+       (SELECT COUNT(*) FROM device_model) AS device_models, \
+       (SELECT COUNT(*) FROM patient) AS patients, \
+       (SELECT COUNT(*) FROM procedure) AS procedures, \
+       (SELECT COUNT(*) FROM implant) AS implants, \
+       (SELECT COUNT(*) FROM removal) AS removals, \
+       (SELECT COUNT(*) FROM patient WHERE date_of_death IS NOT NULL) AS deaths, \
+       (SELECT COUNT(*) FROM follow_up_flag WHERE resolved_at IS NULL) AS open_flags";
+
+/// A value bound to a dynamically built statement.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Text(String),
+    Date(NaiveDate),
+    Int(i64),
+}
+
+/// The recall query with only the criteria that were given, so that each backend's planner
+/// can use the `(udi_di, lot)` and `(udi_di, serial)` indexes.
+pub fn recall_query(criteria: &RecallCriteria) -> (String, Vec<Param>) {
+    let mut sql = String::from(
+        "SELECT i.id AS implant_id, p.id AS procedure_id, p.procedure_date, i.udi_di, i.lot, i.serial, i.expiry, \
+           pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, pt.date_of_death, \
+           o.ods_code AS provider_ods, o.name AS provider_name, r.removal_date \
+         FROM implant i \
+         JOIN procedure p ON p.id = i.procedure_id \
+         JOIN patient pt ON pt.id = p.patient_id \
+         JOIN organisation o ON o.id = p.provider_id \
+         LEFT JOIN removal r ON r.implant_id = i.id \
+         WHERE i.udi_di = $1",
+    );
+    let mut params = vec![Param::Text(criteria.udi_di.as_str().to_string())];
+    let mut push = |sql: &mut String, condition: &str, param: Param| {
+        params.push(param);
+        sql.push_str(&format!(" AND {condition} ${}", params.len()));
+    };
+    if let Some(lot) = &criteria.lot {
+        push(&mut sql, "i.lot =", Param::Text(lot.clone()));
+    }
+    if let Some(serial) = &criteria.serial {
+        push(&mut sql, "i.serial =", Param::Text(serial.clone()));
+    }
+    if let Some(from) = criteria.expiry_from {
+        push(&mut sql, "i.expiry >=", Param::Date(from));
+    }
+    if let Some(to) = criteria.expiry_to {
+        push(&mut sql, "i.expiry <=", Param::Date(to));
+    }
+    if let Some(from) = criteria.implanted_from {
+        push(&mut sql, "p.procedure_date >=", Param::Date(from));
+    }
+    if let Some(to) = criteria.implanted_to {
+        push(&mut sql, "p.procedure_date <=", Param::Date(to));
+    }
+    if let Some(after) = criteria.after {
+        push(&mut sql, "i.id >", Param::Int(after.0));
+    }
+    params.push(Param::Int(i64::from(criteria.limit)));
+    sql.push_str(&format!(" ORDER BY i.id LIMIT ${}", params.len()));
+    (sql, params)
+}

@@ -1,0 +1,350 @@
+//! Records as the store writes and reads them: ids, prepared inputs and query results.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use mdor_domain::record::{RemovalKind, Submission};
+use mdor_domain::rules::FollowUpFlag;
+use mdor_domain::{OdsCode, UdiDi};
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+id_type!(OrganisationId);
+id_type!(PatientId);
+id_type!(ProcedureId);
+id_type!(ImplantId);
+id_type!(RemovalId);
+id_type!(DeviceModelId);
+id_type!(TokenId);
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What kind of body an organisation is; decides which roles its tokens may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrganisationKind {
+    Provider,
+    Regulator,
+    Registry,
+    Manufacturer,
+}
+
+impl OrganisationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrganisationKind::Provider => "provider",
+            OrganisationKind::Regulator => "regulator",
+            OrganisationKind::Registry => "registry",
+            OrganisationKind::Manufacturer => "manufacturer",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<OrganisationKind> {
+        match input {
+            "provider" => Some(OrganisationKind::Provider),
+            "regulator" => Some(OrganisationKind::Regulator),
+            "registry" => Some(OrganisationKind::Registry),
+            "manufacturer" => Some(OrganisationKind::Manufacturer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrganisation {
+    pub ods_code: OdsCode,
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Organisation {
+    pub id: OrganisationId,
+    pub ods_code: String,
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConsultant {
+    pub gmc_number: mdor_domain::GmcNumber,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub specialty: Option<String>,
+    pub organisation: Option<OrganisationId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceModel {
+    pub id: DeviceModelId,
+    pub udi_di: String,
+    pub issuer: String,
+    pub manufacturer: String,
+    pub brand: String,
+    pub model: String,
+    pub device_type: String,
+    pub risk_class: String,
+    pub registry: String,
+}
+
+/// What the service decided about one device before storing it.
+#[derive(Debug, Clone)]
+pub struct PreparedImplant {
+    pub device_model: Option<DeviceModelId>,
+    pub flags: Vec<FollowUpFlag>,
+}
+
+/// A validated submission with the service's decisions attached.
+#[derive(Debug, Clone)]
+pub struct PreparedSubmission {
+    pub submission: Submission,
+    pub provider: OrganisationId,
+    /// One per device, in the same order.
+    pub implants: Vec<PreparedImplant>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredImplant {
+    pub id: ImplantId,
+    pub position: i64,
+    pub udi_di: String,
+    pub device_model: Option<DeviceModelId>,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub manufactured: Option<NaiveDate>,
+    pub raw_scan: Option<String>,
+    pub entry_type: String,
+    pub flags: Vec<String>,
+    pub removal: Option<StoredRemoval>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredRemoval {
+    pub id: RemovalId,
+    pub kind: String,
+    pub removal_date: NaiveDate,
+    pub reason: Option<String>,
+    pub revising_provider: String,
+}
+
+/// A stored procedure with its patient and implants, as read back.
+#[derive(Debug, Clone)]
+pub struct ProcedureRecord {
+    pub id: ProcedureId,
+    pub provider: OrganisationId,
+    pub provider_ods: String,
+    pub patient_id: PatientId,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub sex: String,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+    pub consultant_gmc: String,
+    pub procedure_date: NaiveDate,
+    pub opcs4_code: Option<String>,
+    pub opcs4_version: Option<String>,
+    pub snomed_ct_id: Option<i64>,
+    pub laterality: String,
+    pub registry: String,
+    pub local_record_id: String,
+    pub created_at: DateTime<Utc>,
+    pub implants: Vec<StoredImplant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImplantContext {
+    pub implant: ImplantId,
+    pub procedure: ProcedureId,
+    pub provider: OrganisationId,
+    pub patient: PatientId,
+    pub procedure_date: NaiveDate,
+    pub date_of_death: Option<NaiveDate>,
+    pub already_removed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRemoval {
+    pub implant: ImplantId,
+    pub kind: RemovalKind,
+    pub removal_date: NaiveDate,
+    pub reason: Option<String>,
+    pub revising_provider: OrganisationId,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PatientBounds {
+    pub patient: PatientId,
+    /// Procedures the patient has, with the organisations that performed them.
+    pub providers: Vec<OrganisationId>,
+    pub latest_procedure: Option<NaiveDate>,
+    pub latest_removal: Option<NaiveDate>,
+    pub date_of_death: Option<NaiveDate>,
+}
+
+/// A recall's selection: one UDI-DI and optional narrowing criteria.
+#[derive(Debug, Clone)]
+pub struct RecallCriteria {
+    pub udi_di: UdiDi,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry_from: Option<NaiveDate>,
+    pub expiry_to: Option<NaiveDate>,
+    pub implanted_from: Option<NaiveDate>,
+    pub implanted_to: Option<NaiveDate>,
+    /// Only implants with id greater than this (keyset paging).
+    pub after: Option<ImplantId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallRow {
+    pub implant_id: ImplantId,
+    pub procedure_id: ProcedureId,
+    pub procedure_date: NaiveDate,
+    pub udi_di: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub removal_date: Option<NaiveDate>,
+}
+
+/// What a token may do. Roles beyond these arrive with staff accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    ProviderSubmitter,
+    Regulator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ProviderSubmitter => "provider_submitter",
+            Role::Regulator => "regulator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Role> {
+        match input {
+            "provider_submitter" => Some(Role::ProviderSubmitter),
+            "regulator" => Some(Role::Regulator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    /// SHA-256 of the secret, hex; the secret itself is never stored.
+    pub token_hash: String,
+    pub organisation: OrganisationId,
+    pub role: Role,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub organisation: OrganisationId,
+    pub organisation_ods: String,
+    pub role: Role,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdempotencyRecord {
+    pub token: TokenId,
+    pub key: String,
+    pub request_hash: String,
+    pub response_status: u16,
+    pub response_body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: String,
+    pub response_status: u16,
+    pub response_body: String,
+}
+
+/// Pre-validated submissions for `bulk_load`.
+#[derive(Debug, Clone, Default)]
+pub struct BulkBatch {
+    pub submissions: Vec<PreparedSubmission>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BulkLoadOutcome {
+    pub procedures: u64,
+    pub implants: u64,
+    pub new_patients: u64,
+    /// Indexes of records whose (provider, local record id) was already stored: skipped, not
+    /// overwritten.
+    pub duplicates: Vec<usize>,
+    /// Indexes of records whose NHS number is stored with another date of birth: not loaded.
+    pub patient_mismatches: Vec<usize>,
+}
+
+/// A removal that names the implant by where it was recorded.
+#[derive(Debug, Clone)]
+pub struct BulkRemoval {
+    pub provider: OrganisationId,
+    pub local_record_id: String,
+    pub position: i64,
+    pub kind: RemovalKind,
+    pub removal_date: NaiveDate,
+    pub reason: Option<String>,
+    pub revising_provider: OrganisationId,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub organisations: i64,
+    pub consultants: i64,
+    pub device_models: i64,
+    pub patients: i64,
+    pub procedures: i64,
+    pub implants: i64,
+    pub removals: i64,
+    pub deaths: i64,
+    pub open_flags: i64,
+}
