@@ -4,6 +4,7 @@
 //! The column and field layouts are the contract with the loader and are documented in
 //! docs/synthetic-data.md; change both together.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,8 @@ pub struct Truth {
     pub patients: u64,
     pub cutoff_date: chrono::NaiveDate,
     pub injected: InjectedTruth,
-    pub baseline: Vec<BaselineHazard>,
+    /// Keyed by procedure kind (`hip`, `knee`, `breast`, `cochlear`, `pacemaker`, `mesh`).
+    pub baseline: BTreeMap<&'static str, BaselineHazard>,
     pub model_frailty_sigma: f64,
     pub provider_frailty_sigma: f64,
     pub mortality: Gompertz,
@@ -193,7 +195,11 @@ pub fn truth(generator: &Generator, summary: &DatasetSummary) -> Truth {
                 implants: summary.n_faulty_lot_implants,
             },
         },
-        baseline: generator.baseline_hazards().to_vec(),
+        baseline: generator
+            .baseline_hazards()
+            .iter()
+            .map(|baseline| (baseline.procedure_kind, baseline.clone()))
+            .collect(),
         model_frailty_sigma: MODEL_FRAILTY_SIGMA,
         provider_frailty_sigma: PROVIDER_FRAILTY_SIGMA,
         mortality: MORTALITY,

@@ -5,6 +5,8 @@
 //! form, so one exponential variate gives one event time with no rejection loop, which keeps
 //! generation fast and the random stream easy to reason about.
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
 use serde::Serialize;
 
@@ -56,7 +58,8 @@ pub struct BaselineHazard {
     pub battery_depletion: Option<Weibull>,
     /// Share of the construct's hazard attributed to each component when choosing which
     /// component failed; the failed component decides what else is removed with it.
-    pub component_share: Vec<(&'static str, f64)>,
+    /// Keyed by device type slug; the shares of one procedure kind sum to 1.
+    pub component_share: BTreeMap<&'static str, f64>,
 }
 
 /// The baseline hazard of each procedure kind, calibrated to published registry orders of
@@ -122,7 +125,7 @@ pub fn baseline_hazard(kind: ProcedureKind) -> BaselineHazard {
         revised_by_10_years: round4(incidence(10.0)),
         revision,
         battery_depletion,
-        component_share,
+        component_share: component_share.into_iter().collect(),
     }
 }
 

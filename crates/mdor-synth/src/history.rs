@@ -761,9 +761,9 @@ impl PatientHistories<'_> {
             .map(|(i, model)| {
                 let share = baseline
                     .component_share
-                    .iter()
-                    .find(|(t, _)| *t == model.device_type.as_str())
-                    .map_or(0.0, |(_, s)| *s);
+                    .get(model.device_type.as_str())
+                    .copied()
+                    .unwrap_or(0.0);
                 let lot = if record.device_truth[i].in_faulty_lot && in_early_window {
                     FAULTY_LOT_HAZARD_RATIO
                 } else {
@@ -1109,7 +1109,15 @@ fn sample_procedure_day(rng: &mut ChaCha8Rng) -> i32 {
     let last = day_number(LAST_PROCEDURE_DATE);
     loop {
         let day = rng.gen_range(first..=last);
-        let year = date_from_day(day).year();
+        let date = date_from_day(day);
+        let year = date.year();
+        // Implants are elective or urgent lists: few at weekends, none on Christmas Day,
+        // Boxing Day or New Year's Day.
+        let closed = matches!((date.month(), date.day()), (12, 25) | (12, 26) | (1, 1));
+        let weekend = date.weekday().number_from_monday() >= 6;
+        if closed || (weekend && rng.gen_bool(0.9)) {
+            continue;
+        }
         let weight = (1.0 + 0.04 * f64::from(year - 2012)) / 1.6
             * match year {
                 2020 => 0.55,
