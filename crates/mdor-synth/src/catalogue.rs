@@ -247,11 +247,11 @@ impl Specialty {
     /// spread) each such provider has.
     fn provision(self) -> (f64, usize, usize) {
         match self {
-            Specialty::Orthopaedics => (0.95, 3, 6),
+            Specialty::Orthopaedics => (0.95, 3, 5),
             Specialty::PlasticSurgery => (0.40, 1, 3),
             Specialty::Ent => (0.15, 1, 2),
             Specialty::Cardiology => (0.80, 2, 3),
-            Specialty::Urogynaecology => (0.60, 1, 3),
+            Specialty::Urogynaecology => (0.60, 1, 2),
         }
     }
 }

@@ -803,19 +803,13 @@ impl PatientHistories<'_> {
         let pick_reason = |rng: &mut ChaCha8Rng, reasons: &[&'static str]| pick(rng, reasons);
         match record.procedure_kind {
             ProcedureKind::Hip | ProcedureKind::Knee => {
-                if cause_in_faulty_lot {
-                    return (
-                        RemovalKind::Revision,
-                        "implant fracture",
-                        of_types(&[cause_type]),
-                    );
-                }
                 let full_revision = if record.procedure_kind == ProcedureKind::Hip {
                     0.2
                 } else {
                     0.3
                 };
-                if rng.gen_bool(full_revision) {
+                // A manufacturing fault breaks the component itself, never an infection.
+                if !cause_in_faulty_lot && rng.gen_bool(full_revision) {
                     return (RemovalKind::Revision, "infection", all);
                 }
                 let (reasons, removed): (&[&'static str], Vec<usize>) = match cause_type {
@@ -841,7 +835,12 @@ impl PatientHistories<'_> {
                     ),
                     _ => (&["instability", "implant wear"], of_types(&[])),
                 };
-                (RemovalKind::Revision, pick_reason(rng, reasons), removed)
+                let reason = if cause_in_faulty_lot {
+                    "implant fracture"
+                } else {
+                    pick_reason(rng, reasons)
+                };
+                (RemovalKind::Revision, reason, removed)
             }
             ProcedureKind::Breast => {
                 let kind = if rng.gen_bool(0.75) {
