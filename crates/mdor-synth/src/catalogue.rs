@@ -197,10 +197,8 @@ impl DeviceType {
     }
 
     pub(crate) fn index(self) -> usize {
-        DeviceType::ALL
-            .iter()
-            .position(|&t| t == self)
-            .unwrap_or_default()
+        // The discriminant is the position in `ALL`, which lists the variants in order.
+        self as usize
     }
 }
 
@@ -779,6 +777,13 @@ mod tests {
                     .indexes
                     .is_empty()
             );
+        }
+    }
+
+    #[test]
+    fn device_type_index_is_the_position_in_all() {
+        for (position, device_type) in DeviceType::ALL.iter().enumerate() {
+            assert_eq!(device_type.index(), position);
         }
     }
 

@@ -54,6 +54,7 @@ pub struct Truth {
     pub summary: DatasetSummary,
 }
 
+/// The three injected signals, as written under `injected` in `truth.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InjectedTruth {
     pub device_model: InjectedDeviceModel,
@@ -61,6 +62,7 @@ pub struct InjectedTruth {
     pub faulty_lot: InjectedFaultyLot,
 }
 
+/// A device model whose constructs have `hazard_ratio` times the revision hazard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InjectedDeviceModel {
     pub udi_di: String,
@@ -69,6 +71,7 @@ pub struct InjectedDeviceModel {
     pub implants: u64,
 }
 
+/// A provider whose procedures have `hazard_ratio` times the revision hazard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InjectedProvider {
     pub ods_code: String,
@@ -76,6 +79,8 @@ pub struct InjectedProvider {
     pub procedures: u64,
 }
 
+/// A lot whose constructs have `hazard_ratio` times the revision hazard for the first
+/// `window_years` after implant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InjectedFaultyLot {
     pub udi_di: String,
@@ -105,16 +110,7 @@ pub fn write_dataset(dir: &Path, config: &SynthConfig) -> Result<DatasetSummary,
     let outcomes_path = dir.join("outcomes.ndjson");
     let mut procedures = create(&procedures_path)?;
     let mut outcomes = create(&outcomes_path)?;
-    let injected_model = catalogue
-        .injected_device_model()
-        .udi_di
-        .as_str()
-        .to_string();
-    let injected_model_index = catalogue
-        .device_models
-        .iter()
-        .position(|m| m.udi_di.as_str() == injected_model)
-        .unwrap_or_default();
+    let injected_model_index = catalogue.injected_device_model;
     let injected_provider = catalogue.injected_provider().ods_code.clone();
     for history in generator.patient_histories() {
         let history = history?;

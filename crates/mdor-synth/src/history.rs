@@ -98,6 +98,7 @@ pub struct DeviceTruth {
     pub not_in_register: bool,
 }
 
+/// The `patient` object of a procedure line; identical in every procedure of one patient.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PatientDetails {
     pub nhs_number: NhsNumber,
@@ -108,6 +109,7 @@ pub struct PatientDetails {
     pub postcode: Postcode,
 }
 
+/// The `procedure` object of a procedure line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcedureDetails {
     pub provider: OdsCode,
