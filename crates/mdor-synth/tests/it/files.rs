@@ -6,7 +6,14 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use mdor_domain::{GmcNumber, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, Sex, UdiDi};
+use mdor_domain::record::{
+    EntryType, ImplantedDevice, LocalRecordId, Patient, PersonName, Procedure, Submission,
+};
+use mdor_domain::rules::{check_death, check_removal};
+use mdor_domain::{
+    GmcNumber, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, ProductionIdentifiers,
+    RegistryCode, Sex, UdiDi,
+};
 
 use crate::support::{WrittenDataset, date, decode_device, register, shared_dataset, text};
 
@@ -351,6 +358,7 @@ fn outcomes_refer_to_written_procedures_and_respect_the_timeline() {
             let death = date(&outcome["date"]);
             assert!(deaths.insert(nhs.clone(), death).is_none(), "died twice");
             assert!(death > latest_procedure[&nhs], "death before a procedure");
+            check_death(death, Some(latest_procedure[&nhs]), cutoff).unwrap();
             assert!(death < cutoff);
         }
     }
@@ -382,6 +390,13 @@ fn outcomes_refer_to_written_procedures_and_respect_the_timeline() {
                 let removal_date = date(&outcome["date"]);
                 assert!(removal_date > *implant_date);
                 assert!(removal_date < cutoff);
+                check_removal(
+                    *implant_date,
+                    removal_date,
+                    deaths.get(nhs).copied(),
+                    cutoff,
+                )
+                .unwrap();
                 if let Some(death) = deaths.get(nhs) {
                     assert!(removal_date < *death);
                 }
@@ -419,5 +434,69 @@ fn truth_json_names_the_injected_signals() {
                 .unwrap()
                 > 0.0
         );
+    }
+}
+
+#[test]
+fn every_procedure_line_is_a_valid_domain_submission() {
+    let today = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    for line in shared_dataset().json_lines("procedures.ndjson") {
+        let patient = &line["patient"];
+        let procedure = &line["procedure"];
+        let patient = Patient {
+            nhs_number: NhsNumber::parse(text(&patient["nhs_number"])).unwrap(),
+            family_name: PersonName::parse(text(&patient["family_name"]), "family_name").unwrap(),
+            given_name: PersonName::parse(text(&patient["given_name"]), "given_name").unwrap(),
+            date_of_birth: date(&patient["date_of_birth"]),
+            sex: Sex::parse(text(&patient["sex"])).unwrap(),
+            postcode: Some(Postcode::parse(text(&patient["postcode"])).unwrap()),
+        };
+        let procedure = Procedure {
+            provider: OdsCode::parse(text(&procedure["provider"])).unwrap(),
+            consultant: GmcNumber::parse(text(&procedure["consultant"])).unwrap(),
+            procedure_date: date(&procedure["procedure_date"]),
+            opcs4: Some(
+                Opcs4Code::parse(
+                    text(&procedure["opcs4_code"]),
+                    text(&procedure["opcs4_version"]),
+                )
+                .unwrap(),
+            ),
+            snomed: None,
+            laterality: Laterality::parse(text(&procedure["laterality"])).unwrap(),
+            registry: RegistryCode::parse(text(&procedure["registry"])).unwrap(),
+            local_record_id: LocalRecordId::parse(
+                text(&procedure["local_record_id"]),
+                "local_record_id",
+            )
+            .unwrap(),
+        };
+        let devices = line["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let decoded = decode_device(entry);
+                let raw_scan = entry.get("scan").map(|scan| text(scan).to_string());
+                ImplantedDevice {
+                    udi_di: UdiDi::parse(&decoded.udi_di).unwrap(),
+                    production: ProductionIdentifiers {
+                        lot: decoded.lot,
+                        serial: decoded.serial,
+                        expiry: decoded.expiry,
+                        manufactured: decoded.manufactured,
+                    },
+                    entry_type: if raw_scan.is_some() {
+                        EntryType::Barcode
+                    } else {
+                        EntryType::Manual
+                    },
+                    raw_scan,
+                }
+            })
+            .collect();
+        if let Err(errors) = Submission::new(patient, procedure, devices, today) {
+            panic!("{errors:?}");
+        }
     }
 }
