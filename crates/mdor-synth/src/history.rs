@@ -556,15 +556,18 @@ impl PatientHistories<'_> {
                 (code, models)
             }
             ProcedureKind::Mesh => {
-                let roll: f64 = rng.r#gen();
-                let code = if roll < 0.60 {
+                let mesh = pick_model(rng, DeviceType::PelvicMesh, None);
+                // The operation follows from the product: a tape for stress incontinence, a
+                // mesh for prolapse repair.
+                let product = catalogue.device_models[mesh as usize].model.as_str();
+                let code = if product.contains("Retropubic Tape") {
                     "M53.3"
-                } else if roll < 0.75 {
+                } else if product.contains("Transobturator Tape") {
                     "M53.6"
                 } else {
                     "P22.1"
                 };
-                (code, vec![pick_model(rng, DeviceType::PelvicMesh, None)])
+                (code, vec![mesh])
             }
         }
     }
