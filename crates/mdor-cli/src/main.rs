@@ -1,1 +1,342 @@
-fn main() {}
+//! The `mdor` binary: serve the API, migrate, manage tokens and organisations, load the
+//! device register and datasets, generate synthetic data, and run the demo.
+
+mod config;
+mod demo;
+mod load;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use mdor_domain::OdsCode;
+use mdor_service::{Ctx, NewOrganisation, OrganisationKind, Role, TokenId};
+use mdor_store::{ConnectOptions, Store};
+
+use crate::config::{Config, FlagOverrides};
+
+#[derive(Parser)]
+#[command(name = "mdor", version, about = "Medical Device Outcome Registry")]
+struct Cli {
+    /// Configuration file (default: ./mdor.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Database URL, overriding the configuration (sqlite://PATH or postgres://…).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the schema must be current: run `mdor migrate` first).
+    Serve {
+        /// Address to listen on, overriding the configuration.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage the device register.
+    #[command(subcommand)]
+    Register(RegisterCommand),
+    /// Write a synthetic national dataset (deterministic per seed) to a directory.
+    Synth {
+        #[arg(long, default_value_t = 100_000)]
+        procedures: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "demo-data/dataset")]
+        out: PathBuf,
+    },
+    /// Load a dataset directory written by `mdor synth` into the database.
+    Load { dir: PathBuf },
+    /// Create a fresh demo database with synthetic data, print tokens, and serve.
+    Demo {
+        #[arg(long, default_value_t = demo::DEFAULT_PROCEDURES)]
+        procedures: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where the demo keeps its database and dataset.
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+    },
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; the secret is printed once and never stored.
+    Create {
+        /// ODS code of the organisation the token acts for.
+        #[arg(long)]
+        org: String,
+        /// provider_submitter, regulator or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "api token")]
+        label: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Add or update an organisation.
+    Add {
+        #[arg(long)]
+        ods: String,
+        #[arg(long)]
+        name: String,
+        /// provider, regulator, registry or manufacturer.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// Load device register entries from a CSV file (layout in docs/device-register.md).
+    Load { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the commented example configuration.
+    Example,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let flags = FlagOverrides {
+        database_url: cli.database_url.clone(),
+        listen,
+    };
+    match cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print(config::EXAMPLE);
+            Ok(())
+        }
+        Command::Synth {
+            procedures,
+            seed,
+            out,
+        } => synth(procedures, seed, &out),
+        Command::Demo {
+            procedures,
+            seed,
+            listen,
+            dir,
+        } => demo::run(procedures, seed, &listen, &dir).await,
+        command => {
+            let config = Config::load(cli.config.as_deref(), &flags)?;
+            telemetry::init(config.log_format);
+            let store = open_store(&config).await?;
+            let ctx = Ctx::new(store);
+            match command {
+                Command::Serve { .. } => {
+                    ctx.check_ready()
+                        .await
+                        .context("checking the database schema")?;
+                    serve(ctx, config.listen).await
+                }
+                Command::Migrate => {
+                    ctx.migrate().await.context("applying migrations")?;
+                    print("migrations applied\n");
+                    Ok(())
+                }
+                Command::Token(command) => token(&ctx, command).await,
+                Command::Org(OrgCommand::Add {
+                    ods,
+                    name,
+                    kind,
+                    region,
+                }) => {
+                    ctx.check_ready().await?;
+                    let ods_code = OdsCode::parse(&ods)?;
+                    let kind = OrganisationKind::parse(&kind)
+                        .with_context(|| format!("kind '{kind}' is not one of provider, regulator, registry, manufacturer"))?;
+                    let ids = mdor_service::ensure_organisations(
+                        &ctx,
+                        &[NewOrganisation {
+                            ods_code,
+                            name,
+                            kind,
+                            region,
+                        }],
+                    )
+                    .await?;
+                    print(&format!(
+                        "organisation {ods} saved (id {})\n",
+                        ids.values().next().map(|i| i.0).unwrap_or_default()
+                    ));
+                    Ok(())
+                }
+                Command::Register(RegisterCommand::Load { file }) => {
+                    ctx.check_ready().await?;
+                    let input = std::fs::File::open(&file)
+                        .with_context(|| format!("opening {}", file.display()))?;
+                    let n = mdor_service::load_register_csv(&ctx, input)
+                        .await
+                        .map_err(|e| load::describe(&e))?;
+                    print(&format!("{n} register entries loaded\n"));
+                    Ok(())
+                }
+                Command::Load { dir } => {
+                    ctx.check_ready().await?;
+                    let started = std::time::Instant::now();
+                    let summary = load::load_dataset(&ctx, &dir).await?;
+                    print(&format!(
+                        "{}\nloaded in {:.1} s\n",
+                        serde_json::to_string_pretty(&summary)?,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    Ok(())
+                }
+                Command::Config(_) | Command::Synth { .. } | Command::Demo { .. } => Ok(()),
+            }
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let options = ConnectOptions {
+        max_connections: config.max_connections,
+        create_if_missing: true,
+    };
+    mdor_store::connect(config.database_url.expose_secret(), &options)
+        .await
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                config::redact_url(config.database_url.expose_secret())
+            )
+        })
+}
+
+pub(crate) async fn serve(ctx: Ctx, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let app = mdor_web::router(mdor_web::AppState { ctx });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(%listen, "mdor serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")
+}
+
+async fn token(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
+    ctx.check_ready().await?;
+    match command {
+        TokenCommand::Create { org, role, label } => {
+            let ods = OdsCode::parse(&org)?;
+            let role = Role::parse(&role).with_context(|| {
+                format!("role '{role}' is not one of provider_submitter, regulator, admin")
+            })?;
+            let created = mdor_service::create_token(ctx, &ods, role, &label)
+                .await
+                .map_err(|e| load::describe(&e))?;
+            print(&format!(
+                "token {} created for {} as {}:\n{}\n(shown once; store it now)\n",
+                created.id,
+                ods,
+                role.as_str(),
+                created.secret
+            ));
+        }
+        TokenCommand::List => {
+            for t in mdor_service::list_tokens(ctx).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                print(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    t.id,
+                    t.organisation_ods,
+                    t.role.as_str(),
+                    state,
+                    t.created_at.format("%Y-%m-%d %H:%M"),
+                    t.label
+                ));
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            mdor_service::revoke_token(ctx, TokenId(id))
+                .await
+                .map_err(|e| load::describe(&e))?;
+            print(&format!("token {id} revoked\n"));
+        }
+    }
+    Ok(())
+}
+
+fn synth(procedures: u64, seed: u64, out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let started = std::time::Instant::now();
+    let summary = mdor_synth::write_dataset(out, &mdor_synth::SynthConfig::new(seed, procedures))?;
+    print(&format!(
+        "wrote {} procedures ({} devices, {} patients) to {} in {:.1} s; injected truth in truth.json\n",
+        summary.n_procedures,
+        summary.n_devices,
+        summary.n_patients,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The CLI's output channel: results for the operator go to standard output.
+#[allow(clippy::print_stdout)]
+pub(crate) fn print(text: &str) {
+    print!("{text}");
+}

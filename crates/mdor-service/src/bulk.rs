@@ -170,3 +170,11 @@ pub async fn bulk_outcomes(
     unresolved.sort_unstable();
     Ok(unresolved)
 }
+
+/// Creates or updates consultants (from a GMC extract or a dataset).
+pub async fn upsert_consultants(
+    ctx: &Ctx,
+    consultants: &[mdor_store::NewConsultant],
+) -> Result<(), ServiceError> {
+    Ok(ctx.store.upsert_consultants(consultants).await?)
+}

@@ -18,6 +18,7 @@ mod register;
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
     BulkOutcomeRecord, LoadSummary, bulk_load, bulk_outcomes, ensure_organisations, register_index,
+    upsert_consultants,
 };
 pub use ctx::Ctx;
 pub use error::ServiceError;
@@ -30,7 +31,7 @@ pub use register::{device_lookup, load_register_csv, upsert_register};
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
-    Backend, BulkLoadOutcome, Counts, DeviceModel, ImplantId, NewOrganisation, OrganisationKind,
-    ProcedureId, ProcedureRecord, RecallCriteria, RecallRow, RemovalId, Role, StoredImplant,
-    StoredRemoval, TokenId,
+    ApiToken, Backend, BulkLoadOutcome, Counts, DeviceModel, ImplantId, NewConsultant,
+    NewOrganisation, OrganisationId, OrganisationKind, ProcedureId, ProcedureRecord,
+    RecallCriteria, RecallRow, RemovalId, Role, StoredImplant, StoredRemoval, TokenId,
 };

@@ -1,0 +1,223 @@
+//! Configuration: built-in defaults < TOML file < `MDOR_*` environment variables (`__` for
+//! nesting) < command-line flags, read into a raw struct and then validated once.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The commented example printed by `mdor config example`.
+pub const EXAMPLE: &str = include_str!("../../../config/mdor.example.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub database: RawDatabase,
+    pub server: RawServer,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            database: RawDatabase {
+                url: "sqlite://mdor.db".into(),
+                max_connections: 8,
+            },
+            server: RawServer {
+                listen: "127.0.0.1:8080".into(),
+            },
+            log: RawLog {
+                format: "pretty".into(),
+            },
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Validated configuration.
+pub struct Config {
+    pub database_url: SecretString,
+    pub max_connections: u32,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("listen", &self.listen)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Overrides given on the command line.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Layers the sources and validates the result.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("mdor.toml")),
+        }
+        figment = figment.merge(Env::prefixed("MDOR_").split("__"));
+        if let Some(url) = &flags.database_url {
+            figment = figment.merge(Serialized::default("database.url", url));
+        }
+        if let Some(listen) = &flags.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        let raw: RawConfig = figment.extract().context("reading configuration")?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> anyhow::Result<Config> {
+        let url = raw.database.url.trim().to_string();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "database.url must start with sqlite: or postgres:// (got {})",
+                redact_url(&url)
+            );
+        }
+        if !(1..=512).contains(&raw.database.max_connections) {
+            bail!("database.max_connections must be 1 to 512");
+        }
+        let listen: SocketAddr = raw.server.listen.parse().with_context(|| {
+            format!(
+                "server.listen '{}' is not an address:port",
+                raw.server.listen
+            )
+        })?;
+        let log_format = match raw.log.format.as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => bail!("log.format must be pretty or json (got {other})"),
+        };
+        Ok(Config {
+            database_url: SecretString::from(url),
+            max_connections: raw.database.max_connections,
+            listen,
+            log_format,
+        })
+    }
+}
+
+/// A database URL with any password replaced, for messages and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_url("postgres://mdor:s3cret@db:5432/mdor"),
+            "postgres://mdor:***@db:5432/mdor"
+        );
+        assert_eq!(redact_url("sqlite://mdor.db"), "sqlite://mdor.db");
+        let config = Config::validate(RawConfig {
+            database: RawDatabase {
+                url: "postgres://u:hunter2@h/d".into(),
+                max_connections: 4,
+            },
+            ..RawConfig::default()
+        })
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_fail_at_start_up_naming_the_setting() {
+        let bad_listen = RawConfig {
+            server: RawServer {
+                listen: "nowhere".into(),
+            },
+            ..RawConfig::default()
+        };
+        assert!(
+            format!("{:#}", Config::validate(bad_listen).unwrap_err()).contains("server.listen")
+        );
+        let bad_url = RawConfig {
+            database: RawDatabase {
+                url: "mysql://x".into(),
+                max_connections: 1,
+            },
+            ..RawConfig::default()
+        };
+        assert!(
+            Config::validate(bad_url)
+                .unwrap_err()
+                .to_string()
+                .contains("database.url")
+        );
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let raw: RawConfig = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
+        assert!(Config::validate(raw).is_ok());
+    }
+}

@@ -1,0 +1,109 @@
+//! The JSON API under `/api/v1` and its OpenAPI description.
+
+mod devices;
+mod health;
+mod outcomes;
+mod procedures;
+mod recall;
+
+use axum::extract::rejection::PathRejection;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/procedures", post(procedures::create_procedure))
+        .route("/api/v1/procedures/{id}", get(procedures::get_procedure))
+        .route(
+            "/api/v1/implants/{id}/removals",
+            post(outcomes::record_removal),
+        )
+        .route("/api/v1/deaths", post(outcomes::record_death))
+        .route("/api/v1/devices/{udi_di}", get(devices::get_device))
+        .route("/api/v1/recall", get(recall::recall))
+        .fallback(|| async { ApiError::NotFound("route") })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mdor API",
+        description = "Medical Device Outcome Registry: record implants at the point of care, follow up outcomes, find patients for recalls. Every route except /health and this document needs a bearer token bound to one organisation and one role.",
+        version = "1.0.0",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        health::health,
+        procedures::create_procedure,
+        procedures::get_procedure,
+        outcomes::record_removal,
+        outcomes::record_death,
+        devices::get_device,
+        recall::recall,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "mdor_ followed by 64 hex characters, from `mdor token create`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document as served and as committed in `docs/api/openapi.json`.
+pub fn openapi_document() -> String {
+    // Serialising a document built from static definitions cannot fail.
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+async fn openapi_json() -> Response {
+    let mut response = openapi_document().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Marks a response as carrying identifiable data: never cached.
+pub(crate) fn identifiable<T: serde::Serialize>(
+    status: axum::http::StatusCode,
+    body: T,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+pub(crate) fn path_error(rejection: PathRejection, field: &str) -> ApiError {
+    ApiError::BadParameter {
+        field: field.to_string(),
+        message: format!("{field} in the path is invalid: {}", rejection.body_text()),
+    }
+}

@@ -1,0 +1,68 @@
+//! `POST /api/v1/procedures` and `GET /api/v1/procedures/{id}`.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use mdor_service::ProcedureId;
+
+use crate::AppState;
+use crate::api::{identifiable, path_error};
+use crate::dto::{ProcedureBody, ProcedureView};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonCreate};
+
+/// Registers a procedure with its patient and devices in one transaction.
+#[utoipa::path(post, path = "/api/v1/procedures", request_body = ProcedureBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: the same key and body replay the first response")),
+    responses(
+        (status = 201, description = "Stored; devices not in the register or expired are flagged, not dropped", body = ProcedureView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Role or organisation may not submit this", body = ErrorBody),
+        (status = 409, description = "Duplicate local_record_id, or patient details conflict", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid fields (all listed) or Idempotency-Key reused with another body", body = ErrorBody),
+    ))]
+pub async fn create_procedure(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonCreate { body, idempotency }: JsonCreate<ProcedureBody>,
+) -> Result<Response, ApiError> {
+    let submission = body
+        .into_submission(state.ctx.today())
+        .map_err(ApiError::Validation)?;
+    let outcome =
+        mdor_service::register_procedure(&state.ctx, &principal, submission, idempotency).await?;
+    let replayed = outcome.is_replay();
+    let view = ProcedureView::from(outcome.into_inner());
+    let location = format!("/api/v1/procedures/{}", view.id);
+    let mut response = identifiable(StatusCode::CREATED, view);
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Reads a procedure. A provider's token sees only its own organisation's procedures; others
+/// answer 404.
+#[utoipa::path(get, path = "/api/v1/procedures/{id}", params(("id" = i64, Path)), responses(
+    (status = 200, body = ProcedureView),
+    (status = 401, body = ErrorBody),
+    (status = 404, description = "Absent or not visible to this token", body = ErrorBody),
+))]
+pub async fn get_procedure(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|r| path_error(r, "id"))?;
+    let record = mdor_service::get_procedure(&state.ctx, &principal, ProcedureId(id)).await?;
+    Ok(identifiable(StatusCode::OK, ProcedureView::from(record)))
+}

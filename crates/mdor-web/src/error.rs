@@ -1,0 +1,209 @@
+//! The one API error type: a status, a stable snake_case code, a message, and the field at
+//! fault, rendered as `{ "code", "message", "field", "errors" }`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use mdor_domain::record::FieldError;
+use mdor_service::ServiceError;
+
+/// Every error the API returns. The codes are a public contract: clients may rely on them.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the body is not JSON at all.
+    MalformedJson(String),
+    /// 422: JSON of the wrong shape (a missing field, a wrong type, an unknown field).
+    InvalidField {
+        field: String,
+        message: String,
+    },
+    /// 422: well-formed input that breaks the registry's rules; all problems listed.
+    Validation(Vec<FieldError>),
+    /// 400: a path or query parameter that cannot be read.
+    BadParameter {
+        field: String,
+        message: String,
+    },
+    Unauthenticated,
+    Forbidden(String),
+    NotFound(&'static str),
+    Conflict {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Internal,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code, e.g. `validation_failed`, `procedure_not_found`.
+    pub code: String,
+    pub message: String,
+    /// The field at fault (the first one, when there are several).
+    pub field: Option<String>,
+    /// Every problem, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldErrorBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidField { .. }
+            | ApiError::Validation(_)
+            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let simple = |code: &str, message: String, field: Option<String>| ErrorBody {
+            code: code.to_string(),
+            message,
+            field,
+            errors: Vec::new(),
+        };
+        match self {
+            ApiError::MalformedJson(m) => simple("malformed_json", m.clone(), None),
+            ApiError::InvalidField { field, message } => {
+                simple("invalid_field", message.clone(), Some(field.clone()))
+            }
+            ApiError::Validation(errors) => ErrorBody {
+                code: "validation_failed".into(),
+                message: match errors.as_slice() {
+                    [only] => only.message.clone(),
+                    many => format!("{} problems with this request", many.len()),
+                },
+                field: errors.first().map(|e| e.field.clone()),
+                errors: errors
+                    .iter()
+                    .map(|e| FieldErrorBody {
+                        field: e.field.clone(),
+                        code: e.code.to_string(),
+                        message: e.message.clone(),
+                    })
+                    .collect(),
+            },
+            ApiError::BadParameter { field, message } => {
+                simple("invalid_parameter", message.clone(), Some(field.clone()))
+            }
+            ApiError::Unauthenticated => simple(
+                "unauthenticated",
+                "a valid bearer token is required".into(),
+                None,
+            ),
+            ApiError::Forbidden(action) => {
+                simple("forbidden", format!("this token may not {action}"), None)
+            }
+            ApiError::NotFound(what) => simple(
+                &format!("{}_not_found", what.replace(' ', "_")),
+                format!("{what} not found"),
+                None,
+            ),
+            ApiError::Conflict {
+                code,
+                field,
+                message,
+            } => simple(code, message.clone(), field.clone()),
+            ApiError::IdempotencyKeyReused => simple(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body".into(),
+                Some("Idempotency-Key".into()),
+            ),
+            ApiError::PayloadTooLarge => simple(
+                "body_too_large",
+                format!(
+                    "request body is larger than {} bytes",
+                    crate::MAX_BODY_BYTES
+                ),
+                None,
+            ),
+            ApiError::UnsupportedMediaType => simple(
+                "unsupported_media_type",
+                "request body must be application/json".into(),
+                None,
+            ),
+            ApiError::Internal => simple(
+                "internal_error",
+                "the request could not be completed; it has been logged".into(),
+                None,
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(errors) => ApiError::Validation(errors),
+            ServiceError::NotFound { what } => ApiError::NotFound(what),
+            ServiceError::Unauthenticated => ApiError::Unauthenticated,
+            ServiceError::Forbidden { action } => ApiError::Forbidden(action.to_string()),
+            ServiceError::Conflict {
+                code,
+                field,
+                message,
+            } => ApiError::Conflict {
+                code,
+                field,
+                message,
+            },
+            ServiceError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            ServiceError::Store(source) => {
+                // The chain goes to the log with the request span; the client gets a generic
+                // message.
+                tracing::error!(error = %format!("{:#}", anyhow_like(&source)), "storage failure");
+                ApiError::Internal
+            }
+            ServiceError::Input(message) => {
+                tracing::error!(%message, "unexpected input failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Formats an error with its sources, like anyhow's `{:#}`.
+fn anyhow_like(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

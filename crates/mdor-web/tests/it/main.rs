@@ -1,0 +1,10 @@
+//! The web API's integration tests: one binary, the real router on a fresh store, requests
+//! sent with `Router::oneshot`.
+//!
+//! Each test runs on in-memory SQLite, and again on PostgreSQL when `MDOR_TEST_POSTGRES_URL`
+//! is set (a fresh database per test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod support;

@@ -1,0 +1,244 @@
+//! `spawn_app`: the real router on a fresh, migrated store, with organisations and tokens.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use mdor_domain::{NhsNumber, OdsCode};
+use mdor_service::{Ctx, NewOrganisation, OrganisationKind, Role};
+use mdor_store::{ConnectOptions, Store};
+
+/// A running application and tokens for each kind of caller.
+pub struct TestApp {
+    pub router: Router,
+    pub ctx: Ctx,
+    /// Provider RA1's submitter.
+    pub provider: String,
+    /// Provider RB2's submitter.
+    pub other_provider: String,
+    pub regulator: String,
+    /// The registry administrator.
+    #[allow(dead_code)]
+    pub admin: String,
+    _postgres: Option<PostgresDatabase>,
+}
+
+/// Which backends the suite runs on: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<&'static str> {
+    let mut backends = vec!["sqlite"];
+    if std::env::var("MDOR_TEST_POSTGRES_URL").is_ok() {
+        backends.push("postgres");
+    } else if std::env::var("MDOR_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+        panic!("MDOR_REQUIRE_POSTGRES=1 but MDOR_TEST_POSTGRES_URL is not set");
+    }
+    backends
+}
+
+/// A throwaway PostgreSQL database, dropped when the test ends.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Dropping needs a connection of its own; a fresh runtime on a thread avoids
+        // blocking inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn open(backend: &str) -> (Arc<dyn Store>, Option<PostgresDatabase>) {
+    if backend == "sqlite" {
+        let store = mdor_store::connect("sqlite::memory:", &ConnectOptions::default())
+            .await
+            .unwrap();
+        return (store, None);
+    }
+    use sqlx::Connection;
+    let admin_url = std::env::var("MDOR_TEST_POSTGRES_URL").unwrap();
+    let name = format!("mdor_web_{}", rand_suffix());
+    let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let store = mdor_store::connect(
+        &url,
+        &ConnectOptions {
+            max_connections: 4,
+            create_if_missing: false,
+        },
+    )
+    .await
+    .unwrap();
+    (store, Some(PostgresDatabase { admin_url, name }))
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+pub async fn spawn_app(backend: &str) -> TestApp {
+    let (store, postgres) = open(backend).await;
+    store.migrate().await.unwrap();
+    let ctx = Ctx::new(store);
+    let organisations = [
+        ("RA1", OrganisationKind::Provider),
+        ("RB2", OrganisationKind::Provider),
+        ("MHRA", OrganisationKind::Regulator),
+        ("MDOR", OrganisationKind::Registry),
+    ];
+    for (ods, kind) in organisations {
+        let org = NewOrganisation {
+            ods_code: OdsCode::parse(ods).unwrap(),
+            name: format!("{ods} test"),
+            kind,
+            region: None,
+        };
+        mdor_service::ensure_organisations(&ctx, &[org])
+            .await
+            .unwrap();
+    }
+    let token = |ods: &'static str, role| {
+        let ctx = ctx.clone();
+        async move {
+            mdor_service::create_token(&ctx, &OdsCode::parse(ods).unwrap(), role, "test")
+                .await
+                .ok()
+                .unwrap()
+                .secret
+        }
+    };
+    let provider = token("RA1", Role::ProviderSubmitter).await;
+    let other_provider = token("RB2", Role::ProviderSubmitter).await;
+    let regulator = token("MHRA", Role::Regulator).await;
+    let admin = token("MDOR", Role::Admin).await;
+    let csv = "udi_di,manufacturer,brand,model,device_type,risk_class,registry\n\
+               05012345678900,Acme Orthopaedics,Acme,Cup 52mm,hip_cup,III,njr\n\
+               05012345678917,Acme Orthopaedics,Acme,Stem 12,hip_stem,III,njr\n";
+    mdor_service::load_register_csv(&ctx, csv.as_bytes())
+        .await
+        .unwrap();
+    let router = mdor_web::router(mdor_web::AppState { ctx: ctx.clone() });
+    TestApp {
+        router,
+        ctx,
+        provider,
+        other_provider,
+        regulator,
+        admin,
+        _postgres: postgres,
+    }
+}
+
+/// A response: status, headers and parsed JSON body (Null when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> Reply {
+        let mut request = Request::get(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post(
+        &self,
+        uri: &str,
+        token: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Reply {
+        self.post_raw(uri, token, body.to_string().into_bytes(), idempotency_key)
+            .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        uri: &str,
+        token: &str,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+    ) -> Reply {
+        let mut request = Request::post(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+}
+
+/// The `k`th valid NHS number in the 999 test range.
+pub fn nhs(k: u32) -> String {
+    (k..)
+        .find_map(|i| NhsNumber::from_first_nine(999_000_000 + i))
+        .unwrap()
+        .to_string()
+}
+
+/// A valid procedure body for provider RA1, with one scanned and one typed device.
+pub fn procedure_body(nhs_number: &str, local_record_id: &str) -> Value {
+    json!({
+        "patient": {
+            "nhs_number": nhs_number, "family_name": "Testpatient", "given_name": "Ann",
+            "date_of_birth": "1950-03-02", "sex": "female", "postcode": "LS1 4AP"
+        },
+        "procedure": {
+            "provider": "RA1", "consultant": "1234567", "procedure_date": "2024-06-01",
+            "opcs4_code": "W37.1", "opcs4_version": "4.10", "snomed_ct_id": null,
+            "laterality": "left", "registry": "njr", "local_record_id": local_record_id
+        },
+        "devices": [
+            { "scan": "]d2010501234567890017270101" },
+            { "udi_di": "05012345678917", "lot": "LOT7", "serial": "SER1", "expiry": "2024-05-01", "manufactured": null }
+        ]
+    })
+}
