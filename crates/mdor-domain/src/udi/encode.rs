@@ -1,0 +1,236 @@
+//! Renders a `ParsedUdi` back into scans: GS1 element strings (GS-separated), bracketed
+//! human-readable text and Digital Link URIs, and HIBCC concatenated or two-symbol data.
+//!
+//! Used by the parsers' round-trip tests and by synthetic data generation, so that
+//! generated scans are exactly what a scanner would send for a real label.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::udi::{ParsedUdi, UdiIssuer, hibcc};
+
+/// The GS1 mod-10 check digit (0-9) of the first 13 digits of a GTIN-14, given as ASCII
+/// digits. Bytes other than ASCII digits make the result meaningless but never panic.
+pub fn gtin_check_digit(first_thirteen: &[u8; 13]) -> u8 {
+    // Weights alternate 3, 1 from the left of a GTIN-14 (3 on the digit next to the check).
+    let sum: u32 = first_thirteen
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| u32::from(d.wrapping_sub(b'0') % 10) * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    // `sum % 10` is below 10, so the result fits in a u8.
+    ((10 - sum % 10) % 10) as u8
+}
+
+/// The element string a scanner sends for a GS1 UDI, without symbology identifier:
+/// predefined-length elements first (01, 11, 17), then variable-length ones separated by
+/// GS. `None` when the UDI-DI is not a GTIN.
+pub fn gs1_element_string(udi: &ParsedUdi) -> Option<String> {
+    let elements = gs1_elements(udi)?;
+    let mut out = String::new();
+    let mut previous_variable = false;
+    for (ai, value) in elements {
+        if previous_variable {
+            out.push('\u{1d}');
+        }
+        out.push_str(ai);
+        out.push_str(&value);
+        previous_variable = !matches!(ai, "01" | "11" | "17");
+    }
+    Some(out)
+}
+
+/// The human-readable interpretation `(01)…(11)…(17)…(10)…`; a `(` inside a value is
+/// written `\(`. `None` when the UDI-DI is not a GTIN.
+pub fn gs1_bracketed(udi: &ParsedUdi) -> Option<String> {
+    let elements = gs1_elements(udi)?;
+    let mut out = String::new();
+    for (ai, value) in elements {
+        out.push('(');
+        out.push_str(ai);
+        out.push(')');
+        out.push_str(&value.replace('(', "\\("));
+    }
+    Some(out)
+}
+
+/// A GS1 Digital Link URI on `host` (e.g. `id.gs1.org`): GTIN and key qualifiers 22, 10,
+/// 21 in the path, other elements in the query string, values percent-encoded.
+/// `None` when the UDI-DI is not a GTIN.
+pub fn gs1_digital_link(udi: &ParsedUdi, host: &str) -> Option<String> {
+    let elements = gs1_elements(udi)?;
+    let mut path = String::new();
+    let mut query = Vec::new();
+    for qualifier in ["01", "22", "10", "21"] {
+        if let Some((_, value)) = elements.iter().find(|(ai, _)| *ai == qualifier) {
+            path.push_str(&format!("/{qualifier}/{}", percent_encode(value)));
+        }
+    }
+    for (ai, value) in &elements {
+        if !matches!(*ai, "01" | "22" | "10" | "21") {
+            query.push(format!("{ai}={}", percent_encode(value)));
+        }
+    }
+    let mut uri = format!("https://{host}{path}");
+    if !query.is_empty() {
+        uri.push('?');
+        uri.push_str(&query.join("&"));
+    }
+    Some(uri)
+}
+
+/// A HIBCC concatenated symbol: primary data, `/`, secondary data, check character; just
+/// the primary symbol when there is no production data. `None` when the UDI-DI is not
+/// HIBCC or the data cannot be written in HIBCC (see `hibcc_secondary_data`).
+pub fn hibcc_concatenated(udi: &ParsedUdi) -> Option<String> {
+    if udi.di.issuer() != UdiIssuer::Hibcc {
+        return None;
+    }
+    let secondary = hibcc_secondary_data(udi)?;
+    let data = if secondary.is_empty() {
+        format!("+{}", udi.di.as_str())
+    } else {
+        format!("+{}/{secondary}", udi.di.as_str())
+    };
+    Some(with_check_character(data))
+}
+
+/// A HIBCC primary symbol and secondary symbol (the latter `None` when there is no
+/// production data), linked by the primary's check character.
+pub fn hibcc_two_symbols(udi: &ParsedUdi) -> Option<(String, Option<String>)> {
+    if udi.di.issuer() != UdiIssuer::Hibcc {
+        return None;
+    }
+    let primary = with_check_character(format!("+{}", udi.di.as_str()));
+    let secondary = hibcc_secondary_data(udi)?;
+    if secondary.is_empty() {
+        return Some((primary, None));
+    }
+    let link = char::from(*primary.as_bytes().last()?);
+    Some((
+        primary,
+        Some(with_check_character(format!("+{secondary}{link}"))),
+    ))
+}
+
+/// Secondary data (without `+`, link or check character) for the production data:
+/// `$$9QQQQQ3YYMMDDlot` / `$$3YYMMDDlot` / `$lot` / `$+serial`, a serial after a lot as
+/// `/S`, manufacture date as `/16D`. Empty when there is nothing to write; `None` when a
+/// value cannot be written (lot or serial not 1 to 18 letters and digits, quantity above
+/// 99999, expiry year outside the two-digit window).
+pub fn hibcc_secondary_data(udi: &ParsedUdi) -> Option<String> {
+    let production = &udi.production;
+    let valid = |s: &str| {
+        (1..=18).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    if production.lot.as_deref().is_some_and(|s| !valid(s))
+        || production.serial.as_deref().is_some_and(|s| !valid(s))
+        || udi.quantity.is_some_and(|q| q > 99_999)
+    {
+        return None;
+    }
+    let date = production.expiry.map(|d| format!("3{}", yymmdd(d)));
+    let mut out = String::new();
+    match (&production.lot, &production.serial, udi.quantity, &date) {
+        (None, None, None, None) => {}
+        (None, Some(serial), None, None) => out.push_str(&format!("$+{serial}")),
+        (None, Some(serial), None, Some(date)) => out.push_str(&format!("$$+{date}{serial}")),
+        (lot, _, quantity, date) => {
+            out.push_str("$$");
+            if let Some(quantity) = quantity {
+                out.push_str(&format!("9{quantity:05}"));
+            }
+            match date {
+                Some(date) => out.push_str(date),
+                None => out.push('7'),
+            }
+            if let Some(lot) = lot {
+                out.push_str(lot);
+            }
+        }
+    }
+    let serial_written = production.lot.is_none() && udi.quantity.is_none();
+    if let (Some(serial), false) = (&production.serial, serial_written) {
+        out.push_str(&format!("/S{serial}"));
+    }
+    if let Some(manufactured) = production.manufactured {
+        out.push_str(&format!(
+            "/16D{:04}{:02}{:02}",
+            manufactured.year(),
+            manufactured.month(),
+            manufactured.day()
+        ));
+    }
+    Some(out)
+}
+
+/// Appends the HIBCC modulus 43 check character.
+pub fn with_check_character(data: String) -> String {
+    let check = hibcc::check_character(data.as_bytes());
+    let mut out = data;
+    out.push(char::from(check));
+    out
+}
+
+fn gs1_elements(udi: &ParsedUdi) -> Option<Vec<(&'static str, String)>> {
+    if udi.di.issuer() != UdiIssuer::Gs1 {
+        return None;
+    }
+    let production = &udi.production;
+    let mut elements = vec![("01", udi.di.as_str().to_string())];
+    if let Some(date) = production.manufactured {
+        elements.push(("11", yymmdd(date)));
+    }
+    if let Some(date) = production.expiry {
+        elements.push(("17", yymmdd(date)));
+    }
+    let other = |ai: &str| udi.other_elements.get(ai).cloned();
+    let optional = [
+        ("22", other("22")),
+        ("10", production.lot.clone()),
+        ("21", production.serial.clone()),
+        ("30", udi.quantity.map(|q| q.to_string())),
+        ("240", other("240")),
+        ("7240", other("7240")),
+        ("8012", other("8012")),
+    ];
+    for (ai, value) in optional {
+        if let Some(value) = value {
+            elements.push((ai, value));
+        }
+    }
+    Some(elements)
+}
+
+fn yymmdd(date: NaiveDate) -> String {
+    format!(
+        "{:02}{:02}{:02}",
+        date.year().rem_euclid(100),
+        date.month(),
+        date.day()
+    )
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtin_check_digit_of_the_gs1_example_gtin_is_2() {
+        assert_eq!(gtin_check_digit(b"0950600013435"), 2);
+    }
+}
