@@ -133,6 +133,8 @@ pub fn hibcc_secondary_data(udi: &ParsedUdi) -> Option<String> {
     let date = production.expiry.map(|d| format!("3{}", yymmdd(d)));
     let mut out = String::new();
     match (&production.lot, &production.serial, udi.quantity, &date) {
+        // Supplementary fields cannot stand alone: `$$7` (no lot, no date) introduces them.
+        (None, None, None, None) if production.manufactured.is_some() => out.push_str("$$7"),
         (None, None, None, None) => {}
         (None, Some(serial), None, None) => out.push_str(&format!("$+{serial}")),
         (None, Some(serial), None, Some(date)) => out.push_str(&format!("$$+{date}{serial}")),
@@ -227,10 +229,239 @@ fn percent_encode(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::udi::{ProductionIdentifiers, UdiDi, parse_scan_at, parse_scans_at};
+
+    const YEAR: i32 = 2026;
 
     #[test]
     fn gtin_check_digit_of_the_gs1_example_gtin_is_2() {
         assert_eq!(gtin_check_digit(b"0950600013435"), 2);
+        // GS1 General Specifications check digit example: GTIN-13 629104150021 has check 3.
+        assert_eq!(gtin_check_digit(b"0629104150021"), 3);
+    }
+
+    fn example_gs1() -> ParsedUdi {
+        ParsedUdi {
+            di: UdiDi::gtin_unchecked("09506000134352".into()),
+            production: ProductionIdentifiers {
+                lot: Some("AB(1)/2".into()),
+                serial: Some("XYZ".into()),
+                expiry: NaiveDate::from_ymd_opt(2027, 1, 1),
+                manufactured: NaiveDate::from_ymd_opt(2025, 6, 30),
+            },
+            quantity: Some(5),
+            other_elements: [("8012".to_string(), "1.0".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn gs1_renderings_match_the_hand_written_scans() {
+        let udi = example_gs1();
+        assert_eq!(
+            gs1_element_string(&udi).as_deref(),
+            Some("0109506000134352112506301727010110AB(1)/2\u{1d}21XYZ\u{1d}305\u{1d}80121.0")
+        );
+        assert_eq!(
+            gs1_bracketed(&udi).as_deref(),
+            Some("(01)09506000134352(11)250630(17)270101(10)AB\\(1)/2(21)XYZ(30)5(8012)1.0")
+        );
+        assert_eq!(
+            gs1_digital_link(&udi, "id.gs1.org").as_deref(),
+            Some(
+                "https://id.gs1.org/01/09506000134352/10/AB%281%29%2F2/21/XYZ?11=250630&17=270101&30=5&8012=1.0"
+            )
+        );
+        assert_eq!(hibcc_concatenated(&udi), None);
+    }
+
+    #[test]
+    fn hibcc_renderings_match_the_hand_written_scans() {
+        let udi = ParsedUdi {
+            di: UdiDi::hibcc_unchecked("A123BJC5D6E71".into()),
+            production: ProductionIdentifiers {
+                lot: Some("LOT1".into()),
+                expiry: NaiveDate::from_ymd_opt(2027, 1, 1),
+                ..Default::default()
+            },
+            quantity: None,
+            other_elements: Default::default(),
+        };
+        assert_eq!(
+            hibcc_concatenated(&udi).as_deref(),
+            Some("+A123BJC5D6E71/$$3270101LOT18")
+        );
+        assert_eq!(
+            hibcc_two_symbols(&udi),
+            Some((
+                "+A123BJC5D6E71G".to_string(),
+                Some("+$$3270101LOT1G9".to_string())
+            ))
+        );
+        assert_eq!(gs1_element_string(&udi), None);
+    }
+
+    fn gtin() -> impl Strategy<Value = String> {
+        "[0-9]{13}".prop_map(|stem| {
+            let mut digits = [0u8; 13];
+            digits.copy_from_slice(stem.as_bytes());
+            format!("{stem}{}", gtin_check_digit(&digits))
+        })
+    }
+
+    /// Dates a two-digit year can carry relative to 2026 under the sliding window.
+    fn window_date() -> impl Strategy<Value = NaiveDate> {
+        (1977i32..=2076, 1u32..=366).prop_filter_map("day exists", |(year, day)| {
+            NaiveDate::from_yo_opt(year, day)
+        })
+    }
+
+    const CSET82: &str = "[!\"%&'()*+,\\-./0-9:;<=>?A-Z_a-z]";
+
+    fn gs1_udi() -> impl Strategy<Value = ParsedUdi> {
+        let text = |max: usize| {
+            proptest::option::of(
+                proptest::string::string_regex(&format!("{CSET82}{{1,{max}}}"))
+                    .unwrap_or_else(|_| unreachable!()),
+            )
+        };
+        (
+            gtin(),
+            text(20),
+            text(20),
+            proptest::option::of(window_date()),
+            proptest::option::of(window_date()),
+            proptest::option::of(0u32..=99_999_999),
+            (text(20), text(30), text(20), text(20)),
+        )
+            .prop_map(
+                |(gtin, lot, serial, expiry, manufactured, quantity, others)| {
+                    let (variant, additional, protocol, software) = others;
+                    let other_elements = [
+                        ("22", variant),
+                        ("240", additional),
+                        ("7240", protocol),
+                        ("8012", software),
+                    ]
+                    .into_iter()
+                    .filter_map(|(ai, value)| Some((ai.to_string(), value?)))
+                    .collect();
+                    ParsedUdi {
+                        di: UdiDi::gtin_unchecked(gtin),
+                        production: ProductionIdentifiers {
+                            lot,
+                            serial,
+                            expiry,
+                            manufactured,
+                        },
+                        quantity,
+                        other_elements,
+                    }
+                },
+            )
+    }
+
+    fn hibcc_udi() -> impl Strategy<Value = ParsedUdi> {
+        let code = |max: usize| {
+            proptest::option::of(
+                proptest::string::string_regex(&format!("[A-Z0-9]{{1,{max}}}"))
+                    .unwrap_or_else(|_| unreachable!()),
+            )
+        };
+        (
+            "[A-Z][A-Z0-9]{3}[A-Z0-9]{1,18}[0-9]",
+            code(18),
+            code(18),
+            proptest::option::of(window_date()),
+            proptest::option::of(
+                (1000i32..=9999, 1u32..=365)
+                    .prop_filter_map("day exists", |(y, d)| NaiveDate::from_yo_opt(y, d)),
+            ),
+            proptest::option::of(0u32..=99_999),
+        )
+            .prop_map(
+                |(di, lot, serial, expiry, manufactured, quantity)| ParsedUdi {
+                    di: UdiDi::hibcc_unchecked(di),
+                    production: ProductionIdentifiers {
+                        lot,
+                        serial,
+                        expiry,
+                        manufactured,
+                    },
+                    quantity,
+                    other_elements: Default::default(),
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn every_gs1_syntax_parses_to_the_same_udi(udi in gs1_udi()) {
+            let element_string = gs1_element_string(&udi).unwrap_or_default();
+            prop_assert_eq!(parse_scan_at(&element_string, YEAR), Ok(udi.clone()));
+            prop_assert_eq!(parse_scan_at(&format!("]d2{element_string}"), YEAR), Ok(udi.clone()));
+            let bracketed = gs1_bracketed(&udi).unwrap_or_default();
+            prop_assert_eq!(parse_scan_at(&bracketed, YEAR), Ok(udi.clone()));
+            let link = gs1_digital_link(&udi, "id.gs1.org").unwrap_or_default();
+            prop_assert_eq!(parse_scan_at(&link, YEAR), Ok(udi.clone()));
+            prop_assert_eq!(parse_scan_at(&format!("]Q1{link}"), YEAR), Ok(udi));
+        }
+
+        #[test]
+        fn changing_one_gtin_digit_is_always_detected(udi in gs1_udi(), index in 2usize..16, delta in 1u8..10) {
+            let mut bytes = gs1_element_string(&udi).unwrap_or_default().into_bytes();
+            bytes[index] = b'0' + (bytes[index] - b'0' + delta) % 10;
+            let mutated = String::from_utf8(bytes).unwrap_or_default();
+            prop_assert!(parse_scan_at(&mutated, YEAR).is_err(), "{:?}", mutated);
+        }
+
+        #[test]
+        fn hibcc_symbols_round_trip(udi in hibcc_udi()) {
+            let concatenated = hibcc_concatenated(&udi).unwrap_or_default();
+            prop_assert_eq!(parse_scan_at(&concatenated, YEAR), Ok(udi.clone()));
+            let (primary, secondary) = hibcc_two_symbols(&udi).unwrap_or_default();
+            let mut scans = vec![primary.as_str()];
+            scans.extend(secondary.as_deref());
+            prop_assert_eq!(parse_scans_at(&scans, YEAR), Ok(udi.clone()));
+            prop_assert_eq!(parse_scan_at(&scans.join("\r\n"), YEAR), Ok(udi.clone()));
+            prop_assert_eq!(UdiDi::parse(&primary), Ok(udi.di.clone()));
+        }
+
+        #[test]
+        fn changing_one_hibcc_character_is_always_detected(
+            udi in hibcc_udi(),
+            index_seed in 0usize..1000,
+            replacement_index in 0usize..43,
+        ) {
+            let concatenated = hibcc_concatenated(&udi).unwrap_or_default();
+            let mut bytes = concatenated.clone().into_bytes();
+            let index = 1 + index_seed % (bytes.len() - 1);
+            let replacement = hibcc::CHARACTER_SET[replacement_index];
+            prop_assume!(bytes[index] != replacement);
+            bytes[index] = replacement;
+            let mutated = String::from_utf8(bytes).unwrap_or_default();
+            prop_assert!(parse_scan_at(&mutated, YEAR).is_err(), "{:?} from {:?}", mutated, concatenated);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_arbitrary_text(text in any::<String>()) {
+            let _ = parse_scan_at(&text, YEAR);
+            let _ = UdiDi::parse(&text);
+            let _ = parse_scans_at(&[&text, &text], YEAR);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_near_miss_scans(
+            prefix in prop::sample::select(vec!["", "]d2", "+", "*+", "(", "https://h/01/", "01095060001343521", "+A123PROD1/$$", "\u{1d}"]),
+            body in "[0-9A-Z()\u{1d}+$/%:?=&. *#\\\\éß€\r\n-]{0,40}",
+            year in 0i32..10_000,
+        ) {
+            let scan = format!("{prefix}{body}");
+            let _ = parse_scan_at(&scan, year);
+            let _ = UdiDi::parse(&scan);
+            let _ = parse_scans_at(&scan.split('\n').collect::<Vec<_>>(), year);
+        }
     }
 }
