@@ -39,7 +39,7 @@ use chrono::NaiveDate;
 
 use crate::udi::{
     ParsedUdi, ProductionIdentifiers, UdiDi, UdiError, char_positions, current_year,
-    expand_two_digit_year, invalid, last_day_of_month,
+    expand_two_digit_year, invalid, last_day_of_month, strip_symbology_identifier,
 };
 
 /// The HIBC character set in value order: the index of a character is its value for the
@@ -56,22 +56,29 @@ pub fn parse(body: &str, offset: usize) -> Result<ParsedUdi, UdiError> {
 }
 
 /// `parse` with the year that two-digit years are expanded against given explicitly.
-pub fn parse_at(body: &str, offset: usize, current_year: i32) -> Result<ParsedUdi, UdiError> {
-    let mut symbols = Vec::new();
+pub fn parse_at<'a>(
+    body: &'a str,
+    offset: usize,
+    current_year: i32,
+) -> Result<ParsedUdi, UdiError> {
+    let mut symbols: Vec<(&str, usize)> = Vec::new();
     let mut start = 0;
     let mut symbol_offset = offset;
+    let mut push = |symbol: &'a str, symbol_offset: usize| {
+        // Each read may carry its own symbology identifier, e.g. `]C0` before each line.
+        let stripped = strip_symbology_identifier(symbol);
+        if !stripped.is_empty() {
+            symbols.push((stripped, symbol_offset + (symbol.len() - stripped.len())));
+        }
+    };
     for (chars_before, (index, c)) in (offset..).zip(body.char_indices()) {
         if matches!(c, '\r' | '\n' | '\u{1d}') {
-            if index > start {
-                symbols.push((&body[start..index], symbol_offset));
-            }
+            push(&body[start..index], symbol_offset);
             start = index + 1;
             symbol_offset = chars_before + 1;
         }
     }
-    if start < body.len() {
-        symbols.push((&body[start..], symbol_offset));
-    }
+    push(&body[start..], symbol_offset);
     parse_symbols_at(&symbols, current_year)
 }
 

@@ -242,11 +242,13 @@ pub(crate) fn expand_two_digit_year(two_digit_year: u32, current_year: i32) -> i
     let current_two_digit = current_year.rem_euclid(100);
     // Two-digit years are 0..=99, so the cast is lossless.
     let difference = two_digit_year as i32 - current_two_digit;
-    match difference {
-        51..=99 => century - 100 + two_digit_year as i32,
-        -99..=-50 => century + 100 + two_digit_year as i32,
-        _ => century + two_digit_year as i32,
-    }
+    // Saturating: `current_year` is caller-supplied and must not be able to cause a panic.
+    let century = match difference {
+        51..=99 => century.saturating_sub(100),
+        -99..=-50 => century.saturating_add(100),
+        _ => century,
+    };
+    century.saturating_add(two_digit_year as i32)
 }
 
 /// The last day of a month, `None` for a month outside 1 to 12 or a year chrono cannot
@@ -288,7 +290,7 @@ fn trim_scan(raw: &str) -> (&str, usize) {
 }
 
 /// Removes a leading AIM symbology identifier (`]` + code character + modifier).
-fn strip_symbology_identifier(scan: &str) -> &str {
+pub(crate) fn strip_symbology_identifier(scan: &str) -> &str {
     let bytes = scan.as_bytes();
     if bytes.len() >= 3 && bytes[0] == b']' {
         // Slicing at 3 is safe: the first three bytes are ASCII when the first is ']' and
@@ -555,6 +557,10 @@ mod tests {
         );
         check(
             "+A123BJC5D6E71G\u{1d}+$$3270101LOT1G9",
+            "hibcc A123BJC5D6E71 lot=LOT1 expiry=2027-01-01",
+        );
+        check(
+            "]C0+A123BJC5D6E71G\r\n]C0+$$3270101LOT1G9",
             "hibcc A123BJC5D6E71 lot=LOT1 expiry=2027-01-01",
         );
         check(
