@@ -151,12 +151,15 @@ pub fn parse_symbols_at(
     }
 }
 
-/// Parses a HIBCC primary identifier as entered in the device register: `A123PROD1`,
-/// `+A123PROD1` or either followed by its check character.
+/// Parses a HIBCC primary identifier as entered in the device register: `A123PROD1`
+/// (register form, never with a check character), or `+A123PROD1` with or without its
+/// check character (symbol form).
 ///
-/// A final digit is ambiguous (unit of measure, or a check character that is a digit): it
-/// is read as the check character only when it matches the check computed over the rest
-/// and the rest still ends in a unit-of-measure digit.
+/// In the symbol form a final digit is ambiguous (unit of measure, or a check character
+/// that happens to be a digit): it is read as the check character when it matches the
+/// check computed over the rest and the rest still ends in a unit-of-measure digit, so
+/// `+A123X15` is `A123X1` with check `5`. Register entries should use the form without
+/// `+`, which has no such ambiguity.
 pub fn parse_primary_identifier(input: &str) -> Result<UdiDi, UdiError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
@@ -183,7 +186,9 @@ pub fn parse_primary_identifier(input: &str) -> Result<UdiDi, UdiError> {
     }
     let last = bytes[bytes.len() - 1];
     let without_last = &bytes[..bytes.len() - 1];
-    let with_check = if !last.is_ascii_digit() {
+    let with_check = if position_shift == 1 {
+        false
+    } else if !last.is_ascii_digit() {
         if check_character(without_last) != last {
             return Err(invalid(
                 "hibcc check character",

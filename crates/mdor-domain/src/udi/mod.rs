@@ -695,6 +695,14 @@ mod tests {
             di("0950600013435").map_err(|e| e.to_string()),
             Err("udi gtin at position 0: has invalid check digit".into())
         );
+        // Symbol form: a final digit matching the check is the check character.
+        assert_eq!(di("+A123X15"), Ok((UdiIssuer::Hibcc, "A123X1".into())));
+        // Register form never carries a check character.
+        assert_eq!(di("A123X15"), Ok((UdiIssuer::Hibcc, "A123X15".into())));
+        assert_eq!(
+            di("A123PROD1I").map_err(|e| e.to_string()),
+            Err("udi hibcc unit of measure at position 9: must be a digit".into())
+        );
         assert_eq!(di(""), Err(UdiError::Empty));
         assert!(di("1A23PROD1").is_err());
         assert!(di("A123PROD").is_err());
