@@ -1,7 +1,8 @@
 //! Fuzzes `parse_scan_at` and `parse_scans_at` (GS1 and HIBCC scans) and checks that every
-//! GS1 scan that parses renders back, through `encode`, to scans that parse the same.
+//! scan that parses renders back, through `encode`, to scans that parse the same.
 #![no_main]
 
+use chrono::Datelike;
 use libfuzzer_sys::fuzz_target;
 use mdor_domain::udi::{encode, parse_scan_at, parse_scans_at};
 
@@ -22,5 +23,14 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(link) = encode::gs1_digital_link(&udi, "id.gs1.org") {
         assert_eq!(parse_scan_at(&link, 2026), Ok(udi.clone()), "{link:?}");
+    }
+    // HIBCC expiry dates are re-encoded as YYMMDD, so only those inside the 2026 window
+    // (1977 to 2076) can come back unchanged; `/14D` can carry any four-digit year.
+    let expiry_fits = udi.production.expiry.is_none_or(|d| (1977..=2076).contains(&d.year()));
+    if let (Some(concatenated), true) = (encode::hibcc_concatenated(&udi), expiry_fits) {
+        assert_eq!(parse_scan_at(&concatenated, 2026), Ok(udi.clone()), "{concatenated:?}");
+    }
+    if let (Some((primary, Some(secondary))), true) = (encode::hibcc_two_symbols(&udi), expiry_fits) {
+        assert_eq!(parse_scans_at(&[&primary, &secondary], 2026), Ok(udi.clone()), "{secondary:?}");
     }
 });

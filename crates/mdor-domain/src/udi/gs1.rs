@@ -1,8 +1,9 @@
 //! GS1 UDIs: element strings as scanned (FNC1 sent as GS), the bracketed human-readable
 //! form, and GS1 Digital Link URIs, all read into one `ParsedUdi`.
 //!
-//! What is implemented, after the GS1 General Specifications (release 24) and the GS1
-//! Digital Link URI Syntax standard (1.4):
+//! What is implemented, after the GS1 General Specifications and the GS1 Digital Link URI
+//! Syntax standard (written from our knowledge of them; section numbers below are the
+//! General Specifications' and should be checked against the current release):
 //!
 //! - Application identifiers 01 (GTIN, N14, mod-10 check digit), 11 (production date, N6),
 //!   17 (expiration date, N6), 10 (batch/lot, X..20), 21 (serial, X..20), 22 (consumer
@@ -11,7 +12,7 @@
 //!   Any other AI is an error naming it: silently skipping data on an implant label could
 //!   hide the element that singles out the unit. X means GS1 AI encodable character set 82.
 //! - Element strings: a predefined-length element (01, 11, 17) ends after its fixed length;
-//!   any other element runs to the next GS or the end of the data, as §7.8.5 specifies, so a
+//!   any other element runs to the next GS or the end of the data, as the General Specifications' section 7.8 specifies, so a
 //!   missing GS after a lot merges the next element into the lot. That is only detectable
 //!   when the merged value breaks the length or character rules, and the error then says a
 //!   GS separator may be missing. A GS after a predefined-length element, one GS at the very
@@ -113,7 +114,7 @@ enum Content {
 #[derive(Debug)]
 struct AiSpec {
     ai: &'static str,
-    /// Predefined length (GS1 General Specifications figure 7.8.5-2): never followed by FNC1.
+    /// Predefined length (the General Specifications' table of predefined-length AIs): never followed by FNC1.
     predefined_length: bool,
     min_length: usize,
     max_length: usize,
@@ -300,7 +301,7 @@ fn unknown_ai_in_element_string(rest: &[u8], position: usize) -> UdiError {
 }
 
 /// How many digits an AI starting with these bytes has, after the first-two-digits table
-/// of the GS1 General Specifications (figure 3.2-1), so that an unknown AI can be named.
+/// of the GS1 General Specifications, so that an unknown AI can be named.
 fn ai_length_by_prefix(rest: &[u8]) -> usize {
     let prefix = match rest {
         [a, b, ..] if a.is_ascii_digit() && b.is_ascii_digit() => (a - b'0') * 10 + (b - b'0'),
@@ -750,7 +751,7 @@ fn parse_date(digits: &[u8], current_year: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day)
 }
 
-/// GS1 AI encodable character set 82 (GS1 General Specifications figure 7.11-1).
+/// GS1 AI encodable character set 82 (GS1 General Specifications section 7.11).
 pub(crate) fn in_character_set_82(b: u8) -> bool {
     matches!(b,
         b'!' | b'"' | b'%' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'-' | b'.'
