@@ -663,6 +663,43 @@ mod tests {
     }
 
     #[test]
+    fn hibcc_check_characters_that_are_space_or_slash_survive_trimming_and_splitting() {
+        // Regression: the first parse_scan trimmed trailing spaces, which destroyed a
+        // space check character.
+        check("+A123PROX1 ", "hibcc A123PROX1");
+        check("+A123PROX1 \r\n", "hibcc A123PROX1");
+        check("+A123PROZ1/", "hibcc A123PROZ1");
+        check(
+            "+A123PROZ1/\n+$$3270101LOT1/X",
+            "hibcc A123PROZ1 lot=LOT1 expiry=2027-01-01",
+        );
+        check(
+            "+A123PROX1 \r\n+$$3270101LOT1 V",
+            "hibcc A123PROX1 lot=LOT1 expiry=2027-01-01",
+        );
+    }
+
+    #[test]
+    fn gtins_with_non_digits_or_odd_lengths_are_errors_not_panics() {
+        // Regression: the placeholder parse_gtin subtracted b'0' from every byte and padded
+        // any length to 14, so "9506000134a52" panicked and "9" was read as a GTIN.
+        let gtin = |s: &str| gs1::parse_gtin(s, 5).map_err(|e| e.to_string());
+        assert_eq!(
+            gtin("9506000134a52"),
+            Err("udi gtin at position 15: must contain only digits".into())
+        );
+        assert_eq!(
+            gtin("9"),
+            Err("udi gtin at position 5: has 1 digits; expected 8, 12, 13 or 14".into())
+        );
+        assert_eq!(
+            gtin("é"),
+            Err("udi gtin at position 5: must contain only digits".into())
+        );
+        assert_eq!(gtin("96385074"), Ok("00000096385074".into()));
+    }
+
+    #[test]
     fn bare_udi_dis_parse_for_both_issuers() {
         let di = |s: &str| UdiDi::parse(s).map(|d| (d.issuer(), d.to_string()));
         assert_eq!(
