@@ -19,8 +19,9 @@
 //!   - the older form of a 5-digit Julian date YYJJJ followed by the lot (a secondary
 //!     starting with a digit).
 //! - Supplementary data after the secondary data, each introduced by `/`: `/14D` expiry
-//!   YYYYMMDD, `/16D` manufacture date YYYYMMDD, `/S` serial, `/Q` quantity. Any other
-//!   field is an error naming it.
+//!   YYYYMMDD, `/16D` manufacture date YYYYMMDD, `/S` serial (1 to 18 letters or digits),
+//!   `/Q` quantity (interpretation: 1 to 5 digits, as the longest `$$9` quantity). Any
+//!   other field is an error naming it.
 //! - Check character: modulus 43 of the sum of the values of every character before it,
 //!   `+` included, over `0`-`9` (0-9), `A`-`Z` (10-35), `-` `.` space `$` `/` `+` `%`
 //!   (36-42); enforced on every symbol. A secondary symbol carries a link character before
@@ -506,7 +507,7 @@ fn read_secondary(
     } else if reader.eat(b"$") {
         let (lot, position) = reader.rest();
         production.lot = Some(lot_or_serial(lot, position, "hibcc lot")?);
-    } else {
+    } else if reader.peek().is_some_and(|b| b.is_ascii_digit()) {
         let position = reader.position();
         production.expiry = Some(julian_date(
             reader.digits(5, "hibcc julian date")?,
@@ -517,6 +518,12 @@ fn read_secondary(
         if !lot.is_empty() {
             production.lot = Some(lot_or_serial(lot, position, "hibcc lot")?);
         }
+    } else {
+        return Err(invalid(
+            "hibcc secondary data",
+            reader.position(),
+            "must start with '$', '$$', '$+', '$$+' or a julian date",
+        ));
     }
     read_supplementary(&data[main_end..], &positions[main_end..], &mut secondary)?;
     Ok(secondary)

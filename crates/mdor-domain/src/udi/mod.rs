@@ -657,6 +657,10 @@ mod tests {
             "udi hibcc symbol at position 1: contains 'a'; only 0-9, A-Z, '-', '.', space, '$', '/', '+' and '%' are allowed",
         );
         check(
+            "+A123PROD1/XYZV",
+            "udi hibcc secondary data at position 11: must start with '$', '$$', '$+', '$$+' or a julian date",
+        );
+        check(
             "+$$3270101LOT1G9",
             "udi hibcc primary data at position 0: is missing; a secondary symbol alone does not identify the device",
         );
