@@ -166,6 +166,9 @@ pub fn parse_primary_identifier(input: &str) -> Result<UdiDi, UdiError> {
     if trimmed.is_empty() {
         return Err(UdiError::Empty);
     }
+    let leading = input[..input.len() - input.trim_start().len()]
+        .chars()
+        .count();
     let with_plus = if trimmed.starts_with('+') {
         trimmed.to_string()
     } else {
@@ -176,7 +179,7 @@ pub fn parse_primary_identifier(input: &str) -> Result<UdiDi, UdiError> {
     // Errors count characters of the input as given, without the `+` we may have added.
     let position = |index: usize| -> usize {
         let index = index.saturating_sub(position_shift);
-        trimmed.get(..index).map_or(index, |s| s.chars().count())
+        leading + trimmed.get(..index).map_or(index, |s| s.chars().count())
     };
     if let Some(index) = bytes.iter().position(|&b| value_of(b).is_none()) {
         return Err(invalid(

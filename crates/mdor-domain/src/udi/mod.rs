@@ -92,17 +92,21 @@ pub enum UdiError {
 
 impl UdiDi {
     /// Parses a bare UDI-DI as it appears in the device register or a manual entry:
-    /// 14 digits (or 8, 12, 13, left-padded to 14) for GS1, or a HIBCC primary identifier with
-    /// or without its leading `+` and check character.
+    /// 14 digits (or 8, 12, 13, left-padded to 14) for GS1, or a HIBCC primary identifier
+    /// `A123PROD1`, or `+A123PROD1` with or without its check character (see
+    /// `hibcc::parse_primary_identifier`).
     pub fn parse(input: &str) -> Result<UdiDi, UdiError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(UdiError::Empty);
         }
         if trimmed.bytes().all(|b| b.is_ascii_digit()) {
-            return gs1::parse_gtin(trimmed, 0).map(UdiDi::gtin_unchecked);
+            let leading = input[..input.len() - input.trim_start().len()]
+                .chars()
+                .count();
+            return gs1::parse_gtin(trimmed, leading).map(UdiDi::gtin_unchecked);
         }
-        hibcc::parse_primary_identifier(trimmed)
+        hibcc::parse_primary_identifier(input)
     }
 
     /// Builds a GS1 UDI-DI from a GTIN-14 that has already been checked by `gs1::parse_gtin`.
@@ -743,6 +747,14 @@ mod tests {
         assert_eq!(
             di("A123PROD1I").map_err(|e| e.to_string()),
             Err("udi hibcc unit of measure at position 9: must be a digit".into())
+        );
+        assert_eq!(
+            di("  09506000134353").map_err(|e| e.to_string()),
+            Err("udi gtin at position 2: has invalid check digit".into())
+        );
+        assert_eq!(
+            di("\tA123PROD1I").map_err(|e| e.to_string()),
+            Err("udi hibcc unit of measure at position 10: must be a digit".into())
         );
         assert_eq!(di(""), Err(UdiError::Empty));
         assert!(di("1A23PROD1").is_err());
