@@ -376,11 +376,11 @@ fn split_bracketed(body: &[u8], positions: &[usize]) -> Result<Vec<Element>, Udi
 }
 
 fn is_digital_link(body: &str) -> bool {
-    let lower = |prefix: &str| {
+    let starts_with_ignoring_case = |prefix: &str| {
         body.len() >= prefix.len()
             && body.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
     };
-    lower("http://") || lower("https://")
+    starts_with_ignoring_case("http://") || starts_with_ignoring_case("https://")
 }
 
 /// Reads `https://id.gs1.org/01/09506000134352/10/ABC?17=270101`.
@@ -475,29 +475,18 @@ fn split_digital_link(body: &str, positions: &[usize]) -> Result<Vec<Element>, U
                 }
             }
         }
-        let (mut value, value_positions) = percent_decode(raw_value, value_start, positions)?;
-        if spec.content == Content::Gtin {
-            // Digital Link allows GTIN-8, -12 and -13 in the path; the check happens later
-            // on the 14-digit form.
-            if [8, 12, 13].contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
-                let mut padded = vec![b'0'; 14 - value.len()];
-                padded.extend_from_slice(&value);
-                value = padded;
-                let first = value_positions
-                    .first()
-                    .copied()
-                    .unwrap_or(positions[value_start]);
-                let value_positions = vec![first; 14];
-                elements.push(Element {
-                    spec,
-                    ai_position: positions[ai_start],
-                    value,
-                    value_positions,
-                    value_position: positions[value_start],
-                    separator_hint: false,
-                });
-                continue;
-            }
+        let (mut value, mut value_positions) = percent_decode(raw_value, value_start, positions)?;
+        let short_gtin = spec.content == Content::Gtin
+            && [8, 12, 13].contains(&value.len())
+            && value.iter().all(u8::is_ascii_digit);
+        if short_gtin {
+            // Digital Link allows GTIN-8, -12 and -13 in the path; padding to 14 digits
+            // lets the check digit and duplicate checks work on one form. The padding
+            // zeros are attributed to the value's first character.
+            let mut padded = vec![b'0'; 14 - value.len()];
+            padded.extend_from_slice(&value);
+            value = padded;
+            value_positions = vec![positions[value_start]; 14];
         }
         elements.push(Element {
             spec,
