@@ -231,14 +231,14 @@ impl Submission {
         }
         for (i, device) in devices.iter().enumerate() {
             let production = &device.production;
-            if let (Some(made), Some(expiry)) = (production.manufactured, production.expiry) {
-                if made > expiry {
-                    errors.push(FieldError::new(
-                        format!("devices[{i}].manufactured"),
-                        "after_expiry",
-                        "manufacture date is after the expiry date",
-                    ));
-                }
+            if let (Some(made), Some(expiry)) = (production.manufactured, production.expiry)
+                && made > expiry
+            {
+                errors.push(FieldError::new(
+                    format!("devices[{i}].manufactured"),
+                    "after_expiry",
+                    "manufacture date is after the expiry date",
+                ));
             }
             if production
                 .manufactured

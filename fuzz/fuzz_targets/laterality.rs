@@ -1,0 +1,10 @@
+//! Fuzzes `Laterality::parse`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = mdor_domain::Laterality::parse(text);
+    }
+});
