@@ -250,7 +250,7 @@ async fn bad_input_gets_a_4xx_naming_the_field_never_a_500() {
                 check(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_field",
-                    Some("procedure"),
+                    Some("procedure.surgeon"),
                 ),
             ),
             (
