@@ -19,6 +19,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error")]
     Backend(#[source] sqlx::Error),
+    /// The SQLite group-commit writer is gone (the runtime is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
     #[error("migration error")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }

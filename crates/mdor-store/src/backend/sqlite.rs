@@ -1,6 +1,13 @@
 //! The embedded SQLite backend: one file, WAL journal, `synchronous=FULL`, foreign keys on.
 //! Writes run in `BEGIN IMMEDIATE` transactions so that concurrent writers queue on the
 //! busy timeout instead of failing on a stale snapshot.
+//!
+//! Submissions use group commit. With `synchronous=FULL` every commit waits for an fsync
+//! (about 2.6 ms on the reference machine, so at most ~380 commits a second), so one writer
+//! task takes every submission waiting at that moment into one transaction, each in its own
+//! savepoint: a failing submission rolls back alone, and every submission is acknowledged only
+//! after the shared COMMIT has returned. If the COMMIT itself fails, each submission of the
+//! group is retried in a transaction of its own so that each gets its own answer.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -9,7 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use mdor_domain::register::RegisterEntry;
 use mdor_domain::{NhsNumber, OdsCode, UdiDi};
@@ -26,8 +34,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// SQLite allows 32,766 bound variables per statement; stay well below it.
 const MAX_VARIABLES: usize = 30_000;
 
+/// The most submissions one group commit takes.
+const MAX_GROUP: usize = 256;
+
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: mpsc::Sender<SubmissionJob>,
+}
+
+/// One submission waiting for the group-commit writer.
+struct SubmissionJob {
+    prepared: PreparedSubmission,
+    idempotency: Option<NewIdempotencyRecord>,
+    reply: oneshot::Sender<StoreResult<ProcedureId>>,
 }
 
 impl SqliteStore {
@@ -63,7 +82,9 @@ impl SqliteStore {
             })
             .connect_with(connect)
             .await?;
-        Ok(SqliteStore { pool })
+        let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(group_commit_writer(pool.clone(), jobs));
+        Ok(SqliteStore { pool, writer })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -224,82 +245,17 @@ impl Store for SqliteStore {
         prepared: &PreparedSubmission,
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<ProcedureId> {
-        let s = &prepared.submission;
-        let p = &s.patient;
-        let mut tx = self.begin_write().await?;
-        let existing: Option<(i64, NaiveDate)> = sqlx::query_as(sql::PATIENT_BY_NHS)
-            .bind(p.nhs_number.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let postcode = p.postcode.as_ref().map(|c| c.as_str());
-        let patient_id = match existing {
-            Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
-            Some((id, _)) => {
-                sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
-                    .bind(id)
-                    .bind(p.family_name.as_str())
-                    .bind(p.given_name.as_str())
-                    .bind(p.sex.as_str())
-                    .bind(postcode)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            None => {
-                sqlx::query_scalar(sql::PATIENT_INSERT)
-                    .bind(p.nhs_number.as_str())
-                    .bind(p.family_name.as_str())
-                    .bind(p.given_name.as_str())
-                    .bind(p.date_of_birth)
-                    .bind(p.sex.as_str())
-                    .bind(postcode)
-                    .bind(prepared.received_at)
-                    .fetch_one(&mut *tx)
-                    .await?
-            }
+        let (reply, answer) = oneshot::channel();
+        let job = SubmissionJob {
+            prepared: prepared.clone(),
+            idempotency: idempotency.cloned(),
+            reply,
         };
-        let procedure = &s.procedure;
-        let consultant = consultant_id(&mut tx, procedure.consultant.as_str()).await?;
-        let procedure_id: i64 = sqlx::query_scalar(sql::PROCEDURE_INSERT)
-            .bind(patient_id)
-            .bind(prepared.provider.0)
-            .bind(consultant)
-            .bind(procedure.procedure_date)
-            .bind(procedure.opcs4.as_ref().map(|c| c.code()))
-            .bind(procedure.opcs4.as_ref().map(|c| c.version()))
-            .bind(procedure.snomed.map(|c| c.value() as i64))
-            .bind(procedure.laterality.as_str())
-            .bind(procedure.registry.as_str())
-            .bind(procedure.local_record_id.as_str())
-            .bind(prepared.received_at)
-            .fetch_one(&mut *tx)
-            .await?;
-        for (position, (device, implant)) in s.devices.iter().zip(&prepared.implants).enumerate() {
-            let implant_id: i64 = sqlx::query_scalar(sql::IMPLANT_INSERT)
-                .bind(procedure_id)
-                .bind(position as i32)
-                .bind(device.udi_di.as_str())
-                .bind(implant.device_model.map(|m| m.0))
-                .bind(&device.production.lot)
-                .bind(&device.production.serial)
-                .bind(device.production.expiry)
-                .bind(device.production.manufactured)
-                .bind(&device.raw_scan)
-                .bind(device.entry_type.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            for flag in &implant.flags {
-                sqlx::query(sql::FLAG_INSERT)
-                    .bind(implant_id)
-                    .bind(flag.as_str())
-                    .bind(prepared.received_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        put_idempotency(&mut tx, idempotency).await?;
-        tx.commit().await?;
-        Ok(ProcedureId(procedure_id))
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
@@ -574,6 +530,145 @@ impl Store for SqliteStore {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
     }
+}
+
+/// Writes one submission on a connection that is already inside a transaction or savepoint.
+async fn write_submission(
+    conn: &mut SqliteConnection,
+    prepared: &PreparedSubmission,
+    idempotency: Option<&NewIdempotencyRecord>,
+) -> StoreResult<ProcedureId> {
+    let s = &prepared.submission;
+    let p = &s.patient;
+    let existing: Option<(i64, NaiveDate)> = sqlx::query_as(sql::PATIENT_BY_NHS)
+        .bind(p.nhs_number.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let postcode = p.postcode.as_ref().map(|c| c.as_str());
+    let patient_id = match existing {
+        Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
+        Some((id, _)) => {
+            sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
+                .bind(id)
+                .bind(p.family_name.as_str())
+                .bind(p.given_name.as_str())
+                .bind(p.sex.as_str())
+                .bind(postcode)
+                .execute(&mut *conn)
+                .await?;
+            id
+        }
+        None => {
+            sqlx::query_scalar(sql::PATIENT_INSERT)
+                .bind(p.nhs_number.as_str())
+                .bind(p.family_name.as_str())
+                .bind(p.given_name.as_str())
+                .bind(p.date_of_birth)
+                .bind(p.sex.as_str())
+                .bind(postcode)
+                .bind(prepared.received_at)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    let procedure = &s.procedure;
+    let consultant = consultant_id(conn, procedure.consultant.as_str()).await?;
+    let procedure_id: i64 = sqlx::query_scalar(sql::PROCEDURE_INSERT)
+        .bind(patient_id)
+        .bind(prepared.provider.0)
+        .bind(consultant)
+        .bind(procedure.procedure_date)
+        .bind(procedure.opcs4.as_ref().map(|c| c.code()))
+        .bind(procedure.opcs4.as_ref().map(|c| c.version()))
+        .bind(procedure.snomed.map(|c| c.value() as i64))
+        .bind(procedure.laterality.as_str())
+        .bind(procedure.registry.as_str())
+        .bind(procedure.local_record_id.as_str())
+        .bind(prepared.received_at)
+        .fetch_one(&mut *conn)
+        .await?;
+    for (position, (device, implant)) in s.devices.iter().zip(&prepared.implants).enumerate() {
+        let implant_id: i64 = sqlx::query_scalar(sql::IMPLANT_INSERT)
+            .bind(procedure_id)
+            .bind(position as i32)
+            .bind(device.udi_di.as_str())
+            .bind(implant.device_model.map(|m| m.0))
+            .bind(&device.production.lot)
+            .bind(&device.production.serial)
+            .bind(device.production.expiry)
+            .bind(device.production.manufactured)
+            .bind(&device.raw_scan)
+            .bind(device.entry_type.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+        for flag in &implant.flags {
+            sqlx::query(sql::FLAG_INSERT)
+                .bind(implant_id)
+                .bind(flag.as_str())
+                .bind(prepared.received_at)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    put_idempotency(conn, idempotency).await?;
+    Ok(ProcedureId(procedure_id))
+}
+
+/// Takes every submission waiting and commits them together; see the module header.
+async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<SubmissionJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit_group(&pool, &group).await {
+            Ok(results) => {
+                for (job, result) in group.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, size = group.len(), "group commit failed; committing one by one");
+                for job in group {
+                    let result = commit_one(&pool, &job).await;
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(
+    pool: &SqlitePool,
+    group: &[SubmissionJob],
+) -> StoreResult<Vec<StoreResult<ProcedureId>>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        let mut savepoint = tx.begin().await?;
+        match write_submission(&mut savepoint, &job.prepared, job.idempotency.as_ref()).await {
+            Ok(id) => {
+                savepoint.commit().await?;
+                results.push(Ok(id));
+            }
+            Err(error) => {
+                savepoint.rollback().await?;
+                results.push(Err(error));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn commit_one(pool: &SqlitePool, job: &SubmissionJob) -> StoreResult<ProcedureId> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let id = write_submission(&mut tx, &job.prepared, job.idempotency.as_ref()).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Looks up the patients, local record ids and consultants a batch refers to, creating
