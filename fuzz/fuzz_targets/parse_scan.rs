@@ -16,21 +16,41 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Some(element_string) = encode::gs1_element_string(&udi) {
-        assert_eq!(parse_scan_at(&element_string, 2026), Ok(udi.clone()), "{element_string:?}");
+        assert_eq!(
+            parse_scan_at(&element_string, 2026),
+            Ok(udi.clone()),
+            "{element_string:?}"
+        );
     }
     if let Some(bracketed) = encode::gs1_bracketed(&udi) {
-        assert_eq!(parse_scan_at(&bracketed, 2026), Ok(udi.clone()), "{bracketed:?}");
+        assert_eq!(
+            parse_scan_at(&bracketed, 2026),
+            Ok(udi.clone()),
+            "{bracketed:?}"
+        );
     }
     if let Some(link) = encode::gs1_digital_link(&udi, "id.gs1.org") {
         assert_eq!(parse_scan_at(&link, 2026), Ok(udi.clone()), "{link:?}");
     }
     // HIBCC expiry dates are re-encoded as YYMMDD, so only those inside the 2026 window
     // (1977 to 2076) can come back unchanged; `/14D` can carry any four-digit year.
-    let expiry_fits = udi.production.expiry.is_none_or(|d| (1977..=2076).contains(&d.year()));
+    let expiry_fits = udi
+        .production
+        .expiry
+        .is_none_or(|d| (1977..=2076).contains(&d.year()));
     if let (Some(concatenated), true) = (encode::hibcc_concatenated(&udi), expiry_fits) {
-        assert_eq!(parse_scan_at(&concatenated, 2026), Ok(udi.clone()), "{concatenated:?}");
+        assert_eq!(
+            parse_scan_at(&concatenated, 2026),
+            Ok(udi.clone()),
+            "{concatenated:?}"
+        );
     }
-    if let (Some((primary, Some(secondary))), true) = (encode::hibcc_two_symbols(&udi), expiry_fits) {
-        assert_eq!(parse_scans_at(&[&primary, &secondary], 2026), Ok(udi.clone()), "{secondary:?}");
+    if let (Some((primary, Some(secondary))), true) = (encode::hibcc_two_symbols(&udi), expiry_fits)
+    {
+        assert_eq!(
+            parse_scans_at(&[&primary, &secondary], 2026),
+            Ok(udi.clone()),
+            "{secondary:?}"
+        );
     }
 });

@@ -237,7 +237,7 @@ mod tests {
     const YEAR: i32 = 2026;
 
     #[test]
-    fn gtin_check_digit_of_the_gs1_example_gtin_is_2() {
+    fn gtin_check_digits_of_the_gs1_examples_are_computed() {
         assert_eq!(gtin_check_digit(b"0950600013435"), 2);
         // GS1 General Specifications check digit example: GTIN-13 629104150021 has check 3.
         assert_eq!(gtin_check_digit(b"0629104150021"), 3);
