@@ -1,7 +1,7 @@
 //! The PostgreSQL backend, the production engine. Bulk loads bind whole columns as arrays and
 //! insert them with `UNNEST`; ids for bulk rows are reserved from the tables' sequences.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -457,8 +457,9 @@ impl Store for PostgresStore {
         sqlx::query("LOCK TABLE patient IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let lookups = bulk_lookups(&mut tx, batch).await?;
+        let mut lookups = bulk_lookups(&mut tx, batch).await?;
         let plan = BulkPlan::new(batch, &lookups);
+        lookups.consultants = ensure_consultants(&mut tx, &plan.consultants()).await?;
         let (n_patients, n_procedures, n_implants) = plan.id_counts();
         let patient_ids = next_ids(&mut tx, "patient", n_patients).await?;
         let procedure_ids = next_ids(&mut tx, "procedure", n_procedures).await?;
@@ -552,8 +553,7 @@ impl Store for PostgresStore {
     }
 }
 
-/// Looks up the patients, local record ids and consultants a batch refers to, creating
-/// consultants seen for the first time.
+/// Looks up the patients and local record ids a batch refers to.
 async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
     let mut lookups = BulkLookups::default();
     let nhs: HashSet<&str> = batch
@@ -584,23 +584,24 @@ async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult
     .fetch_all(&mut *conn)
     .await?;
     lookups.local_ids.extend(rows);
-    let gmc: HashSet<&str> = batch
-        .submissions
-        .iter()
-        .map(|s| s.submission.procedure.consultant.as_str())
-        .collect();
-    let gmc: Vec<&str> = gmc.into_iter().collect();
+    Ok(lookups)
+}
+
+/// Creates the consultants seen for the first time and returns the ids of all of them.
+async fn ensure_consultants(
+    conn: &mut PgConnection,
+    gmc: &[&str],
+) -> StoreResult<HashMap<String, i64>> {
     sqlx::query("INSERT INTO consultant (gmc_number) SELECT * FROM UNNEST($1::text[]) ON CONFLICT (gmc_number) DO NOTHING")
-        .bind(&gmc)
+        .bind(gmc)
         .execute(&mut *conn)
         .await?;
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT gmc_number, id FROM consultant WHERE gmc_number = ANY($1)")
-            .bind(&gmc)
+            .bind(gmc)
             .fetch_all(&mut *conn)
             .await?;
-    lookups.consultants.extend(rows);
-    Ok(lookups)
+    Ok(rows.into_iter().collect())
 }
 
 /// Reserves `count` ids from a table's identity sequence.
