@@ -16,7 +16,9 @@ use mdor_domain::record::{
 };
 use mdor_domain::register::RegisterEntry;
 use mdor_domain::rules::follow_up_flags;
-use mdor_domain::{NhsNumber, Opcs4Code, ProductionIdentifiers, Slug, SnomedCtId, UdiDi};
+use mdor_domain::{
+    GmcNumber, NhsNumber, Opcs4Code, ProductionIdentifiers, Slug, SnomedCtId, UdiDi,
+};
 use mdor_store::{
     BulkBatch, BulkLoadOutcome, BulkRemoval, DeviceModelId, NewOrganisation, OrganisationId,
     OrganisationKind, PreparedImplant, PreparedSubmission, Store,
@@ -27,6 +29,8 @@ use crate::fixtures::{GS, instant, nhs};
 
 const SEED: u64 = 20_261_121;
 const N_PROCEDURES: u64 = 300;
+/// More procedures than the SQLite backend writes in one multi-row statement (2,000 rows).
+const N_PROCEDURES_LARGE: u64 = 2_500;
 
 /// A generated dataset whose providers and device register are already in the store.
 struct SyntheticData {
@@ -37,8 +41,8 @@ struct SyntheticData {
 }
 
 impl SyntheticData {
-    async fn prepare(store: &dyn Store) -> SyntheticData {
-        let generator = Generator::new(SynthConfig::new(SEED, N_PROCEDURES));
+    async fn prepare(store: &dyn Store, n_procedures: u64) -> SyntheticData {
+        let generator = Generator::new(SynthConfig::new(SEED, n_procedures));
         let catalogue = generator.catalogue();
         let mut providers = HashMap::new();
         for provider in &catalogue.providers {
@@ -267,7 +271,7 @@ fn nhs_numbers(submissions: &[PreparedSubmission]) -> HashSet<String> {
 pub async fn bulk_load_deduplicates_patients_across_batches_and_reports_duplicates_and_mismatches(
     store: &dyn Store,
 ) {
-    let data = SyntheticData::prepare(store).await;
+    let data = SyntheticData::prepare(store, N_PROCEDURES).await;
     let all = &data.submissions;
     assert_eq!(all.len() as u64, N_PROCEDURES);
     // Alternate records go to each batch, so patients with several procedures span both.
@@ -426,6 +430,22 @@ pub async fn bulk_load_deduplicates_patients_across_batches_and_reports_duplicat
     let after = store.counts().await.unwrap();
     assert_eq!(after.patients, counts.patients + 1);
     assert_eq!(after.procedures, counts.procedures + 1);
+
+    // A refused record leaves nothing behind, not even its consultant.
+    let mut refused = mismatch.clone();
+    refused.submission.procedure.local_record_id =
+        LocalRecordId::parse("MISMATCH-2", "local_record_id").unwrap();
+    refused.submission.procedure.consultant = GmcNumber::parse("1234567").unwrap();
+    assert!(!consultants.contains("1234567"));
+    let outcome = store
+        .bulk_load(&BulkBatch {
+            submissions: vec![refused],
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.patient_mismatches, [0]);
+    assert_eq!(outcome.procedures, 0);
+    assert_eq!(store.counts().await.unwrap(), after);
 }
 
 /// Reads `prepared` back by its local record id and compares what was stored.
@@ -476,7 +496,7 @@ async fn check_stored(store: &dyn Store, prepared: &PreparedSubmission) {
 pub async fn bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unknown_ones(
     store: &dyn Store,
 ) {
-    let data = SyntheticData::prepare(store).await;
+    let data = SyntheticData::prepare(store, N_PROCEDURES).await;
     let outcome = store
         .bulk_load(&BulkBatch {
             submissions: data.submissions.clone(),
@@ -542,5 +562,31 @@ pub async fn bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unkn
             .unwrap()
             .unwrap();
         assert_eq!(bounds.date_of_death, Some(*date));
+    }
+}
+
+pub async fn bulk_load_of_more_rows_than_one_statement_holds_loads_every_row(store: &dyn Store) {
+    let empty = store.bulk_load(&BulkBatch::default()).await.unwrap();
+    assert_eq!(empty, BulkLoadOutcome::default());
+
+    let data = SyntheticData::prepare(store, N_PROCEDURES_LARGE).await;
+    let all = &data.submissions;
+    let outcome = store
+        .bulk_load(&BulkBatch {
+            submissions: all.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.procedures, N_PROCEDURES_LARGE);
+    assert_eq!(outcome.implants, n_implants(all));
+    assert!(outcome.implants > 2_000);
+    assert_eq!(outcome.new_patients, nhs_numbers(all).len() as u64);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.procedures, N_PROCEDURES_LARGE as i64);
+    assert_eq!(counts.implants, n_implants(all) as i64);
+    assert_eq!(counts.patients, nhs_numbers(all).len() as i64);
+    // Records on both sides of each statement boundary, and the last, read back intact.
+    for index in [0, 1_999, 2_000, all.len() - 1] {
+        check_stored(store, &all[index]).await;
     }
 }

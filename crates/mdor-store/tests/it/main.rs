@@ -88,6 +88,7 @@ macro_rules! all_cases {
                 conformance::tokens_are_found_by_hash_until_revoked,
                 bulk::bulk_load_deduplicates_patients_across_batches_and_reports_duplicates_and_mismatches,
                 bulk::bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unknown_ones,
+                bulk::bulk_load_of_more_rows_than_one_statement_holds_loads_every_row,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
