@@ -62,6 +62,34 @@ async fn put_idempotency(
     Ok(())
 }
 
+/// Creates a patient unless one with the NHS number exists or is being created by a concurrent
+/// transaction (which this waits for); returns the new id, or nothing when it existed.
+const PATIENT_INSERT_IF_NEW: &str = "INSERT INTO patient \
+     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (nhs_number) DO NOTHING RETURNING id";
+
+/// Checks a stored patient's date of birth against a submission's and keeps the submission's
+/// demographics; returns the patient's id.
+async fn update_patient(
+    conn: &mut PgConnection,
+    id: i64,
+    stored_date_of_birth: NaiveDate,
+    patient: &mdor_domain::record::Patient,
+) -> StoreResult<i64> {
+    if stored_date_of_birth != patient.date_of_birth {
+        return Err(StoreError::PatientMismatch);
+    }
+    sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
+        .bind(id)
+        .bind(patient.family_name.as_str())
+        .bind(patient.given_name.as_str())
+        .bind(patient.sex.as_str())
+        .bind(patient.postcode.as_ref().map(|c| c.as_str()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
 async fn consultant_id(conn: &mut PgConnection, gmc: &str) -> StoreResult<i64> {
     sqlx::query(sql::CONSULTANT_ENSURE)
         .bind(gmc)
@@ -200,24 +228,14 @@ impl Store for PostgresStore {
             .bind(p.nhs_number.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-        let postcode = p.postcode.as_ref().map(|c| c.as_str());
         let patient_id = match existing {
-            Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
-            Some((id, _)) => {
-                sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
-                    .bind(id)
-                    .bind(p.family_name.as_str())
-                    .bind(p.given_name.as_str())
-                    .bind(p.sex.as_str())
-                    .bind(postcode)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
+            Some((id, stored_dob)) => update_patient(&mut tx, id, stored_dob, p).await?,
             None => {
-                // A concurrent submission may create the same patient first; the unique
-                // constraint then refuses this insert and the transaction reports a conflict.
-                sqlx::query_scalar(sql::PATIENT_INSERT)
+                // A concurrent submission may be creating the same patient: the insert then
+                // waits for it and does nothing, and the patient it created is used instead,
+                // as SQLite's serialised writers would.
+                let postcode = p.postcode.as_ref().map(|c| c.as_str());
+                let inserted: Option<i64> = sqlx::query_scalar(PATIENT_INSERT_IF_NEW)
                     .bind(p.nhs_number.as_str())
                     .bind(p.family_name.as_str())
                     .bind(p.given_name.as_str())
@@ -225,8 +243,19 @@ impl Store for PostgresStore {
                     .bind(p.sex.as_str())
                     .bind(postcode)
                     .bind(prepared.received_at)
-                    .fetch_one(&mut *tx)
-                    .await?
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match inserted {
+                    Some(id) => id,
+                    None => {
+                        let (id, stored_dob): (i64, NaiveDate) =
+                            sqlx::query_as(sql::PATIENT_BY_NHS)
+                                .bind(p.nhs_number.as_str())
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        update_patient(&mut tx, id, stored_dob, p).await?
+                    }
+                }
             }
         };
         let procedure = &s.procedure;
