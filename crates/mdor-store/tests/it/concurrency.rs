@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use mdor_store::{ProcedureId, Store};
+use mdor_store::{ProcedureId, Store, StoreError};
 
 use crate::fixtures::{add_provider, date, nhs, simple, udi};
 
@@ -87,4 +87,84 @@ pub async fn concurrent_submissions_all_succeed_with_distinct_ids(store: Arc<dyn
         1 + i64::from(N_TASKS * (SUBMISSIONS_PER_TASK - 1))
     );
     assert_eq!(counts.consultants, 1);
+}
+
+/// How many tasks submit the first procedures of one new patient at the same moment.
+const N_RACING: u32 = 10;
+
+pub async fn concurrent_first_submissions_for_one_new_patient_share_that_patient(
+    store: Arc<dyn Store>,
+) {
+    let provider_id = add_provider(&*store, "RXX").await;
+    let device = udi(10);
+    // Another patient's submission creates the consultant, so only the patient is new.
+    store
+        .insert_submission(
+            &simple(1, provider_id, "RXX", "R-init", date(2019, 1, 1), &device),
+            None,
+        )
+        .await
+        .unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(N_RACING as usize));
+    let mut tasks = Vec::new();
+    for task in 0..N_RACING {
+        let store = Arc::clone(&store);
+        let device = device.clone();
+        let start = Arc::clone(&start);
+        tasks.push(tokio::spawn(async move {
+            let prepared = simple(
+                2,
+                provider_id,
+                "RXX",
+                &format!("R-{task}"),
+                date(2020, 1, 1),
+                &device,
+            );
+            start.wait().await;
+            store.insert_submission(&prepared, None).await
+        }));
+    }
+    let mut patients = HashSet::new();
+    for task in tasks {
+        let id = task.await.unwrap().unwrap();
+        patients.insert(store.procedure(id).await.unwrap().unwrap().patient_id);
+    }
+    assert_eq!(patients.len(), 1);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.patients, 2);
+    assert_eq!(counts.procedures, 1 + i64::from(N_RACING));
+
+    // Two first submissions of another new patient with different dates of birth: one
+    // creates the patient, the other is a mismatch, whichever comes first.
+    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let mut tasks = Vec::new();
+    for (task, born) in [(0, date(1950, 3, 14)), (1, date(1960, 7, 7))] {
+        let store = Arc::clone(&store);
+        let device = device.clone();
+        let start = Arc::clone(&start);
+        tasks.push(tokio::spawn(async move {
+            let mut prepared = simple(
+                3,
+                provider_id,
+                "RXX",
+                &format!("M-{task}"),
+                date(2020, 1, 1),
+                &device,
+            );
+            prepared.submission.patient.date_of_birth = born;
+            start.wait().await;
+            store.insert_submission(&prepared, None).await
+        }));
+    }
+    let mut stored = 0;
+    let mut mismatches = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(StoreError::PatientMismatch) => mismatches += 1,
+            Err(other) => panic!("expected a patient mismatch, got {other:?}"),
+        }
+    }
+    assert_eq!((stored, mismatches), (1, 1));
+    assert_eq!(store.counts().await.unwrap().patients, 3);
 }
