@@ -590,3 +590,30 @@ pub async fn bulk_load_of_more_rows_than_one_statement_holds_loads_every_row(sto
         check_stored(store, &all[index]).await;
     }
 }
+
+pub async fn concurrent_bulk_loads_of_one_batch_load_it_once(store: std::sync::Arc<dyn Store>) {
+    let data = SyntheticData::prepare(&*store, N_PROCEDURES).await;
+    let batch = std::sync::Arc::new(BulkBatch {
+        submissions: data.submissions.clone(),
+    });
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let store = std::sync::Arc::clone(&store);
+            let batch = std::sync::Arc::clone(&batch);
+            tokio::spawn(async move { store.bulk_load(&batch).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes.sort_by_key(|o| o.procedures);
+    // One load wrote everything; the other, serialised after it, found only duplicates.
+    assert_eq!(outcomes[0].procedures, 0);
+    assert_eq!(outcomes[0].duplicates.len() as u64, N_PROCEDURES);
+    assert_eq!(outcomes[1].procedures, N_PROCEDURES);
+    assert!(outcomes[1].duplicates.is_empty());
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.procedures, N_PROCEDURES as i64);
+    assert_eq!(counts.patients, nhs_numbers(&data.submissions).len() as i64);
+}

@@ -156,12 +156,11 @@ pub async fn submission_round_trips_every_field_and_creates_the_consultant(store
     let mut details = procedure("RXX", "THEATRE-0001", date(2026, 2, 10));
     details.snomed = Some(snomed("52734007"));
     details.laterality = Laterality::Right;
+    let mut someone = patient(&nhs(1), date(1950, 3, 14));
+    someone.family_name = PersonName::parse("Ó'Brien-Łukasiewicz", "family_name").unwrap();
+    someone.given_name = PersonName::parse("Zoë", "given_name").unwrap();
     let prepared = prepare(
-        submission(
-            patient(&nhs(1), date(1950, 3, 14)),
-            details,
-            vec![scanned, expired],
-        ),
+        submission(someone, details, vec![scanned, expired]),
         provider_id,
         &[Some(model), None],
     );
@@ -174,8 +173,8 @@ pub async fn submission_round_trips_every_field_and_creates_the_consultant(store
     assert_eq!(record.provider, provider_id);
     assert_eq!(record.provider_ods, "RXX");
     assert_eq!(record.nhs_number, nhs(1).as_str());
-    assert_eq!(record.family_name, "Testpatient");
-    assert_eq!(record.given_name, "Alex");
+    assert_eq!(record.family_name, "Ó'Brien-Łukasiewicz");
+    assert_eq!(record.given_name, "Zoë");
     assert_eq!(record.date_of_birth, date(1950, 3, 14));
     assert_eq!(record.sex, "female");
     assert_eq!(record.postcode.as_deref(), Some("LS1 4AP"));
