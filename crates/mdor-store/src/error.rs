@@ -28,15 +28,16 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &error {
-            if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation()
-            {
-                let constraint = db
-                    .constraint()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| db.message().to_string());
-                return StoreError::Conflict { constraint };
-            }
+        if let sqlx::Error::Database(db) = &error
+            && (db.is_unique_violation()
+                || db.is_foreign_key_violation()
+                || db.is_check_violation())
+        {
+            let constraint = db
+                .constraint()
+                .map(str::to_string)
+                .unwrap_or_else(|| db.message().to_string());
+            return StoreError::Conflict { constraint };
         }
         StoreError::Backend(error)
     }

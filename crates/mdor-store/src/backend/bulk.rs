@@ -14,7 +14,7 @@ pub struct BulkLookups {
     pub patients: HashMap<String, (i64, NaiveDate)>,
     /// (provider id, local record id) already stored.
     pub local_ids: HashSet<(i64, String)>,
-    /// GMC number → consultant id.
+    /// GMC number → consultant id, for the consultants of the records the plan writes.
     pub consultants: HashMap<String, i64>,
 }
 
@@ -147,6 +147,20 @@ impl<'a> BulkPlan<'a> {
             implant_count,
             outcome,
         }
+    }
+
+    /// The GMC numbers of the consultants of the records that will be written; refused and
+    /// duplicate records are left out so that they leave nothing behind.
+    pub fn consultants(&self) -> Vec<&'a str> {
+        let batch: &'a BulkBatch = self.batch;
+        let gmc: HashSet<&'a str> = batch
+            .submissions
+            .iter()
+            .zip(&self.decisions)
+            .filter(|(_, decision)| !matches!(decision, Decision::Skip))
+            .map(|(prepared, _)| prepared.submission.procedure.consultant.as_str())
+            .collect();
+        gmc.into_iter().collect()
     }
 
     /// How many ids each table needs: (patients, procedures, implants).

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend, the production engine. Bulk loads bind whole columns as arrays and
 //! insert them with `UNNEST`; ids for bulk rows are reserved from the tables' sequences.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,6 +60,34 @@ async fn put_idempotency(
             .await?;
     }
     Ok(())
+}
+
+/// Creates a patient unless one with the NHS number exists or is being created by a concurrent
+/// transaction (which this waits for); returns the new id, or nothing when it existed.
+const PATIENT_INSERT_IF_NEW: &str = "INSERT INTO patient \
+     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (nhs_number) DO NOTHING RETURNING id";
+
+/// Checks a stored patient's date of birth against a submission's and keeps the submission's
+/// demographics; returns the patient's id.
+async fn update_patient(
+    conn: &mut PgConnection,
+    id: i64,
+    stored_date_of_birth: NaiveDate,
+    patient: &mdor_domain::record::Patient,
+) -> StoreResult<i64> {
+    if stored_date_of_birth != patient.date_of_birth {
+        return Err(StoreError::PatientMismatch);
+    }
+    sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
+        .bind(id)
+        .bind(patient.family_name.as_str())
+        .bind(patient.given_name.as_str())
+        .bind(patient.sex.as_str())
+        .bind(patient.postcode.as_ref().map(|c| c.as_str()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
 }
 
 async fn consultant_id(conn: &mut PgConnection, gmc: &str) -> StoreResult<i64> {
@@ -200,24 +228,14 @@ impl Store for PostgresStore {
             .bind(p.nhs_number.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-        let postcode = p.postcode.as_ref().map(|c| c.as_str());
         let patient_id = match existing {
-            Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
-            Some((id, _)) => {
-                sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
-                    .bind(id)
-                    .bind(p.family_name.as_str())
-                    .bind(p.given_name.as_str())
-                    .bind(p.sex.as_str())
-                    .bind(postcode)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
+            Some((id, stored_dob)) => update_patient(&mut tx, id, stored_dob, p).await?,
             None => {
-                // A concurrent submission may create the same patient first; the unique
-                // constraint then refuses this insert and the transaction reports a conflict.
-                sqlx::query_scalar(sql::PATIENT_INSERT)
+                // A concurrent submission may be creating the same patient: the insert then
+                // waits for it and does nothing, and the patient it created is used instead,
+                // as SQLite's serialised writers would.
+                let postcode = p.postcode.as_ref().map(|c| c.as_str());
+                let inserted: Option<i64> = sqlx::query_scalar(PATIENT_INSERT_IF_NEW)
                     .bind(p.nhs_number.as_str())
                     .bind(p.family_name.as_str())
                     .bind(p.given_name.as_str())
@@ -225,8 +243,19 @@ impl Store for PostgresStore {
                     .bind(p.sex.as_str())
                     .bind(postcode)
                     .bind(prepared.received_at)
-                    .fetch_one(&mut *tx)
-                    .await?
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match inserted {
+                    Some(id) => id,
+                    None => {
+                        let (id, stored_dob): (i64, NaiveDate) =
+                            sqlx::query_as(sql::PATIENT_BY_NHS)
+                                .bind(p.nhs_number.as_str())
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        update_patient(&mut tx, id, stored_dob, p).await?
+                    }
+                }
             }
         };
         let procedure = &s.procedure;
@@ -457,8 +486,9 @@ impl Store for PostgresStore {
         sqlx::query("LOCK TABLE patient IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let lookups = bulk_lookups(&mut tx, batch).await?;
+        let mut lookups = bulk_lookups(&mut tx, batch).await?;
         let plan = BulkPlan::new(batch, &lookups);
+        lookups.consultants = ensure_consultants(&mut tx, &plan.consultants()).await?;
         let (n_patients, n_procedures, n_implants) = plan.id_counts();
         let patient_ids = next_ids(&mut tx, "patient", n_patients).await?;
         let procedure_ids = next_ids(&mut tx, "procedure", n_procedures).await?;
@@ -552,8 +582,7 @@ impl Store for PostgresStore {
     }
 }
 
-/// Looks up the patients, local record ids and consultants a batch refers to, creating
-/// consultants seen for the first time.
+/// Looks up the patients and local record ids a batch refers to.
 async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
     let mut lookups = BulkLookups::default();
     let nhs: HashSet<&str> = batch
@@ -584,23 +613,24 @@ async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult
     .fetch_all(&mut *conn)
     .await?;
     lookups.local_ids.extend(rows);
-    let gmc: HashSet<&str> = batch
-        .submissions
-        .iter()
-        .map(|s| s.submission.procedure.consultant.as_str())
-        .collect();
-    let gmc: Vec<&str> = gmc.into_iter().collect();
+    Ok(lookups)
+}
+
+/// Creates the consultants seen for the first time and returns the ids of all of them.
+async fn ensure_consultants(
+    conn: &mut PgConnection,
+    gmc: &[&str],
+) -> StoreResult<HashMap<String, i64>> {
     sqlx::query("INSERT INTO consultant (gmc_number) SELECT * FROM UNNEST($1::text[]) ON CONFLICT (gmc_number) DO NOTHING")
-        .bind(&gmc)
+        .bind(gmc)
         .execute(&mut *conn)
         .await?;
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT gmc_number, id FROM consultant WHERE gmc_number = ANY($1)")
-            .bind(&gmc)
+            .bind(gmc)
             .fetch_all(&mut *conn)
             .await?;
-    lookups.consultants.extend(rows);
-    Ok(lookups)
+    Ok(rows.into_iter().collect())
 }
 
 /// Reserves `count` ids from a table's identity sequence.

@@ -9,7 +9,7 @@
 //! after the shared COMMIT has returned. If the COMMIT itself fails, each submission of the
 //! group is retried in a transaction of its own so that each gets its own answer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -437,8 +437,9 @@ impl Store for SqliteStore {
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
         let mut tx = self.begin_write().await?;
-        let lookups = bulk_lookups(&mut tx, batch).await?;
+        let mut lookups = bulk_lookups(&mut tx, batch).await?;
         let plan = BulkPlan::new(batch, &lookups);
+        lookups.consultants = ensure_consultants(&mut tx, &plan.consultants()).await?;
         let (n_patients, n_procedures, n_implants) = plan.id_counts();
         // Ids are allocated past the current maximum: BEGIN IMMEDIATE holds the write lock, so
         // no other writer can take them before commit.
@@ -671,8 +672,7 @@ async fn commit_one(pool: &SqlitePool, job: &SubmissionJob) -> StoreResult<Proce
     Ok(id)
 }
 
-/// Looks up the patients, local record ids and consultants a batch refers to, creating
-/// consultants seen for the first time.
+/// Looks up the patients and local record ids a batch refers to.
 async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
     let mut lookups = BulkLookups::default();
     let nhs: HashSet<&str> = batch
@@ -713,12 +713,15 @@ async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreRe
         let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
         lookups.local_ids.extend(rows);
     }
-    let gmc: HashSet<&str> = batch
-        .submissions
-        .iter()
-        .map(|s| s.submission.procedure.consultant.as_str())
-        .collect();
-    let gmc: Vec<&str> = gmc.into_iter().collect();
+    Ok(lookups)
+}
+
+/// Creates the consultants seen for the first time and returns the ids of all of them.
+async fn ensure_consultants(
+    conn: &mut SqliteConnection,
+    gmc: &[&str],
+) -> StoreResult<HashMap<String, i64>> {
+    let mut ids = HashMap::new();
     for chunk in gmc.chunks(MAX_VARIABLES) {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO consultant (gmc_number) ");
         q.push_values(chunk, |mut b, g| {
@@ -735,9 +738,9 @@ async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreRe
         }
         q.push(")");
         let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
-        lookups.consultants.extend(rows);
+        ids.extend(rows);
     }
-    Ok(lookups)
+    Ok(ids)
 }
 
 async fn next_ids(conn: &mut SqliteConnection, table: &str, count: usize) -> StoreResult<Vec<i64>> {

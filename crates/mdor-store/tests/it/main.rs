@@ -1,0 +1,115 @@
+//! The store's conformance suite: one integration-test binary that runs every case against
+//! `&dyn Store` on in-memory SQLite, on a temporary SQLite file and, when
+//! `MDOR_TEST_POSTGRES_URL` is set, on PostgreSQL (see `harness` for how each run is isolated).
+//!
+//! Each case is written once, in `conformance`, `bulk` or `concurrency`; the `backend_suite!`
+//! macro below turns the list of cases into one `#[tokio::test]` per case and backend, so a
+//! failure names both (`postgres::recall_pages_…`). The SQLite file's own settings are checked
+//! in `sqlite_file`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed unwrap in a test is a test failure with a location"
+)]
+
+mod bulk;
+mod concurrency;
+mod conformance;
+mod fixtures;
+mod harness;
+mod sqlite_file;
+
+/// Generates, inside a backend's module, one test per case, named like the case. `fresh`
+/// cases get a store whose migrations have not been applied; `migrated` cases get a migrated
+/// store as `&dyn Store`; `shared` cases get a migrated `Arc<dyn Store>` for spawned tasks.
+macro_rules! backend_suite {
+    (
+        runner: $runner:path;
+        fresh: [$($fresh_module:ident::$fresh:ident),* $(,)?];
+        migrated: [$($module:ident::$case:ident),* $(,)?];
+        shared: [$($shared_module:ident::$shared:ident),* $(,)?];
+    ) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $fresh() {
+                $runner(stringify!($fresh), |store| async move {
+                    crate::$fresh_module::$fresh(&*store).await;
+                })
+                .await;
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $runner(stringify!($case), |store| async move {
+                    mdor_store::Store::migrate(&*store).await.unwrap();
+                    crate::$module::$case(&*store).await;
+                })
+                .await;
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $shared() {
+                $runner(stringify!($shared), |store| async move {
+                    mdor_store::Store::migrate(&*store).await.unwrap();
+                    crate::$shared_module::$shared(store).await;
+                })
+                .await;
+            }
+        )*
+    };
+}
+
+/// Every case, once per backend.
+macro_rules! all_cases {
+    ($runner:path) => {
+        backend_suite! {
+            runner: $runner;
+            fresh: [
+                conformance::check_migrations_reports_pending_until_migrations_are_applied,
+            ];
+            migrated: [
+                conformance::organisation_upsert_keeps_its_id_and_updates_the_name,
+                conformance::device_register_upsert_is_read_back_and_only_known_udi_dis_get_ids,
+                conformance::submission_round_trips_every_field_and_creates_the_consultant,
+                conformance::second_submission_with_the_same_date_of_birth_reuses_the_patient,
+                conformance::submission_with_another_date_of_birth_is_a_patient_mismatch_and_writes_nothing,
+                conformance::duplicate_local_record_id_is_a_conflict_and_leaves_nothing_behind,
+                conformance::submission_for_an_unknown_provider_is_a_conflict_and_leaves_nothing_behind,
+                conformance::idempotency_record_is_written_with_the_submission_and_a_reused_key_is_a_conflict,
+                conformance::removal_is_recorded_once_and_shown_with_the_revising_provider,
+                conformance::removals_are_recorded_all_or_none,
+                conformance::timeline_bounds_and_deaths_are_recorded_and_unknown_nhs_numbers_reported,
+                conformance::recall_narrows_by_lot_serial_expiry_and_implant_date,
+                conformance::recall_pages_by_implant_id_without_gaps_or_duplicates,
+                conformance::recall_shows_the_removal_date_of_a_removed_implant,
+                conformance::tokens_are_found_by_hash_until_revoked,
+                bulk::bulk_load_deduplicates_patients_across_batches_and_reports_duplicates_and_mismatches,
+                bulk::bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unknown_ones,
+                bulk::bulk_load_of_more_rows_than_one_statement_holds_loads_every_row,
+            ];
+            shared: [
+                concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
+                concurrency::concurrent_first_submissions_for_one_new_patient_share_that_patient,
+                bulk::concurrent_bulk_loads_of_one_batch_load_it_once,
+            ];
+        }
+    };
+}
+
+/// Fresh in-memory SQLite per test: the suite every `cargo test` runs.
+mod sqlite_memory {
+    all_cases!(crate::harness::on_sqlite_memory);
+}
+
+/// A fresh SQLite file per test, in WAL mode with a pool of connections.
+mod sqlite_file_backend {
+    all_cases!(crate::harness::on_sqlite_file);
+}
+
+/// A fresh PostgreSQL database per test when `MDOR_TEST_POSTGRES_URL` is set.
+mod postgres {
+    all_cases!(crate::harness::on_postgres);
+}
