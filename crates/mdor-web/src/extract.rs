@@ -90,6 +90,17 @@ fn invalid_key() -> ApiError {
 
 /// Deserialises JSON, reporting the path of the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would read a struct from a JSON array by position; every body here is an object.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::MalformedJson("request body is empty".into())),
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                field: ".".into(),
+                message: "request body must be a json object".into(),
+            });
+        }
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let field = e.path().to_string();
