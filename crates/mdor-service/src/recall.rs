@@ -34,14 +34,14 @@ pub async fn recall(
         ),
     ];
     for (field, from, to) in ranges {
-        if let (Some(from), Some(to)) = (from, to) {
-            if from > to {
-                return Err(ServiceError::invalid(
-                    field,
-                    "empty_range",
-                    format!("{field} is before the start of its range"),
-                ));
-            }
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err(ServiceError::invalid(
+                field,
+                "empty_range",
+                format!("{field} is before the start of its range"),
+            ));
         }
     }
     Ok(ctx.store.recall(criteria).await?)

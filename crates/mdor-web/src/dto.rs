@@ -151,22 +151,17 @@ impl ProcedureFields {
             .opcs4_version
             .as_deref()
             .unwrap_or(Opcs4Code::DEFAULT_VERSION);
-        let opcs4 = match self.opcs4_code.as_deref() {
-            Some(code) => Some(ident(
+        let opcs4 = self.opcs4_code.as_deref().map(|code| {
+            ident(
                 Opcs4Code::parse(code, version),
                 "procedure.opcs4_code",
                 errors,
-            )),
-            None => None,
-        };
-        let snomed = match self.snomed_ct_id.as_deref() {
-            Some(id) => Some(ident(
-                SnomedCtId::parse(id),
-                "procedure.snomed_ct_id",
-                errors,
-            )),
-            None => None,
-        };
+            )
+        });
+        let snomed = self
+            .snomed_ct_id
+            .as_deref()
+            .map(|id| ident(SnomedCtId::parse(id), "procedure.snomed_ct_id", errors));
         let laterality = ident(
             Laterality::parse(&self.laterality),
             "procedure.laterality",

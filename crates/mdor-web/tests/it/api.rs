@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, backends, nhs, procedure_body, spawn_app};
 
+/// Status, error code and field a bad request must get.
+type Expected = (StatusCode, &'static str, Option<&'static str>);
+
 async fn create(app: &TestApp, nhs_number: &str, local_id: &str) -> Value {
     let reply = app
         .post(
@@ -228,7 +231,7 @@ async fn bad_input_gets_a_4xx_naming_the_field_never_a_500() {
         unknown["procedure"]["surgeon"] = json!("x");
         let mut both = procedure_body(&nhs(7), "L");
         both["devices"] = json!([{ "scan": "]d2010501234567890017270101", "lot": "A" }]);
-        let cases: Vec<(Vec<u8>, (StatusCode, &str, Option<&str>))> = vec![
+        let cases: Vec<(Vec<u8>, Expected)> = vec![
             (
                 bad_nhs.to_string().into_bytes(),
                 check(
