@@ -7,9 +7,9 @@ local token = os.getenv("MDOR_TOKEN")
 local provider = os.getenv("MDOR_PROVIDER") or "RA1"
 local run = os.getenv("MDOR_RUN") or tostring(os.time())
 local counter = 0
-local thread_id = 0
 local threads = {}
 
+-- thread_id is a global in each thread's Lua state, set here before the thread starts.
 function setup(thread)
   thread:set("thread_id", #threads)
   table.insert(threads, thread)

@@ -26,7 +26,7 @@ pub use idempotency::{IdempotencyRequest, Outcome};
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;
-pub use register::{device_lookup, load_register_csv, upsert_register};
+pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).

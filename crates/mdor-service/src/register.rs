@@ -80,3 +80,18 @@ pub async fn load_register_csv(ctx: &Ctx, input: impl Read) -> Result<u64, Servi
     }
     upsert_register(ctx, &entries).await
 }
+
+/// Adds or updates one register entry; administrators only.
+pub async fn register_device(
+    ctx: &Ctx,
+    principal: &Principal,
+    raw: &RawRegisterEntry,
+) -> Result<DeviceModel, ServiceError> {
+    principal.require(&[mdor_store::Role::Admin], "change the device register")?;
+    let entry = raw.validate().map_err(ServiceError::Invalid)?;
+    upsert_register(ctx, std::slice::from_ref(&entry)).await?;
+    ctx.store
+        .device_model(&entry.udi_di)
+        .await?
+        .ok_or(ServiceError::NotFound { what: "device" })
+}

@@ -113,6 +113,7 @@ pub struct PreparedImplant {
 }
 
 /// A validated submission with the service's decisions attached.
+/// `implants` must have one entry per device; the store refuses it otherwise.
 #[derive(Debug, Clone)]
 pub struct PreparedSubmission {
     pub submission: Submission,
@@ -120,6 +121,20 @@ pub struct PreparedSubmission {
     /// One per device, in the same order.
     pub implants: Vec<PreparedImplant>,
     pub received_at: DateTime<Utc>,
+}
+
+impl PreparedSubmission {
+    /// Refuses a submission whose decisions do not match its devices one to one, which
+    /// would otherwise drop devices silently.
+    pub(crate) fn check_shape(&self) -> Result<(), crate::StoreError> {
+        let (devices, implants) = (self.submission.devices.len(), self.implants.len());
+        if devices == implants {
+            return Ok(());
+        }
+        Err(crate::StoreError::Corrupt(format!(
+            "prepared submission has {implants} implant decisions for {devices} devices"
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -488,6 +488,23 @@ impl RemovalBody {
     }
 }
 
+/// A device register entry to add or update (the register CSV's columns).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEntryBody {
+    /// GTIN or HIBCC primary identifier.
+    pub udi_di: String,
+    pub manufacturer: String,
+    pub brand: String,
+    pub model: String,
+    /// e.g. `hip_cup`, `breast_implant`.
+    pub device_type: String,
+    /// `III`, `IIb` or `IIa`.
+    pub risk_class: String,
+    /// e.g. `njr`, `bcir`.
+    pub registry: String,
+}
+
 /// A device register entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceView {

@@ -221,6 +221,7 @@ impl Store for PostgresStore {
         prepared: &PreparedSubmission,
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<ProcedureId> {
+        prepared.check_shape()?;
         let s = &prepared.submission;
         let p = &s.patient;
         let mut tx = self.begin_write().await?;
@@ -480,6 +481,9 @@ impl Store for PostgresStore {
     }
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
+        for prepared in &batch.submissions {
+            prepared.check_shape()?;
+        }
         let mut tx = self.begin_write().await?;
         // Serialises bulk loads with each other and with single submissions of the same
         // patients: the plan's view of existing patients stays true until commit.
@@ -532,28 +536,60 @@ impl Store for PostgresStore {
     }
 
     async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>> {
+        // Resolved and inserted set-wise: a round trip per row would dominate a national load.
         let mut tx = self.begin_write().await?;
-        let mut unresolved = Vec::new();
-        for (index, r) in removals.iter().enumerate() {
-            let implant: Option<i64> = sqlx::query_scalar(sql::IMPLANT_BY_LOCAL_POSITION)
-                .bind(r.provider.0)
-                .bind(&r.local_record_id)
-                .bind(r.position)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(implant) = implant else {
-                unresolved.push(index);
-                continue;
-            };
-            sqlx::query(sql::REMOVAL_INSERT)
-                .bind(implant)
-                .bind(r.kind.as_str())
-                .bind(r.removal_date)
-                .bind(&r.reason)
-                .bind(r.revising_provider.0)
-                .bind(r.recorded_at)
-                .fetch_one(&mut *tx)
-                .await?;
+        let index: Vec<i32> = (0..removals.len() as i32).collect();
+        let providers: Vec<i64> = removals.iter().map(|r| r.provider.0).collect();
+        let locals: Vec<&str> = removals
+            .iter()
+            .map(|r| r.local_record_id.as_str())
+            .collect();
+        let positions: Vec<i64> = removals.iter().map(|r| r.position).collect();
+        let resolved: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT w.idx, i.id FROM UNNEST($1::int[], $2::bigint[], $3::text[], $4::bigint[]) \
+               AS w (idx, provider_id, local_record_id, position) \
+             JOIN procedure p ON p.provider_id = w.provider_id AND p.local_record_id = w.local_record_id \
+             JOIN implant i ON i.procedure_id = p.id AND i.position = w.position",
+        )
+        .bind(&index)
+        .bind(&providers)
+        .bind(&locals)
+        .bind(&positions)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut implant_of = vec![None; removals.len()];
+        for (idx, implant) in resolved {
+            implant_of[idx as usize] = Some(implant);
+        }
+        let unresolved: Vec<usize> = (0..removals.len())
+            .filter(|&i| implant_of[i].is_none())
+            .collect();
+        let found: Vec<(&BulkRemoval, i64)> = removals
+            .iter()
+            .zip(&implant_of)
+            .filter_map(|(r, implant)| implant.map(|id| (r, id)))
+            .collect();
+        for chunk in found.chunks(ROWS_PER_STATEMENT) {
+            let implants: Vec<i64> = chunk.iter().map(|(_, id)| *id).collect();
+            let kinds: Vec<&str> = chunk.iter().map(|(r, _)| r.kind.as_str()).collect();
+            let dates: Vec<NaiveDate> = chunk.iter().map(|(r, _)| r.removal_date).collect();
+            let reasons: Vec<Option<&str>> =
+                chunk.iter().map(|(r, _)| r.reason.as_deref()).collect();
+            let revising: Vec<i64> = chunk.iter().map(|(r, _)| r.revising_provider.0).collect();
+            let recorded: Vec<chrono::DateTime<Utc>> =
+                chunk.iter().map(|(r, _)| r.recorded_at).collect();
+            sqlx::query(
+                "INSERT INTO removal (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::date[], $4::text[], $5::bigint[], $6::timestamptz[])",
+            )
+            .bind(&implants)
+            .bind(&kinds)
+            .bind(&dates)
+            .bind(&reasons)
+            .bind(&revising)
+            .bind(&recorded)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(unresolved)
@@ -561,19 +597,22 @@ impl Store for PostgresStore {
 
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {
         let mut tx = self.begin_write().await?;
-        let mut unknown = Vec::new();
-        for (index, (nhs, date)) in deaths.iter().enumerate() {
-            let done = sqlx::query(sql::PATIENT_DEATH_BY_NHS)
-                .bind(nhs.as_str())
-                .bind(date)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                unknown.push(index);
-            }
-        }
+        let nhs: Vec<&str> = deaths.iter().map(|(n, _)| n.as_str()).collect();
+        let dates: Vec<NaiveDate> = deaths.iter().map(|(_, d)| *d).collect();
+        let updated: Vec<String> = sqlx::query_scalar(
+            "UPDATE patient p SET date_of_death = d.date_of_death \
+             FROM UNNEST($1::text[], $2::date[]) AS d (nhs_number, date_of_death) \
+             WHERE p.nhs_number = d.nhs_number RETURNING p.nhs_number",
+        )
+        .bind(&nhs)
+        .bind(&dates)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(unknown)
+        let updated: HashSet<&str> = updated.iter().map(String::as_str).collect();
+        Ok((0..deaths.len())
+            .filter(|&i| !updated.contains(deaths[i].0.as_str()))
+            .collect())
     }
 
     async fn counts(&self) -> StoreResult<Counts> {
@@ -600,16 +639,24 @@ async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult
     lookups
         .patients
         .extend(rows.into_iter().map(|(n, id, dob)| (n, (id, dob))));
-    let local: HashSet<&str> = batch
+    // Pairs, so that the lookup uses the unique (provider_id, local_record_id) index.
+    let (providers, locals): (Vec<i64>, Vec<&str>) = batch
         .submissions
         .iter()
-        .map(|s| s.submission.procedure.local_record_id.as_str())
-        .collect();
-    let local: Vec<&str> = local.into_iter().collect();
+        .map(|s| {
+            (
+                s.provider.0,
+                s.submission.procedure.local_record_id.as_str(),
+            )
+        })
+        .unzip();
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT provider_id, local_record_id FROM procedure WHERE local_record_id = ANY($1)",
+        "SELECT p.provider_id, p.local_record_id FROM procedure p \
+         JOIN UNNEST($1::bigint[], $2::text[]) AS wanted (provider_id, local_record_id) \
+           ON p.provider_id = wanted.provider_id AND p.local_record_id = wanted.local_record_id",
     )
-    .bind(&local)
+    .bind(&providers)
+    .bind(&locals)
     .fetch_all(&mut *conn)
     .await?;
     lookups.local_ids.extend(rows);

@@ -56,7 +56,10 @@ impl SqliteStore {
             .create_if_missing(options.create_if_missing)
             .foreign_keys(true)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // 64 MiB of page cache per connection (the default is 2 MiB): the registry's
+            // indexes are read at random, and bulk loads and recalls stay in memory.
+            .pragma("cache_size", "-65536");
         // An in-memory database lives in one connection; WAL does not apply to it.
         let (connect, max_connections) = if in_memory {
             (connect.journal_mode(SqliteJournalMode::Memory), 1)
@@ -245,6 +248,7 @@ impl Store for SqliteStore {
         prepared: &PreparedSubmission,
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<ProcedureId> {
+        prepared.check_shape()?;
         let (reply, answer) = oneshot::channel();
         let job = SubmissionJob {
             prepared: prepared.clone(),
@@ -436,6 +440,9 @@ impl Store for SqliteStore {
     }
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
+        for prepared in &batch.submissions {
+            prepared.check_shape()?;
+        }
         let mut tx = self.begin_write().await?;
         let mut lookups = bulk_lookups(&mut tx, batch).await?;
         let plan = BulkPlan::new(batch, &lookups);
@@ -450,20 +457,20 @@ impl Store for SqliteStore {
 
         let p = &rows.patients;
         insert_rows(&mut tx, "INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) ", p.id.len(), 8, |b, i| {
-            b.push_bind(p.id[i]).push_bind(&p.nhs_number[i]).push_bind(&p.family_name[i]).push_bind(&p.given_name[i])
-                .push_bind(p.date_of_birth[i]).push_bind(&p.sex[i]).push_bind(&p.postcode[i]).push_bind(p.created_at[i]);
+            b.push_bind(p.id[i]).push_bind(p.nhs_number[i].as_str()).push_bind(p.family_name[i].as_str()).push_bind(p.given_name[i].as_str())
+                .push_bind(p.date_of_birth[i]).push_bind(p.sex[i].as_str()).push_bind(p.postcode[i].as_deref()).push_bind(p.created_at[i]);
         }).await?;
         let r = &rows.procedures;
         insert_rows(&mut tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) ", r.id.len(), 12, |b, i| {
             b.push_bind(r.id[i]).push_bind(r.patient_id[i]).push_bind(r.provider_id[i]).push_bind(r.consultant_id[i])
-                .push_bind(r.procedure_date[i]).push_bind(&r.opcs4_code[i]).push_bind(&r.opcs4_version[i]).push_bind(r.snomed_ct_id[i])
-                .push_bind(&r.laterality[i]).push_bind(&r.registry[i]).push_bind(&r.local_record_id[i]).push_bind(r.created_at[i]);
+                .push_bind(r.procedure_date[i]).push_bind(r.opcs4_code[i].as_deref()).push_bind(r.opcs4_version[i].as_deref()).push_bind(r.snomed_ct_id[i])
+                .push_bind(r.laterality[i].as_str()).push_bind(r.registry[i].as_str()).push_bind(r.local_record_id[i].as_str()).push_bind(r.created_at[i]);
         }).await?;
         let m = &rows.implants;
         insert_rows(&mut tx, "INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) ", m.id.len(), 11, |b, i| {
-            b.push_bind(m.id[i]).push_bind(m.procedure_id[i]).push_bind(m.position[i]).push_bind(&m.udi_di[i])
-                .push_bind(m.device_model_id[i]).push_bind(&m.lot[i]).push_bind(&m.serial[i]).push_bind(m.expiry[i])
-                .push_bind(m.manufactured[i]).push_bind(&m.raw_scan[i]).push_bind(&m.entry_type[i]);
+            b.push_bind(m.id[i]).push_bind(m.procedure_id[i]).push_bind(m.position[i]).push_bind(m.udi_di[i].as_str())
+                .push_bind(m.device_model_id[i]).push_bind(m.lot[i].as_deref()).push_bind(m.serial[i].as_deref()).push_bind(m.expiry[i])
+                .push_bind(m.manufactured[i]).push_bind(m.raw_scan[i].as_deref()).push_bind(m.entry_type[i].as_str());
         }).await?;
         let f = &rows.flags;
         insert_rows(
@@ -473,7 +480,7 @@ impl Store for SqliteStore {
             3,
             |b, i| {
                 b.push_bind(f.implant_id[i])
-                    .push_bind(&f.flag[i])
+                    .push_bind(f.flag[i].as_str())
                     .push_bind(f.raised_at[i]);
             },
         )
@@ -695,23 +702,31 @@ async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreRe
             .patients
             .extend(rows.into_iter().map(|(n, id, dob)| (n, (id, dob))));
     }
-    let local: HashSet<&str> = batch
-        .submissions
-        .iter()
-        .map(|s| s.submission.procedure.local_record_id.as_str())
-        .collect();
-    let local: Vec<&str> = local.into_iter().collect();
-    for chunk in local.chunks(MAX_VARIABLES) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT provider_id, local_record_id FROM procedure WHERE local_record_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for l in chunk {
-            list.push_bind(*l);
+    // Grouped by provider so that each query is a range of the unique
+    // (provider_id, local_record_id) index rather than a scan of every procedure.
+    let mut by_provider: HashMap<i64, HashSet<&str>> = HashMap::new();
+    for s in &batch.submissions {
+        by_provider
+            .entry(s.provider.0)
+            .or_default()
+            .insert(s.submission.procedure.local_record_id.as_str());
+    }
+    for (provider, local) in by_provider {
+        let local: Vec<&str> = local.into_iter().collect();
+        for chunk in local.chunks(MAX_VARIABLES - 1) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT provider_id, local_record_id FROM procedure WHERE provider_id = ",
+            );
+            q.push_bind(provider);
+            q.push(" AND local_record_id IN (");
+            let mut list = q.separated(", ");
+            for l in chunk {
+                list.push_bind(*l);
+            }
+            q.push(")");
+            let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+            lookups.local_ids.extend(rows);
         }
-        q.push(")");
-        let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
-        lookups.local_ids.extend(rows);
     }
     Ok(lookups)
 }
@@ -762,7 +777,7 @@ async fn insert_rows<'a, F>(
 where
     F: for<'q> Fn(&mut sqlx::query_builder::Separated<'q, 'a, Sqlite, &'static str>, usize),
 {
-    let rows_per_statement = (MAX_VARIABLES / columns).min(2_000);
+    let rows_per_statement = MAX_VARIABLES / columns;
     let mut start = 0;
     while start < count {
         let end = (start + rows_per_statement).min(count);

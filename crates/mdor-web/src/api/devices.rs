@@ -1,16 +1,20 @@
-//! `GET /api/v1/devices/{udi_di}`: look a device model up in the register.
+//! `GET /api/v1/devices/{udi_di}` looks a device model up in the register;
+//! `POST /api/v1/devices` adds or updates one (administrators).
 
 use axum::Json;
+use axum::http::StatusCode;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use mdor_domain::register::RawRegisterEntry;
 
 use mdor_domain::UdiDi;
 
 use crate::AppState;
 use crate::api::path_error;
-use crate::dto::DeviceView;
+use crate::dto::{DeviceView, RegisterEntryBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Caller;
+use crate::extract::{Caller, JsonCreate};
 
 #[utoipa::path(get, path = "/api/v1/devices/{udi_di}", params(("udi_di" = String, Path, description = "GTIN-14 or HIBCC primary identifier")), responses(
     (status = 200, body = DeviceView),
@@ -29,4 +33,28 @@ pub async fn get_device(
     })?;
     let device = mdor_service::device_lookup(&state.ctx, &principal, &udi_di).await?;
     Ok(Json(DeviceView::from(device)))
+}
+
+/// Adds or updates a device register entry; the layout is that of the register CSV.
+#[utoipa::path(post, path = "/api/v1/devices", request_body = RegisterEntryBody, responses(
+    (status = 201, body = DeviceView),
+    (status = 403, description = "Only administrators change the register", body = ErrorBody),
+    (status = 422, description = "Invalid fields, all listed", body = ErrorBody),
+))]
+pub async fn register_device(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonCreate { body, .. }: JsonCreate<RegisterEntryBody>,
+) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+    let raw = RawRegisterEntry {
+        udi_di: body.udi_di,
+        manufacturer: body.manufacturer,
+        brand: body.brand,
+        model: body.model,
+        device_type: body.device_type,
+        risk_class: body.risk_class,
+        registry: body.registry,
+    };
+    let device = mdor_service::register_device(&state.ctx, &principal, &raw).await?;
+    Ok((StatusCode::CREATED, Json(DeviceView::from(device))))
 }

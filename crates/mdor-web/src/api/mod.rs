@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
             post(outcomes::record_removal),
         )
         .route("/api/v1/deaths", post(outcomes::record_death))
+        .route("/api/v1/devices", post(devices::register_device))
         .route("/api/v1/devices/{udi_di}", get(devices::get_device))
         .route("/api/v1/recall", get(recall::recall))
         .fallback(|| async { ApiError::NotFound("route") })
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         outcomes::record_removal,
         outcomes::record_death,
         devices::get_device,
+        devices::register_device,
         recall::recall,
     ),
     modifiers(&BearerAuth),

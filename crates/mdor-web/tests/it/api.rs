@@ -43,6 +43,7 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
             ("POST", "/api/v1/implants/1/removals"),
             ("POST", "/api/v1/deaths"),
             ("GET", "/api/v1/devices/05012345678900"),
+            ("POST", "/api/v1/devices"),
             ("GET", "/api/v1/recall?udi_di=05012345678900"),
         ];
         let revoked = mdor_service::create_token(

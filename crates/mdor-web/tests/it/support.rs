@@ -23,7 +23,6 @@ pub struct TestApp {
     pub other_provider: String,
     pub regulator: String,
     /// The registry administrator.
-    #[allow(dead_code)]
     pub admin: String,
     _postgres: Option<PostgresDatabase>,
 }

@@ -1,0 +1,161 @@
+//! The `mdor` binary end to end: synthetic data, migration, loading, organisations and tokens,
+//! run as an operator would on a temporary SQLite database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("mdor-cli-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mdor(dir: &Path, args: &[&str]) -> Output {
+    let database = format!("sqlite://{}", dir.join("mdor.db").display());
+    Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["--database-url", &database])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MDOR_DATABASE__URL")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn a_synthetic_dataset_loads_completely_and_tokens_can_be_managed() {
+    let dir = TempDir::new("load");
+    let dataset = dir.0.join("dataset");
+    stdout(&mdor(
+        &dir.0,
+        &[
+            "synth",
+            "--procedures",
+            "3000",
+            "--seed",
+            "7",
+            "--out",
+            dataset.to_str().unwrap(),
+        ],
+    ));
+    let refused = mdor(&dir.0, &["serve"]);
+    assert!(
+        !refused.status.success(),
+        "serve refuses an unmigrated database"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("mdor migrate"));
+    stdout(&mdor(&dir.0, &["migrate"]));
+    let loaded = stdout(&mdor(&dir.0, &["load", dataset.to_str().unwrap()]));
+    let summary: serde_json::Value =
+        serde_json::from_str(&loaded[..loaded.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(summary["procedures"], 3000, "{loaded}");
+    assert_eq!(summary["duplicates"], 0);
+    assert_eq!(summary["patient_mismatches"], 0);
+    assert_eq!(summary["unresolved_outcomes"], 0);
+    let rejects = std::fs::read_to_string(dataset.join("load-rejects.ndjson")).unwrap();
+    assert_eq!(rejects, "", "every synthetic line loads");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dataset.join("truth.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["implants"], truth["devices"]);
+
+    // Loading the same dataset again adds nothing and reports every line as a duplicate.
+    let again = stdout(&mdor(&dir.0, &["load", dataset.to_str().unwrap()]));
+    let again: serde_json::Value =
+        serde_json::from_str(&again[..again.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(again["procedures"], 0);
+    assert_eq!(again["duplicates"], 3000);
+
+    stdout(&mdor(
+        &dir.0,
+        &[
+            "org",
+            "add",
+            "--ods",
+            "MHRA",
+            "--name",
+            "Regulator",
+            "--kind",
+            "regulator",
+        ],
+    ));
+    let wrong_role = mdor(
+        &dir.0,
+        &[
+            "token",
+            "create",
+            "--org",
+            "MHRA",
+            "--role",
+            "provider_submitter",
+        ],
+    );
+    assert!(!wrong_role.status.success());
+    let created = stdout(&mdor(
+        &dir.0,
+        &[
+            "token",
+            "create",
+            "--org",
+            "MHRA",
+            "--role",
+            "regulator",
+            "--label",
+            "ci",
+        ],
+    ));
+    assert!(
+        created
+            .lines()
+            .any(|l| l.starts_with("mdor_") && l.len() == 69),
+        "{created}"
+    );
+    let listed = stdout(&mdor(&dir.0, &["token", "list"]));
+    assert!(listed.contains("MHRA\tregulator\tlive"), "{listed}");
+    assert!(!listed.contains("mdor_"), "secrets are never listed");
+    stdout(&mdor(&dir.0, &["token", "revoke", "1"]));
+    assert!(stdout(&mdor(&dir.0, &["token", "list"])).contains("MHRA\tregulator\trevoked"));
+}
+
+#[test]
+fn bad_configuration_fails_at_start_up_with_the_setting_named() {
+    let dir = TempDir::new("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["migrate"])
+        .current_dir(&dir.0)
+        .env("MDOR_SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("server.listen"));
+    let example = Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&example.stdout).contains("[database]"));
+}
