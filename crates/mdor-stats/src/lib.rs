@@ -1,1 +1,17 @@
-//! placeholder
+//! Survival and surveillance statistics for the medical device outcome registry, over plain data.
+//!
+//! Every routine is a pure function: validated input in, result or [`StatsError`] out. There is no
+//! I/O, no logging, and no dependency on other workspace crates.
+
+pub mod error;
+pub mod input;
+pub mod kaplan_meier;
+mod risk_table;
+pub mod special;
+
+pub use error::StatsError;
+pub use input::SurvivalData;
+pub use kaplan_meier::{
+    CiTransform, GroupCurve, KaplanMeier, KaplanMeierOptions, QuantileEstimate, RestrictedMean,
+    SurvivalPoint, kaplan_meier, kaplan_meier_by_group,
+};
