@@ -107,19 +107,6 @@ pub(crate) fn check_times(field: &'static str, values: &[f64]) -> Result<(), Sta
     Ok(())
 }
 
-pub(crate) fn check_finite(field: &'static str, values: &[f64]) -> Result<(), StatsError> {
-    for (index, &value) in values.iter().enumerate() {
-        if !value.is_finite() {
-            return Err(StatsError::InvalidValue {
-                field,
-                index,
-                reason: "must be finite",
-            });
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn check_length(
     field: &'static str,
     expected: usize,

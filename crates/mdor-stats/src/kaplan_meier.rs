@@ -361,7 +361,10 @@ pub(crate) fn interval(s: f64, sigma: f64, z: f64, transform: CiTransform) -> (f
             let log_s = s.ln();
             let centre = (-log_s).ln();
             let half = z * sigma / log_s;
-            ((-(centre - half).exp()).exp(), (-(centre + half).exp()).exp())
+            (
+                (-(centre - half).exp()).exp(),
+                (-(centre + half).exp()).exp(),
+            )
         }
     }
 }
@@ -388,14 +391,16 @@ fn curve_quantile(time: &[f64], value: &[f64], target: f64) -> Option<f64> {
 }
 
 #[cfg(test)]
+// Tests may unwrap: a panic is the failure report.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     /// Freireich et al. (1963) 6-MP arm, remission times in weeks (`false` = censored).
     fn six_mp() -> SurvivalData {
         let time = [
-            6., 6., 6., 6., 7., 9., 10., 10., 11., 13., 16., 17., 19., 20., 22., 23., 25., 32., 32.,
-            34., 35.,
+            6., 6., 6., 6., 7., 9., 10., 10., 11., 13., 16., 17., 19., 20., 22., 23., 25., 32.,
+            32., 34., 35.,
         ];
         let event = [
             true, true, true, false, true, false, true, false, false, true, true, false, false,
@@ -415,8 +420,15 @@ mod tests {
         let s16 = s13 * 10.0 / 11.0;
         let s22 = s16 * 6.0 / 7.0;
         let s23 = s22 * 5.0 / 6.0;
-        for (t, s) in [(6., s6), (7., s7), (10., s10), (13., s13), (16., s16), (22., s22), (23., s23)]
-        {
+        for (t, s) in [
+            (6., s6),
+            (7., s7),
+            (10., s10),
+            (13., s13),
+            (16., s16),
+            (22., s22),
+            (23., s23),
+        ] {
             assert!((at(t) - s).abs() < 1e-15, "t = {t}");
         }
         // Textbook values (Klein & Moeschberger Table 4.1A): 0.857, 0.807, 0.753, 0.690, 0.627, 0.538, 0.448.
@@ -430,7 +442,15 @@ mod tests {
     fn six_mp_greenwood_errors_match_the_textbook() {
         let km = kaplan_meier(&six_mp(), KaplanMeierOptions::default()).unwrap();
         // Standard errors of S(t) from Klein & Moeschberger Table 4.1A.
-        let expected = [(6.0, 0.0764), (7.0, 0.0869), (10.0, 0.0963), (13.0, 0.1068), (16.0, 0.1141), (22.0, 0.1282), (23.0, 0.1346)];
+        let expected = [
+            (6.0, 0.0764),
+            (7.0, 0.0869),
+            (10.0, 0.0963),
+            (13.0, 0.1068),
+            (16.0, 0.1141),
+            (22.0, 0.1282),
+            (23.0, 0.1346),
+        ];
         for (t, se) in expected {
             let j = km.time.iter().position(|&x| x == t).unwrap();
             let se_s = km.survival[j] * km.std_err[j];
@@ -497,8 +517,17 @@ mod tests {
         let expected = times.iter().map(|&t: &f64| t.min(8.0)).sum::<f64>() / 5.0;
         assert!((rm.estimate - expected).abs() < 1e-14);
         // Without censoring the Greenwood-type variance equals Σ(min(T, τ) − μ)² / n².
-        let var: f64 = times.iter().map(|&t: &f64| (t.min(8.0) - expected).powi(2)).sum::<f64>() / 25.0;
-        assert!((rm.std_error - var.sqrt()).abs() < 1e-12, "{} vs {}", rm.std_error, var.sqrt());
+        let var: f64 = times
+            .iter()
+            .map(|&t: &f64| (t.min(8.0) - expected).powi(2))
+            .sum::<f64>()
+            / 25.0;
+        assert!(
+            (rm.std_error - var.sqrt()).abs() < 1e-12,
+            "{} vs {}",
+            rm.std_error,
+            var.sqrt()
+        );
     }
 
     #[test]
@@ -516,7 +545,12 @@ mod tests {
 
     #[test]
     fn delayed_entry_removes_late_entrants_from_early_risk_sets() {
-        let data = SurvivalData::with_entry(&[0.0, 0.0, 2.5, 0.0], &[1.0, 3.0, 4.0, 5.0], &[true, true, true, false]).unwrap();
+        let data = SurvivalData::with_entry(
+            &[0.0, 0.0, 2.5, 0.0],
+            &[1.0, 3.0, 4.0, 5.0],
+            &[true, true, true, false],
+        )
+        .unwrap();
         let km = kaplan_meier(&data, KaplanMeierOptions::default()).unwrap();
         assert_eq!(km.n_risk, vec![3, 3, 2, 1]);
         let expected = (2.0 / 3.0) * (2.0 / 3.0) * 0.5;
@@ -541,7 +575,11 @@ mod tests {
             let idx: Vec<usize> = (0..data.len()).filter(|&i| groups[i] == g.group).collect();
             let t: Vec<f64> = idx.iter().map(|&i| data.time()[i]).collect();
             let e: Vec<bool> = idx.iter().map(|&i| data.event()[i]).collect();
-            let single = kaplan_meier(&SurvivalData::new(&t, &e).unwrap(), KaplanMeierOptions::default()).unwrap();
+            let single = kaplan_meier(
+                &SurvivalData::new(&t, &e).unwrap(),
+                KaplanMeierOptions::default(),
+            )
+            .unwrap();
             assert_eq!(g.curve, single);
         }
     }
@@ -554,7 +592,10 @@ mod tests {
         };
         assert!(matches!(
             kaplan_meier(&six_mp(), options),
-            Err(StatsError::InvalidOption { option: "confidence_level", .. })
+            Err(StatsError::InvalidOption {
+                option: "confidence_level",
+                ..
+            })
         ));
     }
 }

@@ -3,15 +3,19 @@
 //! Every routine is a pure function: validated input in, result or [`StatsError`] out. There is no
 //! I/O, no logging, and no dependency on other workspace crates.
 
+pub mod aalen_johansen;
 pub mod error;
 pub mod input;
 pub mod kaplan_meier;
+pub mod nelson_aalen;
 mod risk_table;
 pub mod special;
 
+pub use aalen_johansen::{CauseIncidence, CompetingRisksData, CumulativeIncidence, aalen_johansen};
 pub use error::StatsError;
 pub use input::SurvivalData;
 pub use kaplan_meier::{
     CiTransform, GroupCurve, KaplanMeier, KaplanMeierOptions, QuantileEstimate, RestrictedMean,
     SurvivalPoint, kaplan_meier, kaplan_meier_by_group,
 };
+pub use nelson_aalen::{NelsonAalen, nelson_aalen};

@@ -101,7 +101,9 @@ pub(crate) fn load(
             }
         }
         Some(indices) => {
-            scratch.exits.extend(indices.iter().map(|&i| (time[i], event[i])));
+            scratch
+                .exits
+                .extend(indices.iter().map(|&i| (time[i], event[i])));
             if let Some(entry) = data.entry() {
                 scratch.entries.extend(indices.iter().map(|&i| entry[i]));
             }
