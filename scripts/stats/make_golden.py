@@ -124,6 +124,7 @@ DATASETS = [
     simulated("competing_ties", "n=400 gridded times, two competing causes", 9, 400, 0.3, ties=2, causes=2),
     simulated("competing_heavy_censoring", "n=300 continuous times, three causes, 70% censored", 10, 300, 0.7, causes=3),
     simulated("large", "n=3000 gridded times, five covariates", 11, 3000, 0.5, ties=20, p=5),
+    simulated("three_groups_stratified", "n=450 continuous times, three groups, four strata", 13, 450, 0.35, groups=3, strata=4),
     simulated("stratified_entry", "n=400 gridded times, two strata, delayed entry", 12, 400, 0.4, ties=4, strata=2, entry=True),
 ]
 

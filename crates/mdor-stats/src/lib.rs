@@ -7,6 +7,8 @@ pub mod aalen_johansen;
 pub mod error;
 pub mod input;
 pub mod kaplan_meier;
+mod linalg;
+pub mod logrank;
 pub mod nelson_aalen;
 mod risk_table;
 pub mod special;
@@ -18,4 +20,5 @@ pub use kaplan_meier::{
     CiTransform, GroupCurve, KaplanMeier, KaplanMeierOptions, QuantileEstimate, RestrictedMean,
     SurvivalPoint, kaplan_meier, kaplan_meier_by_group,
 };
+pub use logrank::{LogRankTest, logrank_test};
 pub use nelson_aalen::{NelsonAalen, nelson_aalen};

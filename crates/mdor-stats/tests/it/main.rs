@@ -6,3 +6,4 @@
 mod competing_risks;
 mod golden;
 mod kaplan_meier;
+mod logrank;
