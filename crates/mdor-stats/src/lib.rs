@@ -4,6 +4,7 @@
 //! I/O, no logging, and no dependency on other workspace crates.
 
 pub mod aalen_johansen;
+pub mod cox;
 pub mod error;
 pub mod input;
 pub mod kaplan_meier;
@@ -14,6 +15,7 @@ mod risk_table;
 pub mod special;
 
 pub use aalen_johansen::{CauseIncidence, CompetingRisksData, CumulativeIncidence, aalen_johansen};
+pub use cox::{ChiSquareTest, CoxFit, CoxOptions, Ties, cox_regression};
 pub use error::StatsError;
 pub use input::SurvivalData;
 pub use kaplan_meier::{

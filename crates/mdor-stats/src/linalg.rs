@@ -17,7 +17,8 @@ pub(crate) fn cholesky(a: &[f64], p: usize) -> Result<Vec<f64>, StatsError> {
         for k in 0..j {
             diagonal -= l[j * p + k] * l[j * p + k];
         }
-        if !(diagonal > 1e-12 * scale.max(f64::MIN_POSITIVE)) || !diagonal.is_finite() {
+        let too_small = diagonal <= 1e-12 * scale.max(f64::MIN_POSITIVE);
+        if diagonal.is_nan() || too_small || !diagonal.is_finite() {
             return Err(StatsError::Singular { covariate: j });
         }
         let root = diagonal.sqrt();

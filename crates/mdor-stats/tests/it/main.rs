@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod competing_risks;
+mod cox;
 mod golden;
 mod kaplan_meier;
 mod logrank;
