@@ -24,7 +24,7 @@ impl SurvivalData {
         check_times("time", time)?;
         check_length("event", time.len(), event.len())?;
         Ok(Self {
-            time: time.to_vec(),
+            time: positive_zero(time),
             event: event.to_vec(),
             entry: None,
         })
@@ -54,9 +54,9 @@ impl SurvivalData {
             }
         }
         Ok(Self {
-            time: time.to_vec(),
+            time: positive_zero(time),
             event: event.to_vec(),
-            entry: Some(entry.to_vec()),
+            entry: Some(positive_zero(entry)),
         })
     }
 
@@ -89,6 +89,11 @@ impl SurvivalData {
     pub fn n_events(&self) -> usize {
         self.event.iter().filter(|&&e| e).count()
     }
+}
+
+/// Copies validated times, turning `-0.0` into `+0.0` so that bit patterns order like values.
+fn positive_zero(values: &[f64]) -> Vec<f64> {
+    values.iter().map(|&v| v + 0.0).collect()
 }
 
 pub(crate) fn check_times(field: &'static str, values: &[f64]) -> Result<(), StatsError> {

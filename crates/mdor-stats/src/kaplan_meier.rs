@@ -31,8 +31,8 @@
 //! (2002) *The Statistical Analysis of Failure Time Data*, 2nd ed.
 
 use crate::error::StatsError;
-use crate::input::{SurvivalData, check_confidence_level, check_length, group_records};
-use crate::risk_table::{RiskTable, Scratch, fill_risk_table, load};
+use crate::input::{SurvivalData, check_confidence_level, check_length};
+use crate::risk_table::{GroupedKeys, RiskTable, risk_table};
 use crate::special::normal_quantile;
 
 /// How pointwise confidence intervals of a survival curve are built.
@@ -143,11 +143,7 @@ pub fn kaplan_meier(
     options: KaplanMeierOptions,
 ) -> Result<KaplanMeier, StatsError> {
     check_confidence_level(options.confidence_level)?;
-    let mut scratch = Scratch::default();
-    let mut table = RiskTable::default();
-    load(&mut scratch, data, None);
-    fill_risk_table(&mut scratch, data.entry().is_some(), &mut table);
-    Ok(curve_from_table(&table, options))
+    Ok(curve_from_table(&risk_table(data), options))
 }
 
 /// Estimates one Kaplan–Meier curve per group label, sorting and counting each group once.
@@ -160,15 +156,13 @@ pub fn kaplan_meier_by_group(
 ) -> Result<Vec<GroupCurve>, StatsError> {
     check_confidence_level(options.confidence_level)?;
     check_length("groups", data.len(), groups.len())?;
-    let (labels, ranges, order) = group_records(groups);
-    let mut scratch = Scratch::default();
+    let mut keys = GroupedKeys::by_group(data, groups);
     let mut table = RiskTable::default();
-    let mut curves = Vec::with_capacity(labels.len());
-    for (group, range) in labels.into_iter().zip(ranges) {
-        load(&mut scratch, data, Some(&order[range]));
-        fill_risk_table(&mut scratch, data.entry().is_some(), &mut table);
+    let mut curves = Vec::with_capacity(keys.labels.len());
+    for k in 0..keys.labels.len() {
+        keys.fill(k, &mut table);
         curves.push(GroupCurve {
-            group,
+            group: keys.labels[k],
             curve: curve_from_table(&table, options),
         });
     }
