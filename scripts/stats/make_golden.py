@@ -261,6 +261,31 @@ def cox_reference(d):
     return out
 
 
+def exact_limits_reference():
+    """Exact Poisson (Garwood) and binomial (Clopper-Pearson) limits and Poisson p-values, scipy."""
+    from scipy import stats
+    cases = []
+    for k, years in [(0, 100.0), (1, 250.5), (3, 12.0), (7, 1000.0), (25, 400.0), (120, 9876.5), (1000, 20000.0)]:
+        for level in (0.95, 0.998):
+            a = 1 - level
+            lower = 0.0 if k == 0 else stats.chi2.ppf(a / 2, 2 * k) / 2
+            upper = stats.chi2.ppf(1 - a / 2, 2 * (k + 1)) / 2
+            cases.append(dict(revisions=k, years=years, level=level,
+                              rate=100 * k / years, lower=100 * lower / years, upper=100 * upper / years))
+    pvalues = []
+    for o, e in [(1, 0.3), (2, 0.5), (5, 1.2), (10, 4.0), (30, 18.5), (200, 170.0), (3, 3.0)]:
+        pvalues.append(dict(observed=o, expected=e, p_value=stats.poisson.sf(o - 1, e)))
+    binomial = []
+    for x, n in [(0, 10), (1, 10), (5, 20), (17, 40), (99, 100), (100, 100), (3, 1000)]:
+        for level in (0.95, 0.998):
+            a = 1 - level
+            lower = 0.0 if x == 0 else stats.beta.ppf(a / 2, x, n - x + 1)
+            upper = 1.0 if x == n else stats.beta.ppf(1 - a / 2, x + 1, n - x)
+            binomial.append(dict(events=x, n=n, level=level, lower=lower, upper=upper))
+    return dict(source="scipy.stats chi2.ppf, poisson.sf, beta.ppf", garwood=cases,
+                poisson_p_values=pvalues, clopper_pearson=binomial)
+
+
 def main():
     datasets = []
     for d in DATASETS:
@@ -279,7 +304,7 @@ def main():
                versions=dict(python=sys.version.split()[0], lifelines=lifelines.__version__,
                              statsmodels=statsmodels.__version__, scipy=scipy.__version__,
                              numpy=np.__version__, pandas=pd.__version__),
-               z_975=Z, datasets=datasets)
+               z_975=Z, exact_limits=exact_limits_reference(), datasets=datasets)
     OUT.write_text(json.dumps(clean(doc), indent=None, separators=(",", ":")) + "\n")
     print(f"wrote {OUT}", file=sys.stderr)
 

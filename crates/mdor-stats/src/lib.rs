@@ -11,6 +11,7 @@ pub mod kaplan_meier;
 mod linalg;
 pub mod logrank;
 pub mod nelson_aalen;
+pub mod rates;
 mod risk_table;
 pub mod special;
 
@@ -24,3 +25,7 @@ pub use kaplan_meier::{
 };
 pub use logrank::{LogRankTest, logrank_test};
 pub use nelson_aalen::{NelsonAalen, nelson_aalen};
+pub use rates::{
+    ComponentAssessment, ComponentExposure, NjrLevel, Rate, aoanjrr_stage1, clopper_pearson,
+    njr_outliers, poisson_upper_p_value, revision_rate,
+};

@@ -60,13 +60,18 @@ pub fn floats(value: &Value) -> Vec<f64> {
         .collect()
 }
 
-pub fn datasets() -> Vec<Dataset> {
+/// The whole golden document.
+pub fn document() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/golden.json"
     ))
     .unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn datasets() -> Vec<Dataset> {
+    let doc = document();
     assert!(doc["versions"]["lifelines"].is_string());
     doc["datasets"]
         .as_array()

@@ -8,3 +8,4 @@ mod cox;
 mod golden;
 mod kaplan_meier;
 mod logrank;
+mod rates;
