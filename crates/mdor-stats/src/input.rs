@@ -30,6 +30,18 @@ impl SurvivalData {
         })
     }
 
+    /// Builds data from owned columns without copying them; validation is the same as [`Self::new`].
+    pub fn from_vecs(mut time: Vec<f64>, event: Vec<bool>) -> Result<Self, StatsError> {
+        check_times("time", &time)?;
+        check_length("event", time.len(), event.len())?;
+        time.iter_mut().for_each(|t| *t += 0.0);
+        Ok(Self {
+            time,
+            event,
+            entry: None,
+        })
+    }
+
     /// Builds left-truncated data: record `i` enters the risk set after `entry[i]`.
     ///
     /// Each entry time must be finite, non-negative and strictly less than its exit time.

@@ -347,7 +347,10 @@ pub(crate) fn interval(s: f64, sigma: f64, z: f64, transform: CiTransform) -> (f
             let half = z * s * sigma;
             ((s - half).max(0.0), (s + half).min(1.0))
         }
-        CiTransform::Log => (s * (-z * sigma).exp(), (s * (z * sigma).exp()).min(1.0)),
+        CiTransform::Log => {
+            let factor = (z * sigma).exp();
+            (s / factor, (s * factor).min(1.0))
+        }
         CiTransform::LogLog => {
             if s >= 1.0 {
                 return (1.0, 1.0);
