@@ -282,8 +282,28 @@ def exact_limits_reference():
             lower = 0.0 if x == 0 else stats.beta.ppf(a / 2, x, n - x + 1)
             upper = 1.0 if x == n else stats.beta.ppf(1 - a / 2, x + 1, n - x)
             binomial.append(dict(events=x, n=n, level=level, lower=lower, upper=upper))
-    return dict(source="scipy.stats chi2.ppf, poisson.sf, beta.ppf", garwood=cases,
-                poisson_p_values=pvalues, clopper_pearson=binomial)
+    # Spiegelhalter (2005) interpolated exact funnel limits, from scipy's binomial/Poisson CDFs.
+    funnel_binomial = []
+    for n, theta in [(10, 0.5), (50, 0.1), (200, 0.03), (1000, 0.2), (37, 0.9)]:
+        for p in (0.001, 0.025, 0.975, 0.999):
+            r = int(stats.binom.ppf(p, n, theta))
+            while stats.binom.cdf(r, n, theta) < p:
+                r += 1
+            at, below = stats.binom.cdf(r, n, theta), stats.binom.cdf(r - 1, n, theta)
+            alpha = (at - p) / (at - below)
+            funnel_binomial.append(dict(n=n, target=theta, p=p, limit=min(max((r - alpha) / n, 0.0), 1.0)))
+    funnel_poisson = []
+    for e in (0.5, 1.0, 4.2, 25.0, 310.0):
+        for p in (0.001, 0.025, 0.975, 0.999):
+            r = int(stats.poisson.ppf(p, e))
+            while stats.poisson.cdf(r, e) < p:
+                r += 1
+            at, below = stats.poisson.cdf(r, e), stats.poisson.cdf(r - 1, e)
+            alpha = (at - p) / (at - below)
+            funnel_poisson.append(dict(expected=e, p=p, limit=max(r - alpha, 0.0)))
+    return dict(source="scipy.stats chi2.ppf, poisson.sf, beta.ppf, binom.cdf, poisson.cdf", garwood=cases,
+                poisson_p_values=pvalues, clopper_pearson=binomial,
+                funnel_binomial=funnel_binomial, funnel_poisson=funnel_poisson)
 
 
 def main():

@@ -6,6 +6,7 @@
 pub mod aalen_johansen;
 pub mod cox;
 pub mod error;
+pub mod funnel;
 pub mod input;
 pub mod kaplan_meier;
 mod linalg;
@@ -18,6 +19,10 @@ pub mod special;
 pub use aalen_johansen::{CauseIncidence, CompetingRisksData, CumulativeIncidence, aalen_johansen};
 pub use cox::{ChiSquareTest, CoxFit, CoxOptions, Ties, cox_regression};
 pub use error::StatsError;
+pub use funnel::{
+    Funnel, FunnelOptions, FunnelUnit, FunnelZone, LimitMethod, Overdispersion, funnel_proportions,
+    funnel_ratios,
+};
 pub use input::SurvivalData;
 pub use kaplan_meier::{
     CiTransform, GroupCurve, KaplanMeier, KaplanMeierOptions, QuantileEstimate, RestrictedMean,

@@ -49,3 +49,32 @@ fn clopper_pearson_limits_match_scipy_beta_quantiles() {
         assert_close(upper, case["upper"].as_f64().unwrap(), 1e-9, &what);
     }
 }
+
+#[test]
+fn interpolated_exact_funnel_limits_match_scipy_binomial_and_poisson_cdfs() {
+    let doc = document();
+    let limits = &doc["exact_limits"];
+    for case in limits["funnel_binomial"].as_array().unwrap() {
+        let n = case["n"].as_u64().unwrap();
+        let target = case["target"].as_f64().unwrap();
+        let p = case["p"].as_f64().unwrap();
+        let actual = mdor_stats::funnel::binomial_limit(p, n, target);
+        assert_close(
+            actual,
+            case["limit"].as_f64().unwrap(),
+            1e-9,
+            &format!("n={n} θ={target} p={p}"),
+        );
+    }
+    for case in limits["funnel_poisson"].as_array().unwrap() {
+        let e = case["expected"].as_f64().unwrap();
+        let p = case["p"].as_f64().unwrap();
+        let actual = mdor_stats::funnel::poisson_limit(p, e);
+        assert_close(
+            actual,
+            case["limit"].as_f64().unwrap(),
+            1e-9,
+            &format!("E={e} p={p}"),
+        );
+    }
+}
