@@ -5,6 +5,7 @@
 
 pub mod aalen_johansen;
 pub mod cox;
+pub mod cusum;
 pub mod error;
 pub mod funnel;
 pub mod input;
