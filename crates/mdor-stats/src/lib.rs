@@ -12,6 +12,7 @@ pub mod input;
 pub mod kaplan_meier;
 mod linalg;
 pub mod logrank;
+pub mod maxsprt;
 pub mod nelson_aalen;
 pub mod rates;
 mod risk_table;
