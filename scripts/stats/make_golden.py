@@ -306,10 +306,27 @@ def exact_limits_reference():
                 funnel_binomial=funnel_binomial, funnel_poisson=funnel_poisson)
 
 
+def logistic_reference(d):
+    """Logistic regression of the event indicator on the covariates, statsmodels Logit."""
+    import statsmodels.api as sm
+    if d["name"] == "freireich_6mp_placebo":
+        # Every placebo patient relapsed: quasi-complete separation, the MLE does not exist.
+        return dict(separated=True)
+    x = sm.add_constant(np.asarray(d["covariates"]))
+    y = np.asarray(d["event"])
+    res = sm.Logit(y, x).fit(method="newton", tol=1e-14, maxiter=100, disp=0)
+    if np.max(res.bse) > 1e3:
+        # Standard errors in the thousands mean a (quasi-)separated fit with no finite MLE.
+        return dict(separated=True, statsmodels_coefficients=res.params)
+    return dict(source="statsmodels Logit", coefficients=res.params, std_errors=res.bse,
+                log_likelihood=res.llf)
+
+
 def main():
     datasets = []
     for d in DATASETS:
-        res = dict(kaplan_meier=km_reference(d), logrank=logrank_reference(d), cox=cox_reference(d))
+        res = dict(kaplan_meier=km_reference(d), logrank=logrank_reference(d), cox=cox_reference(d),
+                   logistic=logistic_reference(d))
         na = na_reference(d)
         if na is not None:
             res["nelson_aalen"] = na

@@ -11,6 +11,7 @@ pub mod funnel;
 pub mod input;
 pub mod kaplan_meier;
 mod linalg;
+pub mod logistic;
 pub mod logrank;
 pub mod maxsprt;
 pub mod nelson_aalen;
@@ -30,6 +31,7 @@ pub use kaplan_meier::{
     CiTransform, GroupCurve, KaplanMeier, KaplanMeierOptions, QuantileEstimate, RestrictedMean,
     SurvivalPoint, kaplan_meier, kaplan_meier_by_group,
 };
+pub use logistic::{LogisticFit, LogisticOptions, logistic_regression};
 pub use logrank::{LogRankTest, logrank_test};
 pub use nelson_aalen::{NelsonAalen, nelson_aalen};
 pub use rates::{

@@ -7,5 +7,6 @@ mod competing_risks;
 mod cox;
 mod golden;
 mod kaplan_meier;
+mod logistic;
 mod logrank;
 mod rates;
