@@ -17,6 +17,7 @@
 //!   `w_i = 1/s_i²`; the limits become `θ₀ ± z_p √(s² + τ²)`.
 //!
 //! With overdispersion the limits are normal-based (exact limits assume no overdispersion).
+//! Denominators `n` must lie in `[1, 10¹²]` and expected counts `E` in `[10⁻⁹, 10¹²]`.
 //!
 //! Each unit is classified by where its value falls: within the 95% limits, between the 95% and
 //! 99.8% limits (alert), or beyond the 99.8% limits (alarm), high or low.
@@ -133,11 +134,11 @@ pub fn funnel_proportions(
         return Err(StatsError::Empty);
     }
     for (index, (&y, &m)) in events.iter().zip(n).enumerate() {
-        if m == 0 {
+        if m == 0 || m > 1_000_000_000_000 {
             return Err(StatsError::InvalidValue {
                 field: "n",
                 index,
-                reason: "must be positive",
+                reason: "must lie between 1 and 1e12",
             });
         }
         if y > m {
@@ -183,11 +184,11 @@ pub fn funnel_ratios(
         return Err(StatsError::Empty);
     }
     for (index, &e) in expected.iter().enumerate() {
-        if !(e.is_finite() && e > 0.0) {
+        if !(1e-9..=1e12).contains(&e) {
             return Err(StatsError::InvalidValue {
                 field: "expected",
                 index,
-                reason: "must be finite and positive",
+                reason: "must lie between 1e-9 and 1e12",
             });
         }
     }
@@ -239,8 +240,9 @@ pub fn poisson_limit(p: f64, mean: f64) -> f64 {
             gamma_q(r as f64 + 1.0, mean)
         }
     };
+    // Inputs are capped at 1e12 expected events, so the bracket never overflows.
     let mut upper = (mean + 10.0 * mean.sqrt() + 10.0).ceil() as i64;
-    while cdf(upper) < p {
+    while cdf(upper) < p && upper < i64::MAX / 4 {
         upper *= 2;
     }
     let r = integer_quantile(p, upper, cdf);
@@ -372,6 +374,10 @@ fn winsorise(values: &[f64], q: f64) -> Vec<f64> {
         sorted[below] + (h - below as f64) * (sorted[above] - sorted[below])
     };
     let (lo, hi) = (quantile(q), quantile(1.0 - q));
+    // Infinite z-scores make the interpolation NaN; leave such values unwinsorised.
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return values.to_vec();
+    }
     values.iter().map(|&v| v.clamp(lo, hi)).collect()
 }
 

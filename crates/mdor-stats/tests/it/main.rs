@@ -10,3 +10,4 @@ mod kaplan_meier;
 mod logistic;
 mod logrank;
 mod rates;
+mod robustness;
