@@ -5,7 +5,7 @@
 //! `k` at distinct time `t_j`: `F_k(t) = Σ_{t_j ≤ t} S(t_{j−1}) d_kj / n_j` (Aalen & Johansen 1978).
 //! Ties between causes and with censorings are handled exactly (no jittering): all causes at `t_j`
 //! use the same `S(t_{j−1})`, and censorings at `t_j` stay in the risk set. Delayed entry uses the
-//! risk set of [`crate::kaplan_meier`]. `Σ_k F_k(t) = 1 − S(t)` holds exactly.
+//! risk set of [`mod@crate::kaplan_meier`]. `Σ_k F_k(t) = 1 − S(t)` holds exactly.
 //!
 //! **Variance.** The delta-method (Greenwood-type) estimator of Marubini & Valsecchi (1995, eq.
 //! 10.14), identical to statsmodels' `CumIncidenceRight`: with `r_j = d_j / (n_j (n_j − d_j))`

@@ -2,7 +2,7 @@
 //!
 //! **Estimator.** `H(t) = Σ_{t_j ≤ t} d_j / n_j` over distinct exit times with `n_j` at risk and
 //! `d_j` events (Nelson 1972; Aalen 1978), with the same risk-set convention as
-//! [`crate::kaplan_meier`] (delayed entry, events before censorings at tied times).
+//! [`mod@crate::kaplan_meier`] (delayed entry, events before censorings at tied times).
 //!
 //! **Variance.** Two estimators are reported:
 //! - `variance`: Aalen's Poisson-type `Σ d_j / n_j²` (R `survfit` `std.chaz`, Aalen 1978);
