@@ -8,7 +8,8 @@
 //! **Variance.** Greenwood's formula on the log scale,
 //! `σ²(t) = Var(log S(t)) = Σ_{t_j ≤ t} d_j / (n_j (n_j − d_j))`; `std_err` is `σ(t)` (the same
 //! quantity R's `survfit` reports as `std.err`), and `Var S(t) = S(t)² σ²(t)`.
-//! Once `S` reaches zero `σ` is infinite and every interval collapses to `[0, 0]`.
+//! Once `S` reaches zero `σ` is infinite and every interval collapses to `[0, 0]`; before the first
+//! event `σ = 0` and the interval is `[1, 1]` (R reports both as missing).
 //!
 //! **Confidence intervals** at level `1 − α`, `z = Φ⁻¹(1 − α/2)` (Kalbfleisch & Prentice 2002, §1.4):
 //! - plain: `S ± z S σ`, clamped to `[0, 1]`;

@@ -79,3 +79,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn stratified_statistic_pools_the_per_stratum_scores_and_variances_with_delayed_entry(
+        rows in prop::collection::vec((1u32..20, any::<bool>(), 0u32..2, 0u32..3, 0u32..10), 10..80),
+    ) {
+        let time: Vec<f64> = rows.iter().map(|r| f64::from(r.0)).collect();
+        let event: Vec<bool> = rows.iter().map(|r| r.1).collect();
+        let groups: Vec<u32> = rows.iter().map(|r| r.2).collect();
+        let strata: Vec<u32> = rows.iter().map(|r| r.3).collect();
+        let entry: Vec<f64> = rows.iter().map(|r| (f64::from(r.4) + 0.5).min(f64::from(r.0) - 0.5)).collect();
+        let data = SurvivalData::with_entry(&entry, &time, &event).unwrap();
+        let Ok(pooled) = logrank_test(&data, &groups, Some(&strata)) else {
+            return Ok(());
+        };
+        // Recompute U₀ and V₀₀ stratum by stratum with unstratified tests and add them up.
+        let (mut u, mut v) = (0.0, 0.0);
+        for s in 0..3 {
+            let idx: Vec<usize> = (0..rows.len()).filter(|&i| strata[i] == s).collect();
+            let pick = |c: &[f64]| idx.iter().map(|&i| c[i]).collect::<Vec<f64>>();
+            let sub_event: Vec<bool> = idx.iter().map(|&i| event[i]).collect();
+            let sub_groups: Vec<u32> = idx.iter().map(|&i| groups[i]).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let sub = SurvivalData::with_entry(&pick(&entry), &pick(&time), &sub_event).unwrap();
+            if let Ok(test) = logrank_test(&sub, &sub_groups, None)
+                && test.groups == vec![0, 1]
+            {
+                u += test.observed[0] - test.expected[0];
+                v += test.variance[0];
+            }
+        }
+        prop_assume!(v > 1e-9);
+        prop_assert!((pooled.chi_square - u * u / v).abs() < 1e-9 * pooled.chi_square.max(1.0));
+    }
+}
