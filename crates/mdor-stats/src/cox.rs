@@ -418,6 +418,16 @@ fn fit(problem: &Problem, options: CoxOptions, n_events: usize) -> Result<CoxFit
         }
     }
     if !converged {
+        // A likelihood still climbing with a large coefficient is the slow form of divergence
+        // (quasi-separation): report the covariate rather than a bare iteration count.
+        let largest = (0..p)
+            .map(|k| (k, (beta[k] * problem.scale[k]).abs()))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((k, size)) = largest
+            && size > 10.0
+        {
+            return Err(StatsError::Separation { covariate: k });
+        }
         return Err(StatsError::NonConvergence { iterations });
     }
 

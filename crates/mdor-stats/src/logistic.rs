@@ -173,6 +173,15 @@ pub fn logistic_regression(
     let mut iterations = 0;
     loop {
         if iterations >= options.max_iterations {
+            // A large coefficient that has not settled is the slow form of divergence.
+            let largest = (1..p)
+                .map(|k| (k - 1, (beta[k] * scale[k - 1]).abs()))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((k, size)) = largest
+                && size > 10.0
+            {
+                return Err(StatsError::Separation { covariate: k });
+            }
             return Err(StatsError::NonConvergence { iterations });
         }
         iterations += 1;
