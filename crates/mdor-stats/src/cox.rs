@@ -9,8 +9,9 @@
 //!   information from the same `l/d_j`-downweighted sums.
 //!
 //! Score `U = ∂ℓ/∂β`, information `I = −∂²ℓ/∂β²`. Strata have separate baseline hazards (sums are
-//! per stratum). Delayed entry uses the risk set `entry < t ≤ time`. Covariates are centred before
-//! fitting (the partial likelihood is invariant to it), which keeps `e^{η}` well scaled.
+//! per stratum). Delayed entry uses the risk set `entry < t ≤ time`. Covariates are centred and
+//! scaled to unit standard deviation before fitting (the fit is equivariant; coefficients and
+//! covariance are converted back), which keeps `e^{η}` well scaled whatever the covariates' units.
 //!
 //! **Fitting.** Newton–Raphson from `β = 0`: `β ← β + I⁻¹U`; if the log-likelihood does not
 //! increase the step is halved (up to 30 times), as in R's `coxph`. Convergence: relative change of
@@ -18,7 +19,8 @@
 //! coefficient (`|β_k| sd(x_k) > 25`, a hazard ratio beyond e²⁵ per standard deviation) is reported
 //! as [`StatsError::Separation`] (monotone likelihood); an information matrix that cannot be
 //! factorised at the start as [`StatsError::Singular`]; running out of iterations as
-//! [`StatsError::NonConvergence`]. The result never holds NaN.
+//! [`StatsError::NonConvergence`]; a covariate so extreme in scale that its estimate overflows in its
+//! own units as [`StatsError::NumericalOverflow`]. The result never holds NaN or infinity.
 //!
 //! **Inference.** `Var β̂ = I(β̂)⁻¹` (model-based); Wald intervals for `β` and `exp(β)`;
 //! likelihood-ratio `2(ℓ(β̂) − ℓ(0))`, Wald `β̂ᵀ I(β̂) β̂`, and score `U(0)ᵀ I(0)⁻¹ U(0)` tests, each on
@@ -29,7 +31,7 @@
 
 use crate::error::StatsError;
 use crate::input::{SurvivalData, check_confidence_level, check_length, group_records};
-use crate::linalg::{cholesky, cholesky_inverse, cholesky_solve};
+use crate::linalg::{cholesky, cholesky_inverse, cholesky_solve, standardise};
 use crate::special::{chi_square_sf, normal_quantile, normal_sf};
 
 /// How tied event times enter the partial likelihood.
@@ -156,7 +158,7 @@ pub fn cox_regression(
             found: 0,
         });
     }
-    let problem = Problem::new(data, covariates, n_covariates, strata);
+    let problem = Problem::new(data, covariates, n_covariates, strata)?;
     fit(&problem, options, n_events)
 }
 
@@ -165,33 +167,25 @@ struct Problem {
     p: usize,
     time: Vec<f64>,
     event: Vec<bool>,
-    /// Centred covariates, row-major, in fitting order.
+    /// Standardised covariates (mean 0, standard deviation 1), row-major, in fitting order.
     x: Vec<f64>,
     /// Per stratum: the range of records, and positions of its records by decreasing entry time.
     strata: Vec<StratumLayout>,
-    /// Standard deviation of each covariate, for the separation check.
+    /// Standard deviation of each covariate, to return coefficients in the covariates' units.
     scale: Vec<f64>,
 }
 
 impl Problem {
-    fn new(data: &SurvivalData, covariates: &[f64], p: usize, strata: Option<&[u32]>) -> Self {
+    fn new(
+        data: &SurvivalData,
+        covariates: &[f64],
+        p: usize,
+        strata: Option<&[u32]>,
+    ) -> Result<Self, StatsError> {
         let n = data.len();
         let all = vec![0u32; n];
         let (_, ranges, order) = group_records(strata.unwrap_or(&all));
-        let mut mean = vec![0.0; p];
-        for row in covariates.chunks_exact(p) {
-            for k in 0..p {
-                mean[k] += row[k];
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut scale = vec![0.0; p];
-        for row in covariates.chunks_exact(p) {
-            for k in 0..p {
-                scale[k] += (row[k] - mean[k]).powi(2);
-            }
-        }
-        scale.iter_mut().for_each(|s| *s = (*s / n as f64).sqrt());
+        let standardised = standardise(covariates, p)?;
 
         let mut time = Vec::with_capacity(n);
         let mut event = Vec::with_capacity(n);
@@ -210,24 +204,19 @@ impl Problem {
                 }
                 time.push(data.time()[i]);
                 event.push(data.event()[i]);
-                x.extend(
-                    covariates[i * p..(i + 1) * p]
-                        .iter()
-                        .zip(&mean)
-                        .map(|(v, m)| v - m),
-                );
+                x.extend_from_slice(&standardised.x[i * p..(i + 1) * p]);
             }
             entries.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
             layout.push((start..time.len(), entries));
         }
-        Self {
+        Ok(Self {
             p,
             time,
             event,
             x,
             strata: layout,
-            scale,
-        }
+            scale: standardised.sd,
+        })
     }
 }
 
@@ -399,7 +388,7 @@ fn fit(problem: &Problem, options: CoxOptions, n_events: usize) -> Result<CoxFit
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
         beta = candidate;
-        if let Some(k) = (0..p).find(|&k| (beta[k] * problem.scale[k]).abs() > 25.0) {
+        if let Some(k) = (0..p).find(|&k| beta[k].abs() > 25.0) {
             return Err(StatsError::Separation { covariate: k });
         }
         current = next;
@@ -421,7 +410,7 @@ fn fit(problem: &Problem, options: CoxOptions, n_events: usize) -> Result<CoxFit
         // A likelihood still climbing with a large coefficient is the slow form of divergence
         // (quasi-separation): report the covariate rather than a bare iteration count.
         let largest = (0..p)
-            .map(|k| (k, (beta[k] * problem.scale[k]).abs()))
+            .map(|k| (k, beta[k].abs()))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((k, size)) = largest
             && size > 10.0
@@ -431,19 +420,38 @@ fn fit(problem: &Problem, options: CoxOptions, n_events: usize) -> Result<CoxFit
         return Err(StatsError::NonConvergence { iterations });
     }
 
-    let covariance = cholesky_inverse(&factor, p);
+    // Back to the covariates' units: β_k = β'_k / sd_k, Cov_ab = Cov'_ab / (sd_a sd_b).
+    let standardised_covariance = cholesky_inverse(&factor, p);
+    let sd = &problem.scale;
+    let mut covariance = vec![0.0; p * p];
+    for a in 0..p {
+        for b in 0..p {
+            covariance[a * p + b] = standardised_covariance[a * p + b] / (sd[a] * sd[b]);
+        }
+    }
+    let coefficients: Vec<f64> = (0..p).map(|k| beta[k] / sd[k]).collect();
     let z = normal_quantile(1.0 - (1.0 - options.confidence_level) / 2.0);
     let std_errors: Vec<f64> = (0..p).map(|k| covariance[k * p + k].sqrt()).collect();
-    let hazard_ratios = beta.iter().map(|b| b.exp()).collect();
-    let hazard_ratio_lower = (0..p)
-        .map(|k| (beta[k] - z * std_errors[k]).exp())
+    let hazard_ratios: Vec<f64> = coefficients.iter().map(|b| b.exp()).collect();
+    let hazard_ratio_lower: Vec<f64> = (0..p)
+        .map(|k| (coefficients[k] - z * std_errors[k]).exp())
         .collect();
-    let hazard_ratio_upper = (0..p)
-        .map(|k| (beta[k] + z * std_errors[k]).exp())
+    let hazard_ratio_upper: Vec<f64> = (0..p)
+        .map(|k| (coefficients[k] + z * std_errors[k]).exp())
         .collect();
     let p_values = (0..p)
-        .map(|k| 2.0 * normal_sf((beta[k] / std_errors[k]).abs()))
+        .map(|k| 2.0 * normal_sf((beta[k] / standardised_covariance[k * p + k].sqrt()).abs()))
         .collect();
+    let overflowing = (0..p).find(|&k| {
+        !(coefficients[k].is_finite()
+            && std_errors[k].is_finite()
+            && hazard_ratios[k].is_finite()
+            && hazard_ratio_upper[k].is_finite()
+            && (0..p).all(|b| covariance[k * p + b].is_finite()))
+    });
+    if let Some(covariate) = overflowing {
+        return Err(StatsError::NumericalOverflow { covariate });
+    }
     let mut wald_statistic = 0.0;
     for a in 0..p {
         for b in 0..p {
@@ -471,7 +479,7 @@ fn fit(problem: &Problem, options: CoxOptions, n_events: usize) -> Result<CoxFit
         score: test(score_statistic),
         iterations,
         n_events,
-        coefficients: beta,
+        coefficients,
         std_errors,
     })
 }

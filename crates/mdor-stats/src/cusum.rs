@@ -18,7 +18,8 @@
 //! probability `R p/(1 − p + R p)` under true odds ratio `R` (1 when in control). The average run
 //! length from zero solves `(I − Q) a = 1`; the probability of a signal within `n` cases is
 //! `1 − e₀ᵀ Qⁿ 1`. Limits are found by bisection on `h`. The approximation improves with `M`
-//! (default 200; Steiner et al. report accuracy within a few percent at that size).
+//! (200 states is a good default; at most 500 are allowed, and the false-alarm computation needs
+//! `horizon × states² ≤ 10⁹`).
 //!
 //! **VLAD** (Lovegrove et al. 1997): the cumulative sum of `p_t − y_t`, expected minus observed
 //! failures.
@@ -116,6 +117,7 @@ pub fn false_alarm_probability(
 ) -> Result<f64, StatsError> {
     check_limit(limit)?;
     check_chain(risk_mix, odds_ratio, 1.0, states)?;
+    check_horizon(horizon, states)?;
     let weights = weight_distribution(risk_mix, odds_ratio, 1.0);
     let q = transition_matrix(limit, &weights, states);
     Ok(signal_probability(&q, states, horizon))
@@ -158,13 +160,8 @@ pub fn limit_for_false_alarm(
             reason: "must lie strictly between 0 and 1",
         });
     }
-    if horizon == 0 {
-        return Err(StatsError::InvalidOption {
-            option: "horizon",
-            reason: "must be at least one case",
-        });
-    }
     check_chain(risk_mix, odds_ratio, 1.0, states)?;
+    check_horizon(horizon, states)?;
     let weights = weight_distribution(risk_mix, odds_ratio, 1.0);
     bisect_limit(|h| {
         signal_probability(&transition_matrix(h, &weights, states), states, horizon) <= probability
@@ -358,6 +355,17 @@ fn check_limit(limit: f64) -> Result<(), StatsError> {
     Ok(())
 }
 
+/// The false-alarm computation costs `horizon × states²`; it is capped at 10⁹ (about a second).
+fn check_horizon(horizon: usize, states: usize) -> Result<(), StatsError> {
+    if horizon == 0 || horizon.saturating_mul(states * states) > 1_000_000_000 {
+        return Err(StatsError::InvalidOption {
+            option: "horizon",
+            reason: "must be at least one case, with horizon × states² at most 1e9",
+        });
+    }
+    Ok(())
+}
+
 fn check_chain(
     risk_mix: &[f64],
     odds_ratio: f64,
@@ -372,10 +380,10 @@ fn check_chain(
             reason: "must be finite and positive",
         });
     }
-    if !(10..=2000).contains(&states) {
+    if !(10..=500).contains(&states) {
         return Err(StatsError::InvalidOption {
             option: "states",
-            reason: "must lie between 10 and 2000",
+            reason: "must lie between 10 and 500",
         });
     }
     Ok(())

@@ -66,6 +66,13 @@ pub enum StatsError {
         /// The zero-based column index of the offending covariate.
         covariate: usize,
     },
+    /// A covariate's scale is so extreme that its coefficient or standard error, expressed in the
+    /// covariate's own units, overflows the floating-point range.
+    #[error("covariate {covariate} is on a scale where its estimate overflows; rescale it")]
+    NumericalOverflow {
+        /// The zero-based column index of the covariate.
+        covariate: usize,
+    },
     /// The information matrix is singular (collinear or constant covariates).
     #[error("information matrix is singular; covariate {covariate} is constant or collinear")]
     Singular {

@@ -5,6 +5,51 @@
 
 use crate::error::StatsError;
 
+/// Covariate columns centred and scaled to unit standard deviation, with the original means and
+/// standard deviations.
+pub(crate) struct Standardised {
+    /// Standardised values, row-major in the input's row order.
+    pub x: Vec<f64>,
+    /// Column means in the covariates' units.
+    pub mean: Vec<f64>,
+    /// Column standard deviations (divisor `n`) in the covariates' units; may underflow to zero
+    /// for subnormal columns, which callers report as overflow when converting back.
+    pub sd: Vec<f64>,
+}
+
+/// Standardises the `p` columns of a row-major matrix of finite values.
+///
+/// Each column is first divided by its largest absolute value, so that neither huge nor subnormal
+/// values overflow or underflow while the mean and variance are accumulated. A constant column
+/// gives [`StatsError::Singular`].
+pub(crate) fn standardise(values: &[f64], p: usize) -> Result<Standardised, StatsError> {
+    let n = values.len().checked_div(p).unwrap_or(0);
+    let mut x = vec![0.0; values.len()];
+    let mut mean = vec![0.0; p];
+    let mut sd = vec![0.0; p];
+    for k in 0..p {
+        let largest = (0..n).map(|i| values[i * p + k].abs()).fold(0.0, f64::max);
+        if largest == 0.0 {
+            return Err(StatsError::Singular { covariate: k });
+        }
+        let scaled_mean = (0..n).map(|i| values[i * p + k] / largest).sum::<f64>() / n as f64;
+        let scaled_variance = (0..n)
+            .map(|i| (values[i * p + k] / largest - scaled_mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let scaled_sd = scaled_variance.sqrt();
+        if scaled_sd <= 1e-14 {
+            return Err(StatsError::Singular { covariate: k });
+        }
+        for i in 0..n {
+            x[i * p + k] = (values[i * p + k] / largest - scaled_mean) / scaled_sd;
+        }
+        mean[k] = scaled_mean * largest;
+        sd[k] = scaled_sd * largest;
+    }
+    Ok(Standardised { x, mean, sd })
+}
+
 /// The lower-triangular Cholesky factor `L` of a symmetric positive-definite matrix `a = L Lᵀ`.
 ///
 /// Fails with [`StatsError::Singular`] naming the first column whose pivot is not clearly

@@ -5,19 +5,21 @@
 //! is IRLS: `β ← β + (XᵀWX)⁻¹ Xᵀ(y − μ)`, `W = diag(μ(1 − μ))`, from `β = 0`; a step that lowers
 //! the log-likelihood is halved (up to 30 times). Convergence when the relative change of the
 //! log-likelihood is below `tolerance` and no coefficient moves by more than `√tolerance`.
-//! **Variance.** `(XᵀWX)⁻¹` at the estimate (model-based).
+//! **Variance.** `(XᵀWX)⁻¹` at the estimate (model-based). Covariates are centred and scaled to unit
+//! standard deviation for the fit; coefficients and covariance are converted back exactly.
 //!
 //! **Failures.** Outcomes that are all 0 or all 1 give [`StatsError::TooFewEvents`]; a covariate
 //! whose coefficient diverges (`|β_k| sd(x_k) > 30`, i.e. complete or quasi-complete separation)
 //! gives [`StatsError::Separation`]; a constant or collinear covariate gives
-//! [`StatsError::Singular`]; running out of iterations gives [`StatsError::NonConvergence`].
+//! [`StatsError::Singular`]; running out of iterations gives [`StatsError::NonConvergence`]; an
+//! estimate that overflows in the covariate's own units gives [`StatsError::NumericalOverflow`].
 //!
 //! References: McCullagh P., Nelder J.A. (1989) *Generalized Linear Models*, 2nd ed., §4.4;
 //! Albert A., Anderson J.A. (1984) Biometrika 71:1–10 (separation).
 
 use crate::error::StatsError;
 use crate::input::check_length;
-use crate::linalg::{cholesky, cholesky_inverse, cholesky_solve};
+use crate::linalg::{Standardised, cholesky, cholesky_inverse, cholesky_solve, standardise};
 
 /// A fitted logistic model; index 0 of each vector is the intercept, index `k + 1` covariate `k`.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,27 +109,21 @@ pub fn logistic_regression(
         });
     }
     let p = n_covariates + 1;
-    // Centred design (intercept column of ones, then centred covariates) for conditioning.
-    let mut mean = vec![0.0; n_covariates];
-    let mut scale = vec![0.0; n_covariates];
-    if n_covariates > 0 {
-        for row in covariates.chunks_exact(n_covariates) {
-            for k in 0..n_covariates {
-                mean[k] += row[k] / n as f64;
-            }
+    // Standardised design: an intercept column of ones, then covariates with mean 0 and SD 1.
+    let standardised = if n_covariates > 0 {
+        standardise(covariates, n_covariates)?
+    } else {
+        Standardised {
+            x: Vec::new(),
+            mean: Vec::new(),
+            sd: Vec::new(),
         }
-        for row in covariates.chunks_exact(n_covariates) {
-            for k in 0..n_covariates {
-                scale[k] += (row[k] - mean[k]).powi(2) / n as f64;
-            }
-        }
-        scale.iter_mut().for_each(|s| *s = s.sqrt());
-    }
+    };
     let design = |i: usize, k: usize| -> f64 {
         if k == 0 {
             1.0
         } else {
-            covariates[i * n_covariates + k - 1] - mean[k - 1]
+            standardised.x[i * n_covariates + k - 1]
         }
     };
     let evaluate = |beta: &[f64], score: &mut [f64], information: &mut [f64]| -> f64 {
@@ -175,7 +171,7 @@ pub fn logistic_regression(
         if iterations >= options.max_iterations {
             // A large coefficient that has not settled is the slow form of divergence.
             let largest = (1..p)
-                .map(|k| (k - 1, (beta[k] * scale[k - 1]).abs()))
+                .map(|k| (k - 1, beta[k].abs()))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             if let Some((k, size)) = largest
                 && size > 10.0
@@ -209,7 +205,7 @@ pub fn logistic_regression(
         log_likelihood = next;
         std::mem::swap(&mut score, &mut candidate_score);
         std::mem::swap(&mut information, &mut candidate_information);
-        if let Some(k) = (1..p).find(|&k| (beta[k] * scale[k - 1]).abs() > 30.0) {
+        if let Some(k) = (1..p).find(|&k| beta[k].abs() > 30.0) {
             return Err(StatsError::Separation { covariate: k - 1 });
         }
         factor = match cholesky(&information, p) {
@@ -227,23 +223,34 @@ pub fn logistic_regression(
             break;
         }
     }
-    let covariance = cholesky_inverse(&factor, p);
-    // Undo the centring: β₀ = β₀' − Σ β_k mean_k, with the matching variance.
-    let mut coefficients = beta.clone();
-    let shift: f64 = (1..p).map(|k| beta[k] * mean[k - 1]).sum();
-    coefficients[0] -= shift;
-    let mut std_errors: Vec<f64> = (0..p).map(|k| covariance[k * p + k].sqrt()).collect();
-    // Var(β₀) = cᵀ Σ c with c = (1, −mean).
-    let c: Vec<f64> = (0..p)
-        .map(|k| if k == 0 { 1.0 } else { -mean[k - 1] })
-        .collect();
-    let mut intercept_variance = 0.0;
-    for a in 0..p {
-        for b in 0..p {
-            intercept_variance += c[a] * covariance[a * p + b] * c[b];
+    // Back to the covariates' units: β = A β' with A₀ = (1, −mean_k/sd_k), A_k = e_k / sd_k, and
+    // Cov β = A Cov β' Aᵀ.
+    let standardised_covariance = cholesky_inverse(&factor, p);
+    let transform = |row: usize, column: usize| -> f64 {
+        match (row, column) {
+            (0, 0) => 1.0,
+            (0, c) => -standardised.mean[c - 1] / standardised.sd[c - 1],
+            (r, c) if r == c => 1.0 / standardised.sd[r - 1],
+            _ => 0.0,
         }
+    };
+    let mut coefficients = vec![0.0; p];
+    let mut std_errors = vec![0.0; p];
+    for r in 0..p {
+        coefficients[r] = (0..p).map(|c| transform(r, c) * beta[c]).sum();
+        let mut variance = 0.0;
+        for a in 0..p {
+            for b in 0..p {
+                variance += transform(r, a) * standardised_covariance[a * p + b] * transform(r, b);
+            }
+        }
+        std_errors[r] = variance.max(0.0).sqrt();
     }
-    std_errors[0] = intercept_variance.max(0.0).sqrt();
+    if let Some(k) = (0..p).find(|&k| !(coefficients[k].is_finite() && std_errors[k].is_finite())) {
+        return Err(StatsError::NumericalOverflow {
+            covariate: k.saturating_sub(1),
+        });
+    }
     Ok(LogisticFit {
         coefficients,
         std_errors,

@@ -20,7 +20,10 @@
 //! propagating the distribution of the count among not-yet-signalled paths from look to look
 //! with Poisson (or binomial) increments, in `O(K²)` per look for counts below `K`. The critical
 //! value is the smallest `CV` with signal probability at most `α`, found by bisection (for the
-//! binomial test the probability is a step function and the result is conservative).
+//! binomial test the probability is a step function and the result is conservative). Counts with
+//! probability below 1e-20 are not propagated. Designs are limited to `T ≤ 1000` expected events
+//! (Poisson) and `N ≤ 10000` events (binomial), which keeps the exact computation to about a
+//! second; registry surveillance designs are far smaller.
 //!
 //! References: Kulldorff M., Davis R.L., Kolczak M., Lewis E., Lieu T., Platt R. (2011) A maximized
 //! sequential probability ratio test for drug and vaccine safety surveillance. Sequential Analysis
@@ -217,7 +220,9 @@ fn binomial_looks(design: &BinomialDesign, cv: f64) -> Vec<(f64, u64)> {
         .into_iter()
         .filter(|&n| n >= design.min_events.max(1))
         .map(|n| {
-            let threshold = (0..=n)
+            // The smallest case count reaching cv: the LLR increases in c above np.
+            let start = (n as f64 * p).floor() as u64;
+            let threshold = (start..=n)
                 .find(|&c| binomial_llr(c, n, p) >= cv)
                 .unwrap_or(n + 1);
             (n as f64, threshold)
@@ -267,10 +272,12 @@ fn signal_probability(looks: &[(f64, u64)], increment: impl Fn(f64, f64, &mut Ve
         next.resize(limit.max(1), 0.0);
         let mut total_alive = 0.0;
         for (i, &mass) in alive.iter().enumerate() {
-            if mass == 0.0 {
+            total_alive += mass;
+            // Counts carrying less than 1e-20 of probability cannot move the result at any
+            // usable α; skipping them keeps the work near the bulk of the distribution.
+            if mass < 1e-20 {
                 continue;
             }
-            total_alive += mass;
             for (d, &q) in pmf.iter().enumerate() {
                 let j = i + d;
                 if j >= limit {
@@ -354,10 +361,11 @@ fn check_alpha(alpha: f64) -> Result<(), StatsError> {
 }
 
 fn check_poisson(design: &PoissonDesign) -> Result<(), StatsError> {
-    if !(design.upper_limit.is_finite() && design.upper_limit > 0.0 && design.upper_limit <= 1e4) {
+    if !(design.upper_limit.is_finite() && design.upper_limit > 0.0 && design.upper_limit <= 1000.0)
+    {
         return Err(StatsError::InvalidOption {
             option: "upper_limit",
-            reason: "must be positive and at most 10000 expected events",
+            reason: "must be positive and at most 1000 expected events",
         });
     }
     if !(design.delay.is_finite() && design.delay >= 0.0 && design.delay < design.upper_limit) {
@@ -379,10 +387,10 @@ fn check_poisson(design: &PoissonDesign) -> Result<(), StatsError> {
 }
 
 fn check_binomial(design: &BinomialDesign) -> Result<(), StatsError> {
-    if design.upper_limit == 0 || design.upper_limit > 100_000 {
+    if design.upper_limit == 0 || design.upper_limit > 10_000 {
         return Err(StatsError::InvalidOption {
             option: "upper_limit",
-            reason: "must be between 1 and 100000 events",
+            reason: "must be between 1 and 10000 events",
         });
     }
     let z = design.controls_per_case;

@@ -136,3 +136,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn covariates_of_subnormal_scale_give_an_error_rather_than_an_infinite_standard_error() {
+    // Found by the `survival` fuzz target: before covariates were standardised this returned a
+    // coefficient of 8.9e149 with an infinite standard error.
+    let time = [
+        4.764275623748122e-308,
+        7.0300472322e-313,
+        7.709702913752989e-302,
+        1.6830444344128311e212,
+    ];
+    let x = [
+        4.186341030828609e-149,
+        1.3917576236711866e-308,
+        2.814998281926906e-188,
+        6.63582094e-316,
+    ];
+    let event = [true, true, false, false];
+    let strata = [0, 1, 1, 0];
+    let data = SurvivalData::new(&time, &event).unwrap();
+    for ties in [mdor_stats::Ties::Efron, mdor_stats::Ties::Breslow] {
+        let options = CoxOptions {
+            ties,
+            ..CoxOptions::default()
+        };
+        match cox_regression(&data, &x, 1, Some(&strata), options) {
+            Ok(fit) => assert!(
+                fit.coefficients
+                    .iter()
+                    .chain(&fit.std_errors)
+                    .all(|v| v.is_finite())
+            ),
+            Err(error) => assert!(matches!(
+                error,
+                StatsError::Separation { .. }
+                    | StatsError::NumericalOverflow { .. }
+                    | StatsError::Singular { .. }
+            )),
+        }
+    }
+}
