@@ -28,6 +28,11 @@ use crate::error::StatsError;
 use crate::input::check_confidence_level;
 use crate::special::{beta_quantile, gamma_p, gamma_quantile};
 
+/// Exposure bounds: below a few milliseconds or above a trillion component-years the rates
+/// overflow or lose all meaning, so such inputs are rejected.
+const MIN_YEARS: f64 = 1e-9;
+const MAX_YEARS: f64 = 1e12;
+
 /// Revisions and exposure of one component (brand or combination).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ComponentExposure {
@@ -83,10 +88,10 @@ pub fn revision_rate(
     confidence_level: f64,
 ) -> Result<Rate, StatsError> {
     check_confidence_level(confidence_level)?;
-    if !(component_years.is_finite() && component_years > 0.0) {
+    if !(MIN_YEARS..=MAX_YEARS).contains(&component_years) {
         return Err(StatsError::InvalidOption {
             option: "component_years",
-            reason: "must be finite and positive",
+            reason: "must lie between 1e-9 and 1e12",
         });
     }
     Ok(rate_unchecked(
@@ -259,11 +264,11 @@ fn check_components(components: &[ComponentExposure]) -> Result<(), StatsError> 
         return Err(StatsError::Empty);
     }
     for (index, c) in components.iter().enumerate() {
-        if !(c.component_years.is_finite() && c.component_years > 0.0) {
+        if !(MIN_YEARS..=MAX_YEARS).contains(&c.component_years) {
             return Err(StatsError::InvalidValue {
                 field: "component_years",
                 index,
-                reason: "must be finite and positive",
+                reason: "must lie between 1e-9 and 1e12",
             });
         }
         if c.n_revisions > c.n_primaries {

@@ -9,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use mdor_stats::{
     BinomialDesign, ComponentExposure, FunnelOptions, LimitMethod, Looks, Overdispersion,
     PoissonDesign, aoanjrr_stage1, average_run_length, binomial_critical_value, clopper_pearson,
-    funnel_proportions, funnel_ratios, limit_for_run_length, njr_outliers,
-    poisson_critical_value, revision_rate, risk_adjusted_cusum, vlad,
+    funnel_proportions, funnel_ratios, limit_for_run_length, njr_outliers, poisson_critical_value,
+    revision_rate, risk_adjusted_cusum, vlad,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -31,21 +31,41 @@ fuzz_target!(|bytes: &[u8]| {
     let exposures: Vec<ComponentExposure> = counts
         .iter()
         .zip(&reals)
-        .map(|(&n, &years)| ComponentExposure { n_primaries: n, n_revisions: n / 4, component_years: years })
+        .map(|(&n, &years)| ComponentExposure {
+            n_primaries: n,
+            n_revisions: n / 4,
+            component_years: years,
+        })
         .collect();
     if let Ok(all) = njr_outliers(&exposures, 0.95) {
         assert!(all.iter().all(|a| !a.ratio.is_nan() && !a.p_value.is_nan()));
     }
     let _ = aoanjrr_stage1(&exposures, 0.95);
     let events: Vec<u64> = counts.iter().map(|&n| n / 3).collect();
-    for overdispersion in [Overdispersion::None, Overdispersion::Multiplicative, Overdispersion::Additive] {
+    for overdispersion in [
+        Overdispersion::None,
+        Overdispersion::Multiplicative,
+        Overdispersion::Additive,
+    ] {
         for method in [LimitMethod::Exact, LimitMethod::Normal] {
-            let options = FunnelOptions { overdispersion, method, ..FunnelOptions::default() };
+            let options = FunnelOptions {
+                overdispersion,
+                method,
+                ..FunnelOptions::default()
+            };
             if let Ok(f) = funnel_proportions(&events, &counts, options) {
-                assert!(f.units.iter().all(|u| !u.lower_998.is_nan() && !u.upper_998.is_nan()));
+                assert!(
+                    f.units
+                        .iter()
+                        .all(|u| !u.lower_998.is_nan() && !u.upper_998.is_nan())
+                );
             }
             if let Ok(f) = funnel_ratios(&counts, &reals, options) {
-                assert!(f.units.iter().all(|u| !u.lower_998.is_nan() && !u.upper_998.is_nan()));
+                assert!(
+                    f.units
+                        .iter()
+                        .all(|u| !u.lower_998.is_nan() && !u.upper_998.is_nan())
+                );
             }
         }
     }
@@ -57,12 +77,21 @@ fuzz_target!(|bytes: &[u8]| {
     if let Ok(arl) = average_run_length(first.abs().min(20.0), &risks, 2.0, 1.0, states) {
         assert!(!arl.is_nan());
     }
-    let _ = limit_for_run_length(first.abs().min(1e4), &risks[..risks.len().min(3)], 2.0, states);
+    let _ = limit_for_run_length(
+        first.abs().min(1e4),
+        &risks[..risks.len().min(3)],
+        2.0,
+        states,
+    );
     let design = PoissonDesign {
         upper_limit: first.abs().min(60.0),
         min_events: 1 + count % 5,
         delay: reals.get(1).copied().unwrap_or(0.0).abs().min(10.0),
-        looks: if count % 2 == 0 { Looks::Continuous } else { Looks::Group(reals.iter().map(|r| r.abs().min(60.0)).collect()) },
+        looks: if count % 2 == 0 {
+            Looks::Continuous
+        } else {
+            Looks::Group(reals.iter().map(|r| r.abs().min(60.0)).collect())
+        },
     };
     if let Ok(cv) = poisson_critical_value(&design, 0.05) {
         assert!(cv.is_finite());

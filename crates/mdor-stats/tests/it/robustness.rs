@@ -177,3 +177,29 @@ fn covariates_of_subnormal_scale_give_an_error_rather_than_an_infinite_standard_
         }
     }
 }
+
+#[test]
+fn subnormal_exposure_is_rejected_rather_than_giving_a_nan_rate_ratio() {
+    // Found by the `surveillance` fuzz target: 62 revisions over 1e-308 years made both the
+    // component's and the class's rate infinite and their ratio NaN.
+    let component = ComponentExposure {
+        n_primaries: 251,
+        n_revisions: 62,
+        component_years: 1e-308,
+    };
+    assert!(matches!(
+        njr_outliers(&[component], 0.95),
+        Err(StatsError::InvalidValue {
+            field: "component_years",
+            index: 0,
+            ..
+        })
+    ));
+    assert!(matches!(
+        revision_rate(62, 1e-308, 0.95),
+        Err(StatsError::InvalidOption {
+            option: "component_years",
+            ..
+        })
+    ));
+}
