@@ -111,8 +111,18 @@ def simulated(name, description, seed, n, censor_rate, ties=None, entry=False, g
     return d
 
 
+def exact_half():
+    rng = np.random.default_rng(14)
+    time = [float(t) for t in range(1, 13)]
+    event = [1] * 10 + [0, 0]
+    return dict(name="exact_half", description="n=12, S(t) is exactly 1/2 on [6, 7): the median conventions differ",
+                time=time, event=event, group=[i % 2 for i in range(12)],
+                covariates=rng.normal(size=(12, 1)).tolist())
+
+
 DATASETS = [
     freireich(),
+    exact_half(),
     simulated("continuous_moderate_censoring", "n=200 continuous times, about 30% censored", 1, 200, 0.3),
     simulated("heavy_censoring", "n=300 continuous times, about 85% censored", 2, 300, 0.85),
     simulated("heavy_ties", "n=500 times on a grid of 0.5, many ties between events and censorings", 3, 500, 0.4, ties=2),

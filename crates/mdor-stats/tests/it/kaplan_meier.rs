@@ -220,3 +220,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn median_matches_statsmodels_except_on_an_exact_half_where_r_takes_the_midpoint() {
+    let mut midpoints = 0;
+    for set in datasets() {
+        let reference = set.reference("kaplan_meier").unwrap();
+        let km = kaplan_meier(&set.survival_data(), KaplanMeierOptions::default()).unwrap();
+        let ours = km.median().estimate;
+        // statsmodels (like SAS) takes the first time with S < 1/2 strictly.
+        let theirs = reference["median"].as_f64();
+        let exact_half = (0..km.time.len()).find(|&j| (km.survival[j] - 0.5).abs() < 1e-12);
+        match (exact_half, theirs) {
+            (Some(j), Some(t)) => {
+                midpoints += 1;
+                let start = km.time[j];
+                let next = (j..km.time.len())
+                    .find(|&k| km.survival[k] < km.survival[j])
+                    .map(|k| km.time[k])
+                    .unwrap();
+                assert_eq!(ours, Some(0.5 * (start + next)), "{}", set.name);
+                // statsmodels lands on either end, depending on how its product rounds.
+                assert!(t == start || t == next, "{}: statsmodels {t}", set.name);
+            }
+            (None, Some(t)) => assert_eq!(ours, Some(t), "{}", set.name),
+            (_, None) => assert_eq!(ours, None, "{}", set.name),
+        }
+    }
+    // The goldens exercise both branches.
+    assert!(midpoints >= 1 && midpoints < datasets().len());
+}
