@@ -22,6 +22,10 @@ References used per method:
   multivariate_logrank_test as a cross-check where there are no strata and no entry.
 - Cox: statsmodels PHReg (Breslow and Efron, strata, entry); lifelines CoxPHFitter (Efron) as a
   cross-check.  The score test is computed from PHReg's own score and Hessian at beta = 0.
+- When Rscript with the survival package is installed (Debian: r-base-core, r-cran-survival),
+  scripts/stats/r_reference.R adds R's survfit (all three CI types, quantile.survfit medians,
+  restricted mean), coxph, survdiff and multi-state survfit (Aalen-Johansen, with entry) values
+  under "r_survival"; the committed file was generated with R available.
 """
 
 import json
@@ -332,6 +336,45 @@ def logistic_reference(d):
                 log_likelihood=res.llf)
 
 
+def r_reference(d):
+    """R survival (survfit, coxph, survdiff, multi-state survfit) via scripts/stats/r_reference.R."""
+    import csv
+    import shutil
+    import subprocess
+    import tempfile
+    if shutil.which("Rscript") is None:
+        return None
+    n = len(d["time"])
+    x = np.asarray(d["covariates"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "data.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["time", "event", "entry", "group", "strata", "cause"] + [f"x{k + 1}" for k in range(x.shape[1])])
+            for i in range(n):
+                w.writerow([repr(d["time"][i]), d["event"][i], repr(d.get("entry", [0.0] * n)[i]),
+                            d["group"][i], d.get("strata", [0] * n)[i], d.get("cause", d["event"])[i]]
+                           + [repr(v) for v in x[i]])
+        tau = float(np.quantile(np.asarray(d["time"]), 0.75))
+        script = pathlib.Path(__file__).with_name("r_reference.R")
+        text = subprocess.run(["Rscript", str(script), str(path), repr(tau)], check=True,
+                              capture_output=True, text=True).stdout
+    out = {}
+    for line in text.splitlines():
+        key, _, values = line.partition("\t")
+        out[key] = [None if v in ("NA", "NaN", "Inf", "-Inf") else float(v) for v in values.split(",") if v != ""]
+    return out
+
+
+def r_versions():
+    import shutil
+    import subprocess
+    if shutil.which("Rscript") is None:
+        return None
+    return subprocess.run(["Rscript", "-e", "cat(R.version.string, '; survival', as.character(packageVersion('survival')))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
 def main():
     datasets = []
     for d in DATASETS:
@@ -343,6 +386,9 @@ def main():
         aj = aj_reference(d)
         if aj is not None:
             res["aalen_johansen"] = aj
+        r = r_reference(d)
+        if r is not None:
+            res["r_survival"] = r
         d = dict(d)
         d["reference"] = res
         datasets.append(d)
@@ -350,7 +396,7 @@ def main():
     doc = dict(generator="scripts/stats/make_golden.py",
                versions=dict(python=sys.version.split()[0], lifelines=lifelines.__version__,
                              statsmodels=statsmodels.__version__, scipy=scipy.__version__,
-                             numpy=np.__version__, pandas=pd.__version__),
+                             numpy=np.__version__, pandas=pd.__version__, r=r_versions()),
                z_975=Z, exact_limits=exact_limits_reference(), datasets=datasets)
     OUT.write_text(json.dumps(clean(doc), indent=None, separators=(",", ":")) + "\n")
     print(f"wrote {OUT}", file=sys.stderr)

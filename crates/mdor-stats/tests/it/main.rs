@@ -9,5 +9,6 @@ mod golden;
 mod kaplan_meier;
 mod logistic;
 mod logrank;
+mod r_survival;
 mod rates;
 mod robustness;
