@@ -139,6 +139,7 @@ DATASETS = [
     simulated("competing_heavy_censoring", "n=300 continuous times, three causes, 70% censored", 10, 300, 0.7, causes=3),
     simulated("large", "n=3000 gridded times, five covariates", 11, 3000, 0.5, ties=20, p=5),
     simulated("three_groups_stratified", "n=450 continuous times, three groups, four strata", 13, 450, 0.35, groups=3, strata=4),
+    simulated("competing_entry", "n=350 gridded times, two competing causes, delayed entry", 15, 350, 0.3, ties=4, causes=2, entry=True),
     simulated("stratified_entry", "n=400 gridded times, two strata, delayed entry", 12, 400, 0.4, ties=4, strata=2, entry=True),
 ]
 

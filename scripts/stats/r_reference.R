@@ -44,7 +44,8 @@ if (!has_entry) {
 
 if (max(d$cause) >= 2) {
   status <- factor(d$cause, levels = 0:max(d$cause))
-  ms <- if (has_entry) survfit(Surv(entry, time, status) ~ 1, data = d) else survfit(Surv(time, status) ~ 1, data = d)
+  d$id <- seq_len(nrow(d))
+  ms <- if (has_entry) survfit(Surv(entry, time, status) ~ 1, data = d, id = id) else survfit(Surv(time, status) ~ 1, data = d)
   out("aj_time", ms$time)
   for (k in seq_len(max(d$cause))) {
     out(paste0("aj_cause_", k), ms$pstate[, k + 1])

@@ -138,8 +138,9 @@ fn log_rank_statistics_match_r_survdiff() {
 }
 
 #[test]
-fn aalen_johansen_incidences_match_r_multi_state_survfit() {
+fn aalen_johansen_incidences_match_r_multi_state_survfit_including_delayed_entry() {
     let mut checked = 0;
+    let mut with_entry = 0;
     for set in datasets() {
         let reference = set.reference("r_survival").unwrap();
         let Some(times) = reference.get("aj_time") else {
@@ -147,7 +148,13 @@ fn aalen_johansen_incidences_match_r_multi_state_survfit() {
         };
         checked += 1;
         let cause = set.labels("cause").unwrap();
-        let data = CompetingRisksData::new(&set.floats("time"), &cause).unwrap();
+        let data = match set.entry() {
+            Some(entry) => {
+                with_entry += 1;
+                CompetingRisksData::with_entry(&entry, &set.floats("time"), &cause).unwrap()
+            }
+            None => CompetingRisksData::new(&set.floats("time"), &cause).unwrap(),
+        };
         let ci = aalen_johansen(&data, 0.95, CiTransform::LogLog).unwrap();
         let r_time = floats(times);
         assert_eq!(ci.time.len(), r_time.len(), "{}", set.name);
@@ -163,5 +170,5 @@ fn aalen_johansen_incidences_match_r_multi_state_survfit() {
             }
         }
     }
-    assert!(checked >= 2);
+    assert!(checked >= 3 && with_entry >= 1);
 }
