@@ -80,6 +80,7 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
     let parser =
         tokio::task::spawn_blocking(move || parse_procedures(&procedures_path, today, &sender));
     let mut n_rejected = 0u64;
+    let started = std::time::Instant::now();
     while let Some(batch) = receiver.recv().await {
         let batch = batch?;
         for (line, problem) in &batch.rejected {
@@ -109,8 +110,14 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
             )?;
         }
         summary.add(&outcome);
+        tracing::info!(
+            procedures = summary.procedures,
+            seconds = started.elapsed().as_secs_f64(),
+            "procedures loaded"
+        );
     }
     parser.await.context("procedure parser stopped")??;
+    let outcomes_started = std::time::Instant::now();
 
     let outcomes = read_outcomes(&dir.join("outcomes.ndjson"))?;
     for chunk in outcomes.chunks(BATCH * 5) {
@@ -133,6 +140,12 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
             }
         }
     }
+    tracing::info!(
+        removals = summary.removals,
+        deaths = summary.deaths,
+        seconds = outcomes_started.elapsed().as_secs_f64(),
+        "outcomes loaded"
+    );
     rejects.flush()?;
     if n_rejected > 0 {
         tracing::warn!(rejected = n_rejected, file = %rejects_path.display(), "some procedure lines were rejected");
