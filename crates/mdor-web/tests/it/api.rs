@@ -512,6 +512,42 @@ async fn devices_are_looked_up_in_the_register() {
 }
 
 #[tokio::test]
+async fn only_an_administrator_changes_the_register_and_every_bad_field_is_named() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let entry = json!({
+            "udi_di": "05012345678924", "manufacturer": "Acme Orthopaedics", "brand": "Acme",
+            "model": "Liner 52", "device_type": "hip_liner", "risk_class": "III", "registry": "njr"
+        });
+        let refused = app
+            .post("/api/v1/devices", &app.provider, &entry, None)
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let added = app.post("/api/v1/devices", &app.admin, &entry, None).await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+        assert_eq!(added.body["issuer"], "gs1");
+        let found = app
+            .get("/api/v1/devices/05012345678924", Some(&app.provider))
+            .await;
+        assert_eq!(found.body["model"], "Liner 52");
+        let mut invalid = entry.clone();
+        invalid["risk_class"] = json!("IV");
+        invalid["device_type"] = json!("Hip Liner");
+        let invalid = app
+            .post("/api/v1/devices", &app.admin, &invalid, None)
+            .await;
+        assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let fields: Vec<&str> = invalid.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["device_type", "risk_class"]);
+    }
+}
+
+#[tokio::test]
 async fn the_served_openapi_document_is_the_committed_one() {
     let app = spawn_app("sqlite").await;
     let served = app.get("/api/v1/openapi.json", None).await;
@@ -535,6 +571,7 @@ async fn the_served_openapi_document_is_the_committed_one() {
         "/api/v1/implants/{id}/removals",
         "/api/v1/deaths",
         "/api/v1/devices/{udi_di}",
+        "/api/v1/devices",
         "/api/v1/recall",
         "/health",
     ] {
