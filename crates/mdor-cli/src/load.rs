@@ -122,17 +122,25 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
     let outcomes = read_outcomes(&dir.join("outcomes.ndjson"))?;
     for chunk in outcomes.chunks(BATCH * 5) {
         let records: Vec<BulkOutcomeRecord> = chunk.iter().map(|(_, r)| r.clone()).collect();
-        let unresolved = mdor_service::bulk_outcomes(ctx, &organisations, &records)
+        let report = mdor_service::bulk_outcomes(ctx, &organisations, &records)
             .await
             .map_err(|e| describe(&e))?;
-        for &i in &unresolved {
+        for &i in &report.unresolved {
             writeln!(
                 rejects,
                 "{}",
                 serde_json::json!({ "file": "outcomes.ndjson", "line": chunk[i].0, "errors": "names no stored implant or patient" })
             )?;
         }
-        summary.unresolved_outcomes += unresolved.len() as u64;
+        for &i in &report.already_recorded {
+            writeln!(
+                rejects,
+                "{}",
+                serde_json::json!({ "file": "outcomes.ndjson", "line": chunk[i].0, "errors": "the implant already has a recorded removal; kept the stored one" })
+            )?;
+        }
+        summary.unresolved_outcomes += report.unresolved.len() as u64;
+        summary.duplicate_outcomes += report.already_recorded.len() as u64;
         for record in &records {
             match record {
                 BulkOutcomeRecord::Removal { .. } => summary.removals += 1,
@@ -322,6 +330,15 @@ pub fn describe(error: &mdor_service::ServiceError) -> anyhow::Error {
                 .collect();
             anyhow::anyhow!("{} problem(s):\n  {}", problems.len(), lines.join("\n  "))
         }
-        other => anyhow::anyhow!("{other}"),
+        other => {
+            // Keep the whole source chain: "storage failure" alone tells an operator nothing.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            anyhow::anyhow!(text)
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct LoadSummary {
     pub removals: u64,
     pub deaths: u64,
     pub unresolved_outcomes: u64,
+    /// Removals already recorded for their implant (a dataset loaded again): not written twice.
+    pub duplicate_outcomes: u64,
 }
 
 impl LoadSummary {
@@ -112,13 +114,21 @@ pub enum BulkOutcomeRecord {
     },
 }
 
-/// Loads outcome events; returns the indexes of records that name no stored implant or
-/// patient.
+/// What became of a batch of outcome records, by index into the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutcomeLoadReport {
+    /// Records naming no stored implant or patient.
+    pub unresolved: Vec<usize>,
+    /// Removals of implants that already have one; the stored removal is kept.
+    pub already_recorded: Vec<usize>,
+}
+
+/// Loads outcome events and reports, by index, those not written.
 pub async fn bulk_outcomes(
     ctx: &Ctx,
     providers: &HashMap<String, OrganisationId>,
     records: &[BulkOutcomeRecord],
-) -> Result<Vec<usize>, ServiceError> {
+) -> Result<OutcomeLoadReport, ServiceError> {
     let now = ctx.now();
     let mut unresolved = Vec::new();
     let mut removals = Vec::new();
@@ -161,14 +171,26 @@ pub async fn bulk_outcomes(
             }
         }
     }
-    for i in ctx.store.bulk_removals(&removals).await? {
-        unresolved.push(removal_indexes[i]);
-    }
+    let removal_report = ctx.store.bulk_removals(&removals).await?;
+    unresolved.extend(
+        removal_report
+            .unresolved
+            .iter()
+            .map(|&i| removal_indexes[i]),
+    );
+    let already_recorded = removal_report
+        .already_recorded
+        .iter()
+        .map(|&i| removal_indexes[i])
+        .collect();
     for i in ctx.store.bulk_deaths(&deaths).await? {
         unresolved.push(death_indexes[i]);
     }
     unresolved.sort_unstable();
-    Ok(unresolved)
+    Ok(OutcomeLoadReport {
+        unresolved,
+        already_recorded,
+    })
 }
 
 /// Creates or updates consultants (from a GMC extract or a dataset).

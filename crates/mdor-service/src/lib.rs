@@ -17,8 +17,8 @@ mod register;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
-    BulkOutcomeRecord, LoadSummary, bulk_load, bulk_outcomes, ensure_organisations, register_index,
-    upsert_consultants,
+    BulkOutcomeRecord, LoadSummary, OutcomeLoadReport, bulk_load, bulk_outcomes,
+    ensure_organisations, register_index, upsert_consultants,
 };
 pub use ctx::Ctx;
 pub use error::ServiceError;

@@ -124,8 +124,9 @@ pub trait Store: Send + Sync + 'static {
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome>;
 
     /// Resolves removals given by the original procedure's provider, local record id and
-    /// device position, then inserts them; unresolved ones are returned, not dropped.
-    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>>;
+    /// device position, then inserts them; unresolved and already recorded ones are reported,
+    /// not dropped.
+    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<BulkRemovalReport>;
 
     /// Records deaths by NHS number; returns the indexes of unknown patients.
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>>;

@@ -100,6 +100,11 @@ pub const REMOVAL_INSERT: &str = "INSERT INTO removal \
      (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
 
+/// For bulk loads: a removal of an implant that already has one is skipped, not an error.
+pub const REMOVAL_INSERT_IF_ABSENT: &str = "INSERT INTO removal \
+     (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (implant_id) DO NOTHING";
+
 pub const IMPLANT_BY_LOCAL_POSITION: &str = "SELECT i.id FROM implant i \
      JOIN procedure p ON p.id = i.procedure_id \
      WHERE p.provider_id = $1 AND p.local_record_id = $2 AND i.position = $3";

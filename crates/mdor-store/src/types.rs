@@ -351,6 +351,16 @@ pub struct BulkRemoval {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// What happened to a batch of bulk removals, by index into the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BulkRemovalReport {
+    /// Removals naming no stored implant.
+    pub unresolved: Vec<usize>,
+    /// Removals of implants that already have one (e.g. the same dataset loaded twice):
+    /// the stored removal is kept and the new one is not written.
+    pub already_recorded: Vec<usize>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub organisations: i64,

@@ -68,7 +68,8 @@ fn a_synthetic_dataset_loads_completely_and_tokens_can_be_managed() {
         !refused.status.success(),
         "serve refuses an unmigrated database"
     );
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("mdor migrate"));
+    let refused_text = String::from_utf8_lossy(&refused.stderr);
+    assert!(refused_text.contains("mdor migrate"), "{refused_text}");
     stdout(&mdor(&dir.0, &["migrate"]));
     let loaded = stdout(&mdor(&dir.0, &["load", dataset.to_str().unwrap()]));
     let summary: serde_json::Value =
@@ -90,6 +91,8 @@ fn a_synthetic_dataset_loads_completely_and_tokens_can_be_managed() {
         serde_json::from_str(&again[..again.rfind('}').unwrap() + 1]).unwrap();
     assert_eq!(again["procedures"], 0);
     assert_eq!(again["duplicates"], 3000);
+    assert_eq!(again["duplicate_outcomes"], summary["removals"]);
+    assert_eq!(again["unresolved_outcomes"], 0);
 
     stdout(&mdor(
         &dir.0,

@@ -535,7 +535,7 @@ impl Store for PostgresStore {
         Ok(plan.outcome)
     }
 
-    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>> {
+    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<BulkRemovalReport> {
         // Resolved and inserted set-wise: a round trip per row would dominate a national load.
         let mut tx = self.begin_write().await?;
         let index: Vec<i32> = (0..removals.len() as i32).collect();
@@ -564,23 +564,29 @@ impl Store for PostgresStore {
         let unresolved: Vec<usize> = (0..removals.len())
             .filter(|&i| implant_of[i].is_none())
             .collect();
-        let found: Vec<(&BulkRemoval, i64)> = removals
+        let found: Vec<(usize, &BulkRemoval, i64)> = removals
             .iter()
             .zip(&implant_of)
-            .filter_map(|(r, implant)| implant.map(|id| (r, id)))
+            .enumerate()
+            .filter_map(|(i, (r, implant))| implant.map(|id| (i, r, id)))
             .collect();
+        let mut inserted: HashSet<i64> = HashSet::new();
         for chunk in found.chunks(ROWS_PER_STATEMENT) {
-            let implants: Vec<i64> = chunk.iter().map(|(_, id)| *id).collect();
-            let kinds: Vec<&str> = chunk.iter().map(|(r, _)| r.kind.as_str()).collect();
-            let dates: Vec<NaiveDate> = chunk.iter().map(|(r, _)| r.removal_date).collect();
+            let implants: Vec<i64> = chunk.iter().map(|(_, _, id)| *id).collect();
+            let kinds: Vec<&str> = chunk.iter().map(|(_, r, _)| r.kind.as_str()).collect();
+            let dates: Vec<NaiveDate> = chunk.iter().map(|(_, r, _)| r.removal_date).collect();
             let reasons: Vec<Option<&str>> =
-                chunk.iter().map(|(r, _)| r.reason.as_deref()).collect();
-            let revising: Vec<i64> = chunk.iter().map(|(r, _)| r.revising_provider.0).collect();
+                chunk.iter().map(|(_, r, _)| r.reason.as_deref()).collect();
+            let revising: Vec<i64> = chunk
+                .iter()
+                .map(|(_, r, _)| r.revising_provider.0)
+                .collect();
             let recorded: Vec<chrono::DateTime<Utc>> =
-                chunk.iter().map(|(r, _)| r.recorded_at).collect();
-            sqlx::query(
+                chunk.iter().map(|(_, r, _)| r.recorded_at).collect();
+            let written: Vec<i64> = sqlx::query_scalar(
                 "INSERT INTO removal (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::date[], $4::text[], $5::bigint[], $6::timestamptz[])",
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::date[], $4::text[], $5::bigint[], $6::timestamptz[]) \
+                 ON CONFLICT (implant_id) DO NOTHING RETURNING implant_id",
             )
             .bind(&implants)
             .bind(&kinds)
@@ -588,11 +594,22 @@ impl Store for PostgresStore {
             .bind(&reasons)
             .bind(&revising)
             .bind(&recorded)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            inserted.extend(written);
         }
+        // An implant named twice in one batch is written once; the later mention is reported.
+        let mut seen: HashSet<i64> = HashSet::new();
+        let already_recorded: Vec<usize> = found
+            .iter()
+            .filter(|(_, _, id)| !inserted.contains(id) || !seen.insert(*id))
+            .map(|(i, _, _)| *i)
+            .collect();
         tx.commit().await?;
-        Ok(unresolved)
+        Ok(BulkRemovalReport {
+            unresolved,
+            already_recorded,
+        })
     }
 
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {

@@ -489,9 +489,9 @@ impl Store for SqliteStore {
         Ok(plan.outcome)
     }
 
-    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<Vec<usize>> {
+    async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<BulkRemovalReport> {
         let mut tx = self.begin_write().await?;
-        let mut unresolved = Vec::new();
+        let mut report = BulkRemovalReport::default();
         for (index, r) in removals.iter().enumerate() {
             let implant: Option<i64> = sqlx::query_scalar(sql::IMPLANT_BY_LOCAL_POSITION)
                 .bind(r.provider.0)
@@ -500,21 +500,24 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(implant) = implant else {
-                unresolved.push(index);
+                report.unresolved.push(index);
                 continue;
             };
-            sqlx::query(sql::REMOVAL_INSERT)
+            let done = sqlx::query(sql::REMOVAL_INSERT_IF_ABSENT)
                 .bind(implant)
                 .bind(r.kind.as_str())
                 .bind(r.removal_date)
                 .bind(&r.reason)
                 .bind(r.revising_provider.0)
                 .bind(r.recorded_at)
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
+            if done.rows_affected() == 0 {
+                report.already_recorded.push(index);
+            }
         }
         tx.commit().await?;
-        Ok(unresolved)
+        Ok(report)
     }
 
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {

@@ -518,8 +518,14 @@ pub async fn bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unkn
     unknown_position.position = 99;
     removals.push(unknown_record);
     removals.push(unknown_position);
-    let unresolved = store.bulk_removals(&removals).await.unwrap();
-    assert_eq!(unresolved, [n_known, n_known + 1]);
+    let report = store.bulk_removals(&removals).await.unwrap();
+    assert_eq!(report.unresolved, [n_known, n_known + 1]);
+    assert_eq!(report.already_recorded, Vec::<usize>::new());
+    assert_eq!(store.counts().await.unwrap().removals, n_known as i64);
+    // Loading the same removals again writes nothing and reports every known one.
+    let again = store.bulk_removals(&removals).await.unwrap();
+    assert_eq!(again.unresolved, [n_known, n_known + 1]);
+    assert_eq!(again.already_recorded, (0..n_known).collect::<Vec<_>>());
     assert_eq!(store.counts().await.unwrap().removals, n_known as i64);
 
     let ods_of: HashMap<OrganisationId, &str> = data
