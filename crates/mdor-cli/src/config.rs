@@ -108,7 +108,14 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("mdor.toml")),
         }
-        figment = figment.merge(Env::prefixed("MDOR_").split("__"));
+        // Every setting is nested (`MDOR_DATABASE__URL`), so only variables with `__` are
+        // configuration; others such as `MDOR_TEST_POSTGRES_URL` belong to the test suite.
+        // A misspelt nested variable is still refused by `deny_unknown_fields`.
+        figment = figment.merge(
+            Env::prefixed("MDOR_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
         if let Some(url) = &flags.database_url {
             figment = figment.merge(Serialized::default("database.url", url));
         }
@@ -213,6 +220,33 @@ mod tests {
                 .to_string()
                 .contains("database.url")
         );
+    }
+
+    #[test]
+    fn environment_variables_override_the_file_and_flags_override_both() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("mdor.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n[database]\nurl = \"sqlite://file.db\"\nmax_connections = 3\n")?;
+            jail.set_env("MDOR_DATABASE__URL", "sqlite://env.db");
+            jail.set_env("MDOR_TEST_POSTGRES_URL", "postgres://not/config");
+            let config =
+                Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.database_url.expose_secret(), "sqlite://env.db");
+            assert_eq!(config.max_connections, 3);
+            let flags = FlagOverrides {
+                database_url: Some("sqlite://flag.db".into()),
+                listen: None,
+            };
+            let config = Config::load(None, &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.database_url.expose_secret(), "sqlite://flag.db");
+            jail.set_env("MDOR_DATABASE__URLL", "sqlite://typo.db");
+            let typo = Config::load(None, &FlagOverrides::default())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(typo.contains("urll"), "{typo}");
+            Ok(())
+        });
     }
 
     #[test]
