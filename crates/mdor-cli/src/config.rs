@@ -223,6 +223,8 @@ mod tests {
     }
 
     #[test]
+    // figment's `Jail` fixes the closure's error type; its size does not matter in a test.
+    #[allow(clippy::result_large_err)]
     fn environment_variables_override_the_file_and_flags_override_both() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("mdor.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n[database]\nurl = \"sqlite://file.db\"\nmax_connections = 3\n")?;
