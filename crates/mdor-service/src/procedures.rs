@@ -35,39 +35,31 @@ pub async fn register_procedure(
         });
     }
     let prepared = prepare(ctx, principal.organisation, submission).await?;
-    let mut attempt = 0;
-    let id = loop {
-        // The reference names the procedure by provider and local record id, both known
-        // before the insert creates the id.
-        let reference = reference_for(&prepared);
-        let record = idempotency::record(ctx, principal, idempotency.as_ref(), reference);
-        match ctx
-            .store
-            .insert_submission(&prepared, record.as_ref())
-            .await
-        {
-            Ok(id) => break id,
-            Err(e) if idempotency::lost_race(&e) => {
-                let earlier = idempotency::earlier(ctx, principal, idempotency.as_ref()).await?;
-                let reference = earlier.ok_or(ServiceError::Store(e))?;
-                return replay(ctx, &reference).await;
-            }
-            Err(StoreError::Conflict { constraint }) if constraint.contains("local_record_id") => {
-                return Err(ServiceError::Conflict {
-                    code: "duplicate_local_record_id",
-                    field: Some("procedure.local_record_id".into()),
-                    message: "a procedure with this local_record_id is already registered for this provider".into(),
-                });
-            }
-            // Two first submissions for one new patient raced on PostgreSQL; the second
-            // retries once and then finds the patient.
-            Err(StoreError::Conflict { constraint })
-                if constraint.contains("nhs_number") && attempt == 0 =>
-            {
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
+    // The reference names the procedure by provider and local record id, both known before
+    // the insert creates the id.
+    let reference = reference_for(&prepared);
+    let record = idempotency::record(ctx, principal, idempotency.as_ref(), reference);
+    let id = match ctx
+        .store
+        .insert_submission(&prepared, record.as_ref())
+        .await
+    {
+        Ok(id) => id,
+        Err(e) if idempotency::lost_race(&e) => {
+            let earlier = idempotency::earlier(ctx, principal, idempotency.as_ref()).await?;
+            let reference = earlier.ok_or(ServiceError::Store(e))?;
+            return replay(ctx, &reference).await;
         }
+        Err(StoreError::Conflict { constraint }) if constraint.contains("local_record_id") => {
+            return Err(ServiceError::Conflict {
+                code: "duplicate_local_record_id",
+                field: Some("procedure.local_record_id".into()),
+                message:
+                    "a procedure with this local_record_id is already registered for this provider"
+                        .into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
     };
     let record = ctx
         .store
