@@ -229,14 +229,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<(String, DeviceModelId)>> {
         let mut found = Vec::new();
         for chunk in udi_dis.chunks(MAX_VARIABLES) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT udi_di, id FROM device_model WHERE udi_di IN (",
-            );
-            let mut list = q.separated(", ");
-            for udi in chunk {
-                list.push_bind(udi.as_str());
-            }
-            q.push(")");
+            let mut q =
+                QueryBuilder::<Sqlite>::new("SELECT udi_di, id FROM device_model WHERE udi_di IN ");
+            push_in_list(&mut q, chunk.iter().map(|udi| udi.as_str()));
             let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
             found.extend(rows.into_iter().map(|(udi, id)| (udi, DeviceModelId(id))));
         }
@@ -693,13 +688,9 @@ async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreRe
     let nhs: Vec<&str> = nhs.into_iter().collect();
     for chunk in nhs.chunks(MAX_VARIABLES) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT nhs_number, id, date_of_birth FROM patient WHERE nhs_number IN (",
+            "SELECT nhs_number, id, date_of_birth FROM patient WHERE nhs_number IN ",
         );
-        let mut list = q.separated(", ");
-        for n in chunk {
-            list.push_bind(*n);
-        }
-        q.push(")");
+        push_in_list(&mut q, chunk.iter().copied());
         let rows: Vec<(String, i64, NaiveDate)> = q.build_query_as().fetch_all(&mut *conn).await?;
         lookups
             .patients
@@ -721,12 +712,8 @@ async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreRe
                 "SELECT provider_id, local_record_id FROM procedure WHERE provider_id = ",
             );
             q.push_bind(provider);
-            q.push(" AND local_record_id IN (");
-            let mut list = q.separated(", ");
-            for l in chunk {
-                list.push_bind(*l);
-            }
-            q.push(")");
+            q.push(" AND local_record_id IN ");
+            push_in_list(&mut q, chunk.iter().copied());
             let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
             lookups.local_ids.extend(rows);
         }
@@ -748,17 +735,23 @@ async fn ensure_consultants(
         q.push(" ON CONFLICT (gmc_number) DO NOTHING");
         q.build().execute(&mut *conn).await?;
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT gmc_number, id FROM consultant WHERE gmc_number IN (",
+            "SELECT gmc_number, id FROM consultant WHERE gmc_number IN ",
         );
-        let mut list = q.separated(", ");
-        for g in chunk {
-            list.push_bind(*g);
-        }
-        q.push(")");
+        push_in_list(&mut q, chunk.iter().copied());
         let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
         ids.extend(rows);
     }
     Ok(ids)
+}
+
+/// Appends `(?, ?, …)` binding each value; callers chunk to stay under `MAX_VARIABLES`.
+fn push_in_list<'a>(q: &mut QueryBuilder<'a, Sqlite>, values: impl Iterator<Item = &'a str>) {
+    q.push("(");
+    let mut list = q.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    q.push(")");
 }
 
 async fn next_ids(conn: &mut SqliteConnection, table: &str, count: usize) -> StoreResult<Vec<i64>> {
