@@ -396,14 +396,14 @@ mod tests {
 
     /// Freireich et al. (1963) 6-MP arm, remission times in weeks (`false` = censored).
     fn six_mp() -> SurvivalData {
-        let time = [
-            6., 6., 6., 6., 7., 9., 10., 10., 11., 13., 16., 17., 19., 20., 22., 23., 25., 32.,
-            32., 34., 35.,
-        ];
-        let event = [
-            true, true, true, false, true, false, true, false, false, true, true, false, false,
-            false, true, true, false, false, false, false, false,
-        ];
+        let time: Vec<f64> = crate::test_data::FREIREICH_6MP
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        let event: Vec<bool> = crate::test_data::FREIREICH_6MP
+            .iter()
+            .map(|r| r.1)
+            .collect();
         SurvivalData::new(&time, &event).unwrap()
     }
 

@@ -29,6 +29,8 @@ pub mod nelson_aalen;
 pub mod rates;
 mod risk_table;
 pub mod special;
+#[cfg(test)]
+mod test_data;
 
 pub use aalen_johansen::{CauseIncidence, CompetingRisksData, CumulativeIncidence, aalen_johansen};
 pub use cox::{ChiSquareTest, CoxFit, CoxOptions, Ties, cox_regression};

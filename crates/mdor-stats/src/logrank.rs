@@ -165,41 +165,10 @@ pub fn logrank_test(
 mod tests {
     use super::*;
 
-    /// Freireich et al. (1963): 6-MP (group 0) and placebo (group 1) remission times.
+    /// The Freireich data with 6-MP as group 0 and placebo as group 1.
     fn freireich() -> (SurvivalData, Vec<u32>) {
-        let mp6 = [
-            (6., true),
-            (6., true),
-            (6., true),
-            (6., false),
-            (7., true),
-            (9., false),
-            (10., true),
-            (10., false),
-            (11., false),
-            (13., true),
-            (16., true),
-            (17., false),
-            (19., false),
-            (20., false),
-            (22., true),
-            (23., true),
-            (25., false),
-            (32., false),
-            (32., false),
-            (34., false),
-            (35., false),
-        ];
-        let placebo = [
-            1., 1., 2., 2., 3., 4., 4., 5., 5., 8., 8., 8., 8., 11., 11., 12., 12., 15., 17., 22.,
-            23.,
-        ];
-        let mut time: Vec<f64> = mp6.iter().map(|r| r.0).collect();
-        let mut event: Vec<bool> = mp6.iter().map(|r| r.1).collect();
-        time.extend(placebo);
-        event.extend([true; 21]);
-        let groups = (0..42).map(|i| u32::from(i >= 21)).collect();
-        (SurvivalData::new(&time, &event).unwrap(), groups)
+        let (data, placebo) = crate::test_data::freireich();
+        (data, placebo.into_iter().map(u32::from).collect())
     }
 
     #[test]
