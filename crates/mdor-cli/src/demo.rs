@@ -75,7 +75,7 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
         async move {
             let created = mdor_service::create_token(&ctx, &OdsCode::parse(&ods)?, role, label)
                 .await
-                .map_err(|e| load::describe(&e))?;
+                .map_err(load::describe)?;
             anyhow::Ok(created.secret)
         }
     };

@@ -65,7 +65,7 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
     let file = File::open(dir.join("devices.csv")).context("opening devices.csv")?;
     mdor_service::load_register_csv(ctx, file)
         .await
-        .map_err(|e| describe(&e))
+        .map_err(describe)
         .context("loading devices.csv")?;
     let register_udis = read_register_udis(&dir.join("devices.csv"))?;
     let register = mdor_service::register_index(ctx, &register_udis).await?;
@@ -94,7 +94,7 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
         let lines = batch.lines;
         let outcome = mdor_service::bulk_load(ctx, &organisations, &register, batch.submissions)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(describe)?;
         for &i in outcome.duplicates.iter() {
             writeln!(
                 rejects,
@@ -124,7 +124,7 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
         let records: Vec<BulkOutcomeRecord> = chunk.iter().map(|(_, r)| r.clone()).collect();
         let report = mdor_service::bulk_outcomes(ctx, &organisations, &records)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(describe)?;
         for &i in &report.unresolved {
             writeln!(
                 rejects,
@@ -264,7 +264,7 @@ async fn load_consultants(
     }
     mdor_service::upsert_consultants(ctx, &consultants)
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(describe)?;
     Ok(())
 }
 
@@ -320,7 +320,7 @@ fn read_outcomes(path: &Path) -> anyhow::Result<Vec<(usize, BulkOutcomeRecord)>>
 }
 
 /// A service error with its validation details, for the operator's terminal.
-pub fn describe(error: &mdor_service::ServiceError) -> anyhow::Error {
+pub fn describe(error: mdor_service::ServiceError) -> anyhow::Error {
     match error {
         mdor_service::ServiceError::Invalid(problems) => {
             let lines: Vec<String> = problems
@@ -330,15 +330,8 @@ pub fn describe(error: &mdor_service::ServiceError) -> anyhow::Error {
                 .collect();
             anyhow::anyhow!("{} problem(s):\n  {}", problems.len(), lines.join("\n  "))
         }
-        other => {
-            // Keep the whole source chain: "storage failure" alone tells an operator nothing.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            anyhow::anyhow!(text)
-        }
+        // Wrapped, not formatted: `main` prints the whole source chain with `{:#}`, so
+        // "storage failure" arrives with its cause.
+        other => anyhow::Error::new(other),
     }
 }

@@ -223,7 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_context(|| format!("opening {}", file.display()))?;
                     let n = mdor_service::load_register_csv(&ctx, input)
                         .await
-                        .map_err(|e| load::describe(&e))?;
+                        .map_err(load::describe)?;
                     print(&format!("{n} register entries loaded\n"));
                     Ok(())
                 }
@@ -283,7 +283,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
             })?;
             let created = mdor_service::create_token(ctx, &ods, role, &label)
                 .await
-                .map_err(|e| load::describe(&e))?;
+                .map_err(load::describe)?;
             print(&format!(
                 "token {} created for {} as {}:\n{}\n(shown once; store it now)\n",
                 created.id,
@@ -313,7 +313,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { id } => {
             mdor_service::revoke_token(ctx, TokenId(id))
                 .await
-                .map_err(|e| load::describe(&e))?;
+                .map_err(load::describe)?;
             print(&format!("token {id} revoked\n"));
         }
     }
