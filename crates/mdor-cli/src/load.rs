@@ -17,7 +17,10 @@ use serde::Deserialize;
 
 use mdor_domain::record::{RemovalKind, Submission};
 use mdor_domain::{GmcNumber, NhsNumber, OdsCode, UdiDi};
-use mdor_service::{BulkOutcomeRecord, Ctx, LoadSummary, NewOrganisation, OrganisationKind};
+use mdor_service::{
+    BulkOutcomeRecord, Ctx, DeviceModelId, LoadSummary, NewOrganisation, OrganisationId,
+    OrganisationKind,
+};
 use mdor_web::dto::ProcedureBody;
 
 /// Procedures per transaction: large enough to amortise commits, small enough to bound memory.
@@ -74,49 +77,32 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
     let mut rejects =
         BufWriter::new(File::create(&rejects_path).context("creating load-rejects.ndjson")?);
     let mut summary = LoadSummary::default();
-    let today = ctx.today();
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<anyhow::Result<ParsedBatch>>(2);
-    let procedures_path = dir.join("procedures.ndjson");
-    let parser =
-        tokio::task::spawn_blocking(move || parse_procedures(&procedures_path, today, &sender));
-    let mut n_rejected = 0u64;
-    let started = std::time::Instant::now();
-    while let Some(batch) = receiver.recv().await {
-        let batch = batch?;
-        for (line, problem) in &batch.rejected {
-            writeln!(
-                rejects,
-                "{}",
-                serde_json::json!({ "file": "procedures.ndjson", "line": line, "errors": problem })
-            )?;
-        }
-        n_rejected += batch.rejected.len() as u64;
-        let lines = batch.lines;
-        let outcome = mdor_service::bulk_load(ctx, &organisations, &register, batch.submissions)
+    // An initial load builds its secondary indexes and foreign keys once, at the end; they
+    // are rebuilt whether the procedures load or fail, and start-up rebuilds them if this
+    // process is killed first.
+    let deferred = mdor_service::defer_load_schema(ctx).await?;
+    let loaded = load_procedures(
+        ctx,
+        dir,
+        &organisations,
+        &register,
+        &mut rejects,
+        &mut summary,
+    )
+    .await;
+    if deferred {
+        let started = std::time::Instant::now();
+        let restored = mdor_service::restore_load_schema(ctx)
             .await
-            .map_err(describe)?;
-        for &i in outcome.duplicates.iter() {
-            writeln!(
-                rejects,
-                "{}",
-                serde_json::json!({ "file": "procedures.ndjson", "line": lines[i], "errors": "duplicate provider and local_record_id; not loaded again" })
-            )?;
-        }
-        for &i in outcome.patient_mismatches.iter() {
-            writeln!(
-                rejects,
-                "{}",
-                serde_json::json!({ "file": "procedures.ndjson", "line": lines[i], "errors": "nhs_number is stored with a different date_of_birth" })
-            )?;
-        }
-        summary.add(&outcome);
+            .map_err(describe)
+            .context("rebuilding the indexes and foreign keys deferred for the load")?;
         tracing::info!(
-            procedures = summary.procedures,
+            restored,
             seconds = started.elapsed().as_secs_f64(),
-            "procedures loaded"
+            "deferred indexes and foreign keys rebuilt"
         );
     }
-    parser.await.context("procedure parser stopped")??;
+    let n_rejected = loaded?;
     let outcomes_started = std::time::Instant::now();
 
     let outcomes = read_outcomes(&dir.join("outcomes.ndjson"))?;
@@ -159,6 +145,62 @@ pub async fn load_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<LoadSummary> 
         tracing::warn!(rejected = n_rejected, file = %rejects_path.display(), "some procedure lines were rejected");
     }
     Ok(summary)
+}
+
+/// Loads `procedures.ndjson` in batches, parsing the next batch while the previous one is
+/// written; returns how many lines were rejected (each written to `rejects`).
+async fn load_procedures(
+    ctx: &Ctx,
+    dir: &Path,
+    organisations: &HashMap<String, OrganisationId>,
+    register: &HashMap<String, DeviceModelId>,
+    rejects: &mut BufWriter<File>,
+    summary: &mut LoadSummary,
+) -> anyhow::Result<u64> {
+    let today = ctx.today();
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<anyhow::Result<ParsedBatch>>(2);
+    let procedures_path = dir.join("procedures.ndjson");
+    let parser =
+        tokio::task::spawn_blocking(move || parse_procedures(&procedures_path, today, &sender));
+    let mut n_rejected = 0u64;
+    let started = std::time::Instant::now();
+    while let Some(batch) = receiver.recv().await {
+        let batch = batch?;
+        for (line, problem) in &batch.rejected {
+            writeln!(
+                rejects,
+                "{}",
+                serde_json::json!({ "file": "procedures.ndjson", "line": line, "errors": problem })
+            )?;
+        }
+        n_rejected += batch.rejected.len() as u64;
+        let lines = batch.lines;
+        let outcome = mdor_service::bulk_load(ctx, organisations, register, batch.submissions)
+            .await
+            .map_err(describe)?;
+        for &i in outcome.duplicates.iter() {
+            writeln!(
+                rejects,
+                "{}",
+                serde_json::json!({ "file": "procedures.ndjson", "line": lines[i], "errors": "duplicate provider and local_record_id; not loaded again" })
+            )?;
+        }
+        for &i in outcome.patient_mismatches.iter() {
+            writeln!(
+                rejects,
+                "{}",
+                serde_json::json!({ "file": "procedures.ndjson", "line": lines[i], "errors": "nhs_number is stored with a different date_of_birth" })
+            )?;
+        }
+        summary.add(&outcome);
+        tracing::info!(
+            procedures = summary.procedures,
+            seconds = started.elapsed().as_secs_f64(),
+            "procedures loaded"
+        );
+    }
+    parser.await.context("procedure parser stopped")??;
+    Ok(n_rejected)
 }
 
 struct ParsedBatch {

@@ -183,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ctx.check_ready()
                         .await
                         .context("checking the database schema")?;
+                    repair_interrupted_load(&ctx).await?;
                     serve(ctx, config.listen).await
                 }
                 Command::Migrate => {
@@ -229,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Command::Load { dir } => {
                     ctx.check_ready().await?;
+                    repair_interrupted_load(&ctx).await?;
                     let started = std::time::Instant::now();
                     let summary = load::load_dataset(&ctx, &dir).await?;
                     print(&format!(
@@ -242,6 +244,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Rebuilds indexes and foreign keys that a killed `mdor load` deferred and never restored;
+/// without them recall would be slow and PostgreSQL would not check references.
+async fn repair_interrupted_load(ctx: &Ctx) -> anyhow::Result<()> {
+    let restored = mdor_service::restore_load_schema(ctx)
+        .await
+        .map_err(load::describe)
+        .context("rebuilding indexes and foreign keys left by an interrupted load")?;
+    if restored > 0 {
+        tracing::warn!(
+            restored,
+            "rebuilt indexes and foreign keys that an interrupted load had deferred"
+        );
+    }
+    Ok(())
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {

@@ -58,6 +58,20 @@ impl LoadSummary {
     }
 }
 
+/// Before a dataset load: on an empty registry, drops the indexes and foreign-key checks
+/// that are cheaper to build once at the end (see `mdor_store::Store::defer_load_schema`).
+/// Returns whether it did; `restore_load_schema` must follow however the load ends.
+pub async fn defer_load_schema(ctx: &Ctx) -> Result<bool, ServiceError> {
+    Ok(ctx.store.defer_load_schema().await?)
+}
+
+/// Rebuilds whatever `defer_load_schema` dropped, validating every foreign key; returns how
+/// many indexes and constraints it rebuilt. Also run at start-up, to repair a load that was
+/// killed before it could restore them.
+pub async fn restore_load_schema(ctx: &Ctx) -> Result<usize, ServiceError> {
+    Ok(ctx.store.restore_load_schema().await?)
+}
+
 /// Loads one batch of submissions. `providers` maps ODS codes to organisations (from
 /// `ensure_organisations`); `register` maps UDI-DIs to device models, read once per load.
 pub async fn bulk_load(

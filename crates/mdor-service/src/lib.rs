@@ -17,8 +17,8 @@ mod register;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
-    BulkOutcomeRecord, LoadSummary, OutcomeLoadReport, bulk_load, bulk_outcomes,
-    ensure_organisations, register_index, upsert_consultants,
+    BulkOutcomeRecord, LoadSummary, OutcomeLoadReport, bulk_load, bulk_outcomes, defer_load_schema,
+    ensure_organisations, register_index, restore_load_schema, upsert_consultants,
 };
 pub use ctx::Ctx;
 pub use error::ServiceError;
@@ -31,7 +31,7 @@ pub use register::{device_lookup, load_register_csv, register_device, upsert_reg
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
-    ApiToken, Backend, BulkLoadOutcome, Counts, DeviceModel, ImplantId, NewConsultant,
-    NewOrganisation, OrganisationId, OrganisationKind, ProcedureId, ProcedureRecord,
+    ApiToken, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
+    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, ProcedureId, ProcedureRecord,
     RecallCriteria, RecallRow, RemovalId, Role, StoredImplant, StoredRemoval, TokenId,
 };

@@ -7,6 +7,7 @@
 
 mod backend;
 mod error;
+mod load_schema;
 mod rows;
 mod sql;
 mod types;
@@ -118,6 +119,21 @@ pub trait Store: Send + Sync + 'static {
         token: TokenId,
         key: &str,
     ) -> StoreResult<Option<IdempotencyRecord>>;
+
+    /// Before a large load: when no procedure is stored yet, drops the secondary indexes
+    /// (and on PostgreSQL the foreign-key triggers) that are cheaper to build once afterwards,
+    /// and returns whether it did. The caller must call `restore_load_schema` when the load
+    /// ends, however it ends; start-up calls it too, to repair a load that was killed.
+    async fn defer_load_schema(&self) -> StoreResult<bool>;
+
+    /// Recreates every deferred index and foreign key that is missing, validating the
+    /// foreign keys against the stored rows; returns how many were recreated (0 when the
+    /// schema is whole).
+    async fn restore_load_schema(&self) -> StoreResult<usize>;
+
+    /// The schema's tables, indexes and constraints as the engine describes them, sorted:
+    /// lets tests check that a deferred and restored schema equals the migrated one.
+    async fn schema_objects(&self) -> StoreResult<Vec<String>>;
 
     /// Loads a batch of pre-validated records in one transaction, for synthetic and
     /// migrated data: patients are matched by NHS number within and across batches.

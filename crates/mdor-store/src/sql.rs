@@ -100,15 +100,6 @@ pub const REMOVAL_INSERT: &str = "INSERT INTO removal \
      (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
 
-/// For bulk loads: a removal of an implant that already has one is skipped, not an error.
-pub const REMOVAL_INSERT_IF_ABSENT: &str = "INSERT INTO removal \
-     (implant_id, kind, removal_date, reason, revising_provider_id, recorded_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (implant_id) DO NOTHING";
-
-pub const IMPLANT_BY_LOCAL_POSITION: &str = "SELECT i.id FROM implant i \
-     JOIN procedure p ON p.id = i.procedure_id \
-     WHERE p.provider_id = $1 AND p.local_record_id = $2 AND i.position = $3";
-
 pub const PATIENT_BOUNDS: &str = "SELECT pt.id, pt.date_of_death, \
        (SELECT MAX(p.procedure_date) FROM procedure p WHERE p.patient_id = pt.id) AS latest_procedure, \
        (SELECT MAX(r.removal_date) FROM removal r JOIN implant i ON i.id = r.implant_id \
@@ -119,9 +110,6 @@ pub const PATIENT_PROVIDERS: &str =
     "SELECT DISTINCT provider_id FROM procedure WHERE patient_id = $1 ORDER BY provider_id";
 
 pub const PATIENT_DEATH_UPDATE: &str = "UPDATE patient SET date_of_death = $2 WHERE id = $1";
-
-pub const PATIENT_DEATH_BY_NHS: &str =
-    "UPDATE patient SET date_of_death = $2 WHERE nhs_number = $1";
 
 pub const TOKEN_INSERT: &str = "INSERT INTO api_token (token_hash, organisation_id, role, label, created_at) \
      VALUES ($1, $2, $3, $4, $5) RETURNING id";

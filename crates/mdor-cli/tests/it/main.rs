@@ -162,3 +162,83 @@ fn bad_configuration_fails_at_start_up_with_the_setting_named() {
         .unwrap();
     assert!(String::from_utf8_lossy(&example.stdout).contains("[database]"));
 }
+
+/// The secondary indexes present in the SQLite database under `dir`, of those an initial
+/// load defers.
+fn deferrable_indexes_present(dir: &Path) -> Vec<String> {
+    let url = format!("sqlite://{}", dir.join("mdor.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND name IN ('implant_udi_lot', 'implant_udi_serial', 'procedure_patient') \
+                 ORDER BY name",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+        })
+}
+
+#[test]
+fn a_load_killed_midway_is_repaired_and_finished_by_the_next_load() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("killed");
+    let dataset = dir.0.join("dataset");
+    let dataset = dataset.to_str().unwrap();
+    stdout(&mdor(
+        &dir.0,
+        &[
+            "synth",
+            "--procedures",
+            "40000",
+            "--seed",
+            "11",
+            "--out",
+            dataset,
+        ],
+    ));
+    stdout(&mdor(&dir.0, &["migrate"]));
+    let all = vec![
+        "implant_udi_lot".to_string(),
+        "implant_udi_serial".to_string(),
+        "procedure_patient".to_string(),
+    ];
+    assert_eq!(deferrable_indexes_present(&dir.0), all);
+
+    let database = format!("sqlite://{}", dir.0.join("mdor.db").display());
+    let mut load = Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["--database-url", &database, "load", dataset])
+        .env_remove("MDOR_DATABASE__URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SIGKILL as soon as the first batch has committed: the indexes are deferred and the
+    // load has not finished.
+    let stderr = load.stderr.take().unwrap();
+    let first_batch = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("procedures loaded"));
+    assert!(first_batch, "the load reported no committed batch");
+    load.kill().unwrap();
+    assert!(!load.wait().unwrap().success());
+    assert!(
+        deferrable_indexes_present(&dir.0).is_empty(),
+        "the killed load had deferred its indexes"
+    );
+
+    let loaded = stdout(&mdor(&dir.0, &["load", dataset]));
+    let summary: serde_json::Value =
+        serde_json::from_str(&loaded[..loaded.rfind('}').unwrap() + 1]).unwrap();
+    let procedures = summary["procedures"].as_u64().unwrap();
+    let duplicates = summary["duplicates"].as_u64().unwrap();
+    assert!(duplicates >= 10_000, "the first batch was kept: {loaded}");
+    assert_eq!(procedures + duplicates, 40_000, "{loaded}");
+    assert_eq!(deferrable_indexes_present(&dir.0), all);
+}

@@ -3,9 +3,7 @@
 //!
 //! The generator's typed `ProcedureRecord`s (the same values it writes as `procedures.ndjson`
 //! lines) become domain `Submission`s the way `crates/mdor-synth/tests/it/files.rs` builds
-//! them. `mdor_domain::udi::parse_scan` is still a placeholder on this branch that refuses
-//! every scan, so a scanned device's GS1 element string is decoded by `decode_gs1_scan` below;
-//! the raw scan is still stored verbatim.
+//! them: scans are read by `mdor_domain::udi::parse_scan_at` and stored verbatim.
 
 use std::collections::{HashMap, HashSet};
 
@@ -199,59 +197,17 @@ fn to_device(entry: &DeviceEntry) -> ImplantedDevice {
             entry_type: EntryType::Manual,
         },
         DeviceEntry::Scan { scan } => {
-            let mut gtin = None;
-            let mut production = ProductionIdentifiers::default();
-            for (ai, value) in decode_gs1_scan(scan) {
-                match ai.as_str() {
-                    "01" => gtin = Some(UdiDi::parse(&value).unwrap()),
-                    "10" => production.lot = Some(value),
-                    "21" => production.serial = Some(value),
-                    "17" => production.expiry = Some(gs1_date(&value)),
-                    "11" => production.manufactured = Some(gs1_date(&value)),
-                    other => panic!("unexpected application identifier {other} in {scan:?}"),
-                }
-            }
+            // The synthetic data's dates lie between 2000 and 2026, so parsing against a fixed
+            // year keeps the sliding century window from moving with the clock.
+            let parsed = mdor_domain::udi::parse_scan_at(scan, 2026).unwrap();
             ImplantedDevice {
-                udi_di: gtin.unwrap(),
-                production,
+                udi_di: parsed.di,
+                production: parsed.production,
                 raw_scan: Some(scan.clone()),
                 entry_type: EntryType::Barcode,
             }
         }
     }
-}
-
-/// GS1 YYMMDD; every synthetic date is in this century.
-fn gs1_date(yymmdd: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(&format!("20{yymmdd}"), "%Y%m%d").unwrap()
-}
-
-/// (application identifier, value) pairs of a `]d2`/`]C1` scan with GS separators or of the
-/// parenthesised human-readable form; only the AIs the generator writes are understood.
-fn decode_gs1_scan(scan: &str) -> Vec<(String, String)> {
-    let mut elements = Vec::new();
-    if let Some(body) = scan.strip_prefix('(') {
-        for part in body.split('(') {
-            let (ai, value) = part.split_once(')').unwrap();
-            elements.push((ai.to_string(), value.to_string()));
-        }
-        return elements;
-    }
-    let mut rest = scan
-        .strip_prefix("]d2")
-        .or_else(|| scan.strip_prefix("]C1"))
-        .unwrap_or_else(|| panic!("unknown scan form {scan:?}"));
-    while !rest.is_empty() {
-        let (ai, after_ai) = rest.split_at(2);
-        let end = match ai {
-            "01" => 14,
-            "11" | "17" => 6,
-            _ => after_ai.find(GS).unwrap_or(after_ai.len()),
-        };
-        elements.push((ai.to_string(), after_ai[..end].to_string()));
-        rest = after_ai[end..].strip_prefix(GS).unwrap_or(&after_ai[end..]);
-    }
-    elements
 }
 
 fn n_implants(submissions: &[PreparedSubmission]) -> u64 {
@@ -516,16 +472,23 @@ pub async fn bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unkn
     unknown_record.local_record_id = "NO-SUCH-RECORD".to_string();
     let mut unknown_position = data.removals[0].clone();
     unknown_position.position = 99;
+    // The same implant named twice in one batch: the first mention is written, the second
+    // reported as already recorded.
+    let mut second_mention = data.removals[1].clone();
+    second_mention.reason = Some("a later, conflicting report".to_string());
     removals.push(unknown_record);
     removals.push(unknown_position);
+    removals.push(second_mention);
     let report = store.bulk_removals(&removals).await.unwrap();
     assert_eq!(report.unresolved, [n_known, n_known + 1]);
-    assert_eq!(report.already_recorded, Vec::<usize>::new());
+    assert_eq!(report.already_recorded, [n_known + 2]);
     assert_eq!(store.counts().await.unwrap().removals, n_known as i64);
     // Loading the same removals again writes nothing and reports every known one.
     let again = store.bulk_removals(&removals).await.unwrap();
     assert_eq!(again.unresolved, [n_known, n_known + 1]);
-    assert_eq!(again.already_recorded, (0..n_known).collect::<Vec<_>>());
+    let mut every_known: Vec<usize> = (0..n_known).collect();
+    every_known.push(n_known + 2);
+    assert_eq!(again.already_recorded, every_known);
     assert_eq!(store.counts().await.unwrap().removals, n_known as i64);
 
     let ods_of: HashMap<OrganisationId, &str> = data
@@ -622,4 +585,81 @@ pub async fn concurrent_bulk_loads_of_one_batch_load_it_once(store: std::sync::A
     let counts = store.counts().await.unwrap();
     assert_eq!(counts.procedures, N_PROCEDURES as i64);
     assert_eq!(counts.patients, nhs_numbers(&data.submissions).len() as i64);
+}
+
+/// How many objects `restore_load_schema` recreates after a deferral: the three secondary
+/// indexes, and on PostgreSQL also its six per-row foreign keys.
+fn deferred_object_count(store: &dyn Store) -> usize {
+    match store.backend() {
+        mdor_store::Backend::Sqlite => 3,
+        mdor_store::Backend::Postgres => 9,
+    }
+}
+
+pub async fn an_initial_load_defers_indexes_and_restores_exactly_the_migrated_schema(
+    store: &dyn Store,
+) {
+    let migrated = store.schema_objects().await.unwrap();
+    assert!(
+        migrated.iter().any(|o| o.contains("implant_udi_lot")),
+        "{migrated:?}"
+    );
+    assert_eq!(store.restore_load_schema().await.unwrap(), 0);
+
+    let data = SyntheticData::prepare(store, N_PROCEDURES).await;
+    assert!(store.defer_load_schema().await.unwrap());
+    let deferred = store.schema_objects().await.unwrap();
+    assert_eq!(
+        migrated.len() - deferred.len(),
+        deferred_object_count(store),
+        "{deferred:?}"
+    );
+    let outcome = store
+        .bulk_load(&BulkBatch {
+            submissions: data.submissions.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.procedures, N_PROCEDURES);
+    // Reads are correct, only slower, while the indexes are missing.
+    check_stored(store, &data.submissions[0]).await;
+    // A store that already holds procedures is never deferred again.
+    assert!(!store.defer_load_schema().await.unwrap());
+
+    assert_eq!(
+        store.restore_load_schema().await.unwrap(),
+        deferred_object_count(store)
+    );
+    assert_eq!(store.schema_objects().await.unwrap(), migrated);
+    assert_eq!(store.restore_load_schema().await.unwrap(), 0);
+    for prepared in data.submissions.iter().step_by(50) {
+        check_stored(store, prepared).await;
+    }
+}
+
+pub async fn a_row_breaking_a_deferred_foreign_key_fails_the_load_or_its_restore(
+    store: &dyn Store,
+) {
+    let data = SyntheticData::prepare(store, 5).await;
+    assert!(store.defer_load_schema().await.unwrap());
+    let mut broken = data.submissions.clone();
+    broken[2].provider = OrganisationId(9_999_999);
+    let loaded = store
+        .bulk_load(&BulkBatch {
+            submissions: broken,
+        })
+        .await;
+    match loaded {
+        // SQLite keeps its foreign keys, so the batch is refused and nothing is written.
+        Err(_) => {
+            assert_eq!(store.counts().await.unwrap().procedures, 0);
+            assert_eq!(store.restore_load_schema().await.unwrap(), 3);
+        }
+        // PostgreSQL wrote the batch without its triggers; restoring validates every row
+        // and refuses, so the broken row cannot be kept silently.
+        Ok(_) => {
+            assert_eq!(store.backend(), mdor_store::Backend::Postgres);
+            assert!(store.restore_load_schema().await.is_err());
+        }
+    }
 }

@@ -89,6 +89,8 @@ macro_rules! all_cases {
                 bulk::bulk_load_deduplicates_patients_across_batches_and_reports_duplicates_and_mismatches,
                 bulk::bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unknown_ones,
                 bulk::bulk_load_of_more_rows_than_one_statement_holds_loads_every_row,
+                bulk::an_initial_load_defers_indexes_and_restores_exactly_the_migrated_schema,
+                bulk::a_row_breaking_a_deferred_foreign_key_fails_the_load_or_its_restore,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
