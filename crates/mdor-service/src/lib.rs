@@ -13,6 +13,7 @@ mod idempotency;
 mod outcomes;
 mod procedures;
 mod recall;
+mod recall_cases;
 mod register;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
@@ -26,6 +27,10 @@ pub use idempotency::{IdempotencyRequest, Outcome};
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;
+pub use recall_cases::{
+    MAX_WORK_PAGE, RecallCaseRequest, open_recall_case, recall_case, recall_worklist,
+    refresh_recall_case, update_recall_status,
+};
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 
 // The store's records are the service's results; re-exported so callers need not name the
@@ -33,5 +38,7 @@ pub use register::{device_lookup, load_register_csv, register_device, upsert_reg
 pub use mdor_store::{
     ApiToken, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
     NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, ProcedureId, ProcedureRecord,
-    RecallCriteria, RecallRow, RemovalId, Role, StoredImplant, StoredRemoval, TokenId,
+    RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
+    RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RemovalId, Role,
+    StoredImplant, StoredRemoval, TokenId,
 };

@@ -148,4 +148,54 @@ pub trait Store: Send + Sync + 'static {
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>>;
 
     async fn counts(&self) -> StoreResult<Counts>;
+
+    // Recall and field safety cases, and the audit of access to them. Each identifiable
+    // read or change writes its `audit` entry in the same transaction: no entry, no data.
+
+    /// Opens a case, finds every matching implant, adds one work item per patient and
+    /// implanting provider, and audits it, in one transaction. A reused reference is a
+    /// `Conflict`.
+    async fn create_recall_case(
+        &self,
+        case: &NewRecallCase,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<(RecallCaseId, RecallCaseGrowth)>;
+
+    /// Adds implants submitted since the case was opened (or last refreshed); `None` when
+    /// there is no such case.
+    async fn refresh_recall_case(
+        &self,
+        id: RecallCaseId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<RecallCaseGrowth>>;
+
+    /// The case's criteria and its work counts per provider and status (no identifiers).
+    async fn recall_case(&self, id: RecallCaseId) -> StoreResult<Option<RecallCase>>;
+
+    /// A page of work items with patient contact details, keyset-paged by entry id.
+    async fn recall_entries(
+        &self,
+        query: &RecallWorkQuery,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<RecallEntry>>;
+
+    async fn recall_entry_state(
+        &self,
+        case_id: RecallCaseId,
+        entry: RecallEntryId,
+    ) -> StoreResult<Option<RecallEntryState>>;
+
+    /// Applies the change if the entry is still in `change.from`; false otherwise.
+    async fn set_recall_status(
+        &self,
+        change: &RecallStatusChange,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Audit entries after `after`, oldest first.
+    async fn audit_events(
+        &self,
+        after: Option<AuditEventId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
 }

@@ -320,3 +320,158 @@ impl From<CountsRow> for Counts {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub struct RecallCaseRow {
+    pub id: i64,
+    pub reference: String,
+    pub title: String,
+    pub reason: String,
+    pub opened_by: String,
+    pub opened_at: DateTime<Utc>,
+    pub lot_from: Option<String>,
+    pub lot_to: Option<String>,
+    pub serial_from: Option<String>,
+    pub serial_to: Option<String>,
+    pub expiry_from: Option<NaiveDate>,
+    pub expiry_to: Option<NaiveDate>,
+    pub manufactured_from: Option<NaiveDate>,
+    pub manufactured_to: Option<NaiveDate>,
+    pub implanted_from: Option<NaiveDate>,
+    pub implanted_to: Option<NaiveDate>,
+}
+
+impl RecallCaseRow {
+    pub fn into_case(
+        self,
+        udi_dis: Vec<String>,
+        lots: Vec<String>,
+        serials: Vec<String>,
+        implants: u64,
+        work: Vec<RecallWorkCount>,
+    ) -> RecallCase {
+        let range = |from: Option<String>, to: Option<String>| from.zip(to);
+        RecallCase {
+            id: RecallCaseId(self.id),
+            reference: self.reference,
+            title: self.title,
+            reason: self.reason,
+            opened_by: self.opened_by,
+            opened_at: self.opened_at,
+            criteria: RecallCaseCriteria {
+                udi_dis,
+                lots,
+                lot_range: range(self.lot_from, self.lot_to),
+                serials,
+                serial_range: range(self.serial_from, self.serial_to),
+                expiry_from: self.expiry_from,
+                expiry_to: self.expiry_to,
+                manufactured_from: self.manufactured_from,
+                manufactured_to: self.manufactured_to,
+                implanted_from: self.implanted_from,
+                implanted_to: self.implanted_to,
+            },
+            implants,
+            work,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RecallEntryRow {
+    pub id: i64,
+    pub status: String,
+    pub status_at: DateTime<Utc>,
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+}
+
+impl TryFrom<RecallEntryRow> for RecallEntry {
+    type Error = StoreError;
+    fn try_from(row: RecallEntryRow) -> Result<Self, StoreError> {
+        Ok(RecallEntry {
+            id: RecallEntryId(row.id),
+            status: RecallStatus::parse(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("recall status '{}'", row.status)))?,
+            status_at: row.status_at,
+            provider_ods: row.provider_ods,
+            provider_name: row.provider_name,
+            nhs_number: row.nhs_number,
+            family_name: row.family_name,
+            given_name: row.given_name,
+            date_of_birth: row.date_of_birth,
+            postcode: row.postcode,
+            date_of_death: row.date_of_death,
+            implants: Vec::new(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RecallEntryImplantRow {
+    pub entry_id: i64,
+    pub implant_id: i64,
+    pub procedure_id: i64,
+    pub procedure_date: NaiveDate,
+    pub local_record_id: String,
+    pub udi_di: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub removal_date: Option<NaiveDate>,
+}
+
+impl From<RecallEntryImplantRow> for RecallEntryImplant {
+    fn from(row: RecallEntryImplantRow) -> Self {
+        RecallEntryImplant {
+            implant_id: ImplantId(row.implant_id),
+            procedure_id: ProcedureId(row.procedure_id),
+            procedure_date: row.procedure_date,
+            local_record_id: row.local_record_id,
+            udi_di: row.udi_di,
+            lot: row.lot,
+            serial: row.serial,
+            expiry: row.expiry,
+            removal_date: row.removal_date,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditEventRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub organisation_ods: String,
+    pub role: String,
+    pub token_id: Option<i64>,
+    pub action: String,
+    pub resource: String,
+    pub patient_id: Option<i64>,
+    pub record_count: i64,
+    pub purpose: String,
+    pub outcome: String,
+}
+
+impl From<AuditEventRow> for AuditEvent {
+    fn from(row: AuditEventRow) -> Self {
+        AuditEvent {
+            id: AuditEventId(row.id),
+            at: row.at,
+            organisation_ods: row.organisation_ods,
+            role: row.role,
+            token: row.token_id.map(TokenId),
+            action: row.action,
+            resource: row.resource,
+            patient: row.patient_id.map(PatientId),
+            record_count: row.record_count as u64,
+            purpose: row.purpose,
+            outcome: row.outcome,
+        }
+    }
+}

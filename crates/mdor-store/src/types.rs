@@ -373,3 +373,200 @@ pub struct Counts {
     pub deaths: i64,
     pub open_flags: i64,
 }
+
+id_type!(RecallCaseId);
+id_type!(RecallEntryId);
+id_type!(AuditEventId);
+
+/// A recall or field safety case as the regulator opens it. A device's implants match when
+/// their UDI-DI is one of `udi_dis` and every criterion given holds; lots and serials match
+/// when listed or inside the range (compared as text), and an implant whose lot, serial,
+/// expiry or manufacture date was not recorded matches too: a recall errs towards including.
+#[derive(Debug, Clone)]
+pub struct NewRecallCase {
+    pub reference: String,
+    pub title: String,
+    pub reason: String,
+    pub opened_by: OrganisationId,
+    pub opened_at: DateTime<Utc>,
+    pub criteria: RecallCaseCriteria,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecallCaseCriteria {
+    pub udi_dis: Vec<String>,
+    pub lots: Vec<String>,
+    pub lot_range: Option<(String, String)>,
+    pub serials: Vec<String>,
+    pub serial_range: Option<(String, String)>,
+    pub expiry_from: Option<NaiveDate>,
+    pub expiry_to: Option<NaiveDate>,
+    pub manufactured_from: Option<NaiveDate>,
+    pub manufactured_to: Option<NaiveDate>,
+    pub implanted_from: Option<NaiveDate>,
+    pub implanted_to: Option<NaiveDate>,
+}
+
+/// How many implants and patient work items a case creation or refresh added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecallCaseGrowth {
+    pub implants: u64,
+    pub patients: u64,
+}
+
+/// Status of one patient's follow-up in a case, in the order work normally proceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecallStatus {
+    Identified,
+    ProviderNotified,
+    PatientContacted,
+    Reviewed,
+    Explanted,
+    NoAction,
+}
+
+impl RecallStatus {
+    pub const ALL: [RecallStatus; 6] = [
+        RecallStatus::Identified,
+        RecallStatus::ProviderNotified,
+        RecallStatus::PatientContacted,
+        RecallStatus::Reviewed,
+        RecallStatus::Explanted,
+        RecallStatus::NoAction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecallStatus::Identified => "identified",
+            RecallStatus::ProviderNotified => "provider_notified",
+            RecallStatus::PatientContacted => "patient_contacted",
+            RecallStatus::Reviewed => "reviewed",
+            RecallStatus::Explanted => "explanted",
+            RecallStatus::NoAction => "no_action",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<RecallStatus> {
+        RecallStatus::ALL.into_iter().find(|s| s.as_str() == input)
+    }
+
+    /// Explanted and no action close a patient's follow-up.
+    pub fn is_final(self) -> bool {
+        matches!(self, RecallStatus::Explanted | RecallStatus::NoAction)
+    }
+}
+
+/// A case with its criteria and how its work stands, per provider and status.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallCase {
+    pub id: RecallCaseId,
+    pub reference: String,
+    pub title: String,
+    pub reason: String,
+    pub opened_by: String,
+    pub opened_at: DateTime<Utc>,
+    pub criteria: RecallCaseCriteria,
+    pub implants: u64,
+    pub work: Vec<RecallWorkCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecallWorkCount {
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub status: RecallStatus,
+    pub patients: u64,
+}
+
+/// A page of a case's patient work items, optionally one provider's.
+#[derive(Debug, Clone)]
+pub struct RecallWorkQuery {
+    pub case_id: RecallCaseId,
+    pub provider: Option<OrganisationId>,
+    pub after: Option<RecallEntryId>,
+    pub limit: u32,
+}
+
+/// One patient to follow up, with the latest contact details the registry holds and the
+/// affected implants that provider put in.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallEntry {
+    pub id: RecallEntryId,
+    pub status: RecallStatus,
+    pub status_at: DateTime<Utc>,
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+    pub implants: Vec<RecallEntryImplant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallEntryImplant {
+    pub implant_id: ImplantId,
+    pub procedure_id: ProcedureId,
+    pub procedure_date: NaiveDate,
+    pub local_record_id: String,
+    pub udi_di: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub removal_date: Option<NaiveDate>,
+}
+
+/// Where a work item stands, for permission checks before a status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecallEntryState {
+    pub provider: OrganisationId,
+    pub status: RecallStatus,
+}
+
+/// A status change, applied only if the entry is still in `from` (so two people updating
+/// the same patient cannot overwrite each other unseen).
+#[derive(Debug, Clone)]
+pub struct RecallStatusChange {
+    pub case_id: RecallCaseId,
+    pub entry: RecallEntryId,
+    pub from: RecallStatus,
+    pub to: RecallStatus,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+    pub by_organisation: OrganisationId,
+    pub by_role: Role,
+}
+
+/// One access to identifiable data. `record_count` is filled in by the store when the
+/// access is a read whose size it only learns while reading.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub at: DateTime<Utc>,
+    pub organisation: OrganisationId,
+    pub role: Role,
+    pub token: Option<TokenId>,
+    pub action: &'static str,
+    pub resource: String,
+    pub patient: Option<PatientId>,
+    pub record_count: u64,
+    pub purpose: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub at: DateTime<Utc>,
+    pub organisation_ods: String,
+    pub role: String,
+    pub token: Option<TokenId>,
+    pub action: String,
+    pub resource: String,
+    pub patient: Option<PatientId>,
+    pub record_count: u64,
+    pub purpose: String,
+    pub outcome: String,
+}

@@ -2,6 +2,7 @@
 
 mod bulk;
 mod postgres;
+mod recall_cases;
 mod sqlite;
 
 use std::sync::Arc;

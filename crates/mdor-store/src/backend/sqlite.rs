@@ -617,6 +617,73 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn create_recall_case(
+        &self,
+        case: &NewRecallCase,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<(RecallCaseId, RecallCaseGrowth)> {
+        let mut tx = self.begin_write().await?;
+        let created = recall::create_case(&mut tx, case, audit).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn refresh_recall_case(
+        &self,
+        id: RecallCaseId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<RecallCaseGrowth>> {
+        let mut tx = self.begin_write().await?;
+        let growth = recall::refresh_case(&mut tx, id, audit).await?;
+        tx.commit().await?;
+        Ok(growth)
+    }
+
+    async fn recall_case(&self, id: RecallCaseId) -> StoreResult<Option<RecallCase>> {
+        let mut conn = self.pool.acquire().await?;
+        recall::case(&mut conn, id).await
+    }
+
+    async fn recall_entries(
+        &self,
+        query: &RecallWorkQuery,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<RecallEntry>> {
+        let mut tx = self.begin_write().await?;
+        let entries = recall::entries(&mut tx, query, audit).await?;
+        tx.commit().await?;
+        Ok(entries)
+    }
+
+    async fn recall_entry_state(
+        &self,
+        case_id: RecallCaseId,
+        entry: RecallEntryId,
+    ) -> StoreResult<Option<RecallEntryState>> {
+        let mut conn = self.pool.acquire().await?;
+        recall::entry_state(&mut conn, case_id, entry).await
+    }
+
+    async fn set_recall_status(
+        &self,
+        change: &RecallStatusChange,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = recall::set_status(&mut tx, change, audit).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn audit_events(
+        &self,
+        after: Option<AuditEventId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let mut conn = self.pool.acquire().await?;
+        recall::audit_events(&mut conn, after, limit).await
+    }
+
     async fn counts(&self) -> StoreResult<Counts> {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
@@ -868,4 +935,12 @@ where
         start = end;
     }
     Ok(())
+}
+
+/// Recall cases and the access audit, shared with the other backend.
+mod recall {
+    use crate::types::*;
+    use crate::{StoreError, StoreResult};
+
+    super::super::recall_cases::recall_case_queries!(sqlx::SqliteConnection);
 }

@@ -90,7 +90,7 @@ where
 
 /// The PostgreSQL URL, or `None` after saying the test was skipped; panics when PostgreSQL
 /// is required and not configured.
-fn postgres_url(test: &str) -> Option<String> {
+pub fn postgres_url(test: &str) -> Option<String> {
     match std::env::var("MDOR_TEST_POSTGRES_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {

@@ -13,11 +13,13 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod audit_log;
 mod bulk;
 mod concurrency;
 mod conformance;
 mod fixtures;
 mod harness;
+mod recall_cases;
 mod sqlite_file;
 
 /// Generates, inside a backend's module, one test per case, named like the case. `fresh`
@@ -91,6 +93,10 @@ macro_rules! all_cases {
                 bulk::bulk_load_of_more_rows_than_one_statement_holds_loads_every_row,
                 bulk::an_initial_load_defers_indexes_and_restores_exactly_the_migrated_schema,
                 bulk::a_row_breaking_a_deferred_foreign_key_fails_the_load_or_its_restore,
+                recall_cases::a_recall_case_finds_listed_and_ranged_lots_and_unrecorded_ones,
+                recall_cases::a_recall_case_narrows_by_expiry_window_and_serials,
+                recall_cases::recall_work_pages_by_provider_and_refresh_adds_only_late_implants,
+                recall_cases::recall_status_changes_only_from_the_expected_status_and_every_access_is_audited,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,

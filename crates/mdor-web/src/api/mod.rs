@@ -5,6 +5,7 @@ mod health;
 mod outcomes;
 mod procedures;
 mod recall;
+mod recall_cases;
 
 use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, header};
@@ -31,6 +32,24 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/devices", post(devices::register_device))
         .route("/api/v1/devices/{udi_di}", get(devices::get_device))
         .route("/api/v1/recall", get(recall::recall))
+        .route("/api/v1/recall-cases", post(recall_cases::open_case))
+        .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
+        .route(
+            "/api/v1/recall-cases/{id}/refresh",
+            post(recall_cases::refresh_case),
+        )
+        .route(
+            "/api/v1/recall-cases/{id}/patients",
+            get(recall_cases::work_page),
+        )
+        .route(
+            "/api/v1/recall-cases/{id}/worklist.csv",
+            get(recall_cases::worklist_csv),
+        )
+        .route(
+            "/api/v1/recall-cases/{id}/patients/{entry}/status",
+            post(recall_cases::set_status),
+        )
         .fallback(|| async { ApiError::NotFound("route") })
 }
 
@@ -51,6 +70,12 @@ pub fn routes() -> Router<AppState> {
         devices::get_device,
         devices::register_device,
         recall::recall,
+        recall_cases::open_case,
+        recall_cases::get_case,
+        recall_cases::refresh_case,
+        recall_cases::work_page,
+        recall_cases::worklist_csv,
+        recall_cases::set_status,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

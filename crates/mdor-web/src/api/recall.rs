@@ -20,6 +20,7 @@ use crate::extract::Caller;
 /// Recall criteria: a UDI-DI and optional narrowing; dates are `YYYY-MM-DD`, inclusive.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecallParams {
     pub udi_di: String,
     pub lot: Option<String>,

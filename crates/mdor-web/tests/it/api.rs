@@ -45,6 +45,12 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
             ("GET", "/api/v1/devices/05012345678900"),
             ("POST", "/api/v1/devices"),
             ("GET", "/api/v1/recall?udi_di=05012345678900"),
+            ("POST", "/api/v1/recall-cases"),
+            ("GET", "/api/v1/recall-cases/1"),
+            ("POST", "/api/v1/recall-cases/1/refresh"),
+            ("GET", "/api/v1/recall-cases/1/patients"),
+            ("GET", "/api/v1/recall-cases/1/worklist.csv"),
+            ("POST", "/api/v1/recall-cases/1/patients/1/status"),
         ];
         let revoked = mdor_service::create_token(
             &app.ctx,

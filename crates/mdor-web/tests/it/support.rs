@@ -17,6 +17,8 @@ use mdor_store::{ConnectOptions, Store};
 pub struct TestApp {
     pub router: Router,
     pub ctx: Ctx,
+    /// The store under the router, for checking what requests wrote (the audit).
+    pub store: Arc<dyn Store>,
     /// Provider RA1's submitter.
     pub provider: String,
     /// Provider RB2's submitter.
@@ -108,7 +110,7 @@ fn rand_suffix() -> String {
 pub async fn spawn_app(backend: &str) -> TestApp {
     let (store, postgres) = open(backend).await;
     store.migrate().await.unwrap();
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(Arc::clone(&store));
     let organisations = [
         ("RA1", OrganisationKind::Provider),
         ("RB2", OrganisationKind::Provider),
@@ -150,6 +152,7 @@ pub async fn spawn_app(backend: &str) -> TestApp {
     TestApp {
         router,
         ctx,
+        store,
         provider,
         other_provider,
         regulator,

@@ -1,0 +1,113 @@
+//! The audit table refuses changes on both engines: a row, once written, can be neither
+//! updated nor deleted (nor, on PostgreSQL, truncated away), even by the application's own
+//! database role going around the store.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions as _, Connection, PgConnection};
+
+use mdor_store::{
+    ConnectOptions, NewAuditEvent, NewRecallCase, RecallCaseCriteria, Role, Store, connect,
+};
+
+use crate::fixtures::{add_provider, instant, udi};
+use crate::harness::{TempSqliteFile, postgres_url, unique_name, with_database};
+
+/// Writes one audit entry through the store (opening a case audits it).
+async fn write_one_audit_entry(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    let regulator = add_provider(store, "MHRA").await;
+    store
+        .create_recall_case(
+            &NewRecallCase {
+                reference: "MHRA-AUDIT-1".to_string(),
+                title: "t".to_string(),
+                reason: "r".to_string(),
+                opened_by: regulator,
+                opened_at: instant(2026, 11, 20, 10),
+                criteria: RecallCaseCriteria {
+                    udi_dis: vec![udi(1).as_str().to_string()],
+                    ..RecallCaseCriteria::default()
+                },
+            },
+            &NewAuditEvent {
+                at: instant(2026, 11, 20, 10),
+                organisation: regulator,
+                role: Role::Regulator,
+                token: None,
+                action: "recall_case.create",
+                resource: "recall_case".to_string(),
+                patient: None,
+                record_count: 0,
+                purpose: "recall",
+                outcome: "ok",
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.audit_events(None, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_audit_rows_cannot_be_updated_or_deleted() {
+    let file = TempSqliteFile::new("audit-append-only");
+    let store = connect(&file.url(), &ConnectOptions::default())
+        .await
+        .unwrap();
+    write_one_audit_entry(&*store).await;
+    let mut side = SqliteConnectOptions::from_str(&file.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE audit_event SET outcome = 'edited'",
+        "DELETE FROM audit_event",
+    ] {
+        let refused = sqlx::query(statement).execute(&mut side).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("append-only"),
+            "{statement}: {refused}"
+        );
+    }
+    assert_eq!(store.audit_events(None, 10).await.unwrap()[0].outcome, "ok");
+}
+
+#[tokio::test]
+async fn postgres_audit_rows_cannot_be_updated_deleted_or_truncated() {
+    let Some(admin_url) = postgres_url("audit_rows_cannot_be_updated_deleted_or_truncated") else {
+        return;
+    };
+    let database = unique_name("mdor_test");
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = with_database(&admin_url, &database);
+    let outcome = tokio::spawn(async move {
+        let store = connect(&url, &ConnectOptions::default()).await.unwrap();
+        write_one_audit_entry(&*store).await;
+        let mut side = PgConnection::connect(&url).await.unwrap();
+        for statement in [
+            "UPDATE audit_event SET outcome = 'edited'",
+            "DELETE FROM audit_event",
+            "TRUNCATE audit_event",
+        ] {
+            let refused = sqlx::query(statement).execute(&mut side).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("append-only"),
+                "{statement}: {refused}"
+            );
+        }
+        assert_eq!(store.audit_events(None, 10).await.unwrap()[0].outcome, "ok");
+        side.close().await.unwrap();
+    })
+    .await;
+    sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    outcome.unwrap();
+}
