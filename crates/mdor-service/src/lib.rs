@@ -15,6 +15,7 @@ mod procedures;
 mod recall;
 mod recall_cases;
 mod register;
+mod timeline;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
@@ -32,13 +33,15 @@ pub use recall_cases::{
     refresh_recall_case, update_recall_status,
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
+pub use timeline::{AccessPurpose, patient_timeline};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
-    ApiToken, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
-    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, ProcedureId, ProcedureRecord,
-    RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
-    RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RemovalId, Role,
-    StoredImplant, StoredRemoval, TokenId,
+    ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
+    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientTimeline, ProcedureId,
+    ProcedureRecord, RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId,
+    RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus,
+    RecallWorkCount, RemovalId, Role, StoredImplant, StoredRemoval, TimelineImplant,
+    TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

@@ -192,6 +192,16 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
 
+    /// Everything stored on one patient, read and audited in one transaction.
+    async fn patient_timeline(
+        &self,
+        patient: PatientId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<PatientTimeline>>;
+
+    /// Writes an audit entry on its own, for accesses refused before any data was read.
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
+
     /// Audit entries after `after`, oldest first.
     async fn audit_events(
         &self,

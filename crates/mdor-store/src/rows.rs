@@ -475,3 +475,109 @@ impl From<AuditEventRow> for AuditEvent {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub struct TimelinePatientRow {
+    pub id: i64,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub sex: String,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+}
+
+impl TimelinePatientRow {
+    pub fn into_timeline(self) -> PatientTimeline {
+        PatientTimeline {
+            patient: PatientId(self.id),
+            nhs_number: self.nhs_number,
+            family_name: self.family_name,
+            given_name: self.given_name,
+            date_of_birth: self.date_of_birth,
+            sex: self.sex,
+            postcode: self.postcode,
+            date_of_death: self.date_of_death,
+            procedures: Vec::new(),
+        }
+    }
+}
+
+/// One implant of a patient with its procedure; consecutive rows share a procedure.
+#[derive(sqlx::FromRow)]
+pub struct TimelineImplantRow {
+    pub procedure_id: i64,
+    pub procedure_date: NaiveDate,
+    pub registry: String,
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub consultant_gmc: String,
+    pub opcs4_code: Option<String>,
+    pub snomed_ct_id: Option<i64>,
+    pub laterality: String,
+    pub local_record_id: String,
+    pub implant_id: i64,
+    pub position: i64,
+    pub udi_di: String,
+    pub manufacturer: Option<String>,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub device_type: Option<String>,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub manufactured: Option<NaiveDate>,
+    pub entry_type: String,
+    pub removal_kind: Option<String>,
+    pub removal_date: Option<NaiveDate>,
+    pub removal_reason: Option<String>,
+    pub revising_provider: Option<String>,
+}
+
+impl TimelineImplantRow {
+    /// Appends this implant to the timeline, opening its procedure if it is a new one.
+    pub fn push_into(self, timeline: &mut PatientTimeline) {
+        let removal = match (self.removal_kind, self.removal_date, self.revising_provider) {
+            (Some(kind), Some(removal_date), Some(revising_provider)) => Some(TimelineRemoval {
+                kind,
+                removal_date,
+                reason: self.removal_reason,
+                revising_provider,
+            }),
+            _ => None,
+        };
+        let implant = TimelineImplant {
+            implant_id: ImplantId(self.implant_id),
+            position: self.position,
+            udi_di: self.udi_di,
+            manufacturer: self.manufacturer,
+            brand: self.brand,
+            model: self.model,
+            device_type: self.device_type,
+            lot: self.lot,
+            serial: self.serial,
+            expiry: self.expiry,
+            manufactured: self.manufactured,
+            entry_type: self.entry_type,
+            removal,
+            recalls: Vec::new(),
+        };
+        match timeline.procedures.last_mut() {
+            Some(last) if last.procedure_id.0 == self.procedure_id => last.implants.push(implant),
+            _ => timeline.procedures.push(TimelineProcedure {
+                procedure_id: ProcedureId(self.procedure_id),
+                procedure_date: self.procedure_date,
+                registry: self.registry,
+                provider_ods: self.provider_ods,
+                provider_name: self.provider_name,
+                consultant_gmc: self.consultant_gmc,
+                opcs4_code: self.opcs4_code,
+                snomed_ct_id: self.snomed_ct_id,
+                laterality: self.laterality,
+                local_record_id: self.local_record_id,
+                implants: vec![implant],
+            }),
+        }
+    }
+}

@@ -570,3 +570,70 @@ pub struct AuditEvent {
     pub purpose: String,
     pub outcome: String,
 }
+
+/// Everything the registry holds on one patient across every registry: the data behind an
+/// implant card.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatientTimeline {
+    pub patient: PatientId,
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub sex: String,
+    pub postcode: Option<String>,
+    pub date_of_death: Option<NaiveDate>,
+    /// Oldest first.
+    pub procedures: Vec<TimelineProcedure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineProcedure {
+    pub procedure_id: ProcedureId,
+    pub procedure_date: NaiveDate,
+    pub registry: String,
+    pub provider_ods: String,
+    pub provider_name: String,
+    pub consultant_gmc: String,
+    pub opcs4_code: Option<String>,
+    pub snomed_ct_id: Option<i64>,
+    pub laterality: String,
+    pub local_record_id: String,
+    pub implants: Vec<TimelineImplant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineImplant {
+    pub implant_id: ImplantId,
+    pub position: i64,
+    pub udi_di: String,
+    /// From the register; absent when the UDI-DI is not (yet) in it.
+    pub manufacturer: Option<String>,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub device_type: Option<String>,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub manufactured: Option<NaiveDate>,
+    pub entry_type: String,
+    pub removal: Option<TimelineRemoval>,
+    /// Recall cases that include this implant, with the patient's follow-up status.
+    pub recalls: Vec<TimelineRecall>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRemoval {
+    pub kind: String,
+    pub removal_date: NaiveDate,
+    pub reason: Option<String>,
+    pub revising_provider: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRecall {
+    pub case_id: RecallCaseId,
+    pub reference: String,
+    pub title: String,
+    pub status: RecallStatus,
+}

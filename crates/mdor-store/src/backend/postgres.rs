@@ -789,6 +789,28 @@ impl Store for PostgresStore {
         Ok(done)
     }
 
+    async fn patient_timeline(
+        &self,
+        patient: PatientId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<PatientTimeline>> {
+        let mut tx = self.begin_write().await?;
+        let timeline = timeline::patient_timeline(&mut tx, patient).await?;
+        let mut audit = audit.clone();
+        audit.patient = Some(patient);
+        audit.record_count = timeline.as_ref().map_or(0, |t| t.procedures.len() as u64);
+        recall::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(timeline)
+    }
+
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        recall::insert_audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn audit_events(
         &self,
         after: Option<AuditEventId>,
@@ -894,4 +916,12 @@ mod recall {
     use crate::{StoreError, StoreResult};
 
     super::super::recall_cases::recall_case_queries!(sqlx::PgConnection);
+}
+
+/// One patient's timeline, shared with the other backend.
+mod timeline {
+    use crate::types::*;
+    use crate::{StoreError, StoreResult};
+
+    super::super::timeline::timeline_queries!(sqlx::PgConnection);
 }

@@ -3,6 +3,7 @@
 mod devices;
 mod health;
 mod outcomes;
+mod patients;
 mod procedures;
 mod recall;
 mod recall_cases;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/devices", post(devices::register_device))
         .route("/api/v1/devices/{udi_di}", get(devices::get_device))
         .route("/api/v1/recall", get(recall::recall))
+        .route("/api/v1/patients/timeline", post(patients::timeline))
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
         .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
         .route(
@@ -70,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         devices::get_device,
         devices::register_device,
         recall::recall,
+        patients::timeline,
         recall_cases::open_case,
         recall_cases::get_case,
         recall_cases::refresh_case,

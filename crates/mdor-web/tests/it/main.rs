@@ -9,3 +9,4 @@
 mod api;
 mod recall_cases;
 mod support;
+mod timeline;

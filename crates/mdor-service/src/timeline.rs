@@ -1,0 +1,108 @@
+//! One patient's implants, outcomes and recalls across every registry: the data behind an
+//! implant card. Identifiable, so every request is audited with its stated purpose, refusals
+//! and searches that find nobody included.
+//!
+//! A provider may read the timeline of a patient it has treated (direct care: a surgeon about
+//! to revise a hip needs to know what else is implanted, wherever it was done); regulators and
+//! administrators must state a purpose other than direct care.
+
+use mdor_domain::NhsNumber;
+use mdor_store::{NewAuditEvent, PatientTimeline, Role};
+
+use crate::auth::Principal;
+use crate::ctx::Ctx;
+use crate::error::ServiceError;
+
+/// Why identifiable data is being read; recorded with every access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessPurpose {
+    DirectCare,
+    Recall,
+    ClinicalAudit,
+    Investigation,
+}
+
+impl AccessPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessPurpose::DirectCare => "direct_care",
+            AccessPurpose::Recall => "recall",
+            AccessPurpose::ClinicalAudit => "clinical_audit",
+            AccessPurpose::Investigation => "investigation",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<AccessPurpose> {
+        [
+            AccessPurpose::DirectCare,
+            AccessPurpose::Recall,
+            AccessPurpose::ClinicalAudit,
+            AccessPurpose::Investigation,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == input)
+    }
+}
+
+/// The patient's timeline, if this principal may see it for this purpose.
+#[tracing::instrument(skip_all)]
+pub async fn patient_timeline(
+    ctx: &Ctx,
+    principal: &Principal,
+    nhs_number: &NhsNumber,
+    purpose: Option<AccessPurpose>,
+) -> Result<PatientTimeline, ServiceError> {
+    let purpose = match (principal.role, purpose) {
+        (Role::ProviderSubmitter, None | Some(AccessPurpose::DirectCare)) => {
+            AccessPurpose::DirectCare
+        }
+        (Role::ProviderSubmitter, Some(_)) => {
+            return Err(ServiceError::invalid(
+                "purpose",
+                "not_allowed",
+                "a provider reads its own patients' records for direct care only",
+            ));
+        }
+        (Role::Regulator | Role::Admin, Some(p)) if p != AccessPurpose::DirectCare => p,
+        (Role::Regulator | Role::Admin, _) => {
+            return Err(ServiceError::invalid(
+                "purpose",
+                "required",
+                "state the purpose: recall, clinical_audit or investigation",
+            ));
+        }
+    };
+    let mut audit = NewAuditEvent {
+        at: ctx.now(),
+        organisation: principal.organisation,
+        role: principal.role,
+        token: Some(principal.token),
+        action: "patient.timeline",
+        resource: "patient".into(),
+        patient: None,
+        record_count: 0,
+        purpose: purpose.as_str(),
+        outcome: "ok",
+    };
+    let bounds = ctx.store.patient_timeline_bounds(nhs_number).await?;
+    let visible = bounds.as_ref().filter(|b| match principal.role {
+        Role::Regulator | Role::Admin => true,
+        Role::ProviderSubmitter => b.providers.contains(&principal.organisation),
+    });
+    let Some(bounds) = visible else {
+        // Absent and not visible look the same to the caller; the audit tells them apart.
+        audit.outcome = if bounds.is_some() {
+            "denied"
+        } else {
+            "not_found"
+        };
+        audit.patient = bounds.as_ref().map(|b| b.patient);
+        ctx.store.append_audit(&audit).await?;
+        return Err(ServiceError::NotFound { what: "patient" });
+    };
+    audit.resource = format!("patient/{}", bounds.patient);
+    ctx.store
+        .patient_timeline(bounds.patient, &audit)
+        .await?
+        .ok_or(ServiceError::NotFound { what: "patient" })
+}

@@ -1,0 +1,78 @@
+//! `POST /api/v1/patients/timeline`: one patient's procedures, devices, outcomes and recalls
+//! across every registry. The NHS number travels in the body, never in a URL that proxies
+//! and access logs would keep.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use mdor_domain::NhsNumber;
+use mdor_domain::record::FieldError;
+use mdor_service::AccessPurpose;
+
+use crate::AppState;
+use crate::api::identifiable;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonCreate};
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineRequest {
+    pub nhs_number: String,
+    /// direct_care (providers, the default for them), recall, clinical_audit or
+    /// investigation (regulators and administrators must give one).
+    pub purpose: Option<String>,
+}
+
+/// The timeline: patient details, then procedures oldest first, each with its implants, their
+/// register entries, removals and recall cases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineView {
+    #[schema(value_type = Object)]
+    #[serde(flatten)]
+    pub timeline: mdor_service::PatientTimeline,
+}
+
+#[utoipa::path(post, path = "/api/v1/patients/timeline", request_body = TimelineRequest, responses(
+    (status = 200, description = "Identifiable; never cached; audited with its purpose", body = TimelineView),
+    (status = 404, description = "Unknown patient, or not one this provider has treated", body = ErrorBody),
+    (status = 422, description = "Invalid NHS number or purpose", body = ErrorBody),
+))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonCreate { body, .. }: JsonCreate<TimelineRequest>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let nhs_number = NhsNumber::parse(&body.nhs_number)
+        .map_err(|e| {
+            errors.push(FieldError::new(
+                "nhs_number",
+                "invalid_nhs_number",
+                e.to_string(),
+            ))
+        })
+        .ok();
+    let purpose = match body.purpose.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => {
+            let parsed = AccessPurpose::parse(raw);
+            if parsed.is_none() {
+                errors.push(FieldError::new(
+                    "purpose",
+                    "not_in_code_list",
+                    "purpose must be direct_care, recall, clinical_audit or investigation",
+                ));
+            }
+            parsed
+        }
+    };
+    let Some(nhs_number) = nhs_number.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let timeline =
+        mdor_service::patient_timeline(&state.ctx, &principal, &nhs_number, purpose).await?;
+    Ok(identifiable(StatusCode::OK, TimelineView { timeline }))
+}
