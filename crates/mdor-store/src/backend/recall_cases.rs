@@ -43,13 +43,6 @@ pub(crate) const ADD_ENTRIES: &str = "INSERT INTO recall_case_patient \
      FROM recall_case_implant WHERE case_id = $1 \
      ON CONFLICT (case_id, patient_id, provider_id) DO NOTHING";
 
-/// The `identified` history event of every new work item of case `$1`.
-pub(crate) const ADD_IDENTIFIED_EVENTS: &str = "INSERT INTO recall_case_event \
-     (case_patient_id, status, note, at, by_organisation, by_role) \
-     SELECT e.id, 'identified', NULL, $2, $3, $4 FROM recall_case_patient e \
-     WHERE e.case_id = $1 \
-       AND NOT EXISTS (SELECT 1 FROM recall_case_event v WHERE v.case_patient_id = e.id)";
-
 pub(crate) const CASE_INSERT: &str = "INSERT INTO recall_case \
      (reference, title, reason, opened_by, opened_at, lot_from, lot_to, serial_from, serial_to, \
       expiry_from, expiry_to, manufactured_from, manufactured_to, implanted_from, implanted_to) \
@@ -201,13 +194,6 @@ macro_rules! recall_case_queries {
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
-            sqlx::query(rc::ADD_IDENTIFIED_EVENTS)
-                .bind(id.0)
-                .bind(by.at)
-                .bind(by.organisation.0)
-                .bind(by.role.as_str())
-                .execute(&mut *conn)
-                .await?;
             Ok(RecallCaseGrowth { implants, patients })
         }
 
