@@ -1,6 +1,6 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! and bulk-load prepared datasets.
+//! bulk-load prepared datasets, and load the registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI) and checks what that principal may do before touching the store.
@@ -14,6 +14,7 @@ mod outcomes;
 mod procedures;
 mod recall;
 mod register;
+pub mod registries;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
@@ -27,6 +28,7 @@ pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
+pub use registries::{load_registries_dir, shipped_catalogue};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
