@@ -79,7 +79,7 @@ impl RecordInput {
                 _ => input.problem(
                     column,
                     "unknown_field",
-                    format!("Column '{column}' is not part of this dataset"),
+                    format!("Column {column} is not a field of this dataset"),
                 ),
             }
         }
@@ -138,14 +138,15 @@ impl RecordInput {
             if let Some(index) = definition.top_field_index(&path) {
                 let field_type = definition.fields()[index].field_type();
                 if let Some(raw) = self.json_value(field_type, &path, value) {
-                    if self.fields.contains_key(&index) {
-                        self.problem(
+                    match self.fields.entry(index) {
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(raw);
+                        }
+                        std::collections::btree_map::Entry::Occupied(_) => self.problem(
                             &path,
                             "duplicate_field",
                             format!("{path} is given twice (nested and with dots)"),
-                        );
-                    } else {
-                        self.fields.insert(index, raw);
+                        ),
                     }
                 }
                 continue;
@@ -157,7 +158,7 @@ impl RecordInput {
                 _ => self.problem(
                     &path,
                     "unknown_field",
-                    format!("{path} is not part of this dataset"),
+                    format!("{path} is not a field of this dataset"),
                 ),
             }
         }
@@ -205,7 +206,7 @@ impl RecordInput {
                     self.problem(
                         &path,
                         "unknown_field",
-                        format!("{path} is not part of this dataset"),
+                        format!("{path} is not a field of this dataset"),
                     );
                     continue;
                 };

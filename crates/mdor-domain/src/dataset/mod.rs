@@ -30,3 +30,6 @@ pub use definition::{
 };
 pub use input::RecordInput;
 pub use validate::{FixedContext, ValidationContext, ValidationReport};
+
+#[cfg(test)]
+mod tests;

@@ -179,6 +179,11 @@ impl<'a> Checker<'a> {
                 ..ValidationReport::default()
             },
         };
+        // Not a record at all (JSON that is not an object): listing every required field as
+        // missing would only bury the one problem.
+        if input.problems.iter().any(|p| p.field.is_empty()) {
+            return checker.report;
+        }
         checker.read_fields(input);
         checker.check_devices();
         checker.check_plausibility();
