@@ -1561,6 +1561,12 @@ impl Builder {
             return None;
         };
         let field_definition = definition.field(field);
+        if let FieldType::Code { code_list, .. } = field_definition.field_type()
+            && definition.code_list(code_list).is_none()
+        {
+            // The field's missing list is already reported; its values cannot be checked.
+            return None;
+        }
         let mut canonical = |value: &RawScalar| -> Option<String> {
             let text = value.text();
             match condition_value(field_definition.field_type(), &text, definition) {
