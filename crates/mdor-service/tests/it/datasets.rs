@@ -914,6 +914,38 @@ fn broken_definition_files_are_rejected_naming_file_field_and_problem() {
 }
 
 #[test]
+fn docs_list_every_column_of_every_shipped_dataset() {
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/datasets.md"),
+    )
+    .unwrap();
+    for definition in catalogue().definitions() {
+        let heading = format!("### `{}` {}", definition.registry(), definition.version());
+        let section = docs
+            .split_once(&heading)
+            .unwrap_or_else(|| panic!("docs/datasets.md has no section {heading}"))
+            .1;
+        let section = section.split("\n### ").next().unwrap_or_default();
+        let mut columns: Vec<String> = definition
+            .fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        for group in definition.groups() {
+            for field in group.fields() {
+                columns.push(format!("{}N.{}", group.csv_prefix(), field.name()));
+            }
+        }
+        for column in columns {
+            assert!(
+                section.contains(&format!("| `{column}` |")),
+                "docs/datasets.md {heading} does not list {column}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_unreadable_registries_folder_is_an_error_not_an_empty_catalogue() {
     let error = load_registries_dir(Path::new("/nonexistent/mdor/registries")).unwrap_err();
     assert_eq!(error.errors.len(), 1);
