@@ -228,13 +228,19 @@ impl<'a> Checker<'a> {
             let n_items = raw_items.map_or(0, BTreeMap::len);
             if n_items < group.min_items() {
                 let label = in_sentence(group.label());
-                if n_items == 0 {
+                if n_items == 0 && group.min_items() == 1 {
+                    self.error(
+                        group.name(),
+                        "required",
+                        format!("At least one {label} is required"),
+                    );
+                } else if n_items == 0 {
                     self.error(
                         group.name(),
                         "required",
                         format!(
-                            "At least {} {label} is required",
-                            count_word(group.min_items())
+                            "At least {} {label} entries are required",
+                            group.min_items()
                         ),
                     );
                 } else {
@@ -813,16 +819,6 @@ impl<'a> Checker<'a> {
             FieldType::Boolean => if value == "true" { "yes" } else { "no" }.to_string(),
             _ => value.replace('_', " "),
         }
-    }
-}
-
-/// `one`, `two`, … for small counts in messages.
-fn count_word(n: usize) -> String {
-    match n {
-        1 => "one".into(),
-        2 => "two".into(),
-        3 => "three".into(),
-        n => n.to_string(),
     }
 }
 
