@@ -21,6 +21,10 @@ use crate::record::FieldError;
 
 /// Objects nested deeper than this are not followed; no definition has sections this deep.
 const MAX_DEPTH: usize = 6;
+/// The path reported for a CSV column with a blank header, which has no name to show.
+const UNNAMED_COLUMN: &str = "(unnamed column)";
+/// The path reported for a top-level JSON key that is the empty string.
+const EMPTY_KEY: &str = "\"\"";
 
 /// A record normalised for one definition: raw values by field, group items by position.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub struct RecordInput {
     pub(crate) groups: Vec<BTreeMap<usize, BTreeMap<usize, RawValue>>>,
     /// Problems with the input's shape, found while normalising.
     pub(crate) problems: Vec<FieldError>,
+    /// The input was not a record at all (JSON that is not an object).
+    pub(crate) not_a_record: bool,
 }
 
 impl RecordInput {
@@ -39,7 +45,10 @@ impl RecordInput {
         let mut input = RecordInput::empty(definition);
         match record {
             Json::Object(map) => input.json_object(definition, map, "", 0),
-            _ => input.problem("", "wrong_shape", "The record must be a JSON object"),
+            _ => {
+                input.not_a_record = true;
+                input.problem("", "wrong_shape", "The record must be a JSON object");
+            }
         }
         input
     }
@@ -54,6 +63,18 @@ impl RecordInput {
         for (column, cell) in row {
             let column = column.trim();
             let cell_is_blank = cell.trim().is_empty();
+            // Spreadsheets often save trailing columns without a header; only a value in one
+            // is a problem.
+            if column.is_empty() {
+                if !cell_is_blank {
+                    input.problem(
+                        UNNAMED_COLUMN,
+                        "unknown_field",
+                        "A column without a name has a value; name the column or remove it",
+                    );
+                }
+                continue;
+            }
             if let Some(index) = definition.top_field_index(column) {
                 if !cell_is_blank {
                     let raw = text_value(definition.fields()[index].field_type(), cell);
@@ -96,6 +117,7 @@ impl RecordInput {
             fields: BTreeMap::new(),
             groups: vec![BTreeMap::new(); definition.groups().len()],
             problems: Vec::new(),
+            not_a_record: false,
         }
     }
 
@@ -124,7 +146,9 @@ impl RecordInput {
         depth: usize,
     ) {
         for (key, value) in map {
-            let path = if prefix.is_empty() {
+            let path = if prefix.is_empty() && key.is_empty() {
+                EMPTY_KEY.to_string()
+            } else if prefix.is_empty() {
                 key.clone()
             } else {
                 format!("{prefix}.{key}")

@@ -726,6 +726,47 @@ fn csv_problems_name_the_columns_and_item_paths() {
 }
 
 #[test]
+fn a_blank_csv_header_is_ignored_unless_its_cell_has_a_value() {
+    // Found by fuzzing: a blank column was reported with an empty path, which the engine
+    // took for "not a record" and stopped checking the rest of the row.
+    let definition = demo();
+    let mut row = valid_csv();
+    row.insert(" ".into(), "".into());
+    assert!(definition.validate_csv_row(&row, &context()).is_valid());
+    row.insert("".into(), "x".into());
+    row.insert("procedure.action".into(), "explant".into());
+    let report = definition.validate_csv_row(&row, &context());
+    let found: Vec<(String, &str)> = report
+        .errors
+        .into_iter()
+        .map(|e| (e.field, e.code))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("(unnamed column)".to_string(), "unknown_field"),
+            (
+                "procedure.explant_reason".to_string(),
+                "conditional_required"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn an_empty_json_key_is_unknown_and_the_rest_is_still_checked() {
+    let mut record = with(valid(), "procedure.action", json!("explant"));
+    record[""] = json!(1);
+    check(
+        record,
+        &[
+            ("\"\"", "unknown_field"),
+            ("procedure.explant_reason", "conditional_required"),
+        ],
+    );
+}
+
+#[test]
 fn header_lists_top_level_fields_then_numbered_items() {
     let header = demo().csv_header(2);
     assert_eq!(header[0], "patient.nhs_number");

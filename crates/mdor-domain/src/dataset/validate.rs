@@ -181,7 +181,7 @@ impl<'a> Checker<'a> {
         };
         // Not a record at all (JSON that is not an object): listing every required field as
         // missing would only bury the one problem.
-        if input.problems.iter().any(|p| p.field.is_empty()) {
+        if input.not_a_record {
             return checker.report;
         }
         checker.read_fields(input);
