@@ -3,6 +3,7 @@
 //! Every type here is valid by construction: a value that exists has passed its parser.
 //! Nothing in this crate does I/O, async work, SQL or HTTP.
 
+pub mod dataset;
 pub mod identifiers;
 pub mod record;
 pub mod register;

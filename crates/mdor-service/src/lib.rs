@@ -1,6 +1,6 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! and bulk-load prepared datasets.
+//! bulk-load prepared datasets, and load the registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI) and checks what that principal may do before touching the store.
@@ -15,6 +15,7 @@ mod procedures;
 mod recall;
 mod recall_cases;
 mod register;
+pub mod registries;
 mod timeline;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
@@ -33,6 +34,7 @@ pub use recall_cases::{
     refresh_recall_case, update_recall_status,
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
+pub use registries::{load_registries_dir, shipped_catalogue};
 pub use timeline::{AccessPurpose, patient_timeline};
 
 // The store's records are the service's results; re-exported so callers need not name the
