@@ -8,6 +8,7 @@
 mod auth;
 mod bulk;
 mod ctx;
+pub mod disclosure;
 mod error;
 mod idempotency;
 mod outcomes;
