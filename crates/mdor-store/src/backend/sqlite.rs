@@ -137,17 +137,13 @@ impl Store for SqliteStore {
     }
 
     async fn check_migrations(&self) -> StoreResult<()> {
-        let applied: Vec<i64> = sqlx::query_scalar(
+        let applied: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
         )
         .fetch_all(&self.pool)
-        .await
-        .map_err(|_| StoreError::MigrationsPending)?;
+        .await;
         let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
-        if applied != expected {
-            return Err(StoreError::MigrationsPending);
-        }
-        Ok(())
+        crate::error::check_applied(applied, &expected)
     }
 
     async fn upsert_organisation(&self, o: &NewOrganisation) -> StoreResult<OrganisationId> {
