@@ -275,7 +275,9 @@ impl DeviceBody {
     }
 }
 
-fn ident<T>(
+/// Records a field's identifier error with the code every route uses for it
+/// (`invalid_check_digit` or `invalid_format`).
+pub(crate) fn ident<T>(
     result: Result<T, IdentifierError>,
     field: &str,
     errors: &mut Vec<FieldError>,

@@ -11,7 +11,7 @@ use mdor_service::{ImplantId, RemovalRequest};
 
 use crate::AppState;
 use crate::api::{identifiable, path_error};
-use crate::dto::{DeathBody, DeathRecorded, RemovalBody, RemovalCreated, date};
+use crate::dto::{DeathBody, DeathRecorded, RemovalBody, RemovalCreated, date, ident};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonCreate};
 
@@ -66,15 +66,11 @@ pub async fn record_death(
     JsonCreate { body, idempotency }: JsonCreate<DeathBody>,
 ) -> Result<Response, ApiError> {
     let mut errors: Vec<FieldError> = Vec::new();
-    let nhs = NhsNumber::parse(&body.nhs_number)
-        .map_err(|e| {
-            errors.push(FieldError::new(
-                "nhs_number",
-                "invalid_format",
-                e.to_string(),
-            ))
-        })
-        .ok();
+    let nhs = ident(
+        NhsNumber::parse(&body.nhs_number),
+        "nhs_number",
+        &mut errors,
+    );
     let date_of_death = date(&body.date_of_death, "date_of_death", &mut errors);
     let (Some(nhs), Some(date_of_death)) = (nhs, date_of_death) else {
         return Err(ApiError::Validation(errors));

@@ -14,6 +14,7 @@ use mdor_service::AccessPurpose;
 
 use crate::AppState;
 use crate::api::identifiable;
+use crate::dto::ident;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonCreate};
 
@@ -46,15 +47,11 @@ pub async fn timeline(
     JsonCreate { body, .. }: JsonCreate<TimelineRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let nhs_number = NhsNumber::parse(&body.nhs_number)
-        .map_err(|e| {
-            errors.push(FieldError::new(
-                "nhs_number",
-                "invalid_nhs_number",
-                e.to_string(),
-            ))
-        })
-        .ok();
+    let nhs_number = ident(
+        NhsNumber::parse(&body.nhs_number),
+        "nhs_number",
+        &mut errors,
+    );
     let purpose = match body.purpose.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(raw) => {

@@ -585,3 +585,47 @@ async fn the_served_openapi_document_is_the_committed_one() {
         assert!(paths.contains_key(route), "{route} is documented");
     }
 }
+
+#[tokio::test]
+async fn a_bad_nhs_check_digit_gets_the_same_code_on_every_route() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        // A valid test-range number with its check digit changed.
+        let valid = nhs(3);
+        let last = valid.as_bytes()[9] - b'0';
+        let bad = format!("{}{}", &valid[..9], (last + 1) % 10);
+        let bad = bad.as_str();
+        let mut procedure = procedure_body(&nhs(1), "L-1");
+        procedure["patient"]["nhs_number"] = json!(bad);
+        let requests = [
+            (
+                "/api/v1/procedures",
+                &app.provider,
+                procedure,
+                "patient.nhs_number",
+            ),
+            (
+                "/api/v1/deaths",
+                &app.provider,
+                json!({ "nhs_number": bad, "date_of_death": "2025-01-01" }),
+                "nhs_number",
+            ),
+            (
+                "/api/v1/patients/timeline",
+                &app.regulator,
+                json!({ "nhs_number": bad, "purpose": "recall" }),
+                "nhs_number",
+            ),
+        ];
+        for (uri, token, body, field) in requests {
+            let reply = app.post(uri, token, &body, None).await;
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+            assert_eq!(reply.body["errors"][0]["field"], field, "{uri}");
+            assert_eq!(
+                reply.body["errors"][0]["code"], "invalid_check_digit",
+                "{uri}: {}",
+                reply.body
+            );
+        }
+    }
+}
