@@ -19,6 +19,7 @@ mod conformance;
 mod fixtures;
 mod harness;
 mod sqlite_file;
+mod surveillance;
 
 /// Generates, inside a backend's module, one test per case, named like the case. `fresh`
 /// cases get a store whose migrations have not been applied; `migrated` cases get a migrated
@@ -89,6 +90,8 @@ macro_rules! all_cases {
                 bulk::bulk_load_deduplicates_patients_across_batches_and_reports_duplicates_and_mismatches,
                 bulk::bulk_removals_and_deaths_resolve_generated_outcomes_and_report_unknown_ones,
                 bulk::bulk_load_of_more_rows_than_one_statement_holds_loads_every_row,
+                surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death,
+                surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
