@@ -14,6 +14,7 @@ mod outcomes;
 mod procedures;
 mod recall;
 mod register;
+mod surveillance;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
@@ -27,11 +28,18 @@ pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
+pub use surveillance::{
+    DeviceGrouping, DeviceRating, Estimate, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule,
+    ImplantOutlier, OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig,
+    RatingLevel, RatingOutcome, SignalConfig, SignalResult, SignalSummary, SurveillanceConfig,
+    SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, device_survivorship, latest_alerts,
+    run_surveillance, surveillance_alerts,
+};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
     ApiToken, Backend, BulkLoadOutcome, Counts, DeviceModel, ImplantId, NewConsultant,
     NewOrganisation, OrganisationId, OrganisationKind, ProcedureId, ProcedureRecord,
-    RecallCriteria, RecallRow, RemovalId, Role, StoredImplant, StoredRemoval, TokenId,
+    RecallCriteria, RecallRow, RemovalId, Role, StoredAlert, StoredImplant, StoredRemoval, TokenId,
 };
