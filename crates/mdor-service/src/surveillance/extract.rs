@@ -254,6 +254,36 @@ impl Cohort {
         }
     }
 
+    /// One implant per model per procedure: where a procedure holds several implants of one
+    /// model (bilateral breast implants, dual-chamber leads), they are one unit whose event is
+    /// the earliest removal. Removals of such pairs are not independent, so counting them
+    /// separately would make Poisson tests overstate the evidence.
+    pub(crate) fn model_units(&self) -> Vec<CohortImplant> {
+        let mut units = Vec::with_capacity(self.implants.len());
+        for procedure in &self.procedures {
+            let start = units.len();
+            for implant in
+                &self.implants[procedure.implants.start as usize..procedure.implants.end as usize]
+            {
+                let same = units[start..]
+                    .iter()
+                    .position(|u: &CohortImplant| u.model == implant.model);
+                match same {
+                    None => units.push(*implant),
+                    Some(k) => {
+                        let unit = &mut units[start + k];
+                        let earlier_revision = implant.exit == Exit::Revision
+                            && (unit.exit != Exit::Revision || implant.exit_day < unit.exit_day);
+                        if earlier_revision {
+                            *unit = *implant;
+                        }
+                    }
+                }
+            }
+        }
+        units
+    }
+
     /// The device type index of an implant.
     pub(crate) fn implant_type(&self, implant: &CohortImplant) -> u32 {
         self.model_type[implant.model as usize]

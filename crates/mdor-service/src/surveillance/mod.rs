@@ -54,10 +54,8 @@ pub struct SignalConfig {
     pub lot_min_implants: u64,
     /// The odds ratio the CUSUM is tuned to detect, `R_A`.
     pub cusum_odds_ratio: f64,
-    /// The CUSUM outcome: removal within this many days of the procedure.
+    /// The CUSUM and funnel outcome: removal within this many days of the procedure.
     pub outcome_days: i32,
-    /// A CUSUM subject stays signalled while its latest crossing is this recent.
-    pub cusum_active_days: i32,
 }
 
 impl Default for SignalConfig {
@@ -69,8 +67,7 @@ impl Default for SignalConfig {
             lot_upper_limit: 20.0,
             lot_min_implants: 10,
             cusum_odds_ratio: 2.0,
-            outcome_days: 365,
-            cusum_active_days: 730,
+            outcome_days: 730,
         }
     }
 }
@@ -311,11 +308,6 @@ fn check_config(config: &SurveillanceConfig) -> Result<(), ServiceError> {
             "outcome_days",
             s.outcome_days >= 1,
             "the outcome window must be at least one day",
-        ),
-        (
-            "cusum_active_days",
-            s.cusum_active_days >= 1,
-            "the active period must be at least one day",
         ),
     ];
     for (field, ok, message) in problems {

@@ -221,7 +221,8 @@ fn implant_outliers(cohort: &Cohort, config: &OutlierConfig, report: &mut Outlie
         };
         n_models
     ];
-    for implant in &cohort.implants {
+    // One unit per model per procedure, as for the signals: NJR and AOANJRR count primaries.
+    for implant in &cohort.model_units() {
         let e = &mut exposure[implant.model as usize];
         e.n_primaries += 1;
         e.n_revisions += u64::from(implant.exit == Exit::Revision);

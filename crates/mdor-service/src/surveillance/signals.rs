@@ -24,7 +24,9 @@
 //! The chart tests odds ratio `R_A` against 1; its limit `h` is chosen per unit so that the
 //! in-control chart signals within the unit's number of procedures with probability at most
 //! α / units, using the geometric approximation `P ≈ 1 − exp(−n / ARL(h))` and the
-//! Markov-chain ARL of the national risk mix.
+//! Markov-chain ARL of the national risk mix. Because the limit bounds the chance of any
+//! crossing over the whole history, a unit whose chart has crossed at any time is signalling,
+//! from its first crossing.
 
 use mdor_stats::maxsprt::poisson_llr;
 use mdor_stats::{
@@ -87,9 +89,10 @@ pub(crate) fn detect(
 ) -> (Vec<SignalResult>, SignalSummary) {
     let mut summary = SignalSummary::default();
     let mut signals = Vec::new();
-    let tallies = Tallies::count(cohort);
-    device_model_signals(cohort, config, &tallies, &mut signals, &mut summary);
-    lot_signals(cohort, config, &mut signals, &mut summary);
+    let units = cohort.model_units();
+    let tallies = Tallies::count(cohort, &units);
+    device_model_signals(cohort, &units, config, &tallies, &mut signals, &mut summary);
+    lot_signals(cohort, &units, config, &mut signals, &mut summary);
     match risks {
         Ok(risks) => {
             cusum_signals(
@@ -158,14 +161,14 @@ pub(crate) struct Tallies {
 }
 
 impl Tallies {
-    pub(crate) fn count(cohort: &Cohort) -> Tallies {
+    pub(crate) fn count(cohort: &Cohort, units: &[CohortImplant]) -> Tallies {
         let mut tallies = Tallies {
             type_events: vec![[0.0; N_CELLS]; cohort.device_types.len()],
             type_days: vec![[0.0; N_CELLS]; cohort.device_types.len()],
             model_events: vec![[0.0; N_CELLS]; cohort.models.len()],
             model_days: vec![[0.0; N_CELLS]; cohort.models.len()],
         };
-        for implant in &cohort.implants {
+        for implant in units {
             let procedure = &cohort.procedures[implant.procedure as usize];
             let stratum = stratum_of(procedure.age, procedure.male) * N_BANDS;
             let t = cohort.implant_type(implant) as usize;
@@ -280,6 +283,7 @@ fn critical_value(upper_limit: f64, min_events: u64, alpha: f64) -> Result<f64, 
 
 fn device_model_signals(
     cohort: &Cohort,
+    units: &[CohortImplant],
     config: &SignalConfig,
     tallies: &Tallies,
     signals: &mut Vec<SignalResult>,
@@ -288,7 +292,7 @@ fn device_model_signals(
     let n_models = cohort.models.len();
     let mut rates: Vec<Option<[f64; N_CELLS]>> = vec![None; n_models];
     let mut has_implants = vec![false; n_models];
-    for implant in &cohort.implants {
+    for implant in units {
         has_implants[implant.model as usize] = true;
     }
     for m in 0..n_models {
@@ -311,8 +315,7 @@ fn device_model_signals(
     };
     summary.device_model_critical_value = cv;
     // Expected revisions per day, per model, as difference arrays over calendar days.
-    let first_day = cohort
-        .implants
+    let first_day = units
         .iter()
         .map(|i| i.start_day)
         .min()
@@ -320,7 +323,7 @@ fn device_model_signals(
     let n_days = (cohort.as_of_day - first_day + 2) as usize;
     let mut paths: Vec<Vec<f64>> = vec![Vec::new(); n_models];
     let mut events: Vec<Vec<i32>> = vec![Vec::new(); n_models];
-    for implant in &cohort.implants {
+    for implant in units {
         let m = implant.model as usize;
         let Some(model_rates) = &rates[m] else {
             continue;
@@ -419,22 +422,23 @@ fn device_model_signals(
 
 fn lot_signals(
     cohort: &Cohort,
+    units: &[CohortImplant],
     config: &SignalConfig,
     signals: &mut Vec<SignalResult>,
     summary: &mut SignalSummary,
 ) {
     // Implants with a lot, grouped by (model, lot).
-    let mut order: Vec<u32> = (0..cohort.implants.len() as u32)
-        .filter(|&i| cohort.implants[i as usize].lot.is_some())
+    let mut order: Vec<u32> = (0..units.len() as u32)
+        .filter(|&i| units[i as usize].lot.is_some())
         .collect();
     order.sort_unstable_by_key(|&i| {
-        let implant = &cohort.implants[i as usize];
+        let implant = &units[i as usize];
         (implant.model, implant.lot)
     });
     // Per model: revisions and days by band, to take each lot's own counts away from.
     let mut model_events = vec![[0.0f64; N_BANDS]; cohort.models.len()];
     let mut model_days = vec![[0.0; N_BANDS]; cohort.models.len()];
-    for implant in &cohort.implants {
+    for implant in units {
         let m = implant.model as usize;
         let days = exposure_by_band(implant, i32::MAX);
         for b in 0..N_BANDS {
@@ -448,7 +452,7 @@ fn lot_signals(
     let mut start = 0;
     while start < order.len() {
         let key = |i: u32| {
-            let implant = &cohort.implants[i as usize];
+            let implant = &units[i as usize];
             (implant.model, implant.lot)
         };
         let mut end = start + 1;
@@ -474,8 +478,7 @@ fn lot_signals(
     };
     summary.lot_critical_value = cv;
     for lot in lots {
-        let implants: Vec<&CohortImplant> =
-            lot.iter().map(|&i| &cohort.implants[i as usize]).collect();
+        let implants: Vec<&CohortImplant> = lot.iter().map(|&i| &units[i as usize]).collect();
         let mut event_days: Vec<i32> = implants
             .iter()
             .filter(|i| i.exit == Exit::Revision)
@@ -793,30 +796,22 @@ fn cusum_signals(
         else {
             continue;
         };
-        let Some(&last) = chart.signals.last() else {
+        // Once crossed, a chart stays signalled: its limit bounds the chance of any crossing
+        // over the unit's whole history, so every crossing is evidence however old.
+        let (Some(&first), Some(&last)) = (chart.signals.first(), chart.signals.last()) else {
             continue;
         };
         let known = |t: usize| risks.known_day[cases[t] as usize];
-        if known(last) < cohort.as_of_day - config.cusum_active_days {
-            continue;
-        }
-        // The signal started at the first crossing of the latest chain of crossings that are
-        // each within the active period of the next.
-        let mut since = known(last);
-        for pair in chart.signals.windows(2).rev() {
-            if known(pair[1]) - known(pair[0]) <= config.cusum_active_days {
-                since = known(pair[0]);
-            } else {
-                break;
-            }
-        }
-        // The run of cases behind the latest crossing: from the chart's last zero before it.
-        let mut from = last;
-        while from > 0 && chart.statistic[from - 1] > 0.0 && !chart.signals.contains(&(from - 1)) {
+        let since = known(first);
+        // The run of cases behind the first crossing: from the chart's last zero before it.
+        let mut from = first;
+        while from > 0 && chart.statistic[from - 1] > 0.0 {
             from -= 1;
         }
-        let observed = outcomes[from..=last].iter().filter(|&&y| y).count();
-        let expected: f64 = unit_risks[from..=last].iter().sum();
+        let observed = outcomes[from..=first].iter().filter(|&&y| y).count();
+        let expected: f64 = unit_risks[from..=first].iter().sum();
+        let all_observed = outcomes.iter().filter(|&&y| y).count();
+        let all_expected: f64 = unit_risks.iter().sum();
         let first_date =
             date_of(cohort.procedures[risks.cases[cases[from] as usize] as usize].start_day);
         let last_date =
@@ -836,20 +831,22 @@ fn cusum_signals(
             since: date_of(since),
             observed: observed as f64,
             expected,
-            statistic: chart.statistic[last],
+            statistic: chart.statistic[first],
             critical_value: limit,
             explanation: format!(
                 "{label} {subject}: {observed} removals within {window_years:.1} years observed against \
                  {expected:.1} expected (risk-adjusted for age, sex and procedure class) among the {} procedures \
                  from {first_date} to {last_date}; risk-adjusted CUSUM {:.2} reached its limit {limit:.2} \
                  (odds ratio {} against 1; in-control chance of any signal over its {} procedures at most \
-                 {alpha:.1e}, for each of {monitored} units), {} crossing(s) in all; signalling since {}.",
-                last - from + 1,
-                chart.statistic[last],
+                 {alpha:.1e}, for each of {monitored} units); signalling since {}. {} crossing(s) in all, the \
+                 latest on {}; over all its procedures {all_observed} observed against {all_expected:.1} expected.",
+                first - from + 1,
+                chart.statistic[first],
                 config.cusum_odds_ratio,
                 cases.len(),
-                chart.signals.len(),
                 date_of(since),
+                chart.signals.len(),
+                date_of(known(last)),
             ),
         });
     }

@@ -5,6 +5,7 @@ mod health;
 mod outcomes;
 mod procedures;
 mod recall;
+mod survivorship;
 
 use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, header};
@@ -30,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/deaths", post(outcomes::record_death))
         .route("/api/v1/devices", post(devices::register_device))
         .route("/api/v1/devices/{udi_di}", get(devices::get_device))
+        .route(
+            "/api/v1/devices/{udi_di}/survivorship",
+            get(survivorship::get_survivorship),
+        )
         .route("/api/v1/recall", get(recall::recall))
         .fallback(|| async { ApiError::NotFound("route") })
 }
@@ -51,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         devices::get_device,
         devices::register_device,
         recall::recall,
+        survivorship::get_survivorship,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
