@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod load;
+mod surveillance;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -62,7 +63,22 @@ enum Command {
         out: PathBuf,
     },
     /// Load a dataset directory written by `mdor synth` into the database.
-    Load { dir: PathBuf },
+    Load {
+        dir: PathBuf,
+        /// Run surveillance after the load (as `mdor surveil` with its defaults).
+        #[arg(long)]
+        surveil: bool,
+    },
+    /// Run surveillance: MaxSPRT per device model and lot, risk-adjusted CUSUM per provider and
+    /// consultant, outliers and ratings; keep signal state and print the alerts raised.
+    Surveil {
+        /// Analysis date, YYYY-MM-DD; follow-up is censored here (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        /// Print the whole run as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a fresh demo database with synthetic data, print tokens, and serve.
     Demo {
         #[arg(long, default_value_t = demo::DEFAULT_PROCEDURES)]
@@ -227,7 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print(&format!("{n} register entries loaded\n"));
                     Ok(())
                 }
-                Command::Load { dir } => {
+                Command::Load { dir, surveil } => {
                     ctx.check_ready().await?;
                     let started = std::time::Instant::now();
                     let summary = load::load_dataset(&ctx, &dir).await?;
@@ -236,7 +252,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         serde_json::to_string_pretty(&summary)?,
                         started.elapsed().as_secs_f64()
                     ));
+                    if surveil {
+                        surveillance::run(&ctx, None, false).await?;
+                    }
                     Ok(())
+                }
+                Command::Surveil { as_of, json } => {
+                    ctx.check_ready().await?;
+                    surveillance::run(&ctx, as_of, json).await
                 }
                 Command::Config(_) | Command::Synth { .. } | Command::Demo { .. } => Ok(()),
             }
