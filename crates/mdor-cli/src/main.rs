@@ -91,9 +91,21 @@ enum Command {
         #[arg(long, default_value = "demo-data")]
         dir: PathBuf,
     },
+    /// Reports for analysts.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Survivorship of one device model (cumulative revision, hazard ratio), as JSON.
+    Survivorship {
+        #[arg(long)]
+        udi_di: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -255,6 +267,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if surveil {
                         surveillance::run(&ctx, None, false).await?;
                     }
+                    Ok(())
+                }
+                Command::Report(ReportCommand::Survivorship { udi_di }) => {
+                    ctx.check_ready().await?;
+                    let udi_di = mdor_domain::UdiDi::parse(&udi_di)?;
+                    let started = std::time::Instant::now();
+                    let report = mdor_service::operator_survivorship(
+                        &ctx,
+                        &mdor_service::DeviceGrouping::Model(udi_di),
+                    )
+                    .await
+                    .map_err(load::describe)?;
+                    tracing::info!(
+                        seconds = started.elapsed().as_secs_f64(),
+                        "survivorship reported"
+                    );
+                    print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
                     Ok(())
                 }
                 Command::Surveil { as_of, json } => {

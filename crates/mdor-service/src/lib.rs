@@ -33,7 +33,7 @@ pub use surveillance::{
     ImplantOutlier, OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig,
     RatingLevel, RatingOutcome, SignalConfig, SignalResult, SignalSummary, SurveillanceConfig,
     SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, device_survivorship, latest_alerts,
-    run_surveillance, surveillance_alerts,
+    operator_survivorship, run_surveillance, surveillance_alerts,
 };
 
 // The store's records are the service's results; re-exported so callers need not name the

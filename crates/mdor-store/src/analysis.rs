@@ -142,6 +142,9 @@ pub struct StoredAlert {
     pub explanation: String,
 }
 
+/// An implant row: id, procedure_id, position, device_model_id, lot.
+pub(crate) type ImplantRow = (i64, i64, i32, Option<i64>, Option<String>);
+
 /// Raw rows as read by a backend, joined into an extract by `assemble`.
 #[derive(Default)]
 pub(crate) struct ExtractRows {
@@ -152,8 +155,7 @@ pub(crate) struct ExtractRows {
     pub procedures: Vec<(i64, i64, i64, i64, NaiveDate)>,
     /// id, date_of_birth, sex, date_of_death.
     pub patients: Vec<(i64, NaiveDate, String, Option<NaiveDate>)>,
-    /// id, procedure_id, position, device_model_id, lot.
-    pub implants: Vec<(i64, i64, i32, Option<i64>, Option<String>)>,
+    pub implants: Vec<ImplantRow>,
     /// implant_id, removal_date, kind.
     pub removals: Vec<(i64, NaiveDate, String)>,
 }
@@ -178,42 +180,36 @@ pub(crate) fn assemble(rows: ExtractRows) -> Result<AnalysisExtract, StoreError>
             .map_err(|_| StoreError::Corrupt(format!("patient {id} has sex '{sex}'")))?;
         sexes.push(sex);
     }
-    let procedure_index: HashMap<i64, usize> = procedures
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.0, i))
-        .collect();
-    let mut removal_of: HashMap<i64, (NaiveDate, RemovalKind)> =
-        HashMap::with_capacity(removals.len());
+    let procedure_index = IdIndex::new(procedures.iter().map(|p| p.0));
+    // Both are in implant id order, so each implant's removal is found by walking along.
+    let mut parsed_removals = Vec::with_capacity(removals.len());
     for (implant, date, kind) in removals {
         let kind = RemovalKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("removal kind '{kind}'")))?;
-        removal_of.insert(implant, (date, kind));
+        parsed_removals.push((implant, date, kind));
     }
+    let mut next_removal = 0;
     let mut lots: Vec<String> = Vec::new();
     let mut lot_index: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::with_capacity(implants.len());
     for (id, procedure_id, position, device_model, lot) in implants {
-        let &p = procedure_index
-            .get(&procedure_id)
+        let p = procedure_index
+            .get(procedure_id)
             .ok_or_else(|| StoreError::Corrupt(format!("implant {id} has no procedure")))?;
         let (_, patient_id, provider, consultant, procedure_date) = procedures[p];
         let &q = patient_index.get(&patient_id).ok_or_else(|| {
             StoreError::Corrupt(format!("procedure {procedure_id} has no patient"))
         })?;
         let (_, date_of_birth, _, date_of_death) = &patients[q];
-        let lot = match lot {
-            None => None,
-            Some(code) => Some(match lot_index.get(&code) {
-                Some(&k) => k,
-                None => {
-                    let k = lots.len() as u32;
-                    lot_index.insert(code.clone(), k);
-                    lots.push(code);
-                    k
-                }
-            }),
-        };
+        let lot = lot.map(|code| match lot_index.get(&code) {
+            Some(&k) => k,
+            None => {
+                let k = lots.len() as u32;
+                lot_index.insert(code.clone(), k);
+                lots.push(code);
+                k
+            }
+        });
         out.push(AnalysisImplant {
             implant: ImplantId(id),
             procedure: ProcedureId(procedure_id),
@@ -225,7 +221,15 @@ pub(crate) fn assemble(rows: ExtractRows) -> Result<AnalysisExtract, StoreError>
             consultant: ConsultantId(consultant),
             age_at_procedure: (procedure_date - *date_of_birth).num_days() as f64 / 365.25,
             sex: sexes[q],
-            removal: removal_of.get(&id).copied(),
+            removal: {
+                while next_removal < parsed_removals.len() && parsed_removals[next_removal].0 < id {
+                    next_removal += 1;
+                }
+                parsed_removals
+                    .get(next_removal)
+                    .filter(|r| r.0 == id)
+                    .map(|r| (r.1, r.2))
+            },
             date_of_death: *date_of_death,
         });
     }
@@ -310,6 +314,41 @@ impl From<AlertRow> for StoredAlert {
             statistic: row.statistic,
             critical_value: row.critical_value,
             explanation: row.explanation,
+        }
+    }
+}
+
+/// Positions of rows by id: a vector when ids are dense (as sequences and rowids make them),
+/// a hash map otherwise.
+enum IdIndex {
+    Dense(Vec<u32>),
+    Sparse(HashMap<i64, usize>),
+}
+
+impl IdIndex {
+    fn new(ids: impl ExactSizeIterator<Item = i64> + Clone) -> IdIndex {
+        let n = ids.len();
+        let max = ids.clone().max().unwrap_or(0);
+        let min = ids.clone().min().unwrap_or(0);
+        if min >= 0 && (max as u64) <= 4 * n as u64 + 1024 && n < u32::MAX as usize {
+            let mut positions = vec![u32::MAX; max as usize + 1];
+            for (i, id) in ids.enumerate() {
+                positions[id as usize] = i as u32;
+            }
+            IdIndex::Dense(positions)
+        } else {
+            IdIndex::Sparse(ids.enumerate().map(|(i, id)| (id, i)).collect())
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<usize> {
+        match self {
+            IdIndex::Dense(positions) => usize::try_from(id)
+                .ok()
+                .and_then(|id| positions.get(id))
+                .filter(|&&p| p != u32::MAX)
+                .map(|&p| p as usize),
+            IdIndex::Sparse(map) => map.get(&id).copied(),
         }
     }
 }

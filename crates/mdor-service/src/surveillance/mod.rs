@@ -16,7 +16,8 @@ mod signals;
 mod survivorship;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -37,6 +38,70 @@ pub use signals::{SignalResult, SignalSummary};
 pub use survivorship::{
     DeviceGrouping, Estimate, HazardRatio, REPORT_YEARS, SurvivorshipPoint, SurvivorshipReport,
 };
+
+/// How long a survivorship report may reuse a cohort read earlier for the same scope and
+/// analysis date: reports may lag new records by this much, and in exchange a report on a
+/// national registry takes milliseconds instead of a read of the whole class.
+pub const COHORT_REUSE: Duration = Duration::from_secs(60);
+
+/// The cohorts read most recently, by scope and analysis date.
+#[derive(Default)]
+pub(crate) struct CohortCache {
+    entries: Mutex<Vec<CachedCohort>>,
+}
+
+struct CachedCohort {
+    scope: AnalysisScope,
+    as_of: NaiveDate,
+    read_at: Instant,
+    cohort: Arc<Cohort>,
+}
+
+/// At most this many cohorts are kept (one per device type in use is plenty).
+const MAX_CACHED_COHORTS: usize = 16;
+
+impl CohortCache {
+    fn get(&self, scope: &AnalysisScope, as_of: NaiveDate) -> Option<Arc<Cohort>> {
+        // A poisoned lock only means another report panicked; the entries are still whole.
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|c| &c.scope == scope && c.as_of == as_of && c.read_at.elapsed() < COHORT_REUSE)
+            .map(|c| Arc::clone(&c.cohort))
+    }
+
+    fn put(&self, scope: AnalysisScope, as_of: NaiveDate, read_at: Instant, cohort: Arc<Cohort>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|c| {
+            !(c.scope == scope && c.as_of == as_of) && c.read_at.elapsed() < COHORT_REUSE
+        });
+        if entries.len() >= MAX_CACHED_COHORTS {
+            entries.remove(0);
+        }
+        entries.push(CachedCohort {
+            scope,
+            as_of,
+            read_at,
+            cohort,
+        });
+    }
+}
+
+/// The cohort of `scope` as of `as_of`, reused when read within `COHORT_REUSE`.
+async fn cohort(
+    ctx: &Ctx,
+    scope: AnalysisScope,
+    as_of: NaiveDate,
+) -> Result<Arc<Cohort>, ServiceError> {
+    if let Some(cohort) = ctx.cohorts.get(&scope, as_of) {
+        return Ok(cohort);
+    }
+    let read_at = Instant::now();
+    let extract = ctx.store.analysis_extract(&scope).await?;
+    let cohort = Arc::new(Cohort::build(extract, as_of));
+    ctx.cohorts.put(scope, as_of, read_at, Arc::clone(&cohort));
+    Ok(cohort)
+}
 
 /// Thresholds of the sequential signals; the defaults are explained in `docs/surveillance.md`.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +168,8 @@ pub struct SurveillanceRun {
     pub seconds_analysing: f64,
 }
 
-/// The survivorship report of a grouping of devices, as of the context's clock.
+/// The survivorship report of a grouping of devices, as of the context's clock, from data read
+/// at most `COHORT_REUSE` ago.
 #[tracing::instrument(skip_all)]
 pub async fn device_survivorship(
     ctx: &Ctx,
@@ -111,7 +177,24 @@ pub async fn device_survivorship(
     grouping: &DeviceGrouping,
 ) -> Result<SurvivorshipReport, ServiceError> {
     principal.require(&[Role::Regulator, Role::Admin], "read survivorship reports")?;
-    let scope = match grouping {
+    let scope = scope_of(ctx, grouping).await?;
+    let cohort = cohort(ctx, scope, ctx.today()).await?;
+    survivorship::survivorship(&cohort, grouping)
+}
+
+/// The survivorship report for an operator (the CLI), who has no token.
+pub async fn operator_survivorship(
+    ctx: &Ctx,
+    grouping: &DeviceGrouping,
+) -> Result<SurvivorshipReport, ServiceError> {
+    let scope = scope_of(ctx, grouping).await?;
+    let cohort = cohort(ctx, scope, ctx.today()).await?;
+    survivorship::survivorship(&cohort, grouping)
+}
+
+/// The narrowest extract a grouping needs: its device type for a model or a type.
+async fn scope_of(ctx: &Ctx, grouping: &DeviceGrouping) -> Result<AnalysisScope, ServiceError> {
+    Ok(match grouping {
         DeviceGrouping::Model(udi_di) => {
             let model = ctx
                 .store
@@ -126,10 +209,7 @@ pub async fn device_survivorship(
             AnalysisScope::DeviceTypes(vec![device_type.clone()])
         }
         _ => AnalysisScope::All,
-    };
-    let extract = ctx.store.analysis_extract(&scope).await?;
-    let cohort = Cohort::build(extract, ctx.today());
-    survivorship::survivorship(&cohort, grouping)
+    })
 }
 
 /// The most recent alerts, newest first, for the regulator or an administrator.

@@ -65,7 +65,11 @@ fn hip(k: u32, stem: &UdiDi, cup: &UdiDi) -> Submission {
         family_name: PersonName::parse("Testpatient", "family_name").unwrap(),
         given_name: PersonName::parse("Sam", "given_name").unwrap(),
         date_of_birth: date(1940 + (k as i32 * 7) % 20, 6, 1),
-        sex: if k % 2 == 0 { Sex::Female } else { Sex::Male },
+        sex: if k.is_multiple_of(2) {
+            Sex::Female
+        } else {
+            Sex::Male
+        },
         postcode: None,
     };
     let procedure = Procedure {
@@ -220,7 +224,7 @@ async fn survivorship_of_a_ten_implant_cup_matches_kaplan_meier_and_aalen_johans
         let hr = report
             .hazard_ratio
             .as_ref()
-            .expect(&format!("{:?}", report.warnings));
+            .unwrap_or_else(|| panic!("{:?}", report.warnings));
         assert_eq!((hr.n_comparator, hr.n_comparator_revisions), (10, 2));
         assert_eq!(hr.adjusted_for, ["age", "sex"]);
         assert!(!hr.stratified_by_device_type);
