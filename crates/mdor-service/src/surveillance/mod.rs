@@ -242,16 +242,26 @@ pub async fn run_surveillance(
     let extract = ctx.store.analysis_extract(&AnalysisScope::All).await?;
     let seconds_reading = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
+    let phase = Instant::now();
     let cohort = Cohort::build(extract, as_of);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "cohort built");
+    let phase = Instant::now();
     let risks = signals::ProcedureRisks::fit(&cohort, config.signals.outcome_days);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "risk model fitted");
+    let phase = Instant::now();
     let (signalling, signal_summary) = signals::detect(&cohort, &config.signals, risks.as_ref());
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "signals detected");
+    let phase = Instant::now();
     let outliers = outliers::detect(
         &cohort,
         &config.outliers,
         risks.as_ref(),
         config.signals.outcome_days,
     );
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "outliers detected");
+    let phase = Instant::now();
     let ratings = ratings::rate(&cohort, &config.ratings);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "ratings made");
     let seconds_analysing = clock.elapsed().as_secs_f64();
     tracing::info!(
         implants = cohort.implants.len(),

@@ -89,10 +89,18 @@ pub(crate) fn detect(
 ) -> (Vec<SignalResult>, SignalSummary) {
     let mut summary = SignalSummary::default();
     let mut signals = Vec::new();
+    let phase = std::time::Instant::now();
     let units = cohort.model_units();
     let tallies = Tallies::count(cohort, &units);
     device_model_signals(cohort, &units, config, &tallies, &mut signals, &mut summary);
+    tracing::debug!(
+        seconds = phase.elapsed().as_secs_f64(),
+        "device model MaxSPRT"
+    );
+    let phase = std::time::Instant::now();
     lot_signals(cohort, &units, config, &mut signals, &mut summary);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "lot MaxSPRT");
+    let phase = std::time::Instant::now();
     match risks {
         Ok(risks) => {
             cusum_signals(
@@ -114,6 +122,7 @@ pub(crate) fn detect(
         }
         Err(warning) => summary.warnings.push(warning.clone()),
     }
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "CUSUM");
     (signals, summary)
 }
 
@@ -618,6 +627,9 @@ impl ProcedureRisks {
     }
 }
 
+/// The most cases a risk model is fitted to.
+const MAX_FIT_CASES: usize = 200_000;
+
 /// Predicted risks from a logistic model on age, sex and procedure class for `cases` with
 /// `outcome`. Classes with fewer than five events or five non-events join the reference class
 /// (the largest), so that no class separates the outcome.
@@ -680,15 +692,34 @@ pub(crate) fn logistic_risks(
         .chunks(n_covariates)
         .flat_map(|r| kept.iter().map(move |&k| r[k]))
         .collect();
-    let fit = logistic_regression(outcome, &design, kept.len(), LogisticOptions::default())
-        .map_err(|e| format!("risk model not fitted: {e}"))?;
+    // Beyond `MAX_FIT_CASES` the model is fitted to an evenly spaced sample of the cases (in
+    // date order), which estimates a handful of coefficients as well and bounds the cost.
+    let stride = cases.len().div_ceil(MAX_FIT_CASES);
+    let fit = if stride > 1 {
+        let sample_outcome: Vec<bool> = outcome.iter().step_by(stride).copied().collect();
+        let sample_design: Vec<f64> = design
+            .chunks(kept.len().max(1))
+            .step_by(stride)
+            .flatten()
+            .copied()
+            .collect();
+        logistic_regression(
+            &sample_outcome,
+            &sample_design,
+            kept.len(),
+            LogisticOptions::default(),
+        )
+    } else {
+        logistic_regression(outcome, &design, kept.len(), LogisticOptions::default())
+    }
+    .map_err(|e| format!("risk model not fitted: {e}"))?;
+    let clamp = |p: Option<f64>| p.unwrap_or(0.5).clamp(1e-6, 1.0 - 1e-6);
+    if kept.is_empty() {
+        return Ok(vec![clamp(fit.predict(&[])); cases.len()]);
+    }
     Ok(design
-        .chunks(kept.len().max(1))
-        .take(cases.len())
-        .map(|r| {
-            let r = if kept.is_empty() { &[][..] } else { r };
-            fit.predict(r).unwrap_or(0.5).clamp(1e-6, 1.0 - 1e-6)
-        })
+        .chunks(kept.len())
+        .map(|r| clamp(fit.predict(r)))
         .collect())
 }
 

@@ -63,7 +63,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // 64 MiB of page cache per connection (the default is 2 MiB): the registry's
             // indexes are read at random, and bulk loads and recalls stay in memory.
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Rows cross from SQLite's worker thread in a bounded channel; a deeper buffer
+            // lets large reads (the surveillance extract) stream without a wake-up per row.
+            .row_buffer_size(1024);
         // An in-memory database lives in one connection; WAL does not apply to it.
         let (connect, max_connections) = if in_memory {
             (connect.journal_mode(SqliteJournalMode::Memory), 1)
@@ -888,13 +891,27 @@ async fn read_extract_rows(
         implants = implants.bind(param);
         removals = removals.bind(param);
     }
+    let started = std::time::Instant::now();
+    let procedures = procedures.fetch_all(&mut *conn).await?;
+    let patients = patients.fetch_all(&mut *conn).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "procedures and patients read"
+    );
+    let started = std::time::Instant::now();
+    let implants = implants.fetch_all(&mut *conn).await?;
+    let removals = removals.fetch_all(&mut *conn).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "implants and removals read"
+    );
     Ok(analysis::ExtractRows {
         device_models: models.into_iter().map(DeviceModel::from).collect(),
         providers,
         consultants,
-        procedures: procedures.fetch_all(&mut *conn).await?,
-        patients: patients.fetch_all(&mut *conn).await?,
-        implants: implants.fetch_all(&mut *conn).await?,
-        removals: removals.fetch_all(&mut *conn).await?,
+        procedures,
+        patients,
+        implants,
+        removals,
     })
 }
