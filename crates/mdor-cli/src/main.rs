@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod load;
+mod surveillance;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -62,7 +63,22 @@ enum Command {
         out: PathBuf,
     },
     /// Load a dataset directory written by `mdor synth` into the database.
-    Load { dir: PathBuf },
+    Load {
+        dir: PathBuf,
+        /// Run surveillance after the load (as `mdor surveil` with its defaults).
+        #[arg(long)]
+        surveil: bool,
+    },
+    /// Run surveillance: MaxSPRT per device model and lot, risk-adjusted CUSUM per provider and
+    /// consultant, outliers and ratings; keep signal state and print the alerts raised.
+    Surveil {
+        /// Analysis date, YYYY-MM-DD; follow-up is censored here (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        /// Print the whole run as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a fresh demo database with synthetic data, print tokens, and serve.
     Demo {
         #[arg(long, default_value_t = demo::DEFAULT_PROCEDURES)]
@@ -75,9 +91,25 @@ enum Command {
         #[arg(long, default_value = "demo-data")]
         dir: PathBuf,
     },
+    /// Reports for analysts.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Survivorship of one device model (cumulative revision, hazard ratio), as JSON.
+    Survivorship {
+        #[arg(long)]
+        udi_di: String,
+        /// Compute it this many times, logging each time: later ones reuse the cohort read by
+        /// the first, as a server does for a minute (for timing).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -228,7 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print(&format!("{n} register entries loaded\n"));
                     Ok(())
                 }
-                Command::Load { dir } => {
+                Command::Load { dir, surveil } => {
                     ctx.check_ready().await?;
                     repair_interrupted_load(&ctx).await?;
                     let started = std::time::Instant::now();
@@ -238,7 +270,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         serde_json::to_string_pretty(&summary)?,
                         started.elapsed().as_secs_f64()
                     ));
+                    if surveil {
+                        surveillance::run(&ctx, None, false).await?;
+                    }
                     Ok(())
+                }
+                Command::Report(ReportCommand::Survivorship { udi_di, repeat }) => {
+                    ctx.check_ready().await?;
+                    let grouping =
+                        mdor_service::DeviceGrouping::Model(mdor_domain::UdiDi::parse(&udi_di)?);
+                    let mut report = None;
+                    for _ in 0..repeat.max(1) {
+                        let started = std::time::Instant::now();
+                        report = Some(
+                            mdor_service::operator_survivorship(&ctx, &grouping)
+                                .await
+                                .map_err(load::describe)?,
+                        );
+                        tracing::info!(
+                            seconds = started.elapsed().as_secs_f64(),
+                            "survivorship reported"
+                        );
+                    }
+                    print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+                    Ok(())
+                }
+                Command::Surveil { as_of, json } => {
+                    ctx.check_ready().await?;
+                    surveillance::run(&ctx, as_of, json).await
                 }
                 Command::Config(_) | Command::Synth { .. } | Command::Demo { .. } => Ok(()),
             }

@@ -13,6 +13,8 @@ use crate::error::ServiceError;
 pub struct Ctx {
     pub(crate) store: Arc<dyn Store>,
     clock: fn() -> DateTime<Utc>,
+    /// Analysis cohorts read recently, reused by survivorship reports for a short while.
+    pub(crate) cohorts: Arc<crate::surveillance::CohortCache>,
 }
 
 impl Ctx {
@@ -20,12 +22,17 @@ impl Ctx {
         Ctx {
             store,
             clock: Utc::now,
+            cohorts: Arc::default(),
         }
     }
 
     /// A context whose clock is fixed, for tests of date rules.
     pub fn with_clock(store: Arc<dyn Store>, clock: fn() -> DateTime<Utc>) -> Ctx {
-        Ctx { store, clock }
+        Ctx {
+            store,
+            clock,
+            cohorts: Arc::default(),
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

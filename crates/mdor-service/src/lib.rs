@@ -17,6 +17,7 @@ mod recall;
 mod recall_cases;
 mod register;
 pub mod registries;
+mod surveillance;
 mod timeline;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
@@ -36,6 +37,13 @@ pub use recall_cases::{
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 pub use registries::{load_registries_dir, shipped_catalogue};
+pub use surveillance::{
+    DeviceGrouping, DeviceRating, Estimate, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule,
+    ImplantOutlier, OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig,
+    RatingLevel, RatingOutcome, SignalConfig, SignalResult, SignalSummary, SurveillanceConfig,
+    SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, device_survivorship, latest_alerts,
+    operator_survivorship, run_surveillance, surveillance_alerts,
+};
 pub use timeline::{AccessPurpose, patient_timeline};
 
 // The store's records are the service's results; re-exported so callers need not name the
@@ -45,6 +53,6 @@ pub use mdor_store::{
     NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientTimeline, ProcedureId,
     ProcedureRecord, RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId,
     RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus,
-    RecallWorkCount, RemovalId, Role, StoredImplant, StoredRemoval, TimelineImplant,
+    RecallWorkCount, RemovalId, Role, StoredAlert, StoredImplant, StoredRemoval, TimelineImplant,
     TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

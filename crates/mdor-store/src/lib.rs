@@ -5,6 +5,7 @@
 //! service layer prepares records (register matches, follow-up flags) and the store writes
 //! them, each submission in one transaction.
 
+mod analysis;
 mod backend;
 mod error;
 mod load_schema;
@@ -12,6 +13,10 @@ mod rows;
 mod sql;
 mod types;
 
+pub use analysis::{
+    AnalysisExtract, AnalysisImplant, AnalysisScope, ConsultantId, NewSurveillanceRun,
+    SignalUpdate, StoredAlert, StoredSignal, SurveillanceRunId,
+};
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
 pub use types::*;
@@ -208,4 +213,23 @@ pub trait Store: Send + Sync + 'static {
         after: Option<AuditEventId>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
+    // ---- Surveillance (issue 6) ----
+
+    /// A consistent, pseudonymous extract of every implant in `scope` with its procedure date,
+    /// provider, consultant, patient age and sex, removal and death, and the dimension tables
+    /// the implants refer to. Never holds NHS numbers, names, dates of birth or postcodes.
+    async fn analysis_extract(&self, scope: &AnalysisScope) -> StoreResult<AnalysisExtract>;
+
+    /// Every signal kept between surveillance runs.
+    async fn surveillance_signals(&self) -> StoreResult<Vec<StoredSignal>>;
+
+    /// Records a run, upserts its signal updates and inserts an alert for each update that
+    /// raises one, in one transaction.
+    async fn save_surveillance_run(
+        &self,
+        run: &NewSurveillanceRun,
+    ) -> StoreResult<SurveillanceRunId>;
+
+    /// The most recent alerts, newest first.
+    async fn surveillance_alerts(&self, limit: u32) -> StoreResult<Vec<StoredAlert>>;
 }

@@ -183,3 +183,105 @@ pub fn recall_query(criteria: &RecallCriteria) -> (String, Vec<Param>) {
     sql.push_str(&format!(" ORDER BY i.id LIMIT ${}", params.len()));
     (sql, params)
 }
+
+// ---- Surveillance (issue 6): the analysis extract and persisted signal state ----
+
+/// The statements that read one analysis extract; every table is read in id order.
+pub struct AnalysisQueries {
+    pub device_models: String,
+    pub providers: String,
+    pub consultants: String,
+    pub procedures: String,
+    pub patients: String,
+    pub implants: String,
+    pub removals: String,
+    /// Bound, in order, to every statement that has a scope filter.
+    pub params: Vec<String>,
+}
+
+/// The extract's statements; with a device-type scope each table is narrowed to the rows that
+/// implants of those types need.
+pub fn analysis_queries(scope: &crate::analysis::AnalysisScope) -> AnalysisQueries {
+    use crate::analysis::AnalysisScope;
+    let (models_filter, params) = match scope {
+        AnalysisScope::All => (None, Vec::new()),
+        AnalysisScope::DeviceTypes(types) => {
+            let placeholders: Vec<String> = (1..=types.len()).map(|i| format!("${i}")).collect();
+            (
+                Some(format!(
+                    "SELECT id FROM device_model WHERE device_type IN ({})",
+                    placeholders.join(", ")
+                )),
+                types.clone(),
+            )
+        }
+    };
+    let implants_filter = models_filter
+        .as_ref()
+        .map(|m| format!("SELECT id FROM implant WHERE device_model_id IN ({m})"));
+    let procedures_filter = models_filter
+        .as_ref()
+        .map(|m| format!("SELECT procedure_id FROM implant WHERE device_model_id IN ({m})"));
+    let where_in = |column: &str, filter: &Option<String>| match filter {
+        Some(f) => format!(" WHERE {column} IN ({f})"),
+        None => String::new(),
+    };
+    AnalysisQueries {
+        device_models: "SELECT id, udi_di, issuer, manufacturer, brand, model, device_type, risk_class, registry \
+             FROM device_model ORDER BY id"
+            .to_string(),
+        providers: "SELECT id, ods_code FROM organisation WHERE kind = 'provider' ORDER BY id"
+            .to_string(),
+        consultants: "SELECT id, gmc_number FROM consultant ORDER BY id".to_string(),
+        procedures: format!(
+            "SELECT id, patient_id, provider_id, consultant_id, procedure_date FROM procedure{} ORDER BY id",
+            where_in("id", &procedures_filter)
+        ),
+        patients: format!(
+            "SELECT id, date_of_birth, sex, date_of_death FROM patient{} ORDER BY id",
+            where_in(
+                "id",
+                &procedures_filter
+                    .as_ref()
+                    .map(|f| format!("SELECT patient_id FROM procedure WHERE id IN ({f})"))
+            )
+        ),
+        implants: format!(
+            "SELECT id, procedure_id, position, device_model_id, lot FROM implant{} ORDER BY id",
+            where_in("device_model_id", &models_filter)
+        ),
+        removals: format!(
+            "SELECT implant_id, removal_date, kind FROM removal{} ORDER BY implant_id",
+            where_in("implant_id", &implants_filter)
+        ),
+        params,
+    }
+}
+
+pub const SURVEILLANCE_SIGNALS: &str = "SELECT method, subject_kind, subject, state, since, observed, expected, \
+       statistic, critical_value, explanation, first_run_id, last_run_id \
+     FROM surveillance_signal ORDER BY id";
+
+pub const SURVEILLANCE_RUN_INSERT: &str = "INSERT INTO surveillance_run \
+     (started_at, finished_at, as_of, n_implants, n_alerts, summary) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+/// Keeps the run that first raised a signal; everything else is the latest run's view.
+pub const SURVEILLANCE_SIGNAL_UPSERT: &str = "INSERT INTO surveillance_signal \
+     (method, subject_kind, subject, state, since, observed, expected, statistic, critical_value, \
+      explanation, first_run_id, last_run_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+     ON CONFLICT (method, subject_kind, subject) DO UPDATE SET state = excluded.state, \
+       since = excluded.since, observed = excluded.observed, expected = excluded.expected, \
+       statistic = excluded.statistic, critical_value = excluded.critical_value, \
+       explanation = excluded.explanation, last_run_id = excluded.last_run_id \
+     RETURNING id";
+
+pub const SURVEILLANCE_ALERT_INSERT: &str = "INSERT INTO surveillance_alert \
+     (signal_id, run_id, raised_at, since, observed, expected, statistic, critical_value, explanation) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+pub const SURVEILLANCE_ALERTS: &str = "SELECT a.id, a.run_id, a.raised_at, s.method, s.subject_kind, s.subject, \
+       a.since, a.observed, a.expected, a.statistic, a.critical_value, a.explanation \
+     FROM surveillance_alert a JOIN surveillance_signal s ON s.id = a.signal_id \
+     ORDER BY a.id DESC LIMIT $1";

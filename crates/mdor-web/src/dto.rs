@@ -596,3 +596,106 @@ pub struct Health {
     /// `sqlite` or `postgres`.
     pub backend: String,
 }
+
+// ---- Surveillance (issue 6) ----
+
+/// Cumulative revision of a device model and its hazard ratio against the rest of its class.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SurvivorshipView {
+    /// What was analysed, in words.
+    pub grouping: String,
+    /// `implant` (one device model) or `construct` (a combination).
+    pub unit: String,
+    /// The device types making up the comparison class.
+    pub device_types: Vec<String>,
+    /// Follow-up is censored at this analysis date.
+    pub as_of: NaiveDate,
+    pub n_units: u64,
+    pub n_revisions: u64,
+    /// Deaths before any revision: censored for Kaplan–Meier, competing for Aalen–Johansen.
+    pub n_deaths: u64,
+    /// Cumulative revision at 1, 3, 5, 10 and 15 years.
+    pub estimates: Vec<SurvivorshipPointView>,
+    /// Absent when it cannot be estimated; `warnings` says why.
+    pub hazard_ratio: Option<HazardRatioView>,
+    pub warnings: Vec<String>,
+}
+
+/// Cumulative revision (a proportion, 0 to 1) at one time, with 95% intervals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SurvivorshipPointView {
+    pub years: u32,
+    /// Units still under observation at that time.
+    pub n_at_risk: u64,
+    /// 1 − Kaplan–Meier (deaths censored); absent beyond the last follow-up.
+    pub kaplan_meier: Option<EstimateView>,
+    /// Aalen–Johansen cumulative incidence of revision with death as a competing risk.
+    pub competing_risks: Option<EstimateView>,
+}
+
+/// A proportion with its 95% confidence interval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EstimateView {
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// The Cox hazard ratio of revision against the rest of the class.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HazardRatioView {
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub p_value: f64,
+    pub n_comparator: u64,
+    pub n_comparator_revisions: u64,
+    /// Covariates besides group membership (`age`, `sex`); no indication is recorded.
+    pub adjusted_for: Vec<String>,
+    pub stratified_by_device_type: bool,
+}
+
+impl From<mdor_service::Estimate> for EstimateView {
+    fn from(e: mdor_service::Estimate) -> Self {
+        EstimateView {
+            estimate: e.estimate,
+            lower: e.lower,
+            upper: e.upper,
+        }
+    }
+}
+
+impl From<mdor_service::SurvivorshipReport> for SurvivorshipView {
+    fn from(r: mdor_service::SurvivorshipReport) -> Self {
+        SurvivorshipView {
+            grouping: r.grouping,
+            unit: r.unit.to_string(),
+            device_types: r.device_types,
+            as_of: r.as_of,
+            n_units: r.n_units,
+            n_revisions: r.n_revisions,
+            n_deaths: r.n_deaths,
+            estimates: r
+                .estimates
+                .into_iter()
+                .map(|p| SurvivorshipPointView {
+                    years: p.years,
+                    n_at_risk: p.n_at_risk,
+                    kaplan_meier: p.kaplan_meier.map(EstimateView::from),
+                    competing_risks: p.competing_risks.map(EstimateView::from),
+                })
+                .collect(),
+            hazard_ratio: r.hazard_ratio.map(|h| HazardRatioView {
+                estimate: h.estimate,
+                lower: h.lower,
+                upper: h.upper,
+                p_value: h.p_value,
+                n_comparator: h.n_comparator,
+                n_comparator_revisions: h.n_comparator_revisions,
+                adjusted_for: h.adjusted_for.iter().map(|s| s.to_string()).collect(),
+                stratified_by_device_type: h.stratified_by_device_type,
+            }),
+            warnings: r.warnings,
+        }
+    }
+}

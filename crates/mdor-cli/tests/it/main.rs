@@ -85,6 +85,35 @@ fn a_synthetic_dataset_loads_completely_and_tokens_can_be_managed() {
             .unwrap();
     assert_eq!(summary["implants"], truth["devices"]);
 
+    // Surveillance runs over the loaded data; a second run finds the same signals and raises
+    // no alert again.
+    let first = stdout(&mdor(
+        &dir.0,
+        &["surveil", "--as-of", "2026-10-31", "--json"],
+    ));
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["run_id"], 1);
+    assert_eq!(first["n_procedures"], 3000);
+    assert_eq!(
+        first["n_implants"],
+        summary["implants"].as_u64().unwrap()
+            - truth["summary"]["n_devices_not_in_register"]
+                .as_u64()
+                .unwrap()
+    );
+    assert!(
+        first["signal_summary"]["device_models_monitored"]
+            .as_u64()
+            .unwrap()
+            > 300
+    );
+    let second = stdout(&mdor(&dir.0, &["surveil", "--as-of", "2026-10-31"]));
+    assert!(
+        second.starts_with("surveillance run 2 as of 2026-10-31: 3000 procedures"),
+        "{second}"
+    );
+    assert!(second.contains("0 new alert(s)"), "{second}");
+
     // Loading the same dataset again adds nothing and reports every line as a duplicate.
     let again = stdout(&mdor(&dir.0, &["load", dataset.to_str().unwrap()]));
     let again: serde_json::Value =

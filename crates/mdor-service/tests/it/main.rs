@@ -1,5 +1,7 @@
-//! mdor-service's one integration-test binary; `datasets` checks the shipped registry
-//! dataset definitions and the folder loader end to end.
+//! mdor-service's one integration-test binary: `datasets` checks the shipped registry dataset
+//! definitions and the folder loader end to end; the surveillance use cases run over a real
+//! store, on in-memory SQLite and, when `MDOR_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL
+//! database per test.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,3 +10,6 @@
 )]
 
 mod datasets;
+mod support;
+mod surveillance;
+mod synthetic;

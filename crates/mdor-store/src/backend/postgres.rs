@@ -14,6 +14,10 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
+use crate::analysis::{
+    self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
+    StoredSignal, SurveillanceRunId,
+};
 use crate::load_schema;
 use crate::rows::*;
 use crate::sql::{self, Param};
@@ -820,6 +824,82 @@ impl Store for PostgresStore {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
     }
+    // ---- Surveillance (issue 6) ----
+
+    async fn analysis_extract(&self, scope: &AnalysisScope) -> StoreResult<AnalysisExtract> {
+        // One read transaction, so that the tables are read from one snapshot.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let rows = read_extract_rows(&mut tx, &sql::analysis_queries(scope)).await?;
+        tx.commit().await?;
+        analysis::assemble(rows)
+    }
+
+    async fn surveillance_signals(&self) -> StoreResult<Vec<StoredSignal>> {
+        let rows: Vec<SignalRow> = sqlx::query_as(sql::SURVEILLANCE_SIGNALS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(StoredSignal::from).collect())
+    }
+
+    async fn save_surveillance_run(
+        &self,
+        run: &NewSurveillanceRun,
+    ) -> StoreResult<SurveillanceRunId> {
+        let mut tx = self.begin_write().await?;
+        let n_alerts = run.signals.iter().filter(|s| s.raise_alert).count() as i64;
+        let run_id: i64 = sqlx::query_scalar(sql::SURVEILLANCE_RUN_INSERT)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(run.as_of)
+            .bind(run.n_implants)
+            .bind(n_alerts)
+            .bind(&run.summary)
+            .fetch_one(&mut *tx)
+            .await?;
+        for s in &run.signals {
+            let signal_id: i64 = sqlx::query_scalar(sql::SURVEILLANCE_SIGNAL_UPSERT)
+                .bind(&s.method)
+                .bind(&s.subject_kind)
+                .bind(&s.subject)
+                .bind(&s.state)
+                .bind(s.since)
+                .bind(s.observed)
+                .bind(s.expected)
+                .bind(s.statistic)
+                .bind(s.critical_value)
+                .bind(&s.explanation)
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if s.raise_alert {
+                sqlx::query(sql::SURVEILLANCE_ALERT_INSERT)
+                    .bind(signal_id)
+                    .bind(run_id)
+                    .bind(run.finished_at)
+                    .bind(s.since)
+                    .bind(s.observed)
+                    .bind(s.expected)
+                    .bind(s.statistic)
+                    .bind(s.critical_value)
+                    .bind(&s.explanation)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(SurveillanceRunId(run_id))
+    }
+
+    async fn surveillance_alerts(&self, limit: u32) -> StoreResult<Vec<StoredAlert>> {
+        let rows: Vec<AlertRow> = sqlx::query_as(sql::SURVEILLANCE_ALERTS)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(StoredAlert::from).collect())
+    }
 }
 
 /// Looks up the patients and local record ids a batch refers to.
@@ -920,4 +1000,41 @@ mod timeline {
     use crate::{StoreError, StoreResult};
 
     super::super::timeline::timeline_queries!(sqlx::PgConnection);
+}
+
+// ---- Surveillance (issue 6): reading the analysis extract ----
+
+/// Reads every table of an extract; `queries.params` are bound to the scoped statements.
+async fn read_extract_rows(
+    conn: &mut PgConnection,
+    queries: &sql::AnalysisQueries,
+) -> StoreResult<analysis::ExtractRows> {
+    let models: Vec<DeviceModelRow> = sqlx::query_as(&queries.device_models)
+        .fetch_all(&mut *conn)
+        .await?;
+    let providers = sqlx::query_as(&queries.providers)
+        .fetch_all(&mut *conn)
+        .await?;
+    let consultants = sqlx::query_as(&queries.consultants)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut procedures = sqlx::query_as(&queries.procedures);
+    let mut patients = sqlx::query_as(&queries.patients);
+    let mut implants = sqlx::query_as(&queries.implants);
+    let mut removals = sqlx::query_as(&queries.removals);
+    for param in &queries.params {
+        procedures = procedures.bind(param);
+        patients = patients.bind(param);
+        implants = implants.bind(param);
+        removals = removals.bind(param);
+    }
+    Ok(analysis::ExtractRows {
+        device_models: models.into_iter().map(DeviceModel::from).collect(),
+        providers,
+        consultants,
+        procedures: procedures.fetch_all(&mut *conn).await?,
+        patients: patients.fetch_all(&mut *conn).await?,
+        implants: implants.fetch_all(&mut *conn).await?,
+        removals: removals.fetch_all(&mut *conn).await?,
+    })
 }

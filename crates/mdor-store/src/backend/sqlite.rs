@@ -24,6 +24,10 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
+use crate::analysis::{
+    self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
+    StoredSignal, SurveillanceRunId,
+};
 use crate::load_schema;
 use crate::rows::*;
 use crate::sql::{self, Param};
@@ -60,7 +64,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // 64 MiB of page cache per connection (the default is 2 MiB): the registry's
             // indexes are read at random, and bulk loads and recalls stay in memory.
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Rows cross from SQLite's worker thread in a bounded channel; a deeper buffer
+            // lets large reads (the surveillance extract) stream without a wake-up per row.
+            .row_buffer_size(1024);
         // An in-memory database lives in one connection; WAL does not apply to it.
         let (connect, max_connections) = if in_memory {
             (connect.journal_mode(SqliteJournalMode::Memory), 1)
@@ -706,6 +713,79 @@ impl Store for SqliteStore {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
     }
+    // ---- Surveillance (issue 6) ----
+
+    async fn analysis_extract(&self, scope: &AnalysisScope) -> StoreResult<AnalysisExtract> {
+        // One read transaction, so that the tables are read from one snapshot.
+        let mut tx = self.pool.begin().await?;
+        let rows = read_extract_rows(&mut tx, &sql::analysis_queries(scope)).await?;
+        tx.commit().await?;
+        analysis::assemble(rows)
+    }
+
+    async fn surveillance_signals(&self) -> StoreResult<Vec<StoredSignal>> {
+        let rows: Vec<SignalRow> = sqlx::query_as(sql::SURVEILLANCE_SIGNALS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(StoredSignal::from).collect())
+    }
+
+    async fn save_surveillance_run(
+        &self,
+        run: &NewSurveillanceRun,
+    ) -> StoreResult<SurveillanceRunId> {
+        let mut tx = self.begin_write().await?;
+        let n_alerts = run.signals.iter().filter(|s| s.raise_alert).count() as i64;
+        let run_id: i64 = sqlx::query_scalar(sql::SURVEILLANCE_RUN_INSERT)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(run.as_of)
+            .bind(run.n_implants)
+            .bind(n_alerts)
+            .bind(&run.summary)
+            .fetch_one(&mut *tx)
+            .await?;
+        for s in &run.signals {
+            let signal_id: i64 = sqlx::query_scalar(sql::SURVEILLANCE_SIGNAL_UPSERT)
+                .bind(&s.method)
+                .bind(&s.subject_kind)
+                .bind(&s.subject)
+                .bind(&s.state)
+                .bind(s.since)
+                .bind(s.observed)
+                .bind(s.expected)
+                .bind(s.statistic)
+                .bind(s.critical_value)
+                .bind(&s.explanation)
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if s.raise_alert {
+                sqlx::query(sql::SURVEILLANCE_ALERT_INSERT)
+                    .bind(signal_id)
+                    .bind(run_id)
+                    .bind(run.finished_at)
+                    .bind(s.since)
+                    .bind(s.observed)
+                    .bind(s.expected)
+                    .bind(s.statistic)
+                    .bind(s.critical_value)
+                    .bind(&s.explanation)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(SurveillanceRunId(run_id))
+    }
+
+    async fn surveillance_alerts(&self, limit: u32) -> StoreResult<Vec<StoredAlert>> {
+        let rows: Vec<AlertRow> = sqlx::query_as(sql::SURVEILLANCE_ALERTS)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(StoredAlert::from).collect())
+    }
 }
 
 /// Writes one submission on a connection that is already inside a transaction or savepoint.
@@ -969,4 +1049,55 @@ mod timeline {
     use crate::{StoreError, StoreResult};
 
     super::super::timeline::timeline_queries!(sqlx::SqliteConnection);
+}
+
+// ---- Surveillance (issue 6): reading the analysis extract ----
+
+/// Reads every table of an extract; `queries.params` are bound to the scoped statements.
+async fn read_extract_rows(
+    conn: &mut SqliteConnection,
+    queries: &sql::AnalysisQueries,
+) -> StoreResult<analysis::ExtractRows> {
+    let models: Vec<DeviceModelRow> = sqlx::query_as(&queries.device_models)
+        .fetch_all(&mut *conn)
+        .await?;
+    let providers = sqlx::query_as(&queries.providers)
+        .fetch_all(&mut *conn)
+        .await?;
+    let consultants = sqlx::query_as(&queries.consultants)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut procedures = sqlx::query_as(&queries.procedures);
+    let mut patients = sqlx::query_as(&queries.patients);
+    let mut implants = sqlx::query_as(&queries.implants);
+    let mut removals = sqlx::query_as(&queries.removals);
+    for param in &queries.params {
+        procedures = procedures.bind(param);
+        patients = patients.bind(param);
+        implants = implants.bind(param);
+        removals = removals.bind(param);
+    }
+    let started = std::time::Instant::now();
+    let procedures = procedures.fetch_all(&mut *conn).await?;
+    let patients = patients.fetch_all(&mut *conn).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "procedures and patients read"
+    );
+    let started = std::time::Instant::now();
+    let implants = implants.fetch_all(&mut *conn).await?;
+    let removals = removals.fetch_all(&mut *conn).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "implants and removals read"
+    );
+    Ok(analysis::ExtractRows {
+        device_models: models.into_iter().map(DeviceModel::from).collect(),
+        providers,
+        consultants,
+        procedures,
+        patients,
+        implants,
+        removals,
+    })
 }

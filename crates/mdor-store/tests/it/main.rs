@@ -21,6 +21,7 @@ mod fixtures;
 mod harness;
 mod recall_cases;
 mod sqlite_file;
+mod surveillance;
 
 /// Generates, inside a backend's module, one test per case, named like the case. `fresh`
 /// cases get a store whose migrations have not been applied; `migrated` cases get a migrated
@@ -97,6 +98,8 @@ macro_rules! all_cases {
                 recall_cases::a_recall_case_narrows_by_expiry_window_and_serials,
                 recall_cases::recall_work_pages_by_provider_and_refresh_adds_only_late_implants,
                 recall_cases::recall_status_changes_only_from_the_expected_status_and_every_access_is_audited,
+                surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death,
+                surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,

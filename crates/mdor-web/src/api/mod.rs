@@ -7,6 +7,7 @@ mod patients;
 mod procedures;
 mod recall;
 mod recall_cases;
+mod survivorship;
 
 use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, header};
@@ -32,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/deaths", post(outcomes::record_death))
         .route("/api/v1/devices", post(devices::register_device))
         .route("/api/v1/devices/{udi_di}", get(devices::get_device))
+        .route(
+            "/api/v1/devices/{udi_di}/survivorship",
+            get(survivorship::get_survivorship),
+        )
         .route("/api/v1/recall", get(recall::recall))
         .route("/api/v1/patients/timeline", post(patients::timeline))
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
@@ -79,6 +84,7 @@ pub fn routes() -> Router<AppState> {
         recall_cases::work_page,
         recall_cases::worklist_csv,
         recall_cases::set_status,
+        survivorship::get_survivorship,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

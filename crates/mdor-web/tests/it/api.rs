@@ -52,6 +52,7 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
             ("GET", "/api/v1/recall-cases/1/patients"),
             ("GET", "/api/v1/recall-cases/1/worklist.csv"),
             ("POST", "/api/v1/recall-cases/1/patients/1/status"),
+            ("GET", "/api/v1/devices/05012345678900/survivorship"),
         ];
         let revoked = mdor_service::create_token(
             &app.ctx,
@@ -512,6 +513,68 @@ async fn devices_are_looked_up_in_the_register() {
         );
         let bad = app
             .get("/api/v1/devices/05012345678901", Some(&app.provider))
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.body["field"], "udi_di");
+    }
+}
+
+#[tokio::test]
+async fn a_devices_survivorship_is_reported_to_the_regulator_and_administrators_only() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let mut cups = Vec::new();
+        for k in 0..4 {
+            let created = create(&app, &nhs(30 + k), &format!("SURV-{k}")).await;
+            cups.push(created["implants"][0]["id"].as_i64().unwrap());
+        }
+        // One of the four cups implanted on 2024-06-01 is revised 365 days later.
+        let revision =
+            json!({ "nhs_number": nhs(30), "kind": "revision", "removal_date": "2025-06-01" });
+        let uri = format!("/api/v1/implants/{}/removals", cups[0]);
+        let reply = app.post(&uri, &app.provider, &revision, None).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+
+        let uri = "/api/v1/devices/05012345678900/survivorship";
+        for token in [&app.regulator, &app.admin] {
+            let reply = app.get(uri, Some(token)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            let body = &reply.body;
+            assert_eq!(body["unit"], "implant");
+            assert_eq!(body["device_types"], json!(["hip_cup"]));
+            assert_eq!(body["n_units"], 4);
+            assert_eq!(body["n_revisions"], 1);
+            let one = &body["estimates"][0];
+            assert_eq!(one["years"], 1);
+            assert_eq!(one["n_at_risk"], 3);
+            assert_eq!(one["kaplan_meier"]["estimate"], 0.25);
+            assert_eq!(one["competing_risks"]["estimate"], 0.25);
+            // Follow-up of implants from mid-2024 does not reach 5 years.
+            assert_eq!(body["estimates"][2]["years"], 5);
+            assert_eq!(body["estimates"][2]["kaplan_meier"], Value::Null);
+            // The cup is its class's only model.
+            assert_eq!(body["hazard_ratio"], Value::Null);
+            assert!(
+                body["warnings"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("no other devices in the class: no hazard ratio"))
+            );
+        }
+        let refused = app.get(uri, Some(&app.provider)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let unknown = app
+            .get(
+                "/api/v1/devices/05012345678924/survivorship",
+                Some(&app.regulator),
+            )
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        let bad = app
+            .get(
+                "/api/v1/devices/05012345678901/survivorship",
+                Some(&app.regulator),
+            )
             .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert_eq!(bad.body["field"], "udi_di");

@@ -1,0 +1,410 @@
+//! Surveillance analytics: survivorship of any grouping of devices, benchmark ratings,
+//! outlier detection for implants, providers and consultants, and sequential signals with
+//! state kept between runs. Methods, rules and thresholds are in `docs/surveillance.md`.
+//!
+//! Every analysis reads one pseudonymous extract from the store (`Store::analysis_extract`),
+//! builds the `extract::Cohort` once and calls `mdor-stats`; nothing here re-implements a
+//! statistical method.
+//!
+//! Invariant: reports are for analysts: regulators and administrators may read them;
+//! `run_surveillance` is an operator task (the CLI, or after a bulk load).
+
+mod extract;
+mod outliers;
+mod ratings;
+mod signals;
+mod survivorship;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use mdor_store::{AnalysisScope, NewSurveillanceRun, Role, SignalUpdate, StoredAlert};
+
+use crate::auth::Principal;
+use crate::ctx::Ctx;
+use crate::error::ServiceError;
+use crate::surveillance::extract::Cohort;
+
+pub use outliers::{
+    FunnelOutlier, FunnelSummary, ImplantOutlier, OutlierConfig, OutlierReport,
+    OverdispersionMethod,
+};
+pub use ratings::{DeviceRating, HorizonRule, RatingConfig, RatingLevel, RatingOutcome};
+pub use signals::{SignalResult, SignalSummary};
+pub use survivorship::{
+    DeviceGrouping, Estimate, HazardRatio, REPORT_YEARS, SurvivorshipPoint, SurvivorshipReport,
+};
+
+/// How long a survivorship report may reuse a cohort read earlier for the same scope and
+/// analysis date: reports may lag new records by this much, and in exchange a report on a
+/// national registry takes milliseconds instead of a read of the whole class.
+pub const COHORT_REUSE: Duration = Duration::from_secs(60);
+
+/// The cohorts read most recently, by scope and analysis date.
+#[derive(Default)]
+pub(crate) struct CohortCache {
+    entries: Mutex<Vec<CachedCohort>>,
+}
+
+struct CachedCohort {
+    scope: AnalysisScope,
+    as_of: NaiveDate,
+    read_at: Instant,
+    cohort: Arc<Cohort>,
+}
+
+/// At most this many cohorts are kept (one per device type in use is plenty).
+const MAX_CACHED_COHORTS: usize = 16;
+
+impl CohortCache {
+    fn get(&self, scope: &AnalysisScope, as_of: NaiveDate) -> Option<Arc<Cohort>> {
+        // A poisoned lock only means another report panicked; the entries are still whole.
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|c| &c.scope == scope && c.as_of == as_of && c.read_at.elapsed() < COHORT_REUSE)
+            .map(|c| Arc::clone(&c.cohort))
+    }
+
+    fn put(&self, scope: AnalysisScope, as_of: NaiveDate, read_at: Instant, cohort: Arc<Cohort>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|c| {
+            !(c.scope == scope && c.as_of == as_of) && c.read_at.elapsed() < COHORT_REUSE
+        });
+        if entries.len() >= MAX_CACHED_COHORTS {
+            entries.remove(0);
+        }
+        entries.push(CachedCohort {
+            scope,
+            as_of,
+            read_at,
+            cohort,
+        });
+    }
+}
+
+/// The cohort of `scope` as of `as_of`, reused when read within `COHORT_REUSE`.
+async fn cohort(
+    ctx: &Ctx,
+    scope: AnalysisScope,
+    as_of: NaiveDate,
+) -> Result<Arc<Cohort>, ServiceError> {
+    if let Some(cohort) = ctx.cohorts.get(&scope, as_of) {
+        return Ok(cohort);
+    }
+    let read_at = Instant::now();
+    let extract = ctx.store.analysis_extract(&scope).await?;
+    let cohort = Arc::new(Cohort::build(extract, as_of));
+    ctx.cohorts.put(scope, as_of, read_at, Arc::clone(&cohort));
+    Ok(cohort)
+}
+
+/// Thresholds of the sequential signals; the defaults are explained in `docs/surveillance.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalConfig {
+    /// The chance of any false alert within one family (device models, lots, providers,
+    /// consultants); each unit is tested at `alpha / units` (Bonferroni).
+    pub alpha: f64,
+    /// MaxSPRT upper limit `T` for a device model, in expected revisions.
+    pub maxsprt_upper_limit: f64,
+    /// Revisions needed before a MaxSPRT (model or lot) may signal, `M`.
+    pub maxsprt_min_events: u64,
+    /// MaxSPRT upper limit for a lot, in expected revisions.
+    pub lot_upper_limit: f64,
+    /// Lots with fewer implants are not monitored.
+    pub lot_min_implants: u64,
+    /// The odds ratio the CUSUM is tuned to detect, `R_A`.
+    pub cusum_odds_ratio: f64,
+    /// The CUSUM and funnel outcome: removal within this many days of the procedure.
+    pub outcome_days: i32,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        SignalConfig {
+            alpha: 0.05,
+            maxsprt_upper_limit: 100.0,
+            maxsprt_min_events: 3,
+            lot_upper_limit: 20.0,
+            lot_min_implants: 10,
+            cusum_odds_ratio: 2.0,
+            outcome_days: 730,
+        }
+    }
+}
+
+/// Everything a surveillance run can be told.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SurveillanceConfig {
+    /// The analysis date; the context's clock when `None`.
+    pub as_of: Option<NaiveDate>,
+    pub signals: SignalConfig,
+    pub outliers: OutlierConfig,
+    pub ratings: RatingConfig,
+}
+
+/// What one surveillance run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SurveillanceRun {
+    pub run_id: i64,
+    pub as_of: NaiveDate,
+    pub n_implants: usize,
+    pub n_procedures: usize,
+    /// Signals raised by this run (new, or renewed after being cleared).
+    pub new_alerts: Vec<SignalResult>,
+    /// Every subject signalling now, including those already alerted in earlier runs.
+    pub signalling: Vec<SignalResult>,
+    /// Subjects that were signalled before and no longer are, as `kind subject`.
+    pub cleared: Vec<String>,
+    pub signal_summary: SignalSummary,
+    pub outliers: OutlierReport,
+    pub ratings: Vec<DeviceRating>,
+    /// Seconds spent reading the extract, and analysing.
+    pub seconds_reading: f64,
+    pub seconds_analysing: f64,
+}
+
+/// The survivorship report of a grouping of devices, as of the context's clock, from data read
+/// at most `COHORT_REUSE` ago.
+#[tracing::instrument(skip_all)]
+pub async fn device_survivorship(
+    ctx: &Ctx,
+    principal: &Principal,
+    grouping: &DeviceGrouping,
+) -> Result<SurvivorshipReport, ServiceError> {
+    principal.require(&[Role::Regulator, Role::Admin], "read survivorship reports")?;
+    let scope = scope_of(ctx, grouping).await?;
+    let cohort = cohort(ctx, scope, ctx.today()).await?;
+    survivorship::survivorship(&cohort, grouping)
+}
+
+/// The survivorship report for an operator (the CLI), who has no token.
+pub async fn operator_survivorship(
+    ctx: &Ctx,
+    grouping: &DeviceGrouping,
+) -> Result<SurvivorshipReport, ServiceError> {
+    let scope = scope_of(ctx, grouping).await?;
+    let cohort = cohort(ctx, scope, ctx.today()).await?;
+    survivorship::survivorship(&cohort, grouping)
+}
+
+/// The narrowest extract a grouping needs: its device type for a model or a type.
+async fn scope_of(ctx: &Ctx, grouping: &DeviceGrouping) -> Result<AnalysisScope, ServiceError> {
+    Ok(match grouping {
+        DeviceGrouping::Model(udi_di) => {
+            let model = ctx
+                .store
+                .device_model(udi_di)
+                .await?
+                .ok_or(ServiceError::NotFound {
+                    what: "device model",
+                })?;
+            AnalysisScope::DeviceTypes(vec![model.device_type])
+        }
+        DeviceGrouping::DeviceType(device_type) => {
+            AnalysisScope::DeviceTypes(vec![device_type.clone()])
+        }
+        _ => AnalysisScope::All,
+    })
+}
+
+/// The most recent alerts, newest first, for the regulator or an administrator.
+pub async fn surveillance_alerts(
+    ctx: &Ctx,
+    principal: &Principal,
+    limit: u32,
+) -> Result<Vec<StoredAlert>, ServiceError> {
+    principal.require(&[Role::Regulator, Role::Admin], "read surveillance alerts")?;
+    Ok(ctx.store.surveillance_alerts(limit.clamp(1, 1000)).await?)
+}
+
+/// The most recent alerts for an operator (the CLI).
+pub async fn latest_alerts(ctx: &Ctx, limit: u32) -> Result<Vec<StoredAlert>, ServiceError> {
+    Ok(ctx.store.surveillance_alerts(limit.clamp(1, 1000)).await?)
+}
+
+/// Runs every surveillance method over the whole registry, compares the signals with the
+/// state kept from earlier runs, and records the run with any new alerts. An operator task:
+/// run from the CLI, or after a bulk load.
+#[tracing::instrument(skip_all)]
+pub async fn run_surveillance(
+    ctx: &Ctx,
+    config: &SurveillanceConfig,
+) -> Result<SurveillanceRun, ServiceError> {
+    check_config(config)?;
+    let started_at = ctx.now();
+    let as_of = config.as_of.unwrap_or_else(|| ctx.today());
+    let clock = Instant::now();
+    let extract = ctx.store.analysis_extract(&AnalysisScope::All).await?;
+    let seconds_reading = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let phase = Instant::now();
+    let cohort = Cohort::build(extract, as_of);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "cohort built");
+    let phase = Instant::now();
+    let risks = signals::ProcedureRisks::fit(&cohort, config.signals.outcome_days);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "risk model fitted");
+    let phase = Instant::now();
+    let (signalling, signal_summary) = signals::detect(&cohort, &config.signals, risks.as_ref());
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "signals detected");
+    let phase = Instant::now();
+    let outliers = outliers::detect(
+        &cohort,
+        &config.outliers,
+        risks.as_ref(),
+        config.signals.outcome_days,
+    );
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "outliers detected");
+    let phase = Instant::now();
+    let ratings = ratings::rate(&cohort, &config.ratings);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "ratings made");
+    let seconds_analysing = clock.elapsed().as_secs_f64();
+    tracing::info!(
+        implants = cohort.implants.len(),
+        signalling = signalling.len(),
+        seconds_reading,
+        seconds_analysing,
+        "surveillance analysed"
+    );
+
+    let stored = ctx.store.surveillance_signals().await?;
+    let mut previous: HashMap<(String, String, String), String> = stored
+        .iter()
+        .map(|s| {
+            (
+                (s.method.clone(), s.subject_kind.clone(), s.subject.clone()),
+                s.state.clone(),
+            )
+        })
+        .collect();
+    let mut updates = Vec::new();
+    let mut new_alerts = Vec::new();
+    for signal in &signalling {
+        let key = (
+            signal.method.to_string(),
+            signal.subject_kind.to_string(),
+            signal.subject.clone(),
+        );
+        let raise_alert = previous.remove(&key).as_deref() != Some("signalled");
+        if raise_alert {
+            new_alerts.push(signal.clone());
+        }
+        updates.push(SignalUpdate {
+            method: signal.method.to_string(),
+            subject_kind: signal.subject_kind.to_string(),
+            subject: signal.subject.clone(),
+            state: "signalled".into(),
+            since: signal.since,
+            observed: signal.observed,
+            expected: signal.expected,
+            statistic: signal.statistic,
+            critical_value: signal.critical_value,
+            explanation: signal.explanation.clone(),
+            raise_alert,
+        });
+    }
+    let mut cleared = Vec::new();
+    for s in stored.iter().filter(|s| s.state == "signalled") {
+        let key = (s.method.clone(), s.subject_kind.clone(), s.subject.clone());
+        if previous.contains_key(&key) {
+            cleared.push(format!("{} {}", s.subject_kind, s.subject));
+            updates.push(SignalUpdate {
+                method: s.method.clone(),
+                subject_kind: s.subject_kind.clone(),
+                subject: s.subject.clone(),
+                state: "cleared".into(),
+                since: s.since,
+                observed: s.observed,
+                expected: s.expected,
+                statistic: s.statistic,
+                critical_value: s.critical_value,
+                explanation: format!("no longer signalling as of {as_of}; was: {}", s.explanation),
+                raise_alert: false,
+            });
+        }
+    }
+    let mut run = SurveillanceRun {
+        run_id: 0,
+        as_of,
+        n_implants: cohort.implants.len(),
+        n_procedures: cohort.procedures.len(),
+        new_alerts,
+        signalling,
+        cleared,
+        signal_summary,
+        outliers,
+        ratings,
+        seconds_reading,
+        seconds_analysing,
+    };
+    let summary = serde_json::json!({
+        "as_of": run.as_of,
+        "n_implants": run.n_implants,
+        "n_procedures": run.n_procedures,
+        "signal_summary": run.signal_summary,
+        "signalling": run.signalling.len(),
+        "new_alerts": run.new_alerts.len(),
+        "cleared": run.cleared,
+        "outliers": run.outliers,
+    });
+    let id = ctx
+        .store
+        .save_surveillance_run(&NewSurveillanceRun {
+            started_at,
+            finished_at: ctx.now(),
+            as_of,
+            n_implants: run.n_implants as i64,
+            summary: summary.to_string(),
+            signals: updates,
+        })
+        .await?;
+    run.run_id = id.0;
+    Ok(run)
+}
+
+fn check_config(config: &SurveillanceConfig) -> Result<(), ServiceError> {
+    let s = &config.signals;
+    let problems = [
+        (
+            "alpha",
+            s.alpha > 0.0 && s.alpha < 1.0,
+            "alpha must lie strictly between 0 and 1",
+        ),
+        (
+            "maxsprt_upper_limit",
+            s.maxsprt_upper_limit > 0.0 && s.maxsprt_upper_limit <= 1000.0,
+            "the MaxSPRT upper limit must lie in (0, 1000] expected events",
+        ),
+        (
+            "lot_upper_limit",
+            s.lot_upper_limit > 0.0 && s.lot_upper_limit <= 1000.0,
+            "the lot MaxSPRT upper limit must lie in (0, 1000] expected events",
+        ),
+        (
+            "maxsprt_min_events",
+            s.maxsprt_min_events >= 1,
+            "at least one event is needed before a signal",
+        ),
+        (
+            "cusum_odds_ratio",
+            s.cusum_odds_ratio > 1.0 && s.cusum_odds_ratio.is_finite(),
+            "the CUSUM odds ratio must be greater than 1",
+        ),
+        (
+            "outcome_days",
+            s.outcome_days >= 1,
+            "the outcome window must be at least one day",
+        ),
+    ];
+    for (field, ok, message) in problems {
+        if !ok {
+            return Err(ServiceError::invalid(field, "out_of_range", message));
+        }
+    }
+    outliers::check_config(&config.outliers)?;
+    ratings::check_config(&config.ratings)
+}

@@ -1,0 +1,461 @@
+//! Survivorship of a group of devices: cumulative revision as 1 − Kaplan–Meier and as the
+//! Aalen–Johansen cumulative incidence with death competing, at 1, 3, 5, 10 and 15 years with
+//! 95% intervals and numbers at risk, and the hazard ratio against the rest of the class from
+//! a Cox model adjusted for age and sex.
+//!
+//! The unit is the implant for a model, brand, manufacturer or device type, and the construct
+//! (the procedure's components of the combination's device types) for a combination; the
+//! construct's event is the first removal of any of those components. The class is every
+//! implant (construct) of the same device type(s). No indication is recorded in the registry,
+//! so the Cox model adjusts for age and sex only and, when the group spans several device
+//! types, is stratified by device type (separate baseline hazards).
+
+use serde::Serialize;
+
+use mdor_domain::UdiDi;
+use mdor_stats::{
+    CiTransform, CompetingRisksData, CoxOptions, KaplanMeier, KaplanMeierOptions, SurvivalData,
+    aalen_johansen, cox_regression, kaplan_meier,
+};
+
+use crate::error::ServiceError;
+use crate::surveillance::extract::{Cohort, DAYS_PER_YEAR, Exit};
+
+/// The years at which survivorship is reported.
+pub const REPORT_YEARS: [u32; 5] = [1, 3, 5, 10, 15];
+
+/// Below this many at risk an estimate is reported with a warning.
+const FEW_AT_RISK: u64 = 20;
+
+/// Which devices a survivorship report is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceGrouping {
+    /// One device model (UDI-DI).
+    Model(UdiDi),
+    /// Every model of one brand of one manufacturer.
+    Brand { manufacturer: String, brand: String },
+    /// Every model of one manufacturer.
+    Manufacturer(String),
+    /// Every model of one device type (the class itself: no hazard ratio).
+    DeviceType(String),
+    /// Procedures with a component matching each part (e.g. a stem model and a cup brand),
+    /// followed as one construct. Parts cannot themselves be combinations.
+    Combination(Vec<DeviceGrouping>),
+}
+
+/// A survivorship report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SurvivorshipReport {
+    /// What was analysed, in words.
+    pub grouping: String,
+    /// `implant` or `construct`.
+    pub unit: &'static str,
+    /// The device types making up the class.
+    pub device_types: Vec<String>,
+    /// The analysis date: follow-up is censored here.
+    pub as_of: chrono::NaiveDate,
+    pub n_units: u64,
+    pub n_revisions: u64,
+    /// Deaths before any revision (censored for Kaplan–Meier, competing for Aalen–Johansen).
+    pub n_deaths: u64,
+    /// One row per reported year.
+    pub estimates: Vec<SurvivorshipPoint>,
+    /// Against the rest of the class; `None` with a warning when it cannot be estimated.
+    pub hazard_ratio: Option<HazardRatio>,
+    /// Small numbers, estimates that could not be made, and why.
+    pub warnings: Vec<String>,
+}
+
+/// Cumulative revision at one time.
+#[derive(Debug, Clone, Serialize)]
+pub struct SurvivorshipPoint {
+    pub years: u32,
+    /// Units still under observation at that time.
+    pub n_at_risk: u64,
+    /// `1 − S(t)` with its 95% interval (log transform); `None` beyond the last follow-up.
+    pub kaplan_meier: Option<Estimate>,
+    /// Aalen–Johansen cumulative incidence of revision with death competing.
+    pub competing_risks: Option<Estimate>,
+}
+
+/// A proportion with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// The group's hazard of revision relative to the rest of its class.
+#[derive(Debug, Clone, Serialize)]
+pub struct HazardRatio {
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// Two-sided Wald p-value.
+    pub p_value: f64,
+    /// Units in the rest of the class.
+    pub n_comparator: u64,
+    pub n_comparator_revisions: u64,
+    /// The covariates besides group membership.
+    pub adjusted_for: Vec<&'static str>,
+    /// Whether separate baseline hazards were fitted per device type.
+    pub stratified_by_device_type: bool,
+}
+
+/// One unit of the class: follow-up, exit and covariates.
+struct Unit {
+    years: f64,
+    exit: Exit,
+    age: f64,
+    male: bool,
+    in_group: bool,
+    stratum: u32,
+}
+
+/// Computes the report for `grouping` over the cohort.
+pub(crate) fn survivorship(
+    cohort: &Cohort,
+    grouping: &DeviceGrouping,
+) -> Result<SurvivorshipReport, ServiceError> {
+    let (units, class_types, unit) = match grouping {
+        DeviceGrouping::Combination(parts) => {
+            let (units, types) = construct_units(cohort, parts)?;
+            (units, types, "construct")
+        }
+        single => {
+            let (units, types) = implant_units(cohort, single)?;
+            (units, types, "implant")
+        }
+    };
+    let mut warnings = Vec::new();
+    let group: Vec<&Unit> = units.iter().filter(|u| u.in_group).collect();
+    let time: Vec<f64> = group.iter().map(|u| u.years).collect();
+    let revised: Vec<bool> = group.iter().map(|u| u.exit == Exit::Revision).collect();
+    let cause: Vec<u32> = group.iter().map(|u| u.exit.cause()).collect();
+    let km = SurvivalData::from_vecs(time.clone(), revised.clone())
+        .and_then(|data| kaplan_meier(&data, KaplanMeierOptions::default()))
+        .map_err(|e| ServiceError::Input(format!("survival analysis failed: {e}")))?;
+    let aj = CompetingRisksData::new(&time, &cause)
+        .and_then(|data| aalen_johansen(&data, 0.95, CiTransform::Log))
+        .map_err(|e| ServiceError::Input(format!("competing-risks analysis failed: {e}")))?;
+    let estimates = REPORT_YEARS
+        .iter()
+        .map(|&years| point(&km, &aj, years, &mut warnings))
+        .collect();
+    let hazard_ratio = match grouping {
+        DeviceGrouping::DeviceType(_) => {
+            warnings.push("the group is the whole class: no hazard ratio against it".into());
+            None
+        }
+        _ => hazard_ratio(&units, class_types.len() > 1, &mut warnings),
+    };
+    Ok(SurvivorshipReport {
+        grouping: describe(cohort, grouping),
+        unit,
+        device_types: class_types
+            .iter()
+            .map(|&t| cohort.device_types[t as usize].clone())
+            .collect(),
+        as_of: cohort.as_of,
+        n_units: group.len() as u64,
+        n_revisions: revised.iter().filter(|&&r| r).count() as u64,
+        n_deaths: cause.iter().filter(|&&c| c == 2).count() as u64,
+        estimates,
+        hazard_ratio,
+        warnings,
+    })
+}
+
+/// Which models a single (non-combination) grouping selects.
+pub(crate) fn models_matching(
+    cohort: &Cohort,
+    grouping: &DeviceGrouping,
+) -> Result<Vec<bool>, ServiceError> {
+    let matches: Vec<bool> = cohort
+        .models
+        .iter()
+        .map(|m| match grouping {
+            DeviceGrouping::Model(udi) => m.udi_di == udi.as_str(),
+            DeviceGrouping::Brand {
+                manufacturer,
+                brand,
+            } => &m.manufacturer == manufacturer && &m.brand == brand,
+            DeviceGrouping::Manufacturer(manufacturer) => &m.manufacturer == manufacturer,
+            DeviceGrouping::DeviceType(device_type) => &m.device_type == device_type,
+            DeviceGrouping::Combination(_) => false,
+        })
+        .collect();
+    if matches!(grouping, DeviceGrouping::Combination(_)) {
+        return Err(ServiceError::invalid(
+            "grouping",
+            "nested_combination",
+            "a combination's parts cannot be combinations",
+        ));
+    }
+    if !matches.iter().any(|&m| m) {
+        return Err(ServiceError::NotFound {
+            what: "device model",
+        });
+    }
+    Ok(matches)
+}
+
+/// The device types of the selected models, in index order.
+fn types_of(cohort: &Cohort, selected: &[bool]) -> Vec<u32> {
+    let mut present = vec![false; cohort.device_types.len()];
+    for (m, &s) in selected.iter().enumerate() {
+        if s {
+            present[cohort.model_type[m] as usize] = true;
+        }
+    }
+    (0..present.len() as u32)
+        .filter(|&t| present[t as usize])
+        .collect()
+}
+
+fn implant_units(
+    cohort: &Cohort,
+    grouping: &DeviceGrouping,
+) -> Result<(Vec<Unit>, Vec<u32>), ServiceError> {
+    let selected = models_matching(cohort, grouping)?;
+    let class_types = types_of(cohort, &selected);
+    let mut in_class = vec![false; cohort.device_types.len()];
+    for &t in &class_types {
+        in_class[t as usize] = true;
+    }
+    let units: Vec<Unit> = cohort
+        .implants
+        .iter()
+        .filter(|i| in_class[cohort.implant_type(i) as usize])
+        .map(|i| {
+            let procedure = &cohort.procedures[i.procedure as usize];
+            Unit {
+                years: i.years(),
+                exit: i.exit,
+                age: procedure.age,
+                male: procedure.male,
+                in_group: selected[i.model as usize],
+                stratum: cohort.implant_type(i),
+            }
+        })
+        .collect();
+    if !units.iter().any(|u| u.in_group) {
+        return Err(ServiceError::NotFound { what: "implant" });
+    }
+    Ok((units, class_types))
+}
+
+fn construct_units(
+    cohort: &Cohort,
+    parts: &[DeviceGrouping],
+) -> Result<(Vec<Unit>, Vec<u32>), ServiceError> {
+    if parts.len() < 2 {
+        return Err(ServiceError::invalid(
+            "grouping",
+            "too_few_parts",
+            "a combination needs at least two parts",
+        ));
+    }
+    let mut selected = Vec::with_capacity(parts.len());
+    let mut part_types = Vec::with_capacity(parts.len());
+    for part in parts {
+        let s = models_matching(cohort, part)?;
+        part_types.push(types_of(cohort, &s));
+        selected.push(s);
+    }
+    let mut class_types: Vec<u32> = part_types.iter().flatten().copied().collect();
+    class_types.sort_unstable();
+    class_types.dedup();
+    let mut in_construct = vec![false; cohort.device_types.len()];
+    for &t in &class_types {
+        in_construct[t as usize] = true;
+    }
+    let mut units = Vec::new();
+    for procedure in &cohort.procedures {
+        let implants =
+            &cohort.implants[procedure.implants.start as usize..procedure.implants.end as usize];
+        let has_type = |types: &[u32]| {
+            implants
+                .iter()
+                .any(|i| types.contains(&cohort.implant_type(i)))
+        };
+        if !part_types.iter().all(|types| has_type(types)) {
+            continue;
+        }
+        let in_group = selected
+            .iter()
+            .all(|s| implants.iter().any(|i| s[i.model as usize]));
+        let components = implants
+            .iter()
+            .filter(|i| in_construct[cohort.implant_type(i) as usize]);
+        let first_revision = components
+            .filter(|i| i.exit == Exit::Revision)
+            .map(|i| i.exit_day)
+            .min();
+        let (exit_day, exit) = match (first_revision, procedure.death_day) {
+            (Some(r), Some(d)) if d < r => (d, Exit::Death),
+            (Some(r), _) => (r, Exit::Revision),
+            (None, Some(d)) => (d, Exit::Death),
+            (None, None) => (cohort.as_of_day, Exit::Censored),
+        };
+        units.push(Unit {
+            years: f64::from((exit_day - procedure.start_day).max(0)) / DAYS_PER_YEAR,
+            exit,
+            age: procedure.age,
+            male: procedure.male,
+            in_group,
+            stratum: 0,
+        });
+    }
+    if !units.iter().any(|u| u.in_group) {
+        return Err(ServiceError::NotFound {
+            what: "procedure with this combination",
+        });
+    }
+    Ok((units, class_types))
+}
+
+fn point(
+    km: &KaplanMeier,
+    aj: &mdor_stats::CumulativeIncidence,
+    years: u32,
+    warnings: &mut Vec<String>,
+) -> SurvivorshipPoint {
+    let t = f64::from(years);
+    let km_point = km.cumulative_revision_at(&[t])[0];
+    let n_at_risk = km_point.map_or(0, |p| p.n_risk);
+    let competing_risks = incidence_at(aj, t);
+    match km_point {
+        None => warnings.push(format!("no follow-up reaches {years} years")),
+        Some(_) if n_at_risk < FEW_AT_RISK => warnings.push(format!(
+            "only {n_at_risk} at risk at {years} years: the estimate is imprecise"
+        )),
+        Some(_) => {}
+    }
+    SurvivorshipPoint {
+        years,
+        n_at_risk,
+        kaplan_meier: km_point.map(|p| Estimate {
+            estimate: p.estimate,
+            lower: p.lower,
+            upper: p.upper,
+        }),
+        competing_risks,
+    }
+}
+
+/// The cumulative incidence of revision (cause 1) at `t`, or `None` beyond the last exit time.
+pub(crate) fn incidence_at(aj: &mdor_stats::CumulativeIncidence, t: f64) -> Option<Estimate> {
+    let last = *aj.time.last()?;
+    if t > last {
+        return None;
+    }
+    let after = aj.time.partition_point(|&x| x <= t);
+    let Some(revision) = aj.causes.first() else {
+        // No cause was observed at all: nothing was revised.
+        return Some(Estimate {
+            estimate: 0.0,
+            lower: 0.0,
+            upper: 0.0,
+        });
+    };
+    if after == 0 {
+        return Some(Estimate {
+            estimate: 0.0,
+            lower: 0.0,
+            upper: 0.0,
+        });
+    }
+    let j = after - 1;
+    Some(Estimate {
+        estimate: revision.incidence[j],
+        lower: revision.lower[j],
+        upper: revision.upper[j],
+    })
+}
+
+fn hazard_ratio(
+    units: &[Unit],
+    stratified: bool,
+    warnings: &mut Vec<String>,
+) -> Option<HazardRatio> {
+    let comparator: Vec<&Unit> = units.iter().filter(|u| !u.in_group).collect();
+    if comparator.is_empty() {
+        warnings.push("no other devices in the class: no hazard ratio".into());
+        return None;
+    }
+    let time: Vec<f64> = units.iter().map(|u| u.years).collect();
+    let event: Vec<bool> = units.iter().map(|u| u.exit == Exit::Revision).collect();
+    let mut covariates = Vec::with_capacity(units.len() * 3);
+    for u in units {
+        covariates.push(if u.in_group { 1.0 } else { 0.0 });
+        covariates.push(u.age);
+        covariates.push(if u.male { 1.0 } else { 0.0 });
+    }
+    // A covariate that does not vary (one sex only, as for breast implants) cannot be fitted.
+    let varies = |k: usize| {
+        let first = covariates[k];
+        covariates.iter().skip(k).step_by(3).any(|&v| v != first)
+    };
+    let keep: Vec<usize> = (0..3).filter(|&k| k == 0 || varies(k)).collect();
+    let covariates: Vec<f64> = covariates
+        .chunks(3)
+        .flat_map(|row| keep.iter().map(move |&k| row[k]))
+        .collect();
+    let strata: Option<Vec<u32>> = stratified.then(|| units.iter().map(|u| u.stratum).collect());
+    let fit = SurvivalData::from_vecs(time, event).and_then(|data| {
+        cox_regression(
+            &data,
+            &covariates,
+            keep.len(),
+            strata.as_deref(),
+            CoxOptions::default(),
+        )
+    });
+    match fit {
+        Ok(fit) => Some(HazardRatio {
+            estimate: fit.hazard_ratios[0],
+            lower: fit.hazard_ratio_lower[0],
+            upper: fit.hazard_ratio_upper[0],
+            p_value: fit.p_values[0],
+            n_comparator: comparator.len() as u64,
+            n_comparator_revisions: comparator
+                .iter()
+                .filter(|u| u.exit == Exit::Revision)
+                .count() as u64,
+            adjusted_for: keep[1..]
+                .iter()
+                .map(|&k| if k == 1 { "age" } else { "sex" })
+                .collect(),
+            stratified_by_device_type: stratified,
+        }),
+        Err(error) => {
+            warnings.push(format!("hazard ratio not estimated: {error}"));
+            None
+        }
+    }
+}
+
+fn describe(cohort: &Cohort, grouping: &DeviceGrouping) -> String {
+    match grouping {
+        DeviceGrouping::Model(udi) => match cohort.models.iter().find(|m| m.udi_di == udi.as_str())
+        {
+            Some(m) => format!(
+                "model {} ({} {} {}, {})",
+                m.udi_di, m.manufacturer, m.brand, m.model, m.device_type
+            ),
+            None => format!("model {}", udi.as_str()),
+        },
+        DeviceGrouping::Brand {
+            manufacturer,
+            brand,
+        } => format!("brand {brand} ({manufacturer})"),
+        DeviceGrouping::Manufacturer(manufacturer) => format!("manufacturer {manufacturer}"),
+        DeviceGrouping::DeviceType(device_type) => format!("device type {device_type}"),
+        DeviceGrouping::Combination(parts) => {
+            let parts: Vec<String> = parts.iter().map(|p| describe(cohort, p)).collect();
+            format!("combination of {}", parts.join(" + "))
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Conformance cases for surveillance storage: the pseudonymous analysis extract (joins,
+//! scope, lot dictionary) and signal state kept between runs with its alerts.
+
+use mdor_domain::Sex;
+use mdor_domain::record::RemovalKind;
+use mdor_store::{
+    AnalysisScope, NewRemoval, NewSurveillanceRun, SignalUpdate, Store, SurveillanceRunId,
+};
+
+use crate::fixtures::*;
+
+pub async fn analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death(
+    store: &dyn Store,
+) {
+    let provider = add_provider(store, "RXX").await;
+    let revising = add_provider(store, "RYY").await;
+    let stem = udi(10);
+    let stem_id = add_device_model(store, &stem).await;
+    let unregistered = udi(11);
+    let mut prepared = prepare(
+        submission(
+            patient(&nhs(1), date(1950, 3, 14)),
+            procedure("RXX", "A-1", date(2020, 3, 14)),
+            vec![
+                manual_device(&stem, Some("LOT1"), None, None),
+                manual_device(&unregistered, Some("LOT1"), None, None),
+            ],
+        ),
+        provider,
+        &[Some(stem_id), None],
+    );
+    prepared.submission.patient.sex = Sex::Male;
+    let first = store.insert_submission(&prepared, None).await.unwrap();
+    let second = store
+        .insert_submission(
+            &prepare(
+                submission(
+                    patient(&nhs(2), date(1960, 1, 1)),
+                    procedure("RXX", "A-2", date(2021, 1, 1)),
+                    vec![manual_device(&stem, None, None, None)],
+                ),
+                provider,
+                &[Some(stem_id)],
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let record = store.procedure(first).await.unwrap().unwrap();
+    let removed = record.implants[0].id;
+    store
+        .insert_removals(
+            &[NewRemoval {
+                implant: removed,
+                kind: RemovalKind::Explant,
+                removal_date: date(2022, 5, 1),
+                reason: None,
+                revising_provider: revising,
+                recorded_at: instant(2022, 5, 2, 9),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let bounds = store
+        .patient_timeline_bounds(&nhs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .record_death(bounds.patient, date(2023, 2, 1), None)
+        .await
+        .unwrap();
+
+    let extract = store.analysis_extract(&AnalysisScope::All).await.unwrap();
+    assert_eq!(extract.device_models.len(), 1);
+    assert_eq!(extract.device_models[0].udi_di, stem.as_str());
+    let providers: Vec<&str> = extract.providers.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(providers, ["RXX", "RYY"]);
+    assert_eq!(extract.consultants.len(), 1);
+    assert_eq!(extract.consultants[0].1, "7654321");
+    assert_eq!(extract.lots, ["LOT1"]);
+    assert_eq!(extract.implants.len(), 3);
+    let a = &extract.implants[0];
+    assert_eq!(a.implant, removed);
+    assert_eq!(a.procedure, first);
+    assert_eq!(a.position, 0);
+    assert_eq!(a.procedure_date, date(2020, 3, 14));
+    assert_eq!(a.device_model, Some(stem_id));
+    assert_eq!(a.lot, Some(0));
+    assert_eq!(a.provider, provider);
+    assert_eq!(a.consultant, extract.consultants[0].0);
+    // 70 years less the leap days' quarter: 25,568 days / 365.25.
+    assert!((a.age_at_procedure - 25_568.0 / 365.25).abs() < 1e-12);
+    assert_eq!(a.sex, Sex::Male);
+    assert_eq!(a.removal, Some((date(2022, 5, 1), RemovalKind::Explant)));
+    assert_eq!(a.date_of_death, Some(date(2023, 2, 1)));
+    let b = &extract.implants[1];
+    assert_eq!((b.position, b.device_model, b.removal), (1, None, None));
+    assert_eq!(b.date_of_death, Some(date(2023, 2, 1)));
+    let c = &extract.implants[2];
+    assert_eq!(c.procedure, second);
+    assert_eq!(
+        (c.sex, c.lot, c.device_model),
+        (Sex::Female, None, Some(stem_id))
+    );
+    assert_eq!((c.removal, c.date_of_death), (None, None));
+
+    // A device-type scope keeps only registered implants of that type.
+    let hips = store
+        .analysis_extract(&AnalysisScope::DeviceTypes(vec!["hip_stem".into()]))
+        .await
+        .unwrap();
+    let ids: Vec<_> = hips.implants.iter().map(|i| i.implant).collect();
+    assert_eq!(ids, [a.implant, c.implant]);
+    assert_eq!(hips.implants[0], extract.implants[0]);
+    let none = store
+        .analysis_extract(&AnalysisScope::DeviceTypes(vec!["pacemaker".into()]))
+        .await
+        .unwrap();
+    assert!(none.implants.is_empty());
+}
+
+fn update(subject: &str, state: &str, raise_alert: bool, statistic: f64) -> SignalUpdate {
+    SignalUpdate {
+        method: "maxsprt".into(),
+        subject_kind: "device_model".into(),
+        subject: subject.into(),
+        state: state.into(),
+        since: date(2024, 3, 1),
+        observed: 12.0,
+        expected: 3.5,
+        statistic,
+        critical_value: 4.2,
+        explanation: format!("{subject} signalled"),
+        raise_alert,
+    }
+}
+
+fn run(day: u32, signals: Vec<SignalUpdate>) -> NewSurveillanceRun {
+    NewSurveillanceRun {
+        started_at: instant(2026, 11, day, 8),
+        finished_at: instant(2026, 11, day, 9),
+        as_of: date(2026, 11, day),
+        n_implants: 100,
+        summary: "{}".into(),
+        signals,
+    }
+}
+
+pub async fn surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts(
+    store: &dyn Store,
+) {
+    assert!(store.surveillance_signals().await.unwrap().is_empty());
+    let first = store
+        .save_surveillance_run(&run(1, vec![update("A", "signalled", true, 9.0)]))
+        .await
+        .unwrap();
+    let second = store
+        .save_surveillance_run(&run(
+            2,
+            vec![
+                update("A", "signalled", false, 11.0),
+                update("B", "signalled", true, 5.0),
+            ],
+        ))
+        .await
+        .unwrap();
+    let third = store
+        .save_surveillance_run(&run(3, vec![update("A", "cleared", false, 1.0)]))
+        .await
+        .unwrap();
+    assert!(first < second && second < third);
+
+    let signals = store.surveillance_signals().await.unwrap();
+    assert_eq!(signals.len(), 2);
+    let a = &signals[0];
+    assert_eq!((a.subject.as_str(), a.state.as_str()), ("A", "cleared"));
+    assert_eq!((a.first_run, a.last_run), (first, third));
+    assert_eq!(a.statistic, 1.0);
+    let b = &signals[1];
+    assert_eq!((b.first_run, b.last_run), (second, second));
+    assert_eq!(b.since, date(2024, 3, 1));
+
+    let alerts = store.surveillance_alerts(10).await.unwrap();
+    let raised: Vec<(&str, SurveillanceRunId)> =
+        alerts.iter().map(|a| (a.subject.as_str(), a.run)).collect();
+    assert_eq!(raised, [("B", second), ("A", first)]);
+    assert_eq!(alerts[1].statistic, 9.0);
+    assert_eq!(alerts[1].explanation, "A signalled");
+    assert_eq!(alerts[1].raised_at, instant(2026, 11, 1, 9));
+    assert_eq!(store.surveillance_alerts(1).await.unwrap().len(), 1);
+}
