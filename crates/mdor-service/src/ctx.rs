@@ -7,12 +7,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use mdor_store::{Backend, Counts, Store};
 
 use crate::error::ServiceError;
+use crate::submissions::SubmissionSettings;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Clone)]
 pub struct Ctx {
     pub(crate) store: Arc<dyn Store>,
     clock: fn() -> DateTime<Utc>,
+    pub(crate) submissions: Arc<SubmissionSettings>,
 }
 
 impl Ctx {
@@ -20,12 +22,28 @@ impl Ctx {
         Ctx {
             store,
             clock: Utc::now,
+            submissions: Arc::new(SubmissionSettings::default()),
         }
+    }
+
+    /// The same context with these bulk submission settings (spool directory, upload limit,
+    /// chunk size, dataset definitions).
+    pub fn with_submissions(mut self, settings: SubmissionSettings) -> Ctx {
+        self.submissions = Arc::new(settings);
+        self
+    }
+
+    pub fn submission_settings(&self) -> &SubmissionSettings {
+        &self.submissions
     }
 
     /// A context whose clock is fixed, for tests of date rules.
     pub fn with_clock(store: Arc<dyn Store>, clock: fn() -> DateTime<Utc>) -> Ctx {
-        Ctx { store, clock }
+        Ctx {
+            store,
+            clock,
+            submissions: Arc::new(SubmissionSettings::default()),
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -16,6 +16,7 @@ mod recall;
 mod recall_cases;
 mod register;
 pub mod registries;
+mod submissions;
 mod timeline;
 
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
@@ -35,6 +36,12 @@ pub use recall_cases::{
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 pub use registries::{load_registries_dir, shipped_catalogue};
+pub use submissions::{
+    DEFAULT_CHUNK_RECORDS, DEFAULT_MAX_UPLOAD_BYTES, MAX_RECORD_BYTES, NAME_NOT_COLLECTED,
+    SubmissionRequest, SubmissionSettings, SubmissionUpload, Submitter, begin_submission,
+    procedure_history, process_submission, quarantine, resubmit_quarantined, run_submission_worker,
+    submission_job, submission_report, submit_file,
+};
 pub use timeline::{AccessPurpose, patient_timeline};
 
 // The store's records are the service's results; re-exported so callers need not name the
@@ -42,8 +49,10 @@ pub use timeline::{AccessPurpose, patient_timeline};
 pub use mdor_store::{
     ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
     NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientTimeline, ProcedureId,
-    ProcedureRecord, RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId,
-    RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus,
-    RecallWorkCount, RemovalId, Role, StoredImplant, StoredRemoval, TimelineImplant,
+    ProcedureRecord, ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria,
+    RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant,
+    RecallRow, RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role,
+    StoredImplant, StoredRemoval, SubmissionCounts, SubmissionFormat, SubmissionJob,
+    SubmissionJobId, SubmissionRecord, SubmissionRecordId, SubmissionState, TimelineImplant,
     TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };
