@@ -39,8 +39,8 @@ pub use registries::{load_registries_dir, shipped_catalogue};
 pub use submissions::{
     DEFAULT_CHUNK_RECORDS, DEFAULT_MAX_UPLOAD_BYTES, MAX_RECORD_BYTES, NAME_NOT_COLLECTED,
     SubmissionRequest, SubmissionSettings, SubmissionUpload, Submitter, begin_submission,
-    procedure_history, process_submission, quarantine, resubmit_quarantined, run_submission_worker,
-    submission_job, submission_report, submit_file,
+    operator_submission_report, procedure_history, process_submission, quarantine,
+    resubmit_quarantined, run_submission_worker, submission_job, submission_report, submit_file,
 };
 pub use timeline::{AccessPurpose, patient_timeline};
 

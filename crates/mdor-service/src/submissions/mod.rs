@@ -347,7 +347,7 @@ pub async fn submission_job(
     Ok(job)
 }
 
-/// The most page of report lines of a visible job after `after_line`.
+/// A page of report lines of a visible job after `after_line`.
 pub async fn submission_report(
     ctx: &Ctx,
     principal: &Principal,
@@ -356,6 +356,20 @@ pub async fn submission_report(
     limit: u32,
 ) -> Result<Vec<SubmissionRecord>, ServiceError> {
     submission_job(ctx, principal, id).await?;
+    Ok(ctx
+        .store
+        .submission_records(id, after_line, limit.clamp(1, 10_000))
+        .await?)
+}
+
+/// A page of any job's report, for the operator's `mdor submit --report` (no principal: an
+/// operator task run from the CLI on the registry's own machine).
+pub async fn operator_submission_report(
+    ctx: &Ctx,
+    id: SubmissionJobId,
+    after_line: u64,
+    limit: u32,
+) -> Result<Vec<SubmissionRecord>, ServiceError> {
     Ok(ctx
         .store
         .submission_records(id, after_line, limit.clamp(1, 10_000))

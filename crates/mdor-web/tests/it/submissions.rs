@@ -60,7 +60,10 @@ async fn submit(app: &TestApp, query: &str, body: Vec<u8>) -> Value {
         .await
         .unwrap();
     let reply = app
-        .get(&format!("/api/v1/submissions/{}", id.0), Some(&app.provider))
+        .get(
+            &format!("/api/v1/submissions/{}", id.0),
+            Some(&app.provider),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.body
@@ -154,7 +157,10 @@ async fn a_file_is_validated_record_by_record_and_nothing_is_dropped() {
         assert_eq!(procedure.body["implants"].as_array().unwrap().len(), 2);
         assert_eq!(procedure.body["implants"][1]["lot"], "LOT7");
         let versions = app
-            .get(&format!("/api/v1/procedures/{id}/versions"), Some(&app.provider))
+            .get(
+                &format!("/api/v1/procedures/{id}/versions"),
+                Some(&app.provider),
+            )
             .await;
         assert_eq!(versions.status, StatusCode::OK);
         let current = &versions.body[0];
@@ -203,7 +209,10 @@ async fn the_same_record_again_changes_nothing_and_a_changed_one_is_a_new_versio
         assert_eq!(procedure.body["procedure_date"], "2024-06-03");
         assert_eq!(procedure.body["implants"][1]["lot"], "LOT8");
         let versions = app
-            .get(&format!("/api/v1/procedures/{id}/versions"), Some(&app.provider))
+            .get(
+                &format!("/api/v1/procedures/{id}/versions"),
+                Some(&app.provider),
+            )
             .await;
         let versions = versions.body.as_array().unwrap().clone();
         assert_eq!(versions.len(), 2, "{backend}: {versions:?}");
@@ -303,9 +312,17 @@ async fn a_quarantined_record_is_corrected_by_id_or_by_a_later_file() {
         // which has been accepted since: resolved too.
         assert!(open_ids.is_empty(), "{backend}: {}", open.body);
         let all = app
-            .get("/api/v1/quarantine?include_resolved=true", Some(&app.provider))
+            .get(
+                "/api/v1/quarantine?include_resolved=true",
+                Some(&app.provider),
+            )
             .await;
-        assert_eq!(all.body["entries"].as_array().unwrap().len(), 3, "{}", all.body);
+        assert_eq!(
+            all.body["entries"].as_array().unwrap().len(),
+            3,
+            "{}",
+            all.body
+        );
     }
 }
 
@@ -329,7 +346,10 @@ async fn a_csv_file_uses_the_documented_columns() {
         assert_eq!(lines[1]["errors"][0]["field"], "devices[0].udi");
         let id = lines[0]["procedure_id"].as_i64().unwrap();
         let versions = app
-            .get(&format!("/api/v1/procedures/{id}/versions"), Some(&app.provider))
+            .get(
+                &format!("/api/v1/procedures/{id}/versions"),
+                Some(&app.provider),
+            )
             .await;
         assert_eq!(versions.body[0]["record"]["device2.lot"], "LOT9");
         let procedure = app
@@ -354,12 +374,7 @@ async fn only_the_submitting_organisation_and_administrators_see_a_submission() 
             StatusCode::NOT_FOUND
         );
         assert_eq!(app.get(&uri, Some(&app.admin)).await.status, StatusCode::OK);
-        let (status, _) = get_text(
-            &app,
-            &format!("{uri}/report.csv"),
-            &app.other_provider,
-        )
-        .await;
+        let (status, _) = get_text(&app, &format!("{uri}/report.csv"), &app.other_provider).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, body) = upload(&app, &app.regulator, "registry=mdor_core", vec![]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -383,13 +398,14 @@ async fn bad_parameters_and_oversized_uploads_are_refused_with_a_clear_error() {
         let (status, body) = upload(&app, &app.provider, "registry=nope", vec![]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(body["field"], "registry");
-        let (status, body) =
-            upload(&app, &app.provider, "registry=bcir&version=9.9", vec![]).await;
+        let (status, body) = upload(&app, &app.provider, "registry=bcir&version=9.9", vec![]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(body["field"], "version");
-        assert!(body["message"].as_str().unwrap().contains("1.0, 1.1"), "{body}");
-        let (status, body) =
-            upload(&app, &app.provider, "registry=bcir&format=xlsx", vec![]).await;
+        assert!(
+            body["message"].as_str().unwrap().contains("1.0, 1.1"),
+            "{body}"
+        );
+        let (status, body) = upload(&app, &app.provider, "registry=bcir&format=xlsx", vec![]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["field"], "format");
         let (status, body) = upload(&app, &app.provider, "format=csv", vec![]).await;
