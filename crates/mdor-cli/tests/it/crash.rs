@@ -67,7 +67,7 @@ fn mdor(dir: &Path, database: &str, args: &[&str]) -> String {
 
 /// Record `i` for patient `nhs` (each record its own patient).
 fn record(i: u64, nhs: &str) -> Value {
-    let sex = if i % INVALID_EVERY == 0 {
+    let sex = if i.is_multiple_of(INVALID_EVERY) {
         "z"
     } else {
         "female"
