@@ -19,6 +19,15 @@ pub struct RawConfig {
     pub database: RawDatabase,
     pub server: RawServer,
     pub log: RawLog,
+    pub submissions: RawSubmissions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubmissions {
+    pub data_dir: String,
+    pub max_upload_bytes: u64,
+    pub chunk_records: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +62,11 @@ impl Default for RawConfig {
             log: RawLog {
                 format: "pretty".into(),
             },
+            submissions: RawSubmissions {
+                data_dir: "mdor-data/submissions".into(),
+                max_upload_bytes: mdor_service::DEFAULT_MAX_UPLOAD_BYTES,
+                chunk_records: mdor_service::DEFAULT_CHUNK_RECORDS,
+            },
         }
     }
 }
@@ -70,6 +84,9 @@ pub struct Config {
     pub max_connections: u32,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    pub submissions_dir: std::path::PathBuf,
+    pub max_upload_bytes: u64,
+    pub chunk_records: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -82,6 +99,9 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("listen", &self.listen)
             .field("log_format", &self.log_format)
+            .field("submissions_dir", &self.submissions_dir)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("chunk_records", &self.chunk_records)
             .finish()
     }
 }
@@ -151,11 +171,24 @@ impl Config {
             "json" => LogFormat::Json,
             other => bail!("log.format must be pretty or json (got {other})"),
         };
+        let submissions = raw.submissions;
+        if submissions.data_dir.trim().is_empty() {
+            bail!("submissions.data_dir must name a directory");
+        }
+        if submissions.max_upload_bytes == 0 {
+            bail!("submissions.max_upload_bytes must be at least 1");
+        }
+        if !(1..=100_000).contains(&submissions.chunk_records) {
+            bail!("submissions.chunk_records must be 1 to 100000");
+        }
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
             listen,
             log_format,
+            submissions_dir: submissions.data_dir.trim().into(),
+            max_upload_bytes: submissions.max_upload_bytes,
+            chunk_records: submissions.chunk_records,
         })
     }
 }

@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod load;
+mod submit;
 mod surveillance;
 mod telemetry;
 
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use mdor_domain::OdsCode;
-use mdor_service::{Ctx, NewOrganisation, OrganisationKind, Role, TokenId};
+use mdor_service::{Ctx, NewOrganisation, OrganisationKind, Role, SubmissionSettings, TokenId};
 use mdor_store::{ConnectOptions, Store};
 
 use crate::config::{Config, FlagOverrides};
@@ -61,6 +62,30 @@ enum Command {
         seed: u64,
         #[arg(long, default_value = "demo-data/dataset")]
         out: PathBuf,
+        /// Also write `submission.ndjson`: every procedure as an `mdor_core` 1.1 record from
+        /// this provider, for `mdor submit` (benchmarks and tests of bulk submission).
+        #[arg(long)]
+        submission_provider: Option<String>,
+    },
+    /// Submit a provider's file of procedures (NDJSON or CSV, layout per dataset in
+    /// docs/datasets.md) as the operator: validated, committed in chunks, reported per record.
+    Submit {
+        file: PathBuf,
+        /// The registry whose dataset the records follow, e.g. mdor_core.
+        #[arg(long)]
+        registry: String,
+        /// The dataset version; the registry's latest by default.
+        #[arg(long)]
+        version: Option<String>,
+        /// ODS code of the provider the records are from.
+        #[arg(long)]
+        provider: String,
+        /// ndjson or csv; by default from the file's extension (.csv is CSV).
+        #[arg(long)]
+        format: Option<String>,
+        /// Write the per-record report (NDJSON) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Load a dataset directory written by `mdor synth` into the database.
     Load {
@@ -198,7 +223,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             procedures,
             seed,
             out,
-        } => synth(procedures, seed, &out),
+            submission_provider,
+        } => {
+            synth(procedures, seed, &out)?;
+            if let Some(provider) = submission_provider {
+                let written = submit::write_synthetic_submission(&out, &provider)?;
+                print(&format!(
+                    "wrote {written} mdor_core 1.1 records from {provider} to {}\n",
+                    out.join("submission.ndjson").display()
+                ));
+            }
+            Ok(())
+        }
         Command::Demo {
             procedures,
             seed,
@@ -209,7 +245,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref(), &flags)?;
             telemetry::init(config.log_format);
             let store = open_store(&config).await?;
-            let ctx = Ctx::new(store);
+            let catalogue = mdor_service::shipped_catalogue()
+                .context("loading the dataset definitions compiled into mdor")?;
+            let ctx = Ctx::new(store).with_submissions(SubmissionSettings::new(
+                config.submissions_dir.clone(),
+                config.max_upload_bytes,
+                config.chunk_records,
+                Arc::new(catalogue),
+            ));
             match command {
                 Command::Serve { .. } => {
                     ctx.check_ready()
@@ -299,6 +342,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ctx.check_ready().await?;
                     surveillance::run(&ctx, as_of, json).await
                 }
+                Command::Submit {
+                    file,
+                    registry,
+                    version,
+                    provider,
+                    format,
+                    report,
+                } => {
+                    ctx.check_ready().await?;
+                    let request = submit::Request {
+                        file,
+                        registry,
+                        version,
+                        provider,
+                        format,
+                        report,
+                    };
+                    submit::run(&ctx, &request).await
+                }
                 Command::Config(_) | Command::Synth { .. } | Command::Demo { .. } => Ok(()),
             }
         }
@@ -337,6 +399,8 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 pub(crate) async fn serve(ctx: Ctx, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    // Resumes submissions a killed server left unfinished, then takes queued ones.
+    tokio::spawn(mdor_service::run_submission_worker(ctx.clone()));
     let app = mdor_web::router(mdor_web::AppState { ctx });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use mdor_store::{Backend, Counts, Store};
 
 use crate::error::ServiceError;
+use crate::submissions::SubmissionSettings;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Clone)]
@@ -15,6 +16,7 @@ pub struct Ctx {
     clock: fn() -> DateTime<Utc>,
     /// Analysis cohorts read recently, reused by survivorship reports for a short while.
     pub(crate) cohorts: Arc<crate::surveillance::CohortCache>,
+    pub(crate) submissions: Arc<SubmissionSettings>,
 }
 
 impl Ctx {
@@ -23,7 +25,19 @@ impl Ctx {
             store,
             clock: Utc::now,
             cohorts: Arc::default(),
+            submissions: Arc::new(SubmissionSettings::default()),
         }
+    }
+
+    /// The same context with these bulk submission settings (spool directory, upload limit,
+    /// chunk size, dataset definitions).
+    pub fn with_submissions(mut self, settings: SubmissionSettings) -> Ctx {
+        self.submissions = Arc::new(settings);
+        self
+    }
+
+    pub fn submission_settings(&self) -> &SubmissionSettings {
+        &self.submissions
     }
 
     /// A context whose clock is fixed, for tests of date rules.
@@ -32,6 +46,7 @@ impl Ctx {
             store,
             clock,
             cohorts: Arc::default(),
+            submissions: Arc::new(SubmissionSettings::default()),
         }
     }
 

@@ -27,6 +27,9 @@ pub enum ServiceError {
     Store(#[source] StoreError),
     #[error("{0}")]
     Input(String),
+    /// An upload larger than the configured limit.
+    #[error("the upload is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
 }
 
 impl From<StoreError> for ServiceError {

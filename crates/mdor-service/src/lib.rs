@@ -17,6 +17,7 @@ mod recall;
 mod recall_cases;
 mod register;
 pub mod registries;
+mod submissions;
 mod surveillance;
 mod timeline;
 
@@ -37,6 +38,12 @@ pub use recall_cases::{
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 pub use registries::{load_registries_dir, shipped_catalogue};
+pub use submissions::{
+    DEFAULT_CHUNK_RECORDS, DEFAULT_MAX_UPLOAD_BYTES, MAX_RECORD_BYTES, NAME_NOT_COLLECTED,
+    SubmissionRequest, SubmissionSettings, SubmissionUpload, Submitter, begin_submission,
+    operator_submission_report, procedure_history, process_submission, quarantine,
+    resubmit_quarantined, run_submission_worker, submission_job, submission_report, submit_file,
+};
 pub use surveillance::{
     DeviceGrouping, DeviceRating, Estimate, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule,
     ImplantOutlier, OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig,
@@ -51,8 +58,10 @@ pub use timeline::{AccessPurpose, patient_timeline};
 pub use mdor_store::{
     ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
     NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientTimeline, ProcedureId,
-    ProcedureRecord, RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId,
-    RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus,
-    RecallWorkCount, RemovalId, Role, StoredAlert, StoredImplant, StoredRemoval, TimelineImplant,
+    ProcedureRecord, ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria,
+    RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant,
+    RecallRow, RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role,
+    StoredAlert, StoredImplant, StoredRemoval, SubmissionCounts, SubmissionFormat, SubmissionJob,
+    SubmissionJobId, SubmissionRecord, SubmissionRecordId, SubmissionState, TimelineImplant,
     TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

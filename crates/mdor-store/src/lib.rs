@@ -22,7 +22,7 @@ pub use error::StoreError;
 pub use types::*;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use mdor_domain::register::RegisterEntry;
 use mdor_domain::{NhsNumber, OdsCode, UdiDi};
@@ -232,4 +232,74 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most recent alerts, newest first.
     async fn surveillance_alerts(&self, limit: u32) -> StoreResult<Vec<StoredAlert>>;
+
+    // Bulk submission: jobs, their reports and quarantine, and submitted procedures' raw
+    // input and versions (see `backend/submissions.rs` for how a chunk commits).
+
+    async fn create_submission_job(&self, job: &NewSubmissionJob) -> StoreResult<SubmissionJobId>;
+
+    async fn submission_job(&self, id: SubmissionJobId) -> StoreResult<Option<SubmissionJob>>;
+
+    /// The most recent jobs, newest first; one organisation's or all.
+    async fn submission_jobs(
+        &self,
+        organisation: Option<OrganisationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SubmissionJob>>;
+
+    /// Jobs in a state, oldest first: the worker's queue, and at start-up the jobs to resume.
+    async fn submission_jobs_in_state(
+        &self,
+        state: SubmissionState,
+    ) -> StoreResult<Vec<SubmissionJobId>>;
+
+    /// Marks a queued or resumed job as processing and records its record count the first
+    /// time; false when the job is finished (or absent).
+    async fn start_submission_job(
+        &self,
+        id: SubmissionJobId,
+        total_records: u64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Marks an unfinished job as failed, with the reason; committed chunks stay committed.
+    async fn fail_submission_job(
+        &self,
+        id: SubmissionJobId,
+        failure: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Every register entry as (UDI-DI, device type, id), for validating a whole file.
+    async fn register_device_types(&self) -> StoreResult<Vec<(String, String, DeviceModelId)>>;
+
+    /// Commits one chunk: new procedures through the bulk path, corrections with their
+    /// previous versions kept, raw input and provenance, report rows, quarantine resolutions
+    /// and the job's progress, all in one transaction. Refused with `Conflict` when the job
+    /// is not at `chunk.from_offset` (another process committed it).
+    async fn commit_submission_chunk(
+        &self,
+        chunk: &SubmissionChunk,
+    ) -> StoreResult<Vec<ChunkRecordResult>>;
+
+    /// A page of a job's report, by line.
+    async fn submission_records(
+        &self,
+        job: SubmissionJobId,
+        after_line: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<SubmissionRecord>>;
+
+    async fn quarantine(&self, query: &QuarantineQuery) -> StoreResult<Vec<QuarantineEntry>>;
+
+    async fn quarantine_entry(
+        &self,
+        id: SubmissionRecordId,
+    ) -> StoreResult<Option<QuarantineEntry>>;
+
+    /// A procedure's raw input and provenance, current version first, then earlier ones.
+    async fn procedure_history(
+        &self,
+        procedure: ProcedureId,
+    ) -> StoreResult<Vec<ProcedureSourceVersion>>;
 }

@@ -581,3 +581,179 @@ impl TimelineImplantRow {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub struct SubmissionJobRow {
+    pub id: i64,
+    pub organisation_id: i64,
+    pub organisation_ods: String,
+    pub token_id: Option<i64>,
+    pub submitted_by: String,
+    pub registry: String,
+    pub dataset_version: String,
+    pub format: String,
+    pub spool_path: String,
+    pub file_bytes: i64,
+    pub state: String,
+    pub total_records: Option<i64>,
+    pub records_done: i64,
+    pub accepted: i64,
+    pub accepted_with_warnings: i64,
+    pub rejected: i64,
+    pub created: i64,
+    pub corrected: i64,
+    pub unchanged: i64,
+    pub resume_offset: i64,
+    pub resume_line: i64,
+    pub resolves_quarantine: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub failure: Option<String>,
+}
+
+impl TryFrom<SubmissionJobRow> for SubmissionJob {
+    type Error = StoreError;
+    fn try_from(row: SubmissionJobRow) -> Result<Self, StoreError> {
+        let format = SubmissionFormat::parse(&row.format)
+            .ok_or_else(|| StoreError::Corrupt(format!("submission format '{}'", row.format)))?;
+        let state = SubmissionState::parse(&row.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("submission state '{}'", row.state)))?;
+        let count = |n: i64| n.max(0) as u64;
+        Ok(SubmissionJob {
+            id: SubmissionJobId(row.id),
+            organisation: OrganisationId(row.organisation_id),
+            organisation_ods: row.organisation_ods,
+            token: row.token_id.map(TokenId),
+            submitted_by: row.submitted_by,
+            registry: row.registry,
+            dataset_version: row.dataset_version,
+            format,
+            spool_path: row.spool_path,
+            file_bytes: count(row.file_bytes),
+            state,
+            total_records: row.total_records.map(count),
+            records_done: count(row.records_done),
+            counts: SubmissionCounts {
+                accepted: count(row.accepted),
+                accepted_with_warnings: count(row.accepted_with_warnings),
+                rejected: count(row.rejected),
+                created: count(row.created),
+                corrected: count(row.corrected),
+                unchanged: count(row.unchanged),
+            },
+            resume_offset: count(row.resume_offset),
+            resume_line: count(row.resume_line),
+            resolves_quarantine: row.resolves_quarantine.map(SubmissionRecordId),
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            failure: row.failure,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SubmissionRecordRow {
+    pub id: i64,
+    pub job_id: i64,
+    pub line: i64,
+    pub local_record_id: Option<String>,
+    pub outcome: String,
+    pub effect: String,
+    pub procedure_id: Option<i64>,
+    pub messages: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<SubmissionRecordRow> for SubmissionRecord {
+    type Error = StoreError;
+    fn try_from(row: SubmissionRecordRow) -> Result<Self, StoreError> {
+        Ok(SubmissionRecord {
+            id: SubmissionRecordId(row.id),
+            job: SubmissionJobId(row.job_id),
+            line: row.line.max(0) as u64,
+            local_record_id: row.local_record_id,
+            outcome: RecordOutcome::parse(&row.outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("record outcome '{}'", row.outcome)))?,
+            effect: RecordEffect::parse(&row.effect)
+                .ok_or_else(|| StoreError::Corrupt(format!("record effect '{}'", row.effect)))?,
+            procedure: row.procedure_id.map(ProcedureId),
+            messages: row.messages,
+            resolved_at: row.resolved_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub job_id: i64,
+    pub line: i64,
+    pub organisation_id: i64,
+    pub organisation_ods: String,
+    pub registry: String,
+    pub dataset_version: String,
+    pub local_record_id: Option<String>,
+    pub record: Option<String>,
+    pub messages: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by_job: Option<i64>,
+}
+
+impl From<QuarantineRow> for QuarantineEntry {
+    fn from(row: QuarantineRow) -> Self {
+        QuarantineEntry {
+            id: SubmissionRecordId(row.id),
+            job: SubmissionJobId(row.job_id),
+            line: row.line.max(0) as u64,
+            organisation: OrganisationId(row.organisation_id),
+            organisation_ods: row.organisation_ods,
+            registry: row.registry,
+            dataset_version: row.dataset_version,
+            local_record_id: row.local_record_id,
+            record: row.record.unwrap_or_default(),
+            errors: row.messages.unwrap_or_else(|| "[]".into()),
+            received_at: row.received_at,
+            resolved_at: row.resolved_at,
+            resolved_by_job: row.resolved_by_job.map(SubmissionJobId),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SourceVersionRow {
+    pub version: i64,
+    pub registry: Option<String>,
+    pub dataset_version: Option<String>,
+    pub record: Option<String>,
+    pub core_record: Option<String>,
+    pub warnings: Option<String>,
+    pub job_id: Option<i64>,
+    pub line: Option<i64>,
+    pub organisation_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub superseded_at: Option<DateTime<Utc>>,
+}
+
+impl SourceVersionRow {
+    pub fn into_version(self, current: bool) -> ProcedureSourceVersion {
+        ProcedureSourceVersion {
+            version: self.version.max(0) as u64,
+            current,
+            registry: self.registry,
+            dataset_version: self.dataset_version,
+            record: self.record,
+            core_record: self.core_record,
+            warnings: self.warnings,
+            job: self.job_id.map(SubmissionJobId),
+            line: self.line.map(|l| l.max(0) as u64),
+            organisation: self.organisation_id.map(OrganisationId),
+            token: self.token_id.map(TokenId),
+            received_at: self.received_at,
+            superseded_at: self.superseded_at,
+        }
+    }
+}

@@ -637,3 +637,325 @@ pub struct TimelineRecall {
     pub title: String,
     pub status: RecallStatus,
 }
+
+id_type!(SubmissionJobId);
+id_type!(SubmissionRecordId);
+
+/// The format of a submitted file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionFormat {
+    Ndjson,
+    Csv,
+}
+
+impl SubmissionFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionFormat::Ndjson => "ndjson",
+            SubmissionFormat::Csv => "csv",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<SubmissionFormat> {
+        match input {
+            "ndjson" => Some(SubmissionFormat::Ndjson),
+            "csv" => Some(SubmissionFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Where a job stands. Queued jobs wait for the server's worker; a processing job whose
+/// process died is resumed from its last committed chunk when the server starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionState {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl SubmissionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionState::Queued => "queued",
+            SubmissionState::Processing => "processing",
+            SubmissionState::Completed => "completed",
+            SubmissionState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<SubmissionState> {
+        match input {
+            "queued" => Some(SubmissionState::Queued),
+            "processing" => Some(SubmissionState::Processing),
+            "completed" => Some(SubmissionState::Completed),
+            "failed" => Some(SubmissionState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A job as created when its file has been received in full.
+#[derive(Debug, Clone)]
+pub struct NewSubmissionJob {
+    pub organisation: OrganisationId,
+    pub token: Option<TokenId>,
+    /// `token N` for an API upload, `operator` for the CLI.
+    pub submitted_by: String,
+    pub registry: String,
+    pub dataset_version: String,
+    pub format: SubmissionFormat,
+    pub spool_path: String,
+    pub file_bytes: u64,
+    pub state: SubmissionState,
+    /// The quarantined record this job's single record corrects, when resubmitted by id.
+    pub resolves_quarantine: Option<SubmissionRecordId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Counts of what a job's records became, so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SubmissionCounts {
+    pub accepted: u64,
+    pub accepted_with_warnings: u64,
+    pub rejected: u64,
+    /// Accepted records that created a procedure.
+    pub created: u64,
+    /// Accepted records that changed a stored procedure (a new version).
+    pub corrected: u64,
+    /// Accepted records identical to the stored procedure: nothing changed.
+    pub unchanged: u64,
+}
+
+impl SubmissionCounts {
+    pub fn records(&self) -> u64 {
+        self.accepted + self.accepted_with_warnings + self.rejected
+    }
+
+    pub fn add(&mut self, outcome: RecordOutcome, effect: RecordEffect) {
+        match outcome {
+            RecordOutcome::Accepted => self.accepted += 1,
+            RecordOutcome::AcceptedWithWarnings => self.accepted_with_warnings += 1,
+            RecordOutcome::Rejected => self.rejected += 1,
+        }
+        match effect {
+            RecordEffect::Created => self.created += 1,
+            RecordEffect::Corrected => self.corrected += 1,
+            RecordEffect::Unchanged => self.unchanged += 1,
+            RecordEffect::None => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionJob {
+    pub id: SubmissionJobId,
+    pub organisation: OrganisationId,
+    pub organisation_ods: String,
+    pub token: Option<TokenId>,
+    pub submitted_by: String,
+    pub registry: String,
+    pub dataset_version: String,
+    pub format: SubmissionFormat,
+    pub spool_path: String,
+    pub file_bytes: u64,
+    pub state: SubmissionState,
+    /// Known once the file has been counted, before the first chunk.
+    pub total_records: Option<u64>,
+    pub records_done: u64,
+    pub counts: SubmissionCounts,
+    pub resume_offset: u64,
+    pub resume_line: u64,
+    pub resolves_quarantine: Option<SubmissionRecordId>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub failure: Option<String>,
+}
+
+/// Whether a record was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    Accepted,
+    AcceptedWithWarnings,
+    Rejected,
+}
+
+impl RecordOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordOutcome::Accepted => "accepted",
+            RecordOutcome::AcceptedWithWarnings => "accepted_with_warnings",
+            RecordOutcome::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<RecordOutcome> {
+        match input {
+            "accepted" => Some(RecordOutcome::Accepted),
+            "accepted_with_warnings" => Some(RecordOutcome::AcceptedWithWarnings),
+            "rejected" => Some(RecordOutcome::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// What an accepted record did to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordEffect {
+    Created,
+    Corrected,
+    Unchanged,
+    /// A rejected record changes nothing.
+    None,
+}
+
+impl RecordEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordEffect::Created => "created",
+            RecordEffect::Corrected => "corrected",
+            RecordEffect::Unchanged => "unchanged",
+            RecordEffect::None => "none",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<RecordEffect> {
+        match input {
+            "created" => Some(RecordEffect::Created),
+            "corrected" => Some(RecordEffect::Corrected),
+            "unchanged" => Some(RecordEffect::Unchanged),
+            "none" => Some(RecordEffect::None),
+            _ => None,
+        }
+    }
+}
+
+/// One chunk of a job's records, committed with the job's progress in one transaction.
+#[derive(Debug, Clone)]
+pub struct SubmissionChunk {
+    pub job: SubmissionJobId,
+    pub organisation: OrganisationId,
+    pub token: Option<TokenId>,
+    pub registry: String,
+    pub dataset_version: String,
+    pub received_at: DateTime<Utc>,
+    /// The job's `resume_offset` this chunk starts at; the commit is refused (as a
+    /// `Conflict`) when the job has moved on, so a chunk is never committed twice.
+    pub from_offset: u64,
+    /// Where the next chunk starts: byte offset in the spooled file and records read.
+    pub to_offset: u64,
+    pub to_line: u64,
+    /// Set on the chunk that ends the file: the job is completed in the same transaction.
+    pub last: bool,
+    /// The local record ids are unique within a chunk (the service starts a new chunk
+    /// otherwise), so that a later record of a file sees an earlier one as stored.
+    pub records: Vec<ChunkRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkRecord {
+    /// The record's line in the file (NDJSON), or its row number counting the header as 1 (CSV).
+    pub line: u64,
+    pub local_record_id: Option<String>,
+    /// The record as received, as JSON text.
+    pub record: String,
+    pub body: ChunkRecordBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChunkRecordBody {
+    Valid {
+        prepared: Box<PreparedSubmission>,
+        /// Identifies the record's meaning: registry, version and canonical values.
+        content_hash: String,
+        /// Warnings as a JSON array, when there are any.
+        warnings: Option<String>,
+        /// The record names the patient; otherwise a correction keeps the stored names.
+        names_given: bool,
+    },
+    /// Errors as a JSON array of `{field, code, message}`.
+    Rejected { errors: String },
+}
+
+/// What became of one record of a chunk, in the chunk's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecordResult {
+    pub outcome: RecordOutcome,
+    pub effect: RecordEffect,
+    pub procedure: Option<ProcedureId>,
+    /// Set when the store rejected a valid record (a patient's date of birth differs, a
+    /// correction that would change devices with recorded removals): the errors as JSON.
+    pub store_errors: Option<String>,
+}
+
+/// One line of a job's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionRecord {
+    pub id: SubmissionRecordId,
+    pub job: SubmissionJobId,
+    pub line: u64,
+    pub local_record_id: Option<String>,
+    pub outcome: RecordOutcome,
+    pub effect: RecordEffect,
+    pub procedure: Option<ProcedureId>,
+    /// Errors of a rejected record, warnings of an accepted one (JSON array).
+    pub messages: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// A rejected record waiting in its organisation's quarantine (or resolved since).
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineEntry {
+    pub id: SubmissionRecordId,
+    pub job: SubmissionJobId,
+    pub line: u64,
+    pub organisation: OrganisationId,
+    pub organisation_ods: String,
+    pub registry: String,
+    pub dataset_version: String,
+    pub local_record_id: Option<String>,
+    /// The record as received (JSON text).
+    pub record: String,
+    /// The errors (JSON array).
+    pub errors: String,
+    pub received_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by_job: Option<SubmissionJobId>,
+}
+
+/// Which quarantine entries to list.
+#[derive(Debug, Clone)]
+pub struct QuarantineQuery {
+    /// One organisation's entries, or all (administrators).
+    pub organisation: Option<OrganisationId>,
+    pub include_resolved: bool,
+    pub after: Option<SubmissionRecordId>,
+    pub limit: u32,
+}
+
+/// One version of a procedure's raw input and provenance: the current one first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcedureSourceVersion {
+    pub version: u64,
+    pub current: bool,
+    pub registry: Option<String>,
+    pub dataset_version: Option<String>,
+    /// The record as received (JSON text); absent for a version from the single-record API.
+    pub record: Option<String>,
+    /// The core record as it stood before it was corrected (JSON text); absent for the
+    /// current version.
+    pub core_record: Option<String>,
+    pub warnings: Option<String>,
+    pub job: Option<SubmissionJobId>,
+    pub line: Option<u64>,
+    pub organisation: Option<OrganisationId>,
+    pub token: Option<TokenId>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub superseded_at: Option<DateTime<Utc>>,
+}

@@ -37,6 +37,8 @@ pub enum ApiError {
     },
     IdempotencyKeyReused,
     PayloadTooLarge,
+    /// 413: an upload larger than the configured limit, in bytes.
+    UploadTooLarge(u64),
     UnsupportedMediaType,
     Internal,
 }
@@ -72,7 +74,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::UploadTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +144,11 @@ impl ApiError {
                 ),
                 None,
             ),
+            ApiError::UploadTooLarge(limit) => simple(
+                "upload_too_large",
+                format!("the upload is larger than the limit of {limit} bytes"),
+                None,
+            ),
             ApiError::UnsupportedMediaType => simple(
                 "unsupported_media_type",
                 "request body must be application/json".into(),
@@ -188,6 +197,7 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %format!("{:#}", anyhow_like(&source)), "storage failure");
                 ApiError::Internal
             }
+            ServiceError::TooLarge { limit } => ApiError::UploadTooLarge(limit),
             ServiceError::Input(message) => {
                 tracing::error!(%message, "unexpected input failure");
                 ApiError::Internal

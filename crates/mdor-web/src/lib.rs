@@ -46,9 +46,19 @@ pub fn router(state: AppState) -> Router {
         // Only the route template is logged, never the path with its identifiers.
         tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
     });
-    api::routes()
-        .with_state(state)
+    let limited = api::routes()
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
+    // Uploads stream for as long as the file takes; the service enforces their own limit.
+    let uploads = api::upload_routes()
+        .with_state(state)
+        .layer(DefaultBodyLimit::disable());
+    limited
+        .merge(uploads)
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -60,10 +70,6 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

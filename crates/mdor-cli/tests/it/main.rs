@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod crash;
+
 struct TempDir(PathBuf);
 
 impl TempDir {

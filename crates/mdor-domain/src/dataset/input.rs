@@ -112,6 +112,32 @@ impl RecordInput {
         input
     }
 
+    /// The text given for a field of a group item (group `devices`, item 0, field `udi`)
+    /// exactly as received, or `None` when absent or not text. Callers need it where the
+    /// canonical value drops information, as a scan's canonical value is its UDI-DI alone.
+    pub fn group_text(
+        &self,
+        definition: &DatasetDefinition,
+        group: &str,
+        item: usize,
+        field: &str,
+    ) -> Option<&str> {
+        let group_index = definition.group_index(group)?;
+        let field_index = definition.groups()[group_index]
+            .fields()
+            .iter()
+            .position(|f| f.name() == field)?;
+        match self
+            .groups
+            .get(group_index)?
+            .get(&item)?
+            .get(&field_index)?
+        {
+            RawValue::Text(text) => Some(text.as_str()),
+            RawValue::List(_) | RawValue::Malformed => None,
+        }
+    }
+
     fn empty(definition: &DatasetDefinition) -> RecordInput {
         RecordInput {
             fields: BTreeMap::new(),

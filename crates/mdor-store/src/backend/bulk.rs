@@ -163,6 +163,22 @@ impl<'a> BulkPlan<'a> {
         gmc.into_iter().collect()
     }
 
+    /// For each submission of the batch, the index into the procedure ids given to `rows`,
+    /// or `None` when it is skipped (a duplicate or a patient mismatch).
+    pub fn procedure_slots(&self) -> Vec<Option<usize>> {
+        let mut next = 0;
+        self.decisions
+            .iter()
+            .map(|decision| match decision {
+                Decision::Skip => None,
+                Decision::Existing(_) | Decision::New(_) => {
+                    next += 1;
+                    Some(next - 1)
+                }
+            })
+            .collect()
+    }
+
     /// How many ids each table needs: (patients, procedures, implants).
     pub fn id_counts(&self) -> (usize, usize, usize) {
         (

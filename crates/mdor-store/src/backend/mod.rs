@@ -4,6 +4,7 @@ mod bulk;
 mod postgres;
 mod recall_cases;
 mod sqlite;
+mod submissions;
 mod timeline;
 
 use std::sync::Arc;

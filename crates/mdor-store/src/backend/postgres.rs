@@ -14,6 +14,7 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
+use super::submissions::{ReportRow, SourceRow};
 use crate::analysis::{
     self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
     StoredSignal, SurveillanceRunId,
@@ -578,60 +579,10 @@ impl Store for PostgresStore {
     }
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
-        for prepared in &batch.submissions {
-            prepared.check_shape()?;
-        }
         let mut tx = self.begin_write().await?;
-        // Serialises bulk loads with each other and with single submissions: the plan's view
-        // of existing patients stays true until commit, and no other transaction can draw
-        // from the id sequences while `next_ids` reserves a block from each. The tables are
-        // locked in the order single submissions write them, so the two cannot deadlock.
-        sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let mut lookups = bulk_lookups(&mut tx, batch).await?;
-        let plan = BulkPlan::new(batch, &lookups);
-        lookups.consultants = ensure_consultants(&mut tx, &plan.consultants()).await?;
-        let (n_patients, n_procedures, n_implants) = plan.id_counts();
-        let patient_ids = next_ids(&mut tx, "patient", n_patients).await?;
-        let procedure_ids = next_ids(&mut tx, "procedure", n_procedures).await?;
-        let implant_ids = next_ids(&mut tx, "implant", n_implants).await?;
-        let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
-
-        let p = &rows.patients;
-        for r in chunks(p.id.len()) {
-            sqlx::query("INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[], $8::timestamptz[])")
-                .bind(&p.id[r.clone()]).bind(&p.nhs_number[r.clone()]).bind(&p.family_name[r.clone()]).bind(&p.given_name[r.clone()])
-                .bind(&p.date_of_birth[r.clone()]).bind(&p.sex[r.clone()]).bind(&p.postcode[r.clone()]).bind(&p.created_at[r])
-                .execute(&mut *tx).await?;
-        }
-        let q = &rows.procedures;
-        for r in chunks(q.id.len()) {
-            sqlx::query("INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])")
-                .bind(&q.id[r.clone()]).bind(&q.patient_id[r.clone()]).bind(&q.provider_id[r.clone()]).bind(&q.consultant_id[r.clone()])
-                .bind(&q.procedure_date[r.clone()]).bind(&q.opcs4_code[r.clone()]).bind(&q.opcs4_version[r.clone()]).bind(&q.snomed_ct_id[r.clone()])
-                .bind(&q.laterality[r.clone()]).bind(&q.registry[r.clone()]).bind(&q.local_record_id[r.clone()]).bind(&q.created_at[r])
-                .execute(&mut *tx).await?;
-        }
-        let m = &rows.implants;
-        for r in chunks(m.id.len()) {
-            sqlx::query("INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::date[], $9::date[], $10::text[], $11::text[])")
-                .bind(&m.id[r.clone()]).bind(&m.procedure_id[r.clone()]).bind(&m.position[r.clone()]).bind(&m.udi_di[r.clone()])
-                .bind(&m.device_model_id[r.clone()]).bind(&m.lot[r.clone()]).bind(&m.serial[r.clone()]).bind(&m.expiry[r.clone()])
-                .bind(&m.manufactured[r.clone()]).bind(&m.raw_scan[r.clone()]).bind(&m.entry_type[r])
-                .execute(&mut *tx).await?;
-        }
-        let f = &rows.flags;
-        for r in chunks(f.implant_id.len()) {
-            sqlx::query("INSERT INTO follow_up_flag (implant_id, flag, raised_at) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[])")
-                .bind(&f.implant_id[r.clone()]).bind(&f.flag[r.clone()]).bind(&f.raised_at[r])
-                .execute(&mut *tx).await?;
-        }
+        let (outcome, _) = bulk_write(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(plan.outcome)
+        Ok(outcome)
     }
 
     async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<BulkRemovalReport> {
@@ -820,6 +771,110 @@ impl Store for PostgresStore {
         recall::audit_events(&mut conn, after, limit).await
     }
 
+    async fn create_submission_job(&self, job: &NewSubmissionJob) -> StoreResult<SubmissionJobId> {
+        let mut conn = self.pool.acquire().await?;
+        submission::create_job(&mut conn, job).await
+    }
+
+    async fn submission_job(&self, id: SubmissionJobId) -> StoreResult<Option<SubmissionJob>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::job(&mut conn, id).await
+    }
+
+    async fn submission_jobs(
+        &self,
+        organisation: Option<OrganisationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SubmissionJob>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::jobs(&mut conn, organisation, limit).await
+    }
+
+    async fn submission_jobs_in_state(
+        &self,
+        state: SubmissionState,
+    ) -> StoreResult<Vec<SubmissionJobId>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::jobs_in_state(&mut conn, state).await
+    }
+
+    async fn start_submission_job(
+        &self,
+        id: SubmissionJobId,
+        total_records: u64,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut conn = self.pool.acquire().await?;
+        submission::start_job(&mut conn, id, total_records, at).await
+    }
+
+    async fn fail_submission_job(
+        &self,
+        id: SubmissionJobId,
+        failure: &str,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        submission::fail_job(&mut conn, id, failure, at).await
+    }
+
+    async fn register_device_types(&self) -> StoreResult<Vec<(String, String, DeviceModelId)>> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT udi_di, device_type, id FROM device_model")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(udi, device_type, id)| (udi, device_type, DeviceModelId(id)))
+            .collect())
+    }
+
+    async fn commit_submission_chunk(
+        &self,
+        chunk: &SubmissionChunk,
+    ) -> StoreResult<Vec<ChunkRecordResult>> {
+        let mut tx = self.begin_write().await?;
+        // As in `bulk_write`: the chunk's view of existing patients and procedures must stay
+        // true until commit, including for corrections, which write without the bulk path.
+        sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let results = submission::commit_chunk(&mut tx, chunk).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn submission_records(
+        &self,
+        job: SubmissionJobId,
+        after_line: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<SubmissionRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::records(&mut conn, job, after_line, limit).await
+    }
+
+    async fn quarantine(&self, query: &QuarantineQuery) -> StoreResult<Vec<QuarantineEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::quarantine(&mut conn, query).await
+    }
+
+    async fn quarantine_entry(
+        &self,
+        id: SubmissionRecordId,
+    ) -> StoreResult<Option<QuarantineEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::quarantine_entry(&mut conn, id).await
+    }
+
+    async fn procedure_history(
+        &self,
+        procedure: ProcedureId,
+    ) -> StoreResult<Vec<ProcedureSourceVersion>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::history(&mut conn, procedure).await
+    }
+
     async fn counts(&self) -> StoreResult<Counts> {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
@@ -902,6 +957,71 @@ impl Store for PostgresStore {
     }
 }
 
+/// Writes a batch inside the caller's transaction; returns the outcome and, for each
+/// submission, the id of the procedure written for it (`None` when skipped).
+async fn bulk_write(
+    tx: &mut PgConnection,
+    batch: &BulkBatch,
+) -> StoreResult<(BulkLoadOutcome, Vec<Option<ProcedureId>>)> {
+    for prepared in &batch.submissions {
+        prepared.check_shape()?;
+    }
+    // Serialises bulk loads with each other and with single submissions: the plan's view
+    // of existing patients stays true until commit, and no other transaction can draw
+    // from the id sequences while `next_ids` reserves a block from each. The tables are
+    // locked in the order single submissions write them, so the two cannot deadlock.
+    sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let mut lookups = bulk_lookups(&mut *tx, batch).await?;
+    let plan = BulkPlan::new(batch, &lookups);
+    lookups.consultants = ensure_consultants(&mut *tx, &plan.consultants()).await?;
+    let (n_patients, n_procedures, n_implants) = plan.id_counts();
+    let patient_ids = next_ids(&mut *tx, "patient", n_patients).await?;
+    let procedure_ids = next_ids(&mut *tx, "procedure", n_procedures).await?;
+    let implant_ids = next_ids(&mut *tx, "implant", n_implants).await?;
+    let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
+
+    let p = &rows.patients;
+    for r in chunks(p.id.len()) {
+        sqlx::query("INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[], $8::timestamptz[])")
+            .bind(&p.id[r.clone()]).bind(&p.nhs_number[r.clone()]).bind(&p.family_name[r.clone()]).bind(&p.given_name[r.clone()])
+            .bind(&p.date_of_birth[r.clone()]).bind(&p.sex[r.clone()]).bind(&p.postcode[r.clone()]).bind(&p.created_at[r])
+            .execute(&mut *tx).await?;
+    }
+    let q = &rows.procedures;
+    for r in chunks(q.id.len()) {
+        sqlx::query("INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])")
+            .bind(&q.id[r.clone()]).bind(&q.patient_id[r.clone()]).bind(&q.provider_id[r.clone()]).bind(&q.consultant_id[r.clone()])
+            .bind(&q.procedure_date[r.clone()]).bind(&q.opcs4_code[r.clone()]).bind(&q.opcs4_version[r.clone()]).bind(&q.snomed_ct_id[r.clone()])
+            .bind(&q.laterality[r.clone()]).bind(&q.registry[r.clone()]).bind(&q.local_record_id[r.clone()]).bind(&q.created_at[r])
+            .execute(&mut *tx).await?;
+    }
+    let m = &rows.implants;
+    for r in chunks(m.id.len()) {
+        sqlx::query("INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::date[], $9::date[], $10::text[], $11::text[])")
+            .bind(&m.id[r.clone()]).bind(&m.procedure_id[r.clone()]).bind(&m.position[r.clone()]).bind(&m.udi_di[r.clone()])
+            .bind(&m.device_model_id[r.clone()]).bind(&m.lot[r.clone()]).bind(&m.serial[r.clone()]).bind(&m.expiry[r.clone()])
+            .bind(&m.manufactured[r.clone()]).bind(&m.raw_scan[r.clone()]).bind(&m.entry_type[r])
+            .execute(&mut *tx).await?;
+    }
+    let f = &rows.flags;
+    for r in chunks(f.implant_id.len()) {
+        sqlx::query("INSERT INTO follow_up_flag (implant_id, flag, raised_at) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[])")
+            .bind(&f.implant_id[r.clone()]).bind(&f.flag[r.clone()]).bind(&f.raised_at[r])
+            .execute(&mut *tx).await?;
+    }
+    let ids = plan
+        .procedure_slots()
+        .into_iter()
+        .map(|slot| slot.map(|k| ProcedureId(procedure_ids[k])))
+        .collect();
+    Ok((plan.outcome, ids))
+}
+
 /// Looks up the patients and local record ids a batch refers to.
 async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
     let mut lookups = BulkLookups::default();
@@ -959,6 +1079,122 @@ async fn ensure_consultants(
             .fetch_all(&mut *conn)
             .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// The stored procedures of one provider with these local record ids: id and, when it came
+/// through a submission, the content hash of its current version.
+async fn existing_procedures(
+    conn: &mut PgConnection,
+    provider: OrganisationId,
+    local_ids: &[&str],
+) -> StoreResult<HashMap<String, (i64, Option<String>)>> {
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT p.local_record_id, p.id, s.content_hash FROM procedure p \
+         LEFT JOIN procedure_source s ON s.procedure_id = p.id \
+         WHERE p.provider_id = $1 AND p.local_record_id = ANY($2)",
+    )
+    .bind(provider.0)
+    .bind(local_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(local, id, hash)| (local, (id, hash)))
+        .collect())
+}
+
+async fn insert_sources(conn: &mut PgConnection, rows: &[SourceRow<'_>]) -> StoreResult<()> {
+    for range in chunks(rows.len()) {
+        let rows = &rows[range];
+        let column = |f: &dyn Fn(&SourceRow<'_>) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+        let procedure = column(&|r| r.procedure.0);
+        let job = column(&|r| r.job.0);
+        let line = column(&|r| r.line);
+        let organisation = column(&|r| r.organisation.0);
+        let token: Vec<Option<i64>> = rows.iter().map(|r| r.token.map(|t| t.0)).collect();
+        let registry: Vec<&str> = rows.iter().map(|r| r.registry).collect();
+        let version: Vec<&str> = rows.iter().map(|r| r.dataset_version).collect();
+        let record: Vec<&str> = rows.iter().map(|r| r.record).collect();
+        let hash: Vec<&str> = rows.iter().map(|r| r.content_hash).collect();
+        let warnings: Vec<Option<&str>> = rows.iter().map(|r| r.warnings).collect();
+        let received: Vec<chrono::DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
+        sqlx::query(
+            "INSERT INTO procedure_source (procedure_id, version, registry, dataset_version, record, \
+             content_hash, warnings, job_id, line, organisation_id, token_id, received_at) \
+             SELECT p, 1, rg, v, rc, h, w, j, l, o, t, at FROM UNNEST($1::bigint[], $2::text[], \
+               $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], \
+               $9::bigint[], $10::bigint[], $11::timestamptz[]) AS u (p, rg, v, rc, h, w, j, l, o, t, at)",
+        )
+        .bind(&procedure)
+        .bind(&registry)
+        .bind(&version)
+        .bind(&record)
+        .bind(&hash)
+        .bind(&warnings)
+        .bind(&job)
+        .bind(&line)
+        .bind(&organisation)
+        .bind(&token)
+        .bind(&received)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_report(conn: &mut PgConnection, rows: &[ReportRow<'_>]) -> StoreResult<()> {
+    for range in chunks(rows.len()) {
+        let rows = &rows[range];
+        let job: Vec<i64> = rows.iter().map(|r| r.job.0).collect();
+        let line: Vec<i64> = rows.iter().map(|r| r.line).collect();
+        let organisation: Vec<i64> = rows.iter().map(|r| r.organisation.0).collect();
+        let local: Vec<Option<&str>> = rows.iter().map(|r| r.local_record_id).collect();
+        let outcome: Vec<&str> = rows.iter().map(|r| r.outcome).collect();
+        let effect: Vec<&str> = rows.iter().map(|r| r.effect).collect();
+        let procedure: Vec<Option<i64>> = rows.iter().map(|r| r.procedure.map(|p| p.0)).collect();
+        let messages: Vec<Option<&str>> = rows.iter().map(|r| r.messages).collect();
+        let record: Vec<Option<&str>> = rows.iter().map(|r| r.record).collect();
+        sqlx::query(
+            "INSERT INTO submission_record (job_id, line, organisation_id, local_record_id, outcome, \
+             effect, procedure_id, messages, record) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+               $6::text[], $7::bigint[], $8::text[], $9::text[])",
+        )
+        .bind(&job)
+        .bind(&line)
+        .bind(&organisation)
+        .bind(&local)
+        .bind(&outcome)
+        .bind(&effect)
+        .bind(&procedure)
+        .bind(&messages)
+        .bind(&record)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Resolves an organisation's open quarantine entries for local record ids now accepted.
+async fn resolve_quarantined(
+    conn: &mut PgConnection,
+    organisation: OrganisationId,
+    local_ids: &[&str],
+    job: SubmissionJobId,
+    at: chrono::DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE submission_record SET resolved_at = $1, resolved_by_job = $2 \
+         WHERE outcome = 'rejected' AND resolved_at IS NULL AND organisation_id = $3 \
+           AND local_record_id = ANY($4)",
+    )
+    .bind(at)
+    .bind(job.0)
+    .bind(organisation.0)
+    .bind(local_ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Reserves `count` ids from a table's identity sequence.
@@ -1037,4 +1273,13 @@ async fn read_extract_rows(
         implants: implants.fetch_all(&mut *conn).await?,
         removals: removals.fetch_all(&mut *conn).await?,
     })
+}
+
+/// Bulk submission jobs, reports, quarantine and procedure versions, shared with the other
+/// backend.
+mod submission {
+    use crate::types::*;
+    use crate::{StoreError, StoreResult};
+
+    super::super::submissions::submission_queries!(sqlx::PgConnection);
 }

@@ -24,6 +24,7 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
+use super::submissions::{ReportRow, SourceRow};
 use crate::analysis::{
     self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
     StoredSignal, SurveillanceRunId,
@@ -44,11 +45,11 @@ const MAX_GROUP: usize = 256;
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<SubmissionJob>,
+    writer: mpsc::Sender<PendingSubmission>,
 }
 
 /// One submission waiting for the group-commit writer.
-struct SubmissionJob {
+struct PendingSubmission {
     prepared: PreparedSubmission,
     idempotency: Option<NewIdempotencyRecord>,
     reply: oneshot::Sender<StoreResult<ProcedureId>>,
@@ -249,7 +250,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<ProcedureId> {
         prepared.check_shape()?;
         let (reply, answer) = oneshot::channel();
-        let job = SubmissionJob {
+        let job = PendingSubmission {
             prepared: prepared.clone(),
             idempotency: idempotency.cloned(),
             reply,
@@ -484,53 +485,10 @@ impl Store for SqliteStore {
     }
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
-        for prepared in &batch.submissions {
-            prepared.check_shape()?;
-        }
         let mut tx = self.begin_write().await?;
-        let mut lookups = bulk_lookups(&mut tx, batch).await?;
-        let plan = BulkPlan::new(batch, &lookups);
-        lookups.consultants = ensure_consultants(&mut tx, &plan.consultants()).await?;
-        let (n_patients, n_procedures, n_implants) = plan.id_counts();
-        // Ids are allocated past the current maximum: BEGIN IMMEDIATE holds the write lock, so
-        // no other writer can take them before commit.
-        let patient_ids = next_ids(&mut tx, "patient", n_patients).await?;
-        let procedure_ids = next_ids(&mut tx, "procedure", n_procedures).await?;
-        let implant_ids = next_ids(&mut tx, "implant", n_implants).await?;
-        let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
-
-        let p = &rows.patients;
-        insert_rows(&mut tx, "INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) ", p.id.len(), 8, |b, i| {
-            b.push_bind(p.id[i]).push_bind(p.nhs_number[i].as_str()).push_bind(p.family_name[i].as_str()).push_bind(p.given_name[i].as_str())
-                .push_bind(p.date_of_birth[i]).push_bind(p.sex[i].as_str()).push_bind(p.postcode[i].as_deref()).push_bind(p.created_at[i]);
-        }).await?;
-        let r = &rows.procedures;
-        insert_rows(&mut tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) ", r.id.len(), 12, |b, i| {
-            b.push_bind(r.id[i]).push_bind(r.patient_id[i]).push_bind(r.provider_id[i]).push_bind(r.consultant_id[i])
-                .push_bind(r.procedure_date[i]).push_bind(r.opcs4_code[i].as_deref()).push_bind(r.opcs4_version[i].as_deref()).push_bind(r.snomed_ct_id[i])
-                .push_bind(r.laterality[i].as_str()).push_bind(r.registry[i].as_str()).push_bind(r.local_record_id[i].as_str()).push_bind(r.created_at[i]);
-        }).await?;
-        let m = &rows.implants;
-        insert_rows(&mut tx, "INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) ", m.id.len(), 11, |b, i| {
-            b.push_bind(m.id[i]).push_bind(m.procedure_id[i]).push_bind(m.position[i]).push_bind(m.udi_di[i].as_str())
-                .push_bind(m.device_model_id[i]).push_bind(m.lot[i].as_deref()).push_bind(m.serial[i].as_deref()).push_bind(m.expiry[i])
-                .push_bind(m.manufactured[i]).push_bind(m.raw_scan[i].as_deref()).push_bind(m.entry_type[i].as_str());
-        }).await?;
-        let f = &rows.flags;
-        insert_rows(
-            &mut tx,
-            "INSERT INTO follow_up_flag (implant_id, flag, raised_at) ",
-            f.implant_id.len(),
-            3,
-            |b, i| {
-                b.push_bind(f.implant_id[i])
-                    .push_bind(f.flag[i].as_str())
-                    .push_bind(f.raised_at[i]);
-            },
-        )
-        .await?;
+        let (outcome, _) = bulk_write(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(plan.outcome)
+        Ok(outcome)
     }
 
     async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<BulkRemovalReport> {
@@ -709,6 +667,106 @@ impl Store for SqliteStore {
         recall::audit_events(&mut conn, after, limit).await
     }
 
+    async fn create_submission_job(&self, job: &NewSubmissionJob) -> StoreResult<SubmissionJobId> {
+        let mut conn = self.pool.acquire().await?;
+        submission::create_job(&mut conn, job).await
+    }
+
+    async fn submission_job(&self, id: SubmissionJobId) -> StoreResult<Option<SubmissionJob>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::job(&mut conn, id).await
+    }
+
+    async fn submission_jobs(
+        &self,
+        organisation: Option<OrganisationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SubmissionJob>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::jobs(&mut conn, organisation, limit).await
+    }
+
+    async fn submission_jobs_in_state(
+        &self,
+        state: SubmissionState,
+    ) -> StoreResult<Vec<SubmissionJobId>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::jobs_in_state(&mut conn, state).await
+    }
+
+    async fn start_submission_job(
+        &self,
+        id: SubmissionJobId,
+        total_records: u64,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut conn = self.pool.acquire().await?;
+        submission::start_job(&mut conn, id, total_records, at).await
+    }
+
+    async fn fail_submission_job(
+        &self,
+        id: SubmissionJobId,
+        failure: &str,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        submission::fail_job(&mut conn, id, failure, at).await
+    }
+
+    async fn register_device_types(&self) -> StoreResult<Vec<(String, String, DeviceModelId)>> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT udi_di, device_type, id FROM device_model")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(udi, device_type, id)| (udi, device_type, DeviceModelId(id)))
+            .collect())
+    }
+
+    async fn commit_submission_chunk(
+        &self,
+        chunk: &SubmissionChunk,
+    ) -> StoreResult<Vec<ChunkRecordResult>> {
+        let mut tx = self.begin_write().await?;
+        // BEGIN IMMEDIATE already holds the write lock.
+        let results = submission::commit_chunk(&mut tx, chunk).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn submission_records(
+        &self,
+        job: SubmissionJobId,
+        after_line: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<SubmissionRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::records(&mut conn, job, after_line, limit).await
+    }
+
+    async fn quarantine(&self, query: &QuarantineQuery) -> StoreResult<Vec<QuarantineEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::quarantine(&mut conn, query).await
+    }
+
+    async fn quarantine_entry(
+        &self,
+        id: SubmissionRecordId,
+    ) -> StoreResult<Option<QuarantineEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::quarantine_entry(&mut conn, id).await
+    }
+
+    async fn procedure_history(
+        &self,
+        procedure: ProcedureId,
+    ) -> StoreResult<Vec<ProcedureSourceVersion>> {
+        let mut conn = self.pool.acquire().await?;
+        submission::history(&mut conn, procedure).await
+    }
+
     async fn counts(&self) -> StoreResult<Counts> {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
@@ -870,8 +928,66 @@ async fn write_submission(
     Ok(ProcedureId(procedure_id))
 }
 
+/// Writes a batch inside the caller's transaction; returns the outcome and, for each
+/// submission, the id of the procedure written for it (`None` when skipped).
+async fn bulk_write(
+    tx: &mut SqliteConnection,
+    batch: &BulkBatch,
+) -> StoreResult<(BulkLoadOutcome, Vec<Option<ProcedureId>>)> {
+    for prepared in &batch.submissions {
+        prepared.check_shape()?;
+    }
+    let mut lookups = bulk_lookups(&mut *tx, batch).await?;
+    let plan = BulkPlan::new(batch, &lookups);
+    lookups.consultants = ensure_consultants(&mut *tx, &plan.consultants()).await?;
+    let (n_patients, n_procedures, n_implants) = plan.id_counts();
+    // Ids are allocated past the current maximum: BEGIN IMMEDIATE holds the write lock, so
+    // no other writer can take them before commit.
+    let patient_ids = next_ids(&mut *tx, "patient", n_patients).await?;
+    let procedure_ids = next_ids(&mut *tx, "procedure", n_procedures).await?;
+    let implant_ids = next_ids(&mut *tx, "implant", n_implants).await?;
+    let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
+
+    let p = &rows.patients;
+    insert_rows(&mut *tx, "INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) ", p.id.len(), 8, |b, i| {
+        b.push_bind(p.id[i]).push_bind(p.nhs_number[i].as_str()).push_bind(p.family_name[i].as_str()).push_bind(p.given_name[i].as_str())
+            .push_bind(p.date_of_birth[i]).push_bind(p.sex[i].as_str()).push_bind(p.postcode[i].as_deref()).push_bind(p.created_at[i]);
+    }).await?;
+    let r = &rows.procedures;
+    insert_rows(&mut *tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) ", r.id.len(), 12, |b, i| {
+        b.push_bind(r.id[i]).push_bind(r.patient_id[i]).push_bind(r.provider_id[i]).push_bind(r.consultant_id[i])
+            .push_bind(r.procedure_date[i]).push_bind(r.opcs4_code[i].as_deref()).push_bind(r.opcs4_version[i].as_deref()).push_bind(r.snomed_ct_id[i])
+            .push_bind(r.laterality[i].as_str()).push_bind(r.registry[i].as_str()).push_bind(r.local_record_id[i].as_str()).push_bind(r.created_at[i]);
+    }).await?;
+    let m = &rows.implants;
+    insert_rows(&mut *tx, "INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) ", m.id.len(), 11, |b, i| {
+        b.push_bind(m.id[i]).push_bind(m.procedure_id[i]).push_bind(m.position[i]).push_bind(m.udi_di[i].as_str())
+            .push_bind(m.device_model_id[i]).push_bind(m.lot[i].as_deref()).push_bind(m.serial[i].as_deref()).push_bind(m.expiry[i])
+            .push_bind(m.manufactured[i]).push_bind(m.raw_scan[i].as_deref()).push_bind(m.entry_type[i].as_str());
+    }).await?;
+    let f = &rows.flags;
+    insert_rows(
+        &mut *tx,
+        "INSERT INTO follow_up_flag (implant_id, flag, raised_at) ",
+        f.implant_id.len(),
+        3,
+        |b, i| {
+            b.push_bind(f.implant_id[i])
+                .push_bind(f.flag[i].as_str())
+                .push_bind(f.raised_at[i]);
+        },
+    )
+    .await?;
+    let ids = plan
+        .procedure_slots()
+        .into_iter()
+        .map(|slot| slot.map(|k| ProcedureId(procedure_ids[k])))
+        .collect();
+    Ok((plan.outcome, ids))
+}
+
 /// Takes every submission waiting and commits them together; see the module header.
-async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<SubmissionJob>) {
+async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<PendingSubmission>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -899,7 +1015,7 @@ async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<Submissi
 
 async fn commit_group(
     pool: &SqlitePool,
-    group: &[SubmissionJob],
+    group: &[PendingSubmission],
 ) -> StoreResult<Vec<StoreResult<ProcedureId>>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(group.len());
@@ -920,7 +1036,7 @@ async fn commit_group(
     Ok(results)
 }
 
-async fn commit_one(pool: &SqlitePool, job: &SubmissionJob) -> StoreResult<ProcedureId> {
+async fn commit_one(pool: &SqlitePool, job: &PendingSubmission) -> StoreResult<ProcedureId> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = write_submission(&mut tx, &job.prepared, job.idempotency.as_ref()).await?;
     tx.commit().await?;
@@ -992,6 +1108,103 @@ async fn ensure_consultants(
         ids.extend(rows);
     }
     Ok(ids)
+}
+
+/// The stored procedures of one provider with these local record ids: id and, when it came
+/// through a submission, the content hash of its current version.
+async fn existing_procedures(
+    conn: &mut SqliteConnection,
+    provider: OrganisationId,
+    local_ids: &[&str],
+) -> StoreResult<HashMap<String, (i64, Option<String>)>> {
+    let mut found = HashMap::new();
+    for chunk in local_ids.chunks(MAX_VARIABLES - 1) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT p.local_record_id, p.id, s.content_hash FROM procedure p \
+             LEFT JOIN procedure_source s ON s.procedure_id = p.id WHERE p.provider_id = ",
+        );
+        q.push_bind(provider.0);
+        q.push(" AND p.local_record_id IN ");
+        push_in_list(&mut q, chunk.iter().copied());
+        let rows: Vec<(String, i64, Option<String>)> =
+            q.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(
+            rows.into_iter()
+                .map(|(local, id, hash)| (local, (id, hash))),
+        );
+    }
+    Ok(found)
+}
+
+async fn insert_sources(conn: &mut SqliteConnection, rows: &[SourceRow<'_>]) -> StoreResult<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO procedure_source (procedure_id, version, registry, dataset_version, record, \
+         content_hash, warnings, job_id, line, organisation_id, token_id, received_at) ",
+        rows.len(),
+        12,
+        |b, i| {
+            let r = &rows[i];
+            b.push_bind(r.procedure.0)
+                .push_bind(1_i64)
+                .push_bind(r.registry)
+                .push_bind(r.dataset_version)
+                .push_bind(r.record)
+                .push_bind(r.content_hash)
+                .push_bind(r.warnings)
+                .push_bind(r.job.0)
+                .push_bind(r.line)
+                .push_bind(r.organisation.0)
+                .push_bind(r.token.map(|t| t.0))
+                .push_bind(r.received_at);
+        },
+    )
+    .await
+}
+
+async fn insert_report(conn: &mut SqliteConnection, rows: &[ReportRow<'_>]) -> StoreResult<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO submission_record (job_id, line, organisation_id, local_record_id, outcome, \
+         effect, procedure_id, messages, record) ",
+        rows.len(),
+        9,
+        |b, i| {
+            let r = &rows[i];
+            b.push_bind(r.job.0)
+                .push_bind(r.line)
+                .push_bind(r.organisation.0)
+                .push_bind(r.local_record_id)
+                .push_bind(r.outcome)
+                .push_bind(r.effect)
+                .push_bind(r.procedure.map(|p| p.0))
+                .push_bind(r.messages)
+                .push_bind(r.record);
+        },
+    )
+    .await
+}
+
+/// Resolves an organisation's open quarantine entries for local record ids now accepted.
+async fn resolve_quarantined(
+    conn: &mut SqliteConnection,
+    organisation: OrganisationId,
+    local_ids: &[&str],
+    job: SubmissionJobId,
+    at: chrono::DateTime<Utc>,
+) -> StoreResult<()> {
+    for chunk in local_ids.chunks(MAX_VARIABLES - 3) {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE submission_record SET resolved_at = ");
+        q.push_bind(at);
+        q.push(", resolved_by_job = ");
+        q.push_bind(job.0);
+        q.push(" WHERE outcome = 'rejected' AND resolved_at IS NULL AND organisation_id = ");
+        q.push_bind(organisation.0);
+        q.push(" AND local_record_id IN ");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Appends `(?, ?, …)` binding each value; callers chunk to stay under `MAX_VARIABLES`.
@@ -1100,4 +1313,13 @@ async fn read_extract_rows(
         implants,
         removals,
     })
+}
+
+/// Bulk submission jobs, reports, quarantine and procedure versions, shared with the other
+/// backend.
+mod submission {
+    use crate::types::*;
+    use crate::{StoreError, StoreResult};
+
+    super::super::submissions::submission_queries!(sqlx::SqliteConnection);
 }

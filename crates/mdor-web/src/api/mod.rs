@@ -6,7 +6,8 @@ mod outcomes;
 mod patients;
 mod procedures;
 mod recall;
-mod recall_cases;
+pub(crate) mod recall_cases;
+mod submissions;
 mod survivorship;
 
 use axum::extract::rejection::PathRejection;
@@ -26,6 +27,24 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/procedures", post(procedures::create_procedure))
         .route("/api/v1/procedures/{id}", get(procedures::get_procedure))
+        .route(
+            "/api/v1/procedures/{id}/versions",
+            get(submissions::procedure_versions),
+        )
+        .route("/api/v1/submissions/{id}", get(submissions::get_submission))
+        .route(
+            "/api/v1/submissions/{id}/report.ndjson",
+            get(submissions::report_ndjson),
+        )
+        .route(
+            "/api/v1/submissions/{id}/report.csv",
+            get(submissions::report_csv),
+        )
+        .route("/api/v1/quarantine", get(submissions::list_quarantine))
+        .route(
+            "/api/v1/quarantine/{id}/resubmit",
+            post(submissions::resubmit),
+        )
         .route(
             "/api/v1/implants/{id}/removals",
             post(outcomes::record_removal),
@@ -60,6 +79,12 @@ pub fn routes() -> Router<AppState> {
         .fallback(|| async { ApiError::NotFound("route") })
 }
 
+/// Routes that stream large request bodies: no request timeout and no body limit but the
+/// upload limit the service enforces while spooling.
+pub fn upload_routes() -> Router<AppState> {
+    Router::new().route("/api/v1/submissions", post(submissions::create_submission))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -85,6 +110,13 @@ pub fn routes() -> Router<AppState> {
         recall_cases::worklist_csv,
         recall_cases::set_status,
         survivorship::get_survivorship,
+        submissions::create_submission,
+        submissions::get_submission,
+        submissions::report_ndjson,
+        submissions::report_csv,
+        submissions::list_quarantine,
+        submissions::resubmit,
+        submissions::procedure_versions,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

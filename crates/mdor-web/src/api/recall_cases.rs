@@ -383,7 +383,7 @@ pub async fn work_page(
 }
 
 /// A spreadsheet cell that cannot be read as a formula (CSV injection).
-fn cell(value: &str) -> String {
+pub(crate) fn cell(value: &str) -> String {
     let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {

@@ -8,5 +8,6 @@
 
 mod api;
 mod recall_cases;
+mod submissions;
 mod support;
 mod timeline;

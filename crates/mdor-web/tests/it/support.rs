@@ -26,7 +26,7 @@ pub struct TestApp {
     pub regulator: String,
     /// The registry administrator.
     pub admin: String,
-    _postgres: Option<PostgresDatabase>,
+    pub _postgres: Option<PostgresDatabase>,
 }
 
 /// Which backends the suite runs on: SQLite always, PostgreSQL when configured.
@@ -41,7 +41,7 @@ pub fn backends() -> Vec<&'static str> {
 }
 
 /// A throwaway PostgreSQL database, dropped when the test ends.
-struct PostgresDatabase {
+pub struct PostgresDatabase {
     admin_url: String,
     name: String,
 }
