@@ -45,10 +45,12 @@ pub use submissions::{
     resubmit_quarantined, run_submission_worker, submission_job, submission_report, submit_file,
 };
 pub use surveillance::{
-    DeviceGrouping, DeviceRating, Estimate, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule,
-    ImplantOutlier, OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig,
-    RatingLevel, RatingOutcome, SignalConfig, SignalResult, SignalSummary, SurveillanceConfig,
-    SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, device_survivorship, latest_alerts,
+    CompletenessRow, DeviceGrouping, DeviceRating, Estimate, FEEDBACK_YEARS, FeedbackReport,
+    FeedbackSubject, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule, ImplantOutlier,
+    OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig, RatingLevel,
+    RatingOutcome, RevisionEstimate, RevisionRow, SignalConfig, SignalResult, SignalSummary,
+    SurveillanceConfig, SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, VolumeRow,
+    device_survivorship, feedback_csv, feedback_report, latest_alerts, operator_feedback_report,
     operator_survivorship, run_surveillance, surveillance_alerts,
 };
 pub use timeline::{AccessPurpose, patient_timeline};

@@ -10,6 +10,7 @@
 //! `run_surveillance` is an operator task (the CLI, or after a bulk load).
 
 mod extract;
+mod feedback;
 mod outliers;
 mod ratings;
 mod signals;
@@ -29,6 +30,10 @@ use crate::ctx::Ctx;
 use crate::error::ServiceError;
 use crate::surveillance::extract::Cohort;
 
+pub use feedback::{
+    CompletenessRow, FEEDBACK_YEARS, FeedbackReport, FeedbackSubject, RevisionEstimate,
+    RevisionRow, VolumeRow, feedback_csv, feedback_report, operator_feedback_report,
+};
 pub use outliers::{
     FunnelOutlier, FunnelSummary, ImplantOutlier, OutlierConfig, OutlierReport,
     OverdispersionMethod,

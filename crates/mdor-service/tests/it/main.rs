@@ -10,6 +10,7 @@
 )]
 
 mod datasets;
+mod feedback;
 mod support;
 mod surveillance;
 mod synthetic;

@@ -7,6 +7,7 @@ mod patients;
 mod procedures;
 mod recall;
 pub(crate) mod recall_cases;
+mod reports;
 mod submissions;
 mod survivorship;
 
@@ -58,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/recall", get(recall::recall))
         .route("/api/v1/patients/timeline", post(patients::timeline))
+        .route("/api/v1/reports/feedback", get(reports::feedback))
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
         .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
         .route(
@@ -103,6 +105,7 @@ pub fn upload_routes() -> Router<AppState> {
         devices::register_device,
         recall::recall,
         patients::timeline,
+        reports::feedback,
         recall_cases::open_case,
         recall_cases::get_case,
         recall_cases::refresh_case,

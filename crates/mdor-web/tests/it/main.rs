@@ -8,6 +8,7 @@
 
 mod api;
 mod recall_cases;
+mod reports;
 mod submissions;
 mod support;
 mod timeline;
