@@ -477,6 +477,96 @@ impl From<AuditEventRow> for AuditEvent {
 }
 
 #[derive(sqlx::FromRow)]
+pub struct AuditLogRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub organisation_id: i64,
+    pub role: String,
+    pub token_id: Option<i64>,
+    pub action: String,
+    pub resource: String,
+    pub patient_id: Option<i64>,
+    pub record_count: i64,
+    pub purpose: String,
+    pub outcome: String,
+    pub leaf_hash: Option<Vec<u8>>,
+}
+
+impl From<AuditLogRow> for AuditLogEntry {
+    fn from(row: AuditLogRow) -> Self {
+        AuditLogEntry {
+            seq: row.seq as u64,
+            at: row.at,
+            organisation: OrganisationId(row.organisation_id),
+            role: row.role,
+            token: row.token_id.map(TokenId),
+            action: row.action,
+            resource: row.resource,
+            patient: row.patient_id.map(PatientId),
+            record_count: row.record_count as u64,
+            purpose: row.purpose,
+            outcome: row.outcome,
+            leaf_hash: row.leaf_hash,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PatientAccessRow {
+    pub at: DateTime<Utc>,
+    pub organisation_ods: String,
+    pub organisation_name: String,
+    pub role: String,
+    pub action: String,
+    pub purpose: String,
+    pub outcome: String,
+    pub record_count: i64,
+}
+
+impl From<PatientAccessRow> for PatientAccess {
+    fn from(row: PatientAccessRow) -> Self {
+        PatientAccess {
+            at: row.at,
+            organisation_ods: row.organisation_ods,
+            organisation_name: row.organisation_name,
+            role: row.role,
+            action: row.action,
+            purpose: row.purpose,
+            outcome: row.outcome,
+            record_count: row.record_count as u64,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditCheckpointRow {
+    pub id: i64,
+    pub tree_size: i64,
+    pub root_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub key_name: String,
+    pub note: String,
+}
+
+impl TryFrom<AuditCheckpointRow> for AuditCheckpoint {
+    type Error = StoreError;
+
+    fn try_from(row: AuditCheckpointRow) -> Result<Self, StoreError> {
+        let root_hash: [u8; 32] = row.root_hash.try_into().map_err(|_| {
+            StoreError::Corrupt(format!("audit checkpoint {} root hash length", row.id))
+        })?;
+        Ok(AuditCheckpoint {
+            id: row.id,
+            tree_size: row.tree_size as u64,
+            root_hash,
+            created_at: row.created_at,
+            key_name: row.key_name,
+            note: row.note,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub struct TimelinePatientRow {
     pub id: i64,
     pub nhs_number: String,
