@@ -2,7 +2,7 @@
 //! nesting) < command-line flags, read into a raw struct and then validated once.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub database: RawDatabase,
     pub server: RawServer,
     pub log: RawLog,
+    #[serde(default)]
+    pub audit: RawAudit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +42,14 @@ pub struct RawLog {
     pub format: String,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// File holding the checkpoint signing key (`mdor audit keygen` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
@@ -53,6 +63,7 @@ impl Default for RawConfig {
             log: RawLog {
                 format: "pretty".into(),
             },
+            audit: RawAudit::default(),
         }
     }
 }
@@ -70,6 +81,8 @@ pub struct Config {
     pub max_connections: u32,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    /// Where the audit checkpoint signing key is; never in the database.
+    pub audit_signing_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -82,6 +95,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("listen", &self.listen)
             .field("log_format", &self.log_format)
+            .field("audit_signing_key", &self.audit_signing_key)
             .finish()
     }
 }
@@ -151,11 +165,17 @@ impl Config {
             "json" => LogFormat::Json,
             other => bail!("log.format must be pretty or json (got {other})"),
         };
+        let audit_signing_key = match raw.audit.signing_key.as_deref().map(str::trim) {
+            Some("") => bail!("audit.signing_key must name a file when given"),
+            Some(path) => Some(PathBuf::from(path)),
+            None => None,
+        };
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
             listen,
             log_format,
+            audit_signing_key,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI) and checks what that principal may do before touching the store.
 
+mod audit_log;
 mod auth;
 mod bulk;
 mod ctx;
@@ -18,6 +19,10 @@ mod register;
 pub mod registries;
 mod timeline;
 
+pub use audit_log::{
+    Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,
+    VerifyReport, create_audit_checkpoint, verify_audit_log,
+};
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
     BulkOutcomeRecord, LoadSummary, OutcomeLoadReport, bulk_load, bulk_outcomes, defer_load_schema,
@@ -35,13 +40,13 @@ pub use recall_cases::{
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 pub use registries::{load_registries_dir, shipped_catalogue};
-pub use timeline::{AccessPurpose, patient_timeline};
+pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
     ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
-    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientTimeline, ProcedureId,
+    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientAccess, PatientTimeline, ProcedureId,
     ProcedureRecord, RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId,
     RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus,
     RecallWorkCount, RemovalId, Role, StoredImplant, StoredRemoval, TimelineImplant,

@@ -1,5 +1,5 @@
 -- The audit as a Merkle log (RFC 6962): every audit_event gets a gapless sequence number
--- (its position in the log, assigned under a table lock so that rolled-back transactions
+-- (its position in the log, assigned under an advisory lock so that rolled-back transactions
 -- leave no gaps, which identity columns would) and its leaf hash,
 -- SHA-256(0x00 || canonical encoding), computed by the store (see mdor-store `audit_log`).
 -- Signed checkpoints (tree size and root) are kept in audit_checkpoint for reference; the

@@ -988,11 +988,13 @@ mod recall {
     use crate::types::*;
     use crate::{StoreError, StoreResult};
 
-    // A table lock that conflicts with itself and with INSERT but not with readers: audit
-    // writers queue here until the holder commits, so positions are gapless and in order.
+    // Audit writers queue on one transaction-level advisory lock until the holder commits, so
+    // positions are gapless and in commit order. Unlike LOCK TABLE in a mode that blocks other
+    // inserters, it needs no UPDATE, DELETE or TRUNCATE privilege, which an application role
+    // should not have on the audit (`mdor audit grants`). The key is "mdoraudt" in ASCII.
     super::super::recall_cases::recall_case_queries!(
         sqlx::PgConnection,
-        Some("LOCK TABLE audit_event IN SHARE ROW EXCLUSIVE MODE")
+        Some("SELECT pg_advisory_xact_lock(7882547784857248884)")
     );
 }
 

@@ -109,7 +109,7 @@ pub(crate) const AUDIT_SELECT: &str = "SELECT a.id, a.at, o.ods_code AS organisa
 /// Expands, inside a backend module, the recall-case and audit functions for `$conn`.
 /// `$audit_lock` is the statement (if any) that serialises audit writers until commit, so
 /// that each entry's `seq` is the previous one plus one: SQLite's `BEGIN IMMEDIATE` already
-/// holds the only write lock; PostgreSQL needs a table lock that blocks only other writers.
+/// holds the only write lock; PostgreSQL takes a transaction-level advisory lock.
 macro_rules! recall_case_queries {
     ($conn:ty, $audit_lock:expr) => {
         use $crate::backend::recall_cases as rc;
