@@ -73,9 +73,10 @@ pub async fn run(ctx: &Ctx, config: &Config, command: AuditCommand) -> anyhow::R
     ctx.check_ready().await?;
     match command {
         AuditCommand::Checkpoint { out } => {
-            let key_path = config.audit_signing_key.as_deref().context(
-                "audit.signing_key is not set (create a key with `mdor audit keygen`)",
-            )?;
+            let key_path = config
+                .audit_signing_key
+                .as_deref()
+                .context("audit.signing_key is not set (create a key with `mdor audit keygen`)")?;
             let signer = read_signer(key_path)?;
             let signed = mdor_service::create_audit_checkpoint(ctx, &signer)
                 .await

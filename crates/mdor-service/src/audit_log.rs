@@ -21,8 +21,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use mdor_store::audit_log::{Hash, TreeBuilder, leaf_hash};
 use mdor_store::NewAuditCheckpoint;
+use mdor_store::audit_log::{Hash, TreeBuilder, leaf_hash};
 
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
@@ -440,7 +440,11 @@ async fn scan_log(ctx: &Ctx, prefix: Option<u64>) -> Result<Scan, ServiceError> 
                 });
             }
             let leaf = leaf_hash(entry);
-            if entry.leaf_hash.as_deref().is_some_and(|stored| stored != leaf) {
+            if entry
+                .leaf_hash
+                .as_deref()
+                .is_some_and(|stored| stored != leaf)
+            {
                 note(LogProblem::LeafMismatch { seq: entry.seq });
             }
             tree.push(leaf);
@@ -511,12 +515,21 @@ mod tests {
     fn a_signed_checkpoint_opens_with_its_key_and_round_trips_through_key_files() {
         let signer = CheckpointSigner::generate("registry.example/audit").unwrap();
         let note = signer.sign(&checkpoint());
-        assert!(note.starts_with("registry.example/audit\n12\nBwcH"), "{note}");
+        assert!(
+            note.starts_with("registry.example/audit\n12\nBwcH"),
+            "{note}"
+        );
         assert!(note.contains("\n\n\u{2014} registry.example/audit "));
         let signer = CheckpointSigner::parse(&signer.to_key_file()).unwrap();
         let verifier = CheckpointVerifier::parse(&signer.verifier().to_key_file()).unwrap();
         assert_eq!(verifier.open(&note).unwrap(), checkpoint());
-        let secret = signer.to_key_file().rsplit('+').next().unwrap().trim().to_string();
+        let secret = signer
+            .to_key_file()
+            .rsplit('+')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string();
         assert!(!format!("{signer:?}").contains(&secret));
     }
 

@@ -8,7 +8,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use mdor_domain::OdsCode;
-use mdor_store::{ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind, Role, TokenId};
+use mdor_store::{
+    ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind, Role, TokenId,
+};
 
 use crate::ctx::Ctx;
 use crate::error::ServiceError;

@@ -46,9 +46,9 @@ pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
     ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
-    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientAccess, PatientTimeline, ProcedureId,
-    ProcedureRecord, RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId,
-    RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus,
-    RecallWorkCount, RemovalId, Role, StoredImplant, StoredRemoval, TimelineImplant,
-    TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientAccess,
+    PatientTimeline, ProcedureId, ProcedureRecord, RecallCase, RecallCaseCriteria,
+    RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant,
+    RecallRow, RecallStatus, RecallWorkCount, RemovalId, Role, StoredImplant, StoredRemoval,
+    TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

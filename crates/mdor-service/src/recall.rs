@@ -68,7 +68,10 @@ fn query_resource(criteria: &RecallCriteria) -> String {
     add("serial", criteria.serial.clone());
     add("expiry_from", criteria.expiry_from.map(|d| d.to_string()));
     add("expiry_to", criteria.expiry_to.map(|d| d.to_string()));
-    add("implanted_from", criteria.implanted_from.map(|d| d.to_string()));
+    add(
+        "implanted_from",
+        criteria.implanted_from.map(|d| d.to_string()),
+    );
     add("implanted_to", criteria.implanted_to.map(|d| d.to_string()));
     add("after", criteria.after.map(|a| a.0.to_string()));
     add("limit", Some(criteria.limit.to_string()));

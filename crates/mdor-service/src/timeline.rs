@@ -137,8 +137,5 @@ pub async fn patient_access_log(
         return Err(ServiceError::NotFound { what: "patient" });
     };
     audit.resource = format!("patient/{}/access_log", bounds.patient);
-    Ok(ctx
-        .store
-        .patient_access_log(bounds.patient, &audit)
-        .await?)
+    Ok(ctx.store.patient_access_log(bounds.patient, &audit).await?)
 }

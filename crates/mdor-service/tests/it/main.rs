@@ -1,5 +1,6 @@
 //! mdor-service's one integration-test binary; `datasets` checks the shipped registry
-//! dataset definitions and the folder loader end to end.
+//! dataset definitions and the folder loader end to end, `audit_log` that verification
+//! detects every kind of tampering with the audit on SQLite and PostgreSQL.
 
 #![allow(
     clippy::unwrap_used,
@@ -7,4 +8,5 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod audit_log;
 mod datasets;

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/devices/{udi_di}", get(devices::get_device))
         .route("/api/v1/recall", get(recall::recall))
         .route("/api/v1/patients/timeline", post(patients::timeline))
+        .route("/api/v1/patients/access-log", post(patients::access_log))
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
         .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
         .route(
@@ -73,6 +74,7 @@ pub fn routes() -> Router<AppState> {
         devices::register_device,
         recall::recall,
         patients::timeline,
+        patients::access_log,
         recall_cases::open_case,
         recall_cases::get_case,
         recall_cases::refresh_case,
