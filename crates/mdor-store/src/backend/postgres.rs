@@ -884,8 +884,19 @@ impl Store for PostgresStore {
     }
 
     async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {
-        let mut conn = self.pool.acquire().await?;
-        recall::audit_log_page(&mut conn, after_seq, limit).await
+        // to_json of a timestamptz is ISO 8601 with its offset; the session's time zone does
+        // not matter since the instant is parsed with it.
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT json_agg(json_build_array(seq, at, organisation_id, role, token_id, \
+               action, resource, patient_id, record_count, purpose, outcome, \
+               encode(leaf_hash, 'hex')) ORDER BY seq)::text \
+             FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2) page",
+        )
+        .bind(after_seq as i64)
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await?;
+        audit_log_page_from_json(json.as_deref())
     }
 
     async fn insert_audit_checkpoint(&self, checkpoint: &NewAuditCheckpoint) -> StoreResult<()> {

@@ -85,11 +85,6 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
       outcome, seq, leaf_hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-/// The Merkle log in order, a page at a time (the unique index on `seq` serves it).
-pub(crate) const AUDIT_LOG_PAGE: &str = "SELECT seq, at, organisation_id, role, token_id, \
-       action, resource, patient_id, record_count, purpose, outcome, leaf_hash \
-     FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2";
-
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
        o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
      FROM audit_event a JOIN organisation o ON o.id = a.organisation_id \
@@ -114,7 +109,7 @@ macro_rules! recall_case_queries {
     ($conn:ty, $audit_lock:expr) => {
         use $crate::backend::recall_cases as rc;
         use $crate::rows::{
-            AuditCheckpointRow, AuditEventRow, AuditLogRow, PatientAccessRow, RecallCaseRow,
+            AuditCheckpointRow, AuditEventRow, PatientAccessRow, RecallCaseRow,
             RecallEntryImplantRow, RecallEntryRow,
         };
 
@@ -148,19 +143,6 @@ macro_rules! recall_case_queries {
                 .execute(&mut *conn)
                 .await?;
             Ok(())
-        }
-
-        pub(super) async fn audit_log_page(
-            conn: &mut $conn,
-            after_seq: u64,
-            limit: u32,
-        ) -> StoreResult<Vec<AuditLogEntry>> {
-            let rows: Vec<AuditLogRow> = sqlx::query_as(rc::AUDIT_LOG_PAGE)
-                .bind(after_seq as i64)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok(rows.into_iter().map(AuditLogEntry::from).collect())
         }
 
         pub(super) async fn patient_access(

@@ -797,8 +797,16 @@ impl Store for SqliteStore {
     }
 
     async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {
-        let mut conn = self.pool.acquire().await?;
-        recall::audit_log_page(&mut conn, after_seq, limit).await
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(seq, at, organisation_id, role, token_id, \
+               action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash))) \
+             FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2)",
+        )
+        .bind(after_seq as i64)
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await?;
+        audit_log_page_from_json(json.as_deref().filter(|j| *j != "[]"))
     }
 
     async fn insert_audit_checkpoint(&self, checkpoint: &NewAuditCheckpoint) -> StoreResult<()> {
