@@ -158,8 +158,8 @@ fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
 fn read_signer(path: &Path) -> anyhow::Result<CheckpointSigner> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(CheckpointSigner::parse(&text)
-        .with_context(|| format!("reading the signing key {}", path.display()))?)
+    CheckpointSigner::parse(&text)
+        .with_context(|| format!("reading the signing key {}", path.display()))
 }
 
 /// Creates `path` with `mode`, refusing to overwrite an existing file (a lost key cannot be

@@ -429,10 +429,7 @@ async fn scan_log(ctx: &Ctx, prefix: Option<u64>) -> Result<Scan, ServiceError> 
     // The next page is read while this one is hashed: the engine's work and the hashing
     // overlap, which on SQLite (a worker thread per connection) nearly halves the time.
     let mut page = ctx.store.audit_log_page(0, PAGE).await?;
-    loop {
-        let Some(last) = page.last() else {
-            break;
-        };
+    while let Some(last) = page.last() {
         let next = (page.len() == PAGE as usize).then(|| {
             let store = Arc::clone(&ctx.store);
             let after = last.seq;

@@ -546,7 +546,7 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, ()> {
         _ => Err(()),
     };
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(());
     }
     bytes

@@ -246,7 +246,7 @@ async fn check_every_tampering_is_detected(postgres: Option<&str>) {
     let rehashed = tamper_and_verify(postgres, Tampering::EditWithRecomputedLeafHash)
         .await
         .unwrap();
-    assert_eq!(rehashed.problems, [root_mismatch.clone()]);
+    assert_eq!(rehashed.problems, std::slice::from_ref(&root_mismatch));
 
     let deleted = tamper_and_verify(postgres, Tampering::Delete)
         .await

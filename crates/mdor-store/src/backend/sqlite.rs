@@ -51,7 +51,9 @@ pub struct SqliteStore {
 
 /// One write waiting for the group-commit writer.
 enum WriteJob {
-    Submission(SubmissionJob),
+    // Boxed: a submission is three times the size of an audit entry, and the channel holds
+    // up to a thousand jobs.
+    Submission(Box<SubmissionJob>),
     Audit(AuditJob),
 }
 
@@ -322,7 +324,7 @@ impl Store for SqliteStore {
             reply,
         };
         self.writer
-            .send(WriteJob::Submission(job))
+            .send(WriteJob::Submission(Box::new(job)))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
