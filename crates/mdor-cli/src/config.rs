@@ -2,7 +2,7 @@
 //! nesting) < command-line flags, read into a raw struct and then validated once.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub server: RawServer,
     pub log: RawLog,
     pub submissions: RawSubmissions,
+    #[serde(default)]
+    pub audit: RawAudit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +51,14 @@ pub struct RawLog {
     pub format: String,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// File holding the checkpoint signing key (`mdor audit keygen` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
@@ -67,6 +77,7 @@ impl Default for RawConfig {
                 max_upload_bytes: mdor_service::DEFAULT_MAX_UPLOAD_BYTES,
                 chunk_records: mdor_service::DEFAULT_CHUNK_RECORDS,
             },
+            audit: RawAudit::default(),
         }
     }
 }
@@ -87,6 +98,8 @@ pub struct Config {
     pub submissions_dir: std::path::PathBuf,
     pub max_upload_bytes: u64,
     pub chunk_records: usize,
+    /// Where the audit checkpoint signing key is; never in the database.
+    pub audit_signing_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -102,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("submissions_dir", &self.submissions_dir)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("chunk_records", &self.chunk_records)
+            .field("audit_signing_key", &self.audit_signing_key)
             .finish()
     }
 }
@@ -181,6 +195,11 @@ impl Config {
         if !(1..=100_000).contains(&submissions.chunk_records) {
             bail!("submissions.chunk_records must be 1 to 100000");
         }
+        let audit_signing_key = match raw.audit.signing_key.as_deref().map(str::trim) {
+            Some("") => bail!("audit.signing_key must name a file when given"),
+            Some(path) => Some(PathBuf::from(path)),
+            None => None,
+        };
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
@@ -189,6 +208,7 @@ impl Config {
             submissions_dir: submissions.data_dir.trim().into(),
             max_upload_bytes: submissions.max_upload_bytes,
             chunk_records: submissions.chunk_records,
+            audit_signing_key,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The `mdor` binary: serve the API, migrate, manage tokens and organisations, load the
 //! device register and datasets, generate synthetic data, and run the demo.
 
+mod audit;
 mod config;
 mod demo;
 mod load;
@@ -122,6 +123,9 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The audit log: signing keys, signed checkpoints, verification, database privileges.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -241,6 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             dir,
         } => demo::run(procedures, seed, &listen, &dir).await,
+        Command::Audit(command) if command.is_offline() => audit::run_offline(command),
         command => {
             let config = Config::load(cli.config.as_deref(), &flags)?;
             telemetry::init(config.log_format);
@@ -318,6 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Ok(())
                 }
+                Command::Audit(command) => audit::run(&ctx, &config, command).await,
                 Command::Report(ReportCommand::Survivorship { udi_di, repeat }) => {
                     ctx.check_ready().await?;
                     let grouping =

@@ -8,7 +8,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use mdor_domain::OdsCode;
-use mdor_store::{ApiToken, NewApiToken, OrganisationId, OrganisationKind, Role, TokenId};
+use mdor_store::{
+    ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind, Role, TokenId,
+};
 
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
@@ -31,6 +33,46 @@ impl Principal {
         } else {
             Err(ServiceError::Forbidden { action })
         }
+    }
+
+    /// An audit entry of this principal's access, outcome `ok` until the store or the
+    /// caller says otherwise.
+    pub(crate) fn audit(
+        &self,
+        ctx: &Ctx,
+        action: &'static str,
+        resource: String,
+        purpose: &'static str,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            at: ctx.now(),
+            organisation: self.organisation,
+            role: self.role,
+            token: Some(self.token),
+            action,
+            resource,
+            patient: None,
+            record_count: 0,
+            purpose,
+            outcome: "ok",
+        }
+    }
+
+    /// `require`, with a refusal written to the audit before it is returned.
+    pub(crate) async fn require_audited(
+        &self,
+        ctx: &Ctx,
+        roles: &[Role],
+        action: &'static str,
+        refused: NewAuditEvent,
+    ) -> Result<(), ServiceError> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let mut refused = refused;
+        refused.outcome = "denied";
+        ctx.store.append_audit(&refused).await?;
+        Err(ServiceError::Forbidden { action })
     }
 }
 

@@ -5,6 +5,7 @@
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI) and checks what that principal may do before touching the store.
 
+mod audit_log;
 mod auth;
 mod bulk;
 mod ctx;
@@ -21,6 +22,10 @@ mod submissions;
 mod surveillance;
 mod timeline;
 
+pub use audit_log::{
+    Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,
+    VerifyReport, create_audit_checkpoint, verify_audit_log,
+};
 pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
 pub use bulk::{
     BulkOutcomeRecord, LoadSummary, OutcomeLoadReport, bulk_load, bulk_outcomes, defer_load_schema,
@@ -53,17 +58,17 @@ pub use surveillance::{
     device_survivorship, feedback_csv, feedback_report, latest_alerts, operator_feedback_report,
     operator_survivorship, run_surveillance, surveillance_alerts,
 };
-pub use timeline::{AccessPurpose, patient_timeline};
+pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
     ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
-    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientTimeline, ProcedureId,
-    ProcedureRecord, ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria,
-    RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant,
-    RecallRow, RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role,
-    StoredAlert, StoredImplant, StoredRemoval, SubmissionCounts, SubmissionFormat, SubmissionJob,
-    SubmissionJobId, SubmissionRecord, SubmissionRecordId, SubmissionState, TimelineImplant,
-    TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientAccess,
+    PatientTimeline, ProcedureId, ProcedureRecord, ProcedureSourceVersion, QuarantineEntry,
+    RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
+    RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RecordEffect,
+    RecordOutcome, RemovalId, Role, StoredAlert, StoredImplant, StoredRemoval, SubmissionCounts,
+    SubmissionFormat, SubmissionJob, SubmissionJobId, SubmissionRecord, SubmissionRecordId,
+    SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

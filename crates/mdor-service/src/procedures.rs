@@ -70,26 +70,24 @@ pub async fn register_procedure(
 }
 
 /// Reads a procedure. Providers see only their own organisation's procedures; anything else
-/// is reported as not found so that ids cannot be probed.
+/// is reported as not found so that ids cannot be probed. Every read, refusal and miss is
+/// audited, and the record is returned only after its audit entry is committed.
 #[tracing::instrument(skip_all, fields(procedure = id.0))]
 pub async fn get_procedure(
     ctx: &Ctx,
     principal: &Principal,
     id: ProcedureId,
 ) -> Result<ProcedureRecord, ServiceError> {
-    let record = ctx
-        .store
-        .procedure(id)
-        .await?
-        .ok_or(ServiceError::NotFound { what: "procedure" })?;
-    let visible = match principal.role {
-        Role::ProviderSubmitter => record.provider == principal.organisation,
-        Role::Regulator | Role::Admin => true,
+    let (only_provider, purpose) = match principal.role {
+        Role::ProviderSubmitter => (Some(principal.organisation), "direct_care"),
+        // The route asks for no purpose; the audit says so rather than guessing one.
+        Role::Regulator | Role::Admin => (None, "unstated"),
     };
-    if !visible {
-        return Err(ServiceError::NotFound { what: "procedure" });
-    }
-    Ok(record)
+    let audit = principal.audit(ctx, "procedure.read", format!("procedure/{id}"), purpose);
+    ctx.store
+        .audited_procedure(id, only_provider, &audit)
+        .await?
+        .ok_or(ServiceError::NotFound { what: "procedure" })
 }
 
 /// Matches devices against the register and computes follow-up flags.

@@ -1,5 +1,6 @@
 //! The recall query: every implant of a device, narrowed by lot, serial, expiry or implant
-//! date, with the patient and the provider that implanted it.
+//! date, with the patient and the provider that implanted it. Identifiable: every query and
+//! refusal is audited with the criteria as its resource and the number of rows returned.
 
 use mdor_store::{RecallCriteria, RecallRow, Role};
 
@@ -17,7 +18,15 @@ pub async fn recall(
     principal: &Principal,
     criteria: &RecallCriteria,
 ) -> Result<Vec<RecallRow>, ServiceError> {
-    principal.require(&[Role::Regulator, Role::Admin], "run recall queries")?;
+    let audit = principal.audit(ctx, "recall.query", query_resource(criteria), "recall");
+    principal
+        .require_audited(
+            ctx,
+            &[Role::Regulator, Role::Admin],
+            "run recall queries",
+            audit.clone(),
+        )
+        .await?;
     if criteria.limit == 0 || criteria.limit > MAX_RECALL_PAGE {
         return Err(ServiceError::invalid(
             "limit",
@@ -44,5 +53,27 @@ pub async fn recall(
             ));
         }
     }
-    Ok(ctx.store.recall(criteria).await?)
+    Ok(ctx.store.audited_recall(criteria, &audit).await?)
+}
+
+/// The query as the audit records it: the criteria given, none of them identifying a person.
+fn query_resource(criteria: &RecallCriteria) -> String {
+    let mut resource = format!("recall?udi_di={}", criteria.udi_di);
+    let mut add = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            resource.push_str(&format!("&{name}={value}"));
+        }
+    };
+    add("lot", criteria.lot.clone());
+    add("serial", criteria.serial.clone());
+    add("expiry_from", criteria.expiry_from.map(|d| d.to_string()));
+    add("expiry_to", criteria.expiry_to.map(|d| d.to_string()));
+    add(
+        "implanted_from",
+        criteria.implanted_from.map(|d| d.to_string()),
+    );
+    add("implanted_to", criteria.implanted_to.map(|d| d.to_string()));
+    add("after", criteria.after.map(|a| a.0.to_string()));
+    add("limit", Some(criteria.limit.to_string()));
+    resource
 }

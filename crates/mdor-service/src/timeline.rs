@@ -7,7 +7,7 @@
 //! administrators must state a purpose other than direct care.
 
 use mdor_domain::NhsNumber;
-use mdor_store::{NewAuditEvent, PatientTimeline, Role};
+use mdor_store::{NewAuditEvent, PatientAccess, PatientTimeline, Role};
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
@@ -105,4 +105,37 @@ pub async fn patient_timeline(
         .patient_timeline(bounds.patient, &audit)
         .await?
         .ok_or(ServiceError::NotFound { what: "patient" })
+}
+
+/// Who accessed a patient's record: organisation, role, action, purpose, time and outcome of
+/// every audited access naming the patient, oldest first (never the token). For now only an
+/// administrator may read it, on the patient's behalf; patients reading their own waits for
+/// patient accounts. The read, a refusal and a miss are audited like any other.
+#[tracing::instrument(skip_all)]
+pub async fn patient_access_log(
+    ctx: &Ctx,
+    principal: &Principal,
+    nhs_number: &NhsNumber,
+) -> Result<Vec<PatientAccess>, ServiceError> {
+    let mut audit = principal.audit(
+        ctx,
+        "patient.access_log",
+        "patient".into(),
+        "subject_access",
+    );
+    principal
+        .require_audited(
+            ctx,
+            &[Role::Admin],
+            "read a patient's access log",
+            audit.clone(),
+        )
+        .await?;
+    let Some(bounds) = ctx.store.patient_timeline_bounds(nhs_number).await? else {
+        audit.outcome = "not_found";
+        ctx.store.append_audit(&audit).await?;
+        return Err(ServiceError::NotFound { what: "patient" });
+    };
+    audit.resource = format!("patient/{}/access_log", bounds.patient);
+    Ok(ctx.store.patient_access_log(bounds.patient, &audit).await?)
 }

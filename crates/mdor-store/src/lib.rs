@@ -6,6 +6,7 @@
 //! them, each submission in one transaction.
 
 mod analysis;
+pub mod audit_log;
 mod backend;
 mod error;
 mod load_schema;
@@ -302,4 +303,41 @@ pub trait Store: Send + Sync + 'static {
         &self,
         procedure: ProcedureId,
     ) -> StoreResult<Vec<ProcedureSourceVersion>>;
+
+    /// Reads a procedure and audits the read, with the patient, outcome and record count
+    /// filled in: with `provider` given, another provider's procedure is not returned and is
+    /// audited `denied`; an absent one is audited `not_found`. The record is returned only
+    /// once the audit entry is committed (on PostgreSQL in the same transaction as the read;
+    /// on SQLite through the group-commit writer, see `SqliteStore`).
+    async fn audited_procedure(
+        &self,
+        id: ProcedureId,
+        provider: Option<OrganisationId>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<ProcedureRecord>>;
+
+    /// `recall`, audited with the number of rows returned, under the same guarantee.
+    async fn audited_recall(
+        &self,
+        criteria: &RecallCriteria,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<RecallRow>>;
+
+    /// Who accessed one patient's record, oldest first; reading it is itself audited.
+    async fn patient_access_log(
+        &self,
+        patient: PatientId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<PatientAccess>>;
+
+    // The audit as a Merkle log (`audit_log`): positions, leaf hashes and checkpoints.
+
+    /// Up to `limit` entries with position greater than `after_seq`, in position order, as
+    /// stored (tampered rows included: verification judges them).
+    async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>>;
+
+    async fn insert_audit_checkpoint(&self, checkpoint: &NewAuditCheckpoint) -> StoreResult<()>;
+
+    /// The checkpoint of the largest tree, if any was stored.
+    async fn latest_audit_checkpoint(&self) -> StoreResult<Option<AuditCheckpoint>>;
 }

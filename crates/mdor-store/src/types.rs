@@ -571,6 +571,82 @@ pub struct AuditEvent {
     pub outcome: String,
 }
 
+/// One audit entry as the Merkle log sees it: the stored columns (organisation, token and
+/// patient by id), its position `seq` (1, 2, 3, … with no gaps) and the leaf hash stored with
+/// it, which is `None` only for entries written before leaf hashes were stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogEntry {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub organisation: OrganisationId,
+    pub role: String,
+    pub token: Option<TokenId>,
+    pub action: String,
+    pub resource: String,
+    pub patient: Option<PatientId>,
+    pub record_count: u64,
+    pub purpose: String,
+    pub outcome: String,
+    /// As stored: 32 bytes unless the row was tampered with.
+    pub leaf_hash: Option<Vec<u8>>,
+}
+
+impl AuditLogEntry {
+    /// The entry `event` becomes at position `seq`, its instant cut to whole microseconds
+    /// as both engines store it; the leaf hash is computed from this, not stored in it.
+    pub fn appended(seq: u64, event: &NewAuditEvent) -> AuditLogEntry {
+        AuditLogEntry {
+            seq,
+            at: crate::audit_log::audit_instant(event.at),
+            organisation: event.organisation,
+            role: event.role.as_str().to_string(),
+            token: event.token,
+            action: event.action.to_string(),
+            resource: event.resource.clone(),
+            patient: event.patient,
+            record_count: event.record_count,
+            purpose: event.purpose.to_string(),
+            outcome: event.outcome.to_string(),
+            leaf_hash: None,
+        }
+    }
+}
+
+/// A signed checkpoint of the audit log, kept in the database for reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditCheckpoint {
+    pub tree_size: u64,
+    pub root_hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub key_name: String,
+    /// The signed note exactly as exported.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    pub id: i64,
+    pub tree_size: u64,
+    pub root_hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub key_name: String,
+    pub note: String,
+}
+
+/// One access to one patient's record, as the patient may see it: who (organisation and
+/// role, never the token), what, why, when and with what result.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatientAccess {
+    pub at: DateTime<Utc>,
+    pub organisation_ods: String,
+    pub organisation_name: String,
+    pub role: String,
+    pub action: String,
+    pub purpose: String,
+    pub outcome: String,
+    pub record_count: u64,
+}
+
 /// Everything the registry holds on one patient across every registry: the data behind an
 /// implant card.
 #[derive(Debug, Clone, Serialize)]

@@ -273,3 +273,204 @@ fn a_load_killed_midway_is_repaired_and_finished_by_the_next_load() {
     assert_eq!(procedures + duplicates, 40_000, "{loaded}");
     assert_eq!(deferrable_indexes_present(&dir.0), all);
 }
+
+fn mdor_with_key(dir: &Path, key: &Path, args: &[&str]) -> Output {
+    let database = format!("sqlite://{}", dir.join("mdor.db").display());
+    Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["--database-url", &database])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_AUDIT__SIGNING_KEY", key)
+        .output()
+        .unwrap()
+}
+
+/// Runs `statements` on the SQLite database under `dir` (audit entries are written through
+/// the store, so they carry their positions and leaf hashes).
+fn with_store(dir: &Path, entries: u64, statements: &[&str]) {
+    let url = format!("sqlite://{}", dir.join("mdor.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
+                .await
+                .unwrap();
+            let regulator = store
+                .upsert_organisation(&mdor_store::NewOrganisation {
+                    ods_code: mdor_domain::OdsCode::parse("MHRA").unwrap(),
+                    name: "Regulator".into(),
+                    kind: mdor_store::OrganisationKind::Regulator,
+                    region: None,
+                })
+                .await
+                .unwrap();
+            for i in 0..entries {
+                store
+                    .append_audit(&mdor_store::NewAuditEvent {
+                        at: chrono::Utc::now(),
+                        organisation: regulator,
+                        role: mdor_store::Role::Regulator,
+                        token: None,
+                        action: "recall.query",
+                        resource: format!("recall?udi_di=05012345678900&lot=L{i}"),
+                        patient: None,
+                        record_count: i,
+                        purpose: "recall",
+                        outcome: "ok",
+                    })
+                    .await
+                    .unwrap();
+            }
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            for statement in statements {
+                sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
+            }
+        });
+}
+
+#[test]
+fn audit_checkpoints_are_signed_exported_verified_and_an_edited_entry_fails_verification() {
+    let dir = TempDir::new("audit");
+    let key = dir.0.join("audit.key");
+    stdout(&mdor(&dir.0, &["migrate"]));
+    let created = stdout(&mdor(
+        &dir.0,
+        &[
+            "audit",
+            "keygen",
+            "--name",
+            "registry.example/audit",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    ));
+    assert!(created.contains("registry.example/audit+"), "{created}");
+    let again = mdor(
+        &dir.0,
+        &[
+            "audit",
+            "keygen",
+            "--name",
+            "x",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the signing key is readable by its owner only"
+        );
+    }
+    with_store(&dir.0, 5, &[]);
+    let checkpoint = dir.0.join("checkpoint.txt");
+    stdout(&mdor_with_key(
+        &dir.0,
+        &key,
+        &["audit", "checkpoint", "--out", checkpoint.to_str().unwrap()],
+    ));
+    let note = std::fs::read_to_string(&checkpoint).unwrap();
+    assert!(note.starts_with("registry.example/audit\n5\n"), "{note}");
+    with_store(&dir.0, 2, &[]);
+    let public = dir.0.join("audit.key.pub");
+    let verified = stdout(&mdor(
+        &dir.0,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ],
+    ));
+    assert!(verified.contains("log now: 7 entries"), "{verified}");
+    assert!(verified.contains("extends the checkpoint unchanged"));
+
+    with_store(
+        &dir.0,
+        0,
+        &[
+            "DROP TRIGGER audit_event_no_update",
+            "UPDATE audit_event SET outcome = 'denied' WHERE seq = 2",
+        ],
+    );
+    let refused = mdor_with_key(
+        &dir.0,
+        &key,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    let report = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        report.contains("entry 2 does not match its stored leaf hash"),
+        "{report}"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not match the checkpoint"));
+    let resign = mdor_with_key(&dir.0, &key, &["audit", "checkpoint"]);
+    assert!(!resign.status.success(), "a tampered log is not signed");
+}
+
+/// The privileges `mdor audit grants` prints apply cleanly to a migrated PostgreSQL schema
+/// (granted to PUBLIC here, since the test role may not create roles).
+#[test]
+fn the_printed_postgres_grants_apply_to_the_migrated_schema() {
+    let Ok(admin_url) = std::env::var("MDOR_TEST_POSTGRES_URL") else {
+        eprintln!("postgres: skipped, MDOR_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let grants = stdout(&mdor(
+        Path::new("."),
+        &["audit", "grants", "--role", "public"],
+    ));
+    assert!(grants.contains("REVOKE UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON audit_event"));
+    assert!(
+        !mdor(Path::new("."), &["audit", "grants", "--role", "x; DROP"])
+            .status
+            .success()
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let name = format!("mdor_cli_grants_{}", std::process::id());
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+            let outcome = async {
+                let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
+                    .await
+                    .unwrap();
+                store.migrate().await.unwrap();
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(&grants).execute(&mut conn).await
+            }
+            .await;
+            sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            outcome.unwrap();
+        });
+}

@@ -1,6 +1,7 @@
 //! mdor-service's one integration-test binary: `datasets` checks the shipped registry dataset
 //! definitions and the folder loader end to end; the surveillance use cases run over a real
-//! store, on in-memory SQLite and, when `MDOR_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL
+//! store; `audit_log` checks that verification detects every kind of tampering with the audit;
+//! all on in-memory SQLite and, when `MDOR_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL
 //! database per test.
 
 #![allow(
@@ -9,6 +10,7 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod audit_log;
 mod datasets;
 mod feedback;
 mod support;

@@ -14,6 +14,7 @@ pub use sqlite::SqliteStore;
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::types::{NewAuditEvent, OrganisationId, ProcedureRecord};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -46,4 +47,28 @@ pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Stor
     Err(StoreError::UnsupportedUrl(format!(
         "scheme '{scheme}' (use sqlite:// or postgres://)"
     )))
+}
+
+/// The audit entry for a procedure read and whether the record may be returned: only to its
+/// own provider when `provider` is given.
+pub(crate) fn procedure_read_audit(
+    record: Option<&ProcedureRecord>,
+    provider: Option<OrganisationId>,
+    audit: &NewAuditEvent,
+) -> (NewAuditEvent, bool) {
+    let mut audit = audit.clone();
+    audit.patient = record.map(|r| r.patient_id);
+    let visible = match (record, provider) {
+        (None, _) => {
+            audit.outcome = "not_found";
+            false
+        }
+        (Some(r), Some(provider)) if r.provider != provider => {
+            audit.outcome = "denied";
+            false
+        }
+        (Some(_), _) => true,
+    };
+    audit.record_count = u64::from(visible);
+    (audit, visible)
 }

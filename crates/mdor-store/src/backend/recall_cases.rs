@@ -81,8 +81,20 @@ pub(crate) const ENTRY_IMPLANTS: &str = "SELECT e.id AS entry_id, i.id AS implan
      ORDER BY e.id, i.id";
 
 pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
-     (at, organisation_id, role, token_id, action, resource, patient_id, record_count, purpose, outcome) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     (at, organisation_id, role, token_id, action, resource, patient_id, record_count, purpose, \
+      outcome, seq, leaf_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
+       o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
+     FROM audit_event a JOIN organisation o ON o.id = a.organisation_id \
+     WHERE a.patient_id = $1 ORDER BY a.seq";
+
+pub(crate) const CHECKPOINT_INSERT: &str = "INSERT INTO audit_checkpoint \
+     (tree_size, root_hash, created_at, key_name, note) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const CHECKPOINT_LATEST: &str = "SELECT id, tree_size, root_hash, created_at, \
+       key_name, note FROM audit_checkpoint ORDER BY tree_size DESC, id DESC LIMIT 1";
 
 pub(crate) const AUDIT_SELECT: &str = "SELECT a.id, a.at, o.ods_code AS organisation_ods, a.role, \
        a.token_id, a.action, a.resource, a.patient_id, a.record_count, a.purpose, a.outcome \
@@ -90,17 +102,33 @@ pub(crate) const AUDIT_SELECT: &str = "SELECT a.id, a.at, o.ods_code AS organisa
      WHERE a.id > $1 ORDER BY a.id LIMIT $2";
 
 /// Expands, inside a backend module, the recall-case and audit functions for `$conn`.
+/// `$audit_lock` is the statement (if any) that serialises audit writers until commit, so
+/// that each entry's `seq` is the previous one plus one: SQLite's `BEGIN IMMEDIATE` already
+/// holds the only write lock; PostgreSQL takes a transaction-level advisory lock.
 macro_rules! recall_case_queries {
-    ($conn:ty) => {
+    ($conn:ty, $audit_lock:expr) => {
         use $crate::backend::recall_cases as rc;
-        use $crate::rows::{AuditEventRow, RecallCaseRow, RecallEntryImplantRow, RecallEntryRow};
+        use $crate::rows::{
+            AuditCheckpointRow, AuditEventRow, PatientAccessRow, RecallCaseRow,
+            RecallEntryImplantRow, RecallEntryRow,
+        };
 
+        /// Appends `event` to the log as its next leaf.
         pub(super) async fn insert_audit(
             conn: &mut $conn,
             event: &NewAuditEvent,
         ) -> StoreResult<()> {
+            let lock: Option<&str> = $audit_lock;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *conn).await?;
+            }
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_event")
+                .fetch_one(&mut *conn)
+                .await?;
+            let entry = AuditLogEntry::appended(last.unwrap_or(0) as u64 + 1, event);
+            let leaf = $crate::audit_log::leaf_hash(&entry);
             sqlx::query(rc::AUDIT_INSERT)
-                .bind(event.at)
+                .bind(entry.at)
                 .bind(event.organisation.0)
                 .bind(event.role.as_str())
                 .bind(event.token.map(|t| t.0))
@@ -110,9 +138,46 @@ macro_rules! recall_case_queries {
                 .bind(event.record_count as i64)
                 .bind(event.purpose)
                 .bind(event.outcome)
+                .bind(entry.seq as i64)
+                .bind(&leaf[..])
                 .execute(&mut *conn)
                 .await?;
             Ok(())
+        }
+
+        pub(super) async fn patient_access(
+            conn: &mut $conn,
+            patient: PatientId,
+        ) -> StoreResult<Vec<PatientAccess>> {
+            let rows: Vec<PatientAccessRow> = sqlx::query_as(rc::PATIENT_ACCESS)
+                .bind(patient.0)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(rows.into_iter().map(PatientAccess::from).collect())
+        }
+
+        pub(super) async fn insert_checkpoint(
+            conn: &mut $conn,
+            checkpoint: &NewAuditCheckpoint,
+        ) -> StoreResult<()> {
+            sqlx::query(rc::CHECKPOINT_INSERT)
+                .bind(checkpoint.tree_size as i64)
+                .bind(&checkpoint.root_hash[..])
+                .bind(checkpoint.created_at)
+                .bind(&checkpoint.key_name)
+                .bind(&checkpoint.note)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        pub(super) async fn latest_checkpoint(
+            conn: &mut $conn,
+        ) -> StoreResult<Option<AuditCheckpoint>> {
+            let row: Option<AuditCheckpointRow> = sqlx::query_as(rc::CHECKPOINT_LATEST)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(AuditCheckpoint::try_from).transpose()
         }
 
         pub(super) async fn create_case(

@@ -8,6 +8,12 @@
 //! savepoint: a failing submission rolls back alone, and every submission is acknowledged only
 //! after the shared COMMIT has returned. If the COMMIT itself fails, each submission of the
 //! group is retried in a transaction of its own so that each gets its own answer.
+//!
+//! Audited reads (`audited_procedure`, `audited_recall`) use the same writer: the data is read
+//! on a pooled connection, its audit entry joins the next group commit, and the data is
+//! returned only after that COMMIT has returned, so a failed audit write means no data and
+//! concurrent audited reads share one fsync. (Unlike PostgreSQL, the read is not inside the
+//! audit's transaction; nothing is returned before the audit is durable either way.)
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -45,14 +51,27 @@ const MAX_GROUP: usize = 256;
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<PendingSubmission>,
+    writer: mpsc::Sender<WriteJob>,
 }
 
-/// One submission waiting for the group-commit writer.
+/// One write waiting for the group-commit writer.
+enum WriteJob {
+    // Boxed: a submission is three times the size of an audit entry, and the channel holds
+    // up to a thousand jobs.
+    Submission(Box<PendingSubmission>),
+    Audit(AuditJob),
+}
+
 struct PendingSubmission {
     prepared: PreparedSubmission,
     idempotency: Option<NewIdempotencyRecord>,
     reply: oneshot::Sender<StoreResult<ProcedureId>>,
+}
+
+/// The audit entry of a read whose data waits for this entry's commit.
+struct AuditJob {
+    event: NewAuditEvent,
+    reply: oneshot::Sender<StoreResult<()>>,
 }
 
 impl SqliteStore {
@@ -102,6 +121,59 @@ impl SqliteStore {
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Appends `event` in the next group commit and waits until it is committed.
+    async fn audit_through_writer(&self, event: NewAuditEvent) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(WriteJob::Audit(AuditJob { event, reply }))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn read_procedure(
+    conn: &mut SqliteConnection,
+    id: ProcedureId,
+) -> StoreResult<Option<ProcedureRecord>> {
+    let Some(row): Option<ProcedureRow> = sqlx::query_as(sql::PROCEDURE_SELECT)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let implants: Vec<ImplantRow> = sqlx::query_as(sql::IMPLANTS_OF_PROCEDURE)
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    let flags: Vec<FlagRow> = sqlx::query_as(sql::OPEN_FLAGS_OF_PROCEDURE)
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(Some(procedure_record(row, implants, flags)))
+}
+
+async fn read_recall(
+    conn: &mut SqliteConnection,
+    criteria: &RecallCriteria,
+) -> StoreResult<Vec<RecallRow>> {
+    let (text, params) = sql::recall_query(criteria);
+    let mut query = sqlx::query_as::<_, RecallDbRow>(&text);
+    for param in params {
+        query = match param {
+            Param::Text(v) => query.bind(v),
+            Param::Date(v) => query.bind(v),
+            Param::Int(v) => query.bind(v),
+        };
+    }
+    Ok(query
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(RecallRow::from)
+        .collect())
 }
 
 async fn put_idempotency(
@@ -256,7 +328,7 @@ impl Store for SqliteStore {
             reply,
         };
         self.writer
-            .send(job)
+            .send(WriteJob::Submission(Box::new(job)))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
@@ -264,22 +336,7 @@ impl Store for SqliteStore {
 
     async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
         let mut conn = self.pool.acquire().await?;
-        let Some(row): Option<ProcedureRow> = sqlx::query_as(sql::PROCEDURE_SELECT)
-            .bind(id.0)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let implants: Vec<ImplantRow> = sqlx::query_as(sql::IMPLANTS_OF_PROCEDURE)
-            .bind(id.0)
-            .fetch_all(&mut *conn)
-            .await?;
-        let flags: Vec<FlagRow> = sqlx::query_as(sql::OPEN_FLAGS_OF_PROCEDURE)
-            .bind(id.0)
-            .fetch_all(&mut *conn)
-            .await?;
-        Ok(Some(procedure_record(row, implants, flags)))
+        read_procedure(&mut conn, id).await
     }
 
     async fn procedure_by_local_id(
@@ -370,21 +427,8 @@ impl Store for SqliteStore {
     }
 
     async fn recall(&self, criteria: &RecallCriteria) -> StoreResult<Vec<RecallRow>> {
-        let (text, params) = sql::recall_query(criteria);
-        let mut query = sqlx::query_as::<_, RecallDbRow>(&text);
-        for param in params {
-            query = match param {
-                Param::Text(v) => query.bind(v),
-                Param::Date(v) => query.bind(v),
-                Param::Int(v) => query.bind(v),
-            };
-        }
-        Ok(query
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(RecallRow::from)
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        read_recall(&mut conn, criteria).await
     }
 
     async fn insert_token(&self, t: &NewApiToken) -> StoreResult<TokenId> {
@@ -844,6 +888,74 @@ impl Store for SqliteStore {
             .await?;
         Ok(rows.into_iter().map(StoredAlert::from).collect())
     }
+
+    async fn audited_procedure(
+        &self,
+        id: ProcedureId,
+        provider: Option<OrganisationId>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<ProcedureRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        let record = read_procedure(&mut conn, id).await?;
+        drop(conn);
+        let (audit, visible) = super::procedure_read_audit(record.as_ref(), provider, audit);
+        self.audit_through_writer(audit).await?;
+        Ok(record.filter(|_| visible))
+    }
+
+    async fn audited_recall(
+        &self,
+        criteria: &RecallCriteria,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<RecallRow>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = read_recall(&mut conn, criteria).await?;
+        drop(conn);
+        let mut audit = audit.clone();
+        audit.record_count = rows.len() as u64;
+        self.audit_through_writer(audit).await?;
+        Ok(rows)
+    }
+
+    async fn patient_access_log(
+        &self,
+        patient: PatientId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<PatientAccess>> {
+        let mut conn = self.pool.acquire().await?;
+        let accesses = recall::patient_access(&mut conn, patient).await?;
+        drop(conn);
+        let mut audit = audit.clone();
+        audit.patient = Some(patient);
+        audit.record_count = accesses.len() as u64;
+        self.audit_through_writer(audit).await?;
+        Ok(accesses)
+    }
+
+    async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(seq, at, organisation_id, role, token_id, \
+               action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash))) \
+             FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2)",
+        )
+        .bind(after_seq as i64)
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await?;
+        audit_log_page_from_json(json.as_deref().filter(|j| *j != "[]"))
+    }
+
+    async fn insert_audit_checkpoint(&self, checkpoint: &NewAuditCheckpoint) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        recall::insert_checkpoint(&mut tx, checkpoint).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn latest_audit_checkpoint(&self) -> StoreResult<Option<AuditCheckpoint>> {
+        let mut conn = self.pool.acquire().await?;
+        recall::latest_checkpoint(&mut conn).await
+    }
 }
 
 /// Writes one submission on a connection that is already inside a transaction or savepoint.
@@ -986,8 +1098,8 @@ async fn bulk_write(
     Ok((plan.outcome, ids))
 }
 
-/// Takes every submission waiting and commits them together; see the module header.
-async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<PendingSubmission>) {
+/// Takes every write waiting and commits them together; see the module header.
+async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -999,29 +1111,57 @@ async fn group_commit_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<PendingS
         match commit_group(&pool, &group).await {
             Ok(results) => {
                 for (job, result) in group.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
+                    job.reply(result);
                 }
             }
             Err(error) => {
                 tracing::warn!(error = %error, size = group.len(), "group commit failed; committing one by one");
                 for job in group {
                     let result = commit_one(&pool, &job).await;
-                    let _ = job.reply.send(result);
+                    job.reply(result);
                 }
             }
         }
     }
 }
 
-async fn commit_group(
-    pool: &SqlitePool,
-    group: &[PendingSubmission],
-) -> StoreResult<Vec<StoreResult<ProcedureId>>> {
+/// What one job wrote: a submission's procedure id, or nothing for an audit entry.
+type JobResult = StoreResult<Option<ProcedureId>>;
+
+impl WriteJob {
+    /// Writes the job on a connection already inside a transaction or savepoint.
+    async fn write(&self, conn: &mut SqliteConnection) -> JobResult {
+        match self {
+            WriteJob::Submission(job) => {
+                write_submission(conn, &job.prepared, job.idempotency.as_ref())
+                    .await
+                    .map(Some)
+            }
+            WriteJob::Audit(job) => recall::insert_audit(conn, &job.event).await.map(|()| None),
+        }
+    }
+
+    fn reply(self, result: JobResult) {
+        // A caller that stopped waiting has gone; its answer has nowhere to go.
+        match self {
+            WriteJob::Submission(job) => {
+                let _ = job.reply.send(result.and_then(|id| {
+                    id.ok_or_else(|| StoreError::Corrupt("submission wrote no procedure".into()))
+                }));
+            }
+            WriteJob::Audit(job) => {
+                let _ = job.reply.send(result.map(|_| ()));
+            }
+        }
+    }
+}
+
+async fn commit_group(pool: &SqlitePool, group: &[WriteJob]) -> StoreResult<Vec<JobResult>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(group.len());
     for job in group {
         let mut savepoint = tx.begin().await?;
-        match write_submission(&mut savepoint, &job.prepared, job.idempotency.as_ref()).await {
+        match job.write(&mut savepoint).await {
             Ok(id) => {
                 savepoint.commit().await?;
                 results.push(Ok(id));
@@ -1036,11 +1176,11 @@ async fn commit_group(
     Ok(results)
 }
 
-async fn commit_one(pool: &SqlitePool, job: &PendingSubmission) -> StoreResult<ProcedureId> {
+async fn commit_one(pool: &SqlitePool, job: &WriteJob) -> JobResult {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id = write_submission(&mut tx, &job.prepared, job.idempotency.as_ref()).await?;
+    let written = job.write(&mut tx).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok(written)
 }
 
 /// Looks up the patients and local record ids a batch refers to.
@@ -1253,7 +1393,7 @@ mod recall {
     use crate::types::*;
     use crate::{StoreError, StoreResult};
 
-    super::super::recall_cases::recall_case_queries!(sqlx::SqliteConnection);
+    super::super::recall_cases::recall_case_queries!(sqlx::SqliteConnection, None);
 }
 
 /// One patient's timeline, shared with the other backend.

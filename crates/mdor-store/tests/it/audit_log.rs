@@ -111,3 +111,95 @@ async fn postgres_audit_rows_cannot_be_updated_deleted_or_truncated() {
         .unwrap();
     outcome.unwrap();
 }
+
+fn access(
+    organisation: mdor_store::OrganisationId,
+    at: chrono::DateTime<chrono::Utc>,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        organisation,
+        role: Role::Regulator,
+        token: None,
+        action: "recall.query",
+        resource: "recall".to_string(),
+        patient: None,
+        record_count: 0,
+        purpose: "recall",
+        outcome: "ok",
+    }
+}
+
+/// Concurrent audited reads and refusals number their entries 1, 2, 3, … with no gap or
+/// repeat, and each stored leaf hash is the hash of the entry as read back (instants with
+/// sub-microsecond parts included, which both engines cut to microseconds).
+pub async fn concurrent_audit_entries_are_numbered_without_gaps_and_carry_their_leaf_hash(
+    store: std::sync::Arc<dyn Store>,
+) {
+    use chrono::TimeZone;
+    let regulator = add_provider(&*store, "MHRA").await;
+    let provider = add_provider(&*store, "RA1").await;
+    let prepared = crate::fixtures::simple(
+        1,
+        provider,
+        "RA1",
+        "L1",
+        crate::fixtures::date(2026, 1, 5),
+        &udi(1),
+    );
+    let procedure = store.insert_submission(&prepared, None).await.unwrap();
+    let at = chrono::Utc
+        .timestamp_opt(1_795_000_000, 123_456_789)
+        .single()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                0 => store.append_audit(&access(regulator, at)).await.unwrap(),
+                1 => {
+                    let read = store
+                        .audited_procedure(procedure, Some(regulator), &access(regulator, at))
+                        .await
+                        .unwrap();
+                    assert!(read.is_none(), "another provider's procedure is withheld");
+                }
+                _ => {
+                    let read = store
+                        .audited_procedure(procedure, None, &access(regulator, at))
+                        .await
+                        .unwrap();
+                    assert!(read.is_some());
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let entries = store.audit_log_page(0, 100).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=24).collect::<Vec<_>>()
+    );
+    for entry in &entries {
+        assert_eq!(
+            entry.leaf_hash.as_deref(),
+            Some(&mdor_store::audit_log::leaf_hash(entry)[..]),
+            "entry {}",
+            entry.seq
+        );
+        assert_eq!(entry.at.timestamp_subsec_nanos(), 123_456_000);
+    }
+    let denied = entries.iter().filter(|e| e.outcome == "denied").count();
+    let read = entries.iter().filter(|e| e.record_count == 1).count();
+    assert_eq!((denied, read), (8, 8));
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.action == "recall.query" && e.record_count == 1)
+            .all(|e| e.patient.is_some())
+    );
+    assert_eq!(store.audit_log_page(20, 100).await.unwrap().len(), 4);
+}

@@ -60,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/recall", get(recall::recall))
         .route("/api/v1/patients/timeline", post(patients::timeline))
         .route("/api/v1/reports/feedback", get(reports::feedback))
+        .route("/api/v1/patients/access-log", post(patients::access_log))
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
         .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
         .route(
@@ -106,6 +107,7 @@ pub fn upload_routes() -> Router<AppState> {
         recall::recall,
         patients::timeline,
         reports::feedback,
+        patients::access_log,
         recall_cases::open_case,
         recall_cases::get_case,
         recall_cases::refresh_case,

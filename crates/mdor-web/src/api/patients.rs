@@ -1,6 +1,6 @@
 //! `POST /api/v1/patients/timeline`: one patient's procedures, devices, outcomes and recalls
-//! across every registry. The NHS number travels in the body, never in a URL that proxies
-//! and access logs would keep.
+//! across every registry; `POST /api/v1/patients/access-log`: who accessed that record. The
+//! NHS number travels in the body, never in a URL that proxies and access logs would keep.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,4 +72,40 @@ pub async fn timeline(
     let timeline =
         mdor_service::patient_timeline(&state.ctx, &principal, &nhs_number, purpose).await?;
     Ok(identifiable(StatusCode::OK, TimelineView { timeline }))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogRequest {
+    pub nhs_number: String,
+}
+
+/// Every audited access to the patient's record, oldest first: which organisation, in which
+/// role, did what, why, when and with what outcome (never which token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLogView {
+    #[schema(value_type = Vec<Object>)]
+    pub accesses: Vec<mdor_service::PatientAccess>,
+}
+
+#[utoipa::path(post, path = "/api/v1/patients/access-log", request_body = AccessLogRequest, responses(
+    (status = 200, description = "Administrators only, on the patient's behalf (patient accounts are not built yet); identifiable; audited", body = AccessLogView),
+    (status = 403, description = "Not an administrator (the refusal is audited)", body = ErrorBody),
+    (status = 404, description = "Unknown patient", body = ErrorBody),
+    (status = 422, description = "Invalid NHS number", body = ErrorBody),
+))]
+pub async fn access_log(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonCreate { body, .. }: JsonCreate<AccessLogRequest>,
+) -> Result<Response, ApiError> {
+    let nhs_number = NhsNumber::parse(&body.nhs_number).map_err(|e| {
+        ApiError::Validation(vec![FieldError::new(
+            "nhs_number",
+            "invalid_nhs_number",
+            e.to_string(),
+        )])
+    })?;
+    let accesses = mdor_service::patient_access_log(&state.ctx, &principal, &nhs_number).await?;
+    Ok(identifiable(StatusCode::OK, AccessLogView { accesses }))
 }

@@ -49,6 +49,7 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
             ("GET", "/api/v1/recall-cases/1"),
             ("POST", "/api/v1/patients/timeline"),
             ("GET", "/api/v1/reports/feedback?kind=provider&subject=RA1"),
+            ("POST", "/api/v1/patients/access-log"),
             ("POST", "/api/v1/recall-cases/1/refresh"),
             ("GET", "/api/v1/recall-cases/1/patients"),
             ("GET", "/api/v1/recall-cases/1/worklist.csv"),

@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod audit;
+mod log_canaries;
 mod recall_cases;
 mod reports;
 mod submissions;

@@ -1,0 +1,173 @@
+//! No NHS number, name, postcode or token reaches a log line. Requests carrying planted canary
+//! values (a patient's identifiers, valid and invalid bearer tokens, a malformed NHS number)
+//! go through the real router with every log event and span, at TRACE level from every crate
+//! (sqlx and tower-http included), written to a buffer; then every line is searched.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::http::StatusCode;
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::support::{backends, procedure_body, spawn_app};
+
+/// Everything every test in this binary logs, once the capture is installed.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+/// Installs the process-wide TRACE subscriber (global, so that events from sqlx's SQLite
+/// worker thread and spawned tasks are captured too) and returns its buffer.
+fn capture() -> Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_span_events(FmtSpan::FULL)
+                .with_ansi(false)
+                .with_writer(capture.clone())
+                .try_init()
+                .unwrap();
+            capture
+        })
+        .clone()
+}
+
+#[tokio::test]
+async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
+    let capture = capture();
+    let canary_nhs = "9434765919";
+    let canaries = [
+        canary_nhs.to_string(),
+        "943 476 5919".to_string(),
+        "Canaryfamilyxq".to_string(),
+        "Canarygivenzq".to_string(),
+        "ZZ9 9ZZ".to_string(),
+        "9434765918".to_string(),
+        "mdor_c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4".to_string(),
+    ];
+    let mut secrets = Vec::new();
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        secrets.extend([
+            app.provider.clone(),
+            app.other_provider.clone(),
+            app.regulator.clone(),
+            app.admin.clone(),
+        ]);
+        let mut body = procedure_body(canary_nhs, "CANARY-1");
+        body["patient"]["family_name"] = json!("Canaryfamilyxq");
+        body["patient"]["given_name"] = json!("Canarygivenzq");
+        body["patient"]["postcode"] = json!("ZZ9 9ZZ");
+        let created = app
+            .post(
+                "/api/v1/procedures",
+                &app.provider,
+                &body,
+                Some("canary-key"),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let id = created.body["id"].as_i64().unwrap();
+        let replay = app
+            .post(
+                "/api/v1/procedures",
+                &app.provider,
+                &body,
+                Some("canary-key"),
+            )
+            .await;
+        assert_eq!(replay.status, StatusCode::CREATED);
+        let mut conflict = body.clone();
+        conflict["patient"]["date_of_birth"] = json!("1951-01-01");
+        conflict["procedure"]["local_record_id"] = json!("CANARY-2");
+        let refused = app
+            .post("/api/v1/procedures", &app.provider, &conflict, None)
+            .await;
+        assert_eq!(refused.status, StatusCode::CONFLICT);
+        for token in [&app.provider, &app.other_provider, &app.regulator] {
+            app.get(&format!("/api/v1/procedures/{id}"), Some(token))
+                .await;
+        }
+        app.get(
+            "/api/v1/recall?udi_di=05012345678917&lot=LOT7",
+            Some(&app.regulator),
+        )
+        .await;
+        let timeline = json!({ "nhs_number": canary_nhs, "purpose": "investigation" });
+        let read = app
+            .post("/api/v1/patients/timeline", &app.regulator, &timeline, None)
+            .await;
+        assert_eq!(read.status, StatusCode::OK);
+        app.post(
+            "/api/v1/patients/timeline",
+            &app.other_provider,
+            &json!({ "nhs_number": canary_nhs }),
+            None,
+        )
+        .await;
+        let log = app
+            .post(
+                "/api/v1/patients/access-log",
+                &app.admin,
+                &json!({ "nhs_number": canary_nhs }),
+                None,
+            )
+            .await;
+        assert_eq!(log.status, StatusCode::OK);
+        let invalid = app
+            .post(
+                "/api/v1/patients/timeline",
+                &app.regulator,
+                &json!({ "nhs_number": "9434765918", "purpose": "recall" }),
+                None,
+            )
+            .await;
+        assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let death = json!({ "nhs_number": canary_nhs, "date_of_death": "2025-01-01" });
+        app.post("/api/v1/deaths", &app.provider, &death, None)
+            .await;
+        let unknown_token = app
+            .get(
+                "/api/v1/procedures/1",
+                Some("mdor_c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4"),
+            )
+            .await;
+        assert_eq!(unknown_token.status, StatusCode::UNAUTHORIZED);
+    }
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines().count() > 100 && text.contains("request_id") && text.contains("sqlx::query"),
+        "the capture saw the requests: {text}"
+    );
+    for line in text.lines() {
+        for canary in canaries.iter().chain(&secrets) {
+            assert!(
+                !line.contains(canary.as_str()),
+                "a log line holds a planted value: {line}"
+            );
+        }
+    }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Appends N synthetic audit entries to a migrated mdor SQLite database, for the audit
+verification benchmark (docs/benchmarks.md).
+
+It computes each entry's position and leaf hash itself, from the canonical encoding v1
+documented in docs/security.md, so `mdor audit verify` over its output is also an
+independent check of that encoding: a difference shows up as leaf mismatches.
+
+Usage: fill_audit_log.py DB_FILE N
+"""
+
+import datetime
+import hashlib
+import sqlite3
+import struct
+import sys
+
+TAG = "mdor-audit-entry-v1"
+ABSENT = struct.pack(">I", 0xFFFFFFFF)
+
+
+def field(value):
+    if value is None:
+        return ABSENT
+    data = str(value).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+def leaf_hash(seq, at, organisation, role, token, action, resource, patient, count, purpose, outcome):
+    encoded = b"".join(
+        field(v)
+        for v in (TAG, seq, at, organisation, role, token, action, resource, patient, count, purpose, outcome)
+    )
+    return hashlib.sha256(b"\x00" + encoded).digest()
+
+
+def main():
+    path, n = sys.argv[1], int(sys.argv[2])
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO organisation (ods_code, name, kind) VALUES ('AUDITB', 'Audit bench', 'regulator') "
+        "ON CONFLICT (ods_code) DO NOTHING"
+    )
+    organisation = db.execute("SELECT id FROM organisation WHERE ods_code = 'AUDITB'").fetchone()[0]
+    last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_event").fetchone()[0]
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    rows = []
+    for i in range(1, n + 1):
+        seq = last + i
+        when = start + datetime.timedelta(microseconds=1_000_003 * i)
+        at_text = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # sqlx stores DateTime<Utc> as RFC 3339 text with an offset.
+        stored_at = when.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+        patient = None
+        resource = f"recall?udi_di=05012345678900&lot=L{i % 997}&limit=100"
+        values = (seq, at_text, organisation, "regulator", None, "recall.query", resource, patient, i % 50, "recall", "ok")
+        rows.append(
+            (stored_at, organisation, "regulator", None, "recall.query", resource, patient, i % 50, "recall", "ok",
+             seq, leaf_hash(*values))
+        )
+        if len(rows) == 50_000 or i == n:
+            db.executemany(
+                "INSERT INTO audit_event (at, organisation_id, role, token_id, action, resource, patient_id, "
+                "record_count, purpose, outcome, seq, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            rows.clear()
+    db.commit()
+    print(f"appended {n} audit entries after position {last}")
+
+
+if __name__ == "__main__":
+    main()
