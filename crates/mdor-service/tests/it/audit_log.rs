@@ -113,12 +113,19 @@ impl Database {
                 let _ = std::fs::remove_dir_all(dir);
             }
             Database::Postgres { admin_url, name } => {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-                sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                admin.close().await.unwrap();
+                // Cleanup only: a database left behind must not fail a test whose checks
+                // have all passed, so a failure to drop it is reported, not raised.
+                let dropped = async {
+                    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                    sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await?;
+                    admin.close().await
+                }
+                .await;
+                if let Err(error) = dropped {
+                    eprintln!("could not drop test database {name}: {error}");
+                }
             }
         }
     }
