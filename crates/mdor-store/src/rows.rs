@@ -321,6 +321,12 @@ impl From<CountsRow> for Counts {
     }
 }
 
+/// A stored recall status; anything else in the column is corruption, not input.
+pub(crate) fn recall_status(stored: &str) -> Result<RecallStatus, StoreError> {
+    RecallStatus::parse(stored)
+        .ok_or_else(|| StoreError::Corrupt(format!("recall status '{stored}'")))
+}
+
 #[derive(sqlx::FromRow)]
 pub struct RecallCaseRow {
     pub id: i64,
@@ -397,8 +403,7 @@ impl TryFrom<RecallEntryRow> for RecallEntry {
     fn try_from(row: RecallEntryRow) -> Result<Self, StoreError> {
         Ok(RecallEntry {
             id: RecallEntryId(row.id),
-            status: RecallStatus::parse(&row.status)
-                .ok_or_else(|| StoreError::Corrupt(format!("recall status '{}'", row.status)))?,
+            status: recall_status(&row.status)?,
             status_at: row.status_at,
             provider_ods: row.provider_ods,
             provider_name: row.provider_name,

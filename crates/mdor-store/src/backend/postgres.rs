@@ -1308,8 +1308,8 @@ fn chunks(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 
 /// Recall cases and the access audit, shared with the other backend.
 mod recall {
+    use crate::StoreResult;
     use crate::types::*;
-    use crate::{StoreError, StoreResult};
 
     // Audit writers queue on one transaction-level advisory lock until the holder commits, so
     // positions are gapless and in commit order. Unlike LOCK TABLE in a mode that blocks other
@@ -1323,8 +1323,8 @@ mod recall {
 
 /// One patient's timeline, shared with the other backend.
 mod timeline {
+    use crate::StoreResult;
     use crate::types::*;
-    use crate::{StoreError, StoreResult};
 
     super::super::timeline::timeline_queries!(sqlx::PgConnection);
 }

@@ -233,7 +233,7 @@ macro_rules! recall_case_queries {
                     .await?;
             }
             let id = RecallCaseId(id);
-            let growth = grow_case(conn, id, audit).await?;
+            let growth = grow_case(conn, id, audit.at).await?;
             let mut audit = audit.clone();
             audit.resource = format!("recall_case/{id}");
             audit.record_count = growth.patients;
@@ -241,21 +241,21 @@ macro_rules! recall_case_queries {
             Ok((id, growth))
         }
 
-        /// Adds newly matching implants and their work items.
+        /// Adds newly matching implants and their work items, stamped `at`.
         pub(super) async fn grow_case(
             conn: &mut $conn,
             id: RecallCaseId,
-            by: &NewAuditEvent,
+            at: chrono::DateTime<chrono::Utc>,
         ) -> StoreResult<RecallCaseGrowth> {
             let implants = sqlx::query(rc::MATCH_IMPLANTS)
                 .bind(id.0)
-                .bind(by.at)
+                .bind(at)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
             let patients = sqlx::query(rc::ADD_ENTRIES)
                 .bind(id.0)
-                .bind(by.at)
+                .bind(at)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
@@ -275,7 +275,7 @@ macro_rules! recall_case_queries {
             if !exists {
                 return Ok(None);
             }
-            let growth = grow_case(conn, id, audit).await?;
+            let growth = grow_case(conn, id, audit.at).await?;
             let mut audit = audit.clone();
             audit.record_count = growth.patients;
             insert_audit(conn, &audit).await?;
@@ -324,9 +324,7 @@ macro_rules! recall_case_queries {
                     Ok(RecallWorkCount {
                         provider_ods,
                         provider_name,
-                        status: RecallStatus::parse(&status).ok_or_else(|| {
-                            StoreError::Corrupt(format!("recall status '{status}'"))
-                        })?,
+                        status: crate::rows::recall_status(&status)?,
                         patients: patients as u64,
                     })
                 })
@@ -389,9 +387,7 @@ macro_rules! recall_case_queries {
             row.map(|(provider, status)| {
                 Ok(RecallEntryState {
                     provider: OrganisationId(provider),
-                    status: RecallStatus::parse(&status).ok_or_else(|| {
-                        StoreError::Corrupt(format!("recall status '{status}'"))
-                    })?,
+                    status: crate::rows::recall_status(&status)?,
                 })
             })
             .transpose()

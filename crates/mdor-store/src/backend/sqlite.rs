@@ -1390,16 +1390,16 @@ where
 
 /// Recall cases and the access audit, shared with the other backend.
 mod recall {
+    use crate::StoreResult;
     use crate::types::*;
-    use crate::{StoreError, StoreResult};
 
     super::super::recall_cases::recall_case_queries!(sqlx::SqliteConnection, None);
 }
 
 /// One patient's timeline, shared with the other backend.
 mod timeline {
+    use crate::StoreResult;
     use crate::types::*;
-    use crate::{StoreError, StoreResult};
 
     super::super::timeline::timeline_queries!(sqlx::SqliteConnection);
 }

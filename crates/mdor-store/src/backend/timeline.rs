@@ -60,8 +60,7 @@ macro_rules! timeline_queries {
                 implant.push_into(&mut timeline);
             }
             for (implant_id, case_id, reference, title, status) in recalls {
-                let status = RecallStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("recall status '{status}'")))?;
+                let status = crate::rows::recall_status(&status)?;
                 for procedure in &mut timeline.procedures {
                     for implant in &mut procedure.implants {
                         if implant.implant_id.0 == implant_id {
