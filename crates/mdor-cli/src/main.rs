@@ -393,6 +393,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let options = ConnectOptions {
         max_connections: config.max_connections,
         create_if_missing: true,
+        ..ConnectOptions::default()
     };
     mdor_store::connect(config.database_url.expose_secret(), &options)
         .await

@@ -197,6 +197,18 @@ pub struct AnalysisQueries {
     pub removals: String,
     /// Bound, in order, to every statement that has a scope filter.
     pub params: Vec<String>,
+    /// The scope's row filters, for backends that page through the large tables themselves.
+    pub filters: AnalysisFilters,
+}
+
+/// The `WHERE` conditions that narrow the four large tables to a scope (empty for the whole
+/// registry); each uses the placeholders `$1..$n` of `AnalysisQueries::params`.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisFilters {
+    pub procedures: Option<String>,
+    pub patients: Option<String>,
+    pub implants: Option<String>,
+    pub removals: Option<String>,
 }
 
 /// The extract's statements; with a device-type scope each table is narrowed to the rows that
@@ -222,8 +234,22 @@ pub fn analysis_queries(scope: &crate::analysis::AnalysisScope) -> AnalysisQueri
     let procedures_filter = models_filter
         .as_ref()
         .map(|m| format!("SELECT procedure_id FROM implant WHERE device_model_id IN ({m})"));
-    let where_in = |column: &str, filter: &Option<String>| match filter {
-        Some(f) => format!(" WHERE {column} IN ({f})"),
+    let condition = |column: &str, filter: &Option<String>| {
+        filter.as_ref().map(|f| format!("{column} IN ({f})"))
+    };
+    let filters = AnalysisFilters {
+        procedures: condition("id", &procedures_filter),
+        patients: condition(
+            "id",
+            &procedures_filter
+                .as_ref()
+                .map(|f| format!("SELECT patient_id FROM procedure WHERE id IN ({f})")),
+        ),
+        implants: condition("device_model_id", &models_filter),
+        removals: condition("implant_id", &implants_filter),
+    };
+    let where_clause = |filter: &Option<String>| match filter {
+        Some(f) => format!(" WHERE {f}"),
         None => String::new(),
     };
     AnalysisQueries {
@@ -235,26 +261,22 @@ pub fn analysis_queries(scope: &crate::analysis::AnalysisScope) -> AnalysisQueri
         consultants: "SELECT id, gmc_number FROM consultant ORDER BY id".to_string(),
         procedures: format!(
             "SELECT id, patient_id, provider_id, consultant_id, procedure_date FROM procedure{} ORDER BY id",
-            where_in("id", &procedures_filter)
+            where_clause(&filters.procedures)
         ),
         patients: format!(
             "SELECT id, date_of_birth, sex, date_of_death FROM patient{} ORDER BY id",
-            where_in(
-                "id",
-                &procedures_filter
-                    .as_ref()
-                    .map(|f| format!("SELECT patient_id FROM procedure WHERE id IN ({f})"))
-            )
+            where_clause(&filters.patients)
         ),
         implants: format!(
             "SELECT id, procedure_id, position, device_model_id, lot FROM implant{} ORDER BY id",
-            where_in("device_model_id", &models_filter)
+            where_clause(&filters.implants)
         ),
         removals: format!(
             "SELECT implant_id, removal_date, kind FROM removal{} ORDER BY implant_id",
-            where_in("implant_id", &implants_filter)
+            where_clause(&filters.removals)
         ),
         params,
+        filters,
     }
 }
 

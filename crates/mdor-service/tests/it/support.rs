@@ -80,6 +80,7 @@ pub async fn open(backend: &str) -> TestStore {
             &ConnectOptions {
                 max_connections: 4,
                 create_if_missing: false,
+                ..ConnectOptions::default()
             },
         )
         .await

@@ -23,6 +23,9 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// Create the SQLite file when it does not exist.
     pub create_if_missing: bool,
+    /// Rows per page when SQLite reads the large tables of an analysis extract. The default
+    /// keeps a page to a few megabytes; tests set it small to cross page boundaries.
+    pub extract_page_rows: u32,
 }
 
 impl Default for ConnectOptions {
@@ -30,6 +33,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             max_connections: 8,
             create_if_missing: true,
+            extract_page_rows: 100_000,
         }
     }
 }

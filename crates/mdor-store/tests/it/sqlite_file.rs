@@ -138,3 +138,18 @@ async fn connect_does_not_create_a_missing_file_when_told_not_to() {
     assert!(connect(&file.url(), &options).await.is_err());
     assert!(!file.path().exists());
 }
+
+/// SQLite reads an extract's large tables in pages; with one row per page every table crosses
+/// page boundaries (and ends on a full page followed by an empty one), and the extract must be
+/// exactly what the conformance case expects of a single read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extract_read_one_row_per_page_is_the_same_extract() {
+    let file = TempSqliteFile::new("extract-pages");
+    let options = ConnectOptions {
+        extract_page_rows: 1,
+        ..ConnectOptions::default()
+    };
+    let store = connect(&file.url(), &options).await.unwrap();
+    store.migrate().await.unwrap();
+    crate::surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death(&*store).await;
+}

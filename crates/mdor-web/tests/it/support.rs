@@ -91,6 +91,7 @@ async fn open(backend: &str) -> (Arc<dyn Store>, Option<PostgresDatabase>) {
         &ConnectOptions {
             max_connections: 4,
             create_if_missing: false,
+            ..ConnectOptions::default()
         },
     )
     .await
