@@ -22,6 +22,28 @@ pub struct RawConfig {
     pub submissions: RawSubmissions,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub surveillance: RawSurveillance,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSurveillance {
+    /// Keep every class's survivorship cohort in memory, refreshed ahead of use.
+    #[serde(default = "yes")]
+    pub keep_cohorts_warm: bool,
+}
+
+impl Default for RawSurveillance {
+    fn default() -> Self {
+        RawSurveillance {
+            keep_cohorts_warm: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +100,7 @@ impl Default for RawConfig {
                 chunk_records: mdor_service::DEFAULT_CHUNK_RECORDS,
             },
             audit: RawAudit::default(),
+            surveillance: RawSurveillance::default(),
         }
     }
 }
@@ -100,6 +123,8 @@ pub struct Config {
     pub chunk_records: usize,
     /// Where the audit checkpoint signing key is; never in the database.
     pub audit_signing_key: Option<PathBuf>,
+    /// Whether `mdor serve` keeps survivorship cohorts warm (memory for speed).
+    pub keep_cohorts_warm: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -116,6 +141,7 @@ impl std::fmt::Debug for Config {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("chunk_records", &self.chunk_records)
             .field("audit_signing_key", &self.audit_signing_key)
+            .field("keep_cohorts_warm", &self.keep_cohorts_warm)
             .finish()
     }
 }
@@ -209,6 +235,7 @@ impl Config {
             max_upload_bytes: submissions.max_upload_bytes,
             chunk_records: submissions.chunk_records,
             audit_signing_key,
+            keep_cohorts_warm: raw.surveillance.keep_cohorts_warm,
         })
     }
 }
@@ -288,6 +315,12 @@ mod tests {
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.database_url.expose_secret(), "sqlite://env.db");
             assert_eq!(config.max_connections, 3);
+            // On unless switched off: a file without [surveillance] keeps cohorts warm.
+            assert!(config.keep_cohorts_warm);
+            jail.set_env("MDOR_SURVEILLANCE__KEEP_COHORTS_WARM", "false");
+            let config =
+                Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert!(!config.keep_cohorts_warm);
             let flags = FlagOverrides {
                 database_url: Some("sqlite://flag.db".into()),
                 listen: None,

@@ -264,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                         .context("checking the database schema")?;
                     repair_interrupted_load(&ctx).await?;
-                    serve(ctx, config.listen).await
+                    serve(ctx, config.listen, config.keep_cohorts_warm).await
                 }
                 Command::Migrate => {
                     ctx.migrate().await.context("applying migrations")?;
@@ -405,9 +405,17 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         })
 }
 
-pub(crate) async fn serve(ctx: Ctx, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    ctx: Ctx,
+    listen: std::net::SocketAddr,
+    keep_cohorts_warm: bool,
+) -> anyhow::Result<()> {
     // Resumes submissions a killed server left unfinished, then takes queued ones.
     tokio::spawn(mdor_service::run_submission_worker(ctx.clone()));
+    // Survivorship reports answer from cohorts kept in memory and refreshed ahead of use.
+    if keep_cohorts_warm {
+        tokio::spawn(mdor_service::keep_cohorts_warm(ctx.clone()));
+    }
     let app = mdor_web::router(mdor_web::AppState { ctx });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -50,6 +50,10 @@ pub use submissions::{
     resubmit_quarantined, run_submission_worker, submission_job, submission_report, submit_file,
 };
 pub use surveillance::{
+    COHORT_KEEP_WHILE_USED, COHORT_REFRESH, COHORT_REUSE, cached_cohorts, keep_cohorts_warm,
+    refresh_cohorts, warm_cohorts,
+};
+pub use surveillance::{
     CompletenessRow, DeviceGrouping, DeviceRating, Estimate, FEEDBACK_YEARS, FeedbackReport,
     FeedbackSubject, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule, ImplantOutlier,
     OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig, RatingLevel,

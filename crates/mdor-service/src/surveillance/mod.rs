@@ -46,8 +46,18 @@ pub use survivorship::{
 
 /// How long a survivorship report may reuse a cohort read earlier for the same scope and
 /// analysis date: reports may lag new records by this much, and in exchange a report on a
-/// national registry takes milliseconds instead of a read of the whole class.
-pub const COHORT_REUSE: Duration = Duration::from_secs(60);
+/// national registry takes milliseconds instead of a read of the whole class. Revision rates
+/// at one to fifteen years do not move in ten minutes; a surveillance run reads afresh.
+pub const COHORT_REUSE: Duration = Duration::from_secs(10 * 60);
+
+/// How often the server's cohort keeper re-reads the cohorts in use, so that each is always
+/// younger than [`COHORT_REUSE`] and no report waits for a read of its class.
+/// Re-reading every class of a 1M-procedure registry takes 15–30 s on two cores, so a round
+/// every few minutes costs a few per cent of one core.
+pub const COHORT_REFRESH: Duration = Duration::from_secs(4 * 60);
+
+/// A cohort no report has used for this long is dropped instead of refreshed.
+pub const COHORT_KEEP_WHILE_USED: Duration = Duration::from_secs(15 * 60);
 
 /// The cohorts read most recently, by scope and analysis date.
 #[derive(Default)]
@@ -59,6 +69,8 @@ struct CachedCohort {
     scope: AnalysisScope,
     as_of: NaiveDate,
     read_at: Instant,
+    /// When a report last used it (or when it was read), for the keeper.
+    used_at: Instant,
     cohort: Arc<Cohort>,
 }
 
@@ -66,20 +78,28 @@ struct CachedCohort {
 const MAX_CACHED_COHORTS: usize = 16;
 
 impl CohortCache {
-    fn get(&self, scope: &AnalysisScope, as_of: NaiveDate) -> Option<Arc<Cohort>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<CachedCohort>> {
         // A poisoned lock only means another report panicked; the entries are still whole.
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .find(|c| &c.scope == scope && c.as_of == as_of && c.read_at.elapsed() < COHORT_REUSE)
-            .map(|c| Arc::clone(&c.cohort))
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, scope: &AnalysisScope, as_of: NaiveDate) -> Option<Arc<Cohort>> {
+        let mut entries = self.entries();
+        let entry = entries.iter_mut().find(|c| {
+            &c.scope == scope && c.as_of == as_of && c.read_at.elapsed() < COHORT_REUSE
+        })?;
+        entry.used_at = Instant::now();
+        Some(Arc::clone(&entry.cohort))
     }
 
     fn put(&self, scope: AnalysisScope, as_of: NaiveDate, read_at: Instant, cohort: Arc<Cohort>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|c| {
-            !(c.scope == scope && c.as_of == as_of) && c.read_at.elapsed() < COHORT_REUSE
-        });
+        let mut entries = self.entries();
+        let used_at = entries
+            .iter()
+            .find(|c| c.scope == scope)
+            .map_or(read_at, |c| c.used_at);
+        // An entry of another analysis date is yesterday's: the refreshed one replaces it.
+        entries.retain(|c| c.scope != scope && c.read_at.elapsed() < COHORT_REUSE);
         if entries.len() >= MAX_CACHED_COHORTS {
             entries.remove(0);
         }
@@ -87,8 +107,25 @@ impl CohortCache {
             scope,
             as_of,
             read_at,
+            used_at,
             cohort,
         });
+    }
+
+    /// The scopes to re-read: used within `keep_while_used` and read more than `older_than`
+    /// ago. Scopes unused for longer are dropped.
+    fn due(&self, older_than: Duration, keep_while_used: Duration) -> Vec<AnalysisScope> {
+        let mut entries = self.entries();
+        entries.retain(|c| c.used_at.elapsed() < keep_while_used);
+        entries
+            .iter()
+            .filter(|c| c.read_at.elapsed() >= older_than)
+            .map(|c| c.scope.clone())
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.entries().len()
     }
 }
 
@@ -101,11 +138,93 @@ async fn cohort(
     if let Some(cohort) = ctx.cohorts.get(&scope, as_of) {
         return Ok(cohort);
     }
+    read_cohort(ctx, scope, as_of).await
+}
+
+/// Reads and caches the cohort of `scope` as of `as_of`.
+async fn read_cohort(
+    ctx: &Ctx,
+    scope: AnalysisScope,
+    as_of: NaiveDate,
+) -> Result<Arc<Cohort>, ServiceError> {
     let read_at = Instant::now();
     let extract = ctx.store.analysis_extract(&scope).await?;
     let cohort = Arc::new(Cohort::build(extract, as_of));
     ctx.cohorts.put(scope, as_of, read_at, Arc::clone(&cohort));
     Ok(cohort)
+}
+
+/// Reads the cohort of every device type in the register, so that the first survivorship
+/// report of each class does not wait for its read; returns how many were read.
+pub async fn warm_cohorts(ctx: &Ctx) -> Result<usize, ServiceError> {
+    let mut types: Vec<String> = ctx
+        .store
+        .register_device_types()
+        .await?
+        .into_iter()
+        .map(|(_, device_type, _)| device_type)
+        .collect();
+    types.sort();
+    types.dedup();
+    types.truncate(MAX_CACHED_COHORTS);
+    let today = ctx.today();
+    for device_type in &types {
+        read_cohort(
+            ctx,
+            AnalysisScope::DeviceTypes(vec![device_type.clone()]),
+            today,
+        )
+        .await?;
+    }
+    Ok(types.len())
+}
+
+/// Re-reads every cached cohort read at least `older_than` ago that a report used within
+/// [`COHORT_KEEP_WHILE_USED`], as of today; returns how many were re-read.
+pub async fn refresh_cohorts(ctx: &Ctx, older_than: Duration) -> Result<usize, ServiceError> {
+    let due = ctx.cohorts.due(older_than, COHORT_KEEP_WHILE_USED);
+    let today = ctx.today();
+    for scope in &due {
+        read_cohort(ctx, scope.clone(), today).await?;
+    }
+    Ok(due.len())
+}
+
+/// How many cohorts the context holds (for the server's logs and tests).
+pub fn cached_cohorts(ctx: &Ctx) -> usize {
+    ctx.cohorts.len()
+}
+
+/// The server's cohort keeper: warms every class's cohort, then every [`COHORT_REFRESH`]
+/// re-reads those in use, so survivorship reports answer from memory with data at most
+/// `COHORT_REFRESH` plus one read old. Runs until the process ends; a failed read is logged
+/// and retried on the next round (reports then read for themselves).
+pub async fn keep_cohorts_warm(ctx: Ctx) {
+    let started = Instant::now();
+    match warm_cohorts(&ctx).await {
+        Ok(n) => tracing::info!(
+            cohorts = n,
+            seconds = started.elapsed().as_secs_f64(),
+            "survivorship cohorts warmed"
+        ),
+        Err(error) => tracing::warn!(error = %error, "warming survivorship cohorts failed"),
+    }
+    let mut ticks = tokio::time::interval(COHORT_REFRESH);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let started = Instant::now();
+        match refresh_cohorts(&ctx, COHORT_REFRESH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
+                cohorts = n,
+                seconds = started.elapsed().as_secs_f64(),
+                "survivorship cohorts refreshed"
+            ),
+            Err(error) => tracing::warn!(error = %error, "refreshing survivorship cohorts failed"),
+        }
+    }
 }
 
 /// Thresholds of the sequential signals; the defaults are explained in `docs/surveillance.md`.

@@ -343,3 +343,69 @@ async fn surveillance_alerts_the_injected_device_provider_and_faulty_lot_once() 
 /// to find (at 30,000: about 6 expected against 15 observed over its whole history).
 const SYNTHETIC_SEED: u64 = 1;
 const SYNTHETIC_PROCEDURES: u64 = 100_000;
+
+/// The server's cohort keeper: warming reads one cohort per device type in the register, a
+/// report then answers from it (a procedure added later is not yet counted), and a refresh
+/// re-reads the cohorts in use, after which the new procedure is counted.
+#[tokio::test]
+async fn warmed_cohorts_answer_reports_until_a_refresh_reads_new_procedures() {
+    for backend in backends() {
+        let store = open(backend).await;
+        let ctx = &store.ctx;
+        let (stem, cup_a, cup_b) = twenty_hips(ctx).await;
+        let regulator = principal(ctx, Role::Regulator).await;
+        assert_eq!(mdor_service::cached_cohorts(ctx), 0);
+        // hip_cup and hip_stem.
+        assert_eq!(mdor_service::warm_cohorts(ctx).await.unwrap(), 2);
+        assert_eq!(mdor_service::cached_cohorts(ctx), 2);
+
+        let grouping = DeviceGrouping::Model(cup_a.clone());
+        let before = mdor_service::device_survivorship(ctx, &regulator, &grouping)
+            .await
+            .unwrap();
+        assert_eq!(before.n_units, 10);
+
+        let providers = mdor_service::ensure_organisations(
+            ctx,
+            &[NewOrganisation {
+                ods_code: OdsCode::parse("RA1").unwrap(),
+                name: "RA1 test".into(),
+                kind: OrganisationKind::Provider,
+                region: None,
+            }],
+        )
+        .await
+        .unwrap();
+        let index = mdor_service::register_index(ctx, &[stem.clone(), cup_a.clone(), cup_b])
+            .await
+            .unwrap();
+        let outcome =
+            mdor_service::bulk_load(ctx, &providers, &index, vec![hip(20, &stem, &cup_a)])
+                .await
+                .unwrap();
+        assert_eq!(outcome.procedures, 1);
+
+        let cached = mdor_service::device_survivorship(ctx, &regulator, &grouping)
+            .await
+            .unwrap();
+        assert_eq!(cached.n_units, 10, "a warm cohort answers until refreshed");
+        // Both warmed cohorts were used (or read) just now, so both are re-read.
+        assert_eq!(
+            mdor_service::refresh_cohorts(ctx, std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            2
+        );
+        let refreshed = mdor_service::device_survivorship(ctx, &regulator, &grouping)
+            .await
+            .unwrap();
+        assert_eq!(refreshed.n_units, 11);
+        // Nothing is due again until the refresh interval has passed.
+        assert_eq!(
+            mdor_service::refresh_cohorts(ctx, mdor_service::COHORT_REFRESH)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
