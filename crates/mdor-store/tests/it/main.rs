@@ -17,6 +17,7 @@ mod audit_log;
 mod bulk;
 mod concurrency;
 mod conformance;
+mod data_quality;
 mod fixtures;
 mod harness;
 mod recall_cases;
@@ -100,6 +101,7 @@ macro_rules! all_cases {
                 recall_cases::recall_status_changes_only_from_the_expected_status_and_every_access_is_audited,
                 surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death,
                 surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
+                data_quality::provider_activity_counts_procedures_submissions_errors_flags_and_expected_activity,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
