@@ -1,6 +1,5 @@
 //! The `mdor` binary end to end: synthetic data, migration, loading, organisations, tokens and
-//! expected activity,
-//! run as an operator would on a temporary SQLite database.
+//! expected activity, run as an operator would on a temporary SQLite database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
