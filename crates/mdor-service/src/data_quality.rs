@@ -170,6 +170,7 @@ pub struct FieldErrorRate {
 /// The data quality report of provider `ods` over `range`. A provider's token reads only its
 /// own provider's report; another provider's, like an unknown ODS code or an organisation that
 /// is not a provider, is `NotFound`. Regulators and administrators read any.
+#[tracing::instrument(skip_all, fields(provider = ods.as_str(), from = %range.from, to = %range.to))]
 pub async fn provider_data_quality(
     ctx: &Ctx,
     principal: &Principal,
@@ -330,6 +331,7 @@ pub fn data_quality_csv(report: &ProviderDataQuality) -> String {
 /// reported with its line and field; nothing is written unless all rows are good, and then
 /// all are written in one transaction, each replacing any figure stored for its provider and
 /// month. Returns how many figures were written.
+#[tracing::instrument(skip_all)]
 pub async fn load_expected_activity(ctx: &Ctx, input: impl Read) -> Result<u64, ServiceError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
