@@ -50,14 +50,17 @@ pub(crate) const EXPECTED_UPSERT: &str = "INSERT INTO expected_activity \
        expected_procedures = excluded.expected_procedures, loaded_at = excluded.loaded_at";
 
 /// Rejected records of organisation `$1`'s jobs received in [`$2`, `$3`), counted once per
-/// (field, code) of their errors, on SQLite (`json_each` over the stored array).
+/// (field, code) of their errors, on SQLite (`json_each` over the stored array). A record's
+/// organisation is its job's; filtering on the job lets both engines walk the organisation's
+/// jobs by index and their records by `(job_id, line)`, where `submission_record` has no index
+/// on the organisation alone.
 pub(crate) const ERRORS_BY_FIELD_SQLITE: &str = "SELECT \
        json_extract(e.value, '$.field') AS field, json_extract(e.value, '$.code') AS code, \
        COUNT(DISTINCT r.id) AS records \
      FROM submission_record r \
      JOIN submission_job j ON j.id = r.job_id \
      JOIN json_each(r.messages) e \
-     WHERE r.organisation_id = $1 AND r.outcome = 'rejected' \
+     WHERE j.organisation_id = $1 AND r.outcome = 'rejected' \
        AND j.created_at >= $2 AND j.created_at < $3 \
      GROUP BY 1, 2 ORDER BY records DESC, field, code";
 
@@ -67,7 +70,7 @@ pub(crate) const ERRORS_BY_FIELD_POSTGRES: &str = "SELECT \
      FROM submission_record r \
      JOIN submission_job j ON j.id = r.job_id \
      CROSS JOIN LATERAL jsonb_array_elements(r.messages::jsonb) e \
-     WHERE r.organisation_id = $1 AND r.outcome = 'rejected' \
+     WHERE j.organisation_id = $1 AND r.outcome = 'rejected' \
        AND j.created_at >= $2 AND j.created_at < $3 \
      GROUP BY 1, 2 ORDER BY records DESC, field, code";
 
