@@ -55,6 +55,9 @@ enum Command {
     /// Manage the device register.
     #[command(subcommand)]
     Register(RegisterCommand),
+    /// Providers' expected activity, against which data quality reports completeness.
+    #[command(subcommand)]
+    Activity(ActivityCommand),
     /// Write a synthetic national dataset (deterministic per seed) to a directory.
     Synth {
         #[arg(long, default_value_t = 100_000)]
@@ -183,6 +186,14 @@ enum RegisterCommand {
 }
 
 #[derive(Subcommand)]
+enum ActivityCommand {
+    /// Load expected procedure counts per provider and month from a CSV file
+    /// (`ods_code,month,expected_procedures`, layout in docs/data-quality.md); a month loaded
+    /// again replaces its figure, and a file with any bad line loads nothing.
+    Load { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the commented example configuration.
     Example,
@@ -306,6 +317,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                         .map_err(load::describe)?;
                     print(&format!("{n} register entries loaded\n"));
+                    Ok(())
+                }
+                Command::Activity(ActivityCommand::Load { file }) => {
+                    ctx.check_ready().await?;
+                    let input = std::fs::File::open(&file)
+                        .with_context(|| format!("opening {}", file.display()))?;
+                    let n = mdor_service::load_expected_activity(&ctx, input)
+                        .await
+                        .map_err(load::describe)?;
+                    print(&format!("{n} expected activity figures loaded\n"));
                     Ok(())
                 }
                 Command::Load { dir, surveil } => {

@@ -5,6 +5,7 @@
 
 pub mod dataset;
 pub mod identifiers;
+pub mod month;
 pub mod record;
 pub mod register;
 pub mod rules;
@@ -14,4 +15,5 @@ pub use identifiers::{
     GmcNumber, IdentifierError, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, RegistryCode,
     Sex, Slug, SnomedCtId,
 };
+pub use month::{Month, MonthError};
 pub use udi::{ParsedUdi, ProductionIdentifiers, UdiDi, UdiError, UdiIssuer};

@@ -9,6 +9,7 @@ mod audit_log;
 mod auth;
 mod bulk;
 mod ctx;
+mod data_quality;
 pub mod disclosure;
 mod error;
 mod idempotency;
@@ -32,6 +33,11 @@ pub use bulk::{
     ensure_organisations, register_index, restore_load_schema, upsert_consultants,
 };
 pub use ctx::Ctx;
+pub use data_quality::{
+    COMPLETENESS_TARGET_PERCENT, Completeness, DEFAULT_REPORT_MONTHS, EXPECTED_ACTIVITY_HEADER,
+    FieldErrorRate, MAX_REPORT_MONTHS, MonthQuality, MonthRange, ProviderDataQuality,
+    data_quality_csv, load_expected_activity, provider_data_quality,
+};
 pub use error::ServiceError;
 pub use idempotency::{IdempotencyRequest, Outcome};
 pub use outcomes::{RemovalRequest, record_death, record_removal};
@@ -68,11 +74,12 @@ pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
     ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
-    NewConsultant, NewOrganisation, OrganisationId, OrganisationKind, PatientAccess,
+    NewConsultant, NewOrganisation, OpenFlagCount, OrganisationId, OrganisationKind, PatientAccess,
     PatientTimeline, ProcedureId, ProcedureRecord, ProcedureSourceVersion, QuarantineEntry,
     RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
     RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RecordEffect,
     RecordOutcome, RemovalId, Role, StoredAlert, StoredImplant, StoredRemoval, SubmissionCounts,
-    SubmissionFormat, SubmissionJob, SubmissionJobId, SubmissionRecord, SubmissionRecordId,
-    SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    SubmissionFormat, SubmissionJob, SubmissionJobId, SubmissionMonth, SubmissionRecord,
+    SubmissionRecordId, SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall,
+    TimelineRemoval, TokenId,
 };

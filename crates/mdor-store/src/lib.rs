@@ -330,6 +330,27 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<PatientAccess>>;
 
+    // Data quality (see `backend/data_quality.rs`): providers' expected activity and the
+    // figures their data quality report is computed from.
+
+    /// Writes every figure in one transaction, replacing any stored for the same provider and
+    /// month; returns how many were written. An unknown organisation is a `Conflict`.
+    async fn upsert_expected_activity(
+        &self,
+        rows: &[ExpectedActivity],
+        loaded_at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// One organisation's procedures, bulk submissions, rejected records' errors, open
+    /// follow-up flags and expected activity for the months `from` to `to`, read in one
+    /// snapshot.
+    async fn provider_activity(
+        &self,
+        organisation: OrganisationId,
+        from: mdor_domain::Month,
+        to: mdor_domain::Month,
+    ) -> StoreResult<ProviderActivity>;
+
     // The audit as a Merkle log (`audit_log`): positions, leaf hashes and checkpoints.
 
     /// Up to `limit` entries with position greater than `after_seq`, in position order, as

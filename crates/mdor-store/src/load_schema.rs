@@ -23,7 +23,9 @@ pub(crate) struct DeferrableIndex {
 }
 
 /// Indexes deferred on both engines. `procedure_patient` is here because returning
-/// patients make its inserts random; the rest serve recall by UDI-DI with lot or serial.
+/// patients make its inserts random, and `procedure_provider_date` (data quality's counts by
+/// procedure date) because dates arrive in no order; the rest serve recall by UDI-DI with lot
+/// or serial.
 pub(crate) const INDEXES: &[DeferrableIndex] = &[
     DeferrableIndex {
         name: "implant_udi_lot",
@@ -36,6 +38,10 @@ pub(crate) const INDEXES: &[DeferrableIndex] = &[
     DeferrableIndex {
         name: "procedure_patient",
         create: "CREATE INDEX procedure_patient ON procedure (patient_id)",
+    },
+    DeferrableIndex {
+        name: "procedure_provider_date",
+        create: "CREATE INDEX procedure_provider_date ON procedure (provider_id, procedure_date)",
     },
 ];
 

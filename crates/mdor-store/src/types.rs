@@ -1035,3 +1035,64 @@ pub struct ProcedureSourceVersion {
     pub received_at: Option<DateTime<Utc>>,
     pub superseded_at: Option<DateTime<Utc>>,
 }
+
+// ---- Data quality (issue 5 part 5) ----
+
+/// How many procedures a provider is expected to perform in a month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedActivity {
+    pub organisation: OrganisationId,
+    pub month: mdor_domain::Month,
+    /// At most 4,294,967,295: far above any provider's month, and it keeps the figure in a
+    /// signed 64-bit column on both engines without checks.
+    pub expected_procedures: u32,
+}
+
+/// One provider's figures over a range of months, read in one snapshot: the counts from which
+/// the service computes its data quality report. Months without any row are absent from the
+/// maps, not zero-filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderActivity {
+    /// Procedures stored for the provider, by the month of their procedure date, whichever
+    /// route they came by (single-record API, bulk submission, load).
+    pub procedures: std::collections::BTreeMap<mdor_domain::Month, u64>,
+    /// Of those, the procedures with at least one open follow-up flag.
+    pub procedures_with_open_flags: std::collections::BTreeMap<mdor_domain::Month, u64>,
+    /// Bulk submission jobs by the month they were received (UTC), with what their records
+    /// became.
+    pub submissions: std::collections::BTreeMap<mdor_domain::Month, SubmissionMonth>,
+    /// The expected procedure counts loaded for the provider.
+    pub expected: std::collections::BTreeMap<mdor_domain::Month, u64>,
+    /// Rejected records of jobs received in the range, counted once per field and code they
+    /// had an error for; most frequent first, then by field and code.
+    pub rejected_errors: Vec<FieldErrorCount>,
+    /// Open follow-up flags of procedures dated in the range, by flag; ordered by flag.
+    pub open_flags: Vec<OpenFlagCount>,
+    /// Rejected records still in the provider's quarantine, whenever they were received.
+    pub open_quarantine: u64,
+}
+
+/// The bulk submissions of one month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SubmissionMonth {
+    pub jobs: u64,
+    pub accepted: u64,
+    pub accepted_with_warnings: u64,
+    pub rejected: u64,
+}
+
+/// How many rejected records had an error with this field path and code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldErrorCount {
+    pub field: String,
+    pub code: String,
+    pub records: u64,
+}
+
+/// How many procedures and implants have this follow-up flag open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenFlagCount {
+    pub flag: String,
+    pub procedures: u64,
+    pub implants: u64,
+}

@@ -1,5 +1,5 @@
-//! The `mdor` binary end to end: synthetic data, migration, loading, organisations and tokens,
-//! run as an operator would on a temporary SQLite database.
+//! The `mdor` binary end to end: synthetic data, migration, loading, organisations, tokens and
+//! expected activity, run as an operator would on a temporary SQLite database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -473,4 +473,83 @@ fn the_printed_postgres_grants_apply_to_the_migrated_schema() {
                 .unwrap();
             outcome.unwrap();
         });
+}
+
+/// The expected activity stored under `dir`, as `ods,month,expected` lines in order.
+fn stored_expected_activity(dir: &Path) -> Vec<String> {
+    let url = format!("sqlite://{}", dir.join("mdor.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT o.ods_code, e.month, e.expected_procedures FROM expected_activity e \
+                 JOIN organisation o ON o.id = e.organisation_id ORDER BY o.ods_code, e.month",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            rows.into_iter()
+                .map(|(ods, month, n)| format!("{ods},{month},{n}"))
+                .collect()
+        })
+}
+
+#[test]
+fn activity_load_names_each_bad_line_and_field_loads_nothing_and_a_reloaded_month_replaces_its_figure()
+ {
+    let dir = TempDir::new("activity");
+    stdout(&mdor(&dir.0, &["migrate"]));
+    for ods in ["RA1", "RB2"] {
+        stdout(&mdor(
+            &dir.0,
+            &[
+                "org", "add", "--ods", ods, "--name", "Trust", "--kind", "provider",
+            ],
+        ));
+    }
+    let file = dir.0.join("activity.csv");
+    std::fs::write(
+        &file,
+        "ods_code,month,expected_procedures\n\
+         RA1,2026-01,40\n\
+         RA1,2026-1,40\n\
+         RB2,2026-01,-3\n\
+         RZZ,2026-01,5\n",
+    )
+    .unwrap();
+    let refused = mdor(&dir.0, &["activity", "load", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for expected in [
+        "3 problem(s)",
+        "line 3: month: month '2026-1' must be written YYYY-MM",
+        "line 4: expected_procedures: expected procedures -3 is negative",
+        "line 5: ods_code: no provider with ods code RZZ is registered",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    // Line 2 was good, but a file with a bad line loads nothing.
+    assert!(stored_expected_activity(&dir.0).is_empty());
+
+    std::fs::write(
+        &file,
+        "ods_code,month,expected_procedures\nRA1,2026-01,40\nRA1,2026-02,38\nRB2,2026-01,12\n",
+    )
+    .unwrap();
+    let loaded = stdout(&mdor(&dir.0, &["activity", "load", file.to_str().unwrap()]));
+    assert_eq!(loaded, "3 expected activity figures loaded\n");
+    std::fs::write(
+        &file,
+        "ods_code,month,expected_procedures\nRA1,2026-02,41\n",
+    )
+    .unwrap();
+    stdout(&mdor(&dir.0, &["activity", "load", file.to_str().unwrap()]));
+    assert_eq!(
+        stored_expected_activity(&dir.0),
+        ["RA1,2026-01,40", "RA1,2026-02,41", "RB2,2026-01,12"]
+    );
 }

@@ -11,6 +11,7 @@
 )]
 
 mod audit_log;
+mod data_quality;
 mod datasets;
 mod feedback;
 mod support;

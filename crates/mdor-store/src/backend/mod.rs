@@ -1,6 +1,7 @@
 //! Backend selection by URL scheme, and the bulk-load planning both backends share.
 
 mod bulk;
+mod data_quality;
 mod postgres;
 mod recall_cases;
 mod sqlite;

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 
@@ -890,6 +890,30 @@ impl Store for PostgresStore {
         submission::history(&mut conn, procedure).await
     }
 
+    async fn upsert_expected_activity(
+        &self,
+        rows: &[ExpectedActivity],
+        loaded_at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let written = data_quality::upsert_expected_activity(&mut tx, rows, loaded_at).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn provider_activity(
+        &self,
+        organisation: OrganisationId,
+        from: mdor_domain::Month,
+        to: mdor_domain::Month,
+    ) -> StoreResult<ProviderActivity> {
+        // One read transaction, so that the counts come from one snapshot.
+        let mut tx = self.pool.begin().await?;
+        let activity = data_quality::provider_activity(&mut tx, organisation, from, to).await?;
+        tx.commit().await?;
+        Ok(activity)
+    }
+
     async fn counts(&self) -> StoreResult<Counts> {
         let row: CountsRow = sqlx::query_as(sql::COUNTS).fetch_one(&self.pool).await?;
         Ok(Counts::from(row))
@@ -1373,4 +1397,15 @@ mod submission {
     use crate::{StoreError, StoreResult};
 
     super::super::submissions::submission_queries!(sqlx::PgConnection);
+}
+
+/// Providers' data quality figures and expected activity, shared with the other backend.
+mod data_quality {
+    use crate::types::*;
+    use crate::{StoreError, StoreResult};
+
+    super::super::data_quality::data_quality_queries!(
+        sqlx::PgConnection,
+        super::super::data_quality::ERRORS_BY_FIELD_POSTGRES
+    );
 }

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
@@ -870,6 +870,31 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ProcedureSourceVersion>> {
         let mut conn = self.pool.acquire().await?;
         submission::history(&mut conn, procedure).await
+    }
+
+    async fn upsert_expected_activity(
+        &self,
+        rows: &[ExpectedActivity],
+        loaded_at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        // BEGIN IMMEDIATE already holds the write lock.
+        let written = data_quality::upsert_expected_activity(&mut tx, rows, loaded_at).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn provider_activity(
+        &self,
+        organisation: OrganisationId,
+        from: mdor_domain::Month,
+        to: mdor_domain::Month,
+    ) -> StoreResult<ProviderActivity> {
+        // One read transaction, so that the counts come from one snapshot.
+        let mut tx = self.pool.begin().await?;
+        let activity = data_quality::provider_activity(&mut tx, organisation, from, to).await?;
+        tx.commit().await?;
+        Ok(activity)
     }
 
     async fn counts(&self) -> StoreResult<Counts> {
@@ -1750,4 +1775,15 @@ mod submission {
     use crate::{StoreError, StoreResult};
 
     super::super::submissions::submission_queries!(sqlx::SqliteConnection);
+}
+
+/// Providers' data quality figures and expected activity, shared with the other backend.
+mod data_quality {
+    use crate::types::*;
+    use crate::{StoreError, StoreResult};
+
+    super::super::data_quality::data_quality_queries!(
+        sqlx::SqliteConnection,
+        super::super::data_quality::ERRORS_BY_FIELD_SQLITE
+    );
 }

@@ -17,6 +17,7 @@ mod audit_log;
 mod bulk;
 mod concurrency;
 mod conformance;
+mod data_quality;
 mod fixtures;
 mod harness;
 mod recall_cases;
@@ -101,6 +102,7 @@ macro_rules! all_cases {
                 surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death,
                 surveillance::a_scoped_extract_is_the_whole_extract_restricted_to_the_scope,
                 surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
+                data_quality::provider_activity_counts_procedures_submissions_errors_flags_and_expected_activity,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1` and its OpenAPI description.
 
+mod data_quality;
 mod devices;
 mod health;
 mod outcomes;
@@ -60,6 +61,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/recall", get(recall::recall))
         .route("/api/v1/patients/timeline", post(patients::timeline))
         .route("/api/v1/reports/feedback", get(reports::feedback))
+        .route(
+            "/api/v1/providers/{ods}/data-quality",
+            get(data_quality::provider_data_quality),
+        )
         .route("/api/v1/patients/access-log", post(patients::access_log))
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
         .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
@@ -107,6 +112,7 @@ pub fn upload_routes() -> Router<AppState> {
         recall::recall,
         patients::timeline,
         reports::feedback,
+        data_quality::provider_data_quality,
         patients::access_log,
         recall_cases::open_case,
         recall_cases::get_case,

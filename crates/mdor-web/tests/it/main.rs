@@ -8,6 +8,7 @@
 
 mod api;
 mod audit;
+mod data_quality;
 mod log_canaries;
 mod recall_cases;
 mod reports;
