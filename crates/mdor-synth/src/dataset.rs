@@ -50,6 +50,11 @@ pub struct Truth {
     pub baseline: BTreeMap<&'static str, BaselineHazard>,
     pub model_frailty_sigma: f64,
     pub provider_frailty_sigma: f64,
+    /// Every device model's revision hazard multiplier (its frailty; the injected model's is
+    /// the injected hazard ratio), by UDI-DI. A construct's hazard multiplies those of its
+    /// models, so a model above 1 genuinely revises more often than its class's average and
+    /// an alert on it is a detection, not a false alert.
+    pub device_model_hazard_multipliers: BTreeMap<String, f64>,
     pub mortality: Gompertz,
     pub summary: DatasetSummary,
 }
@@ -198,6 +203,11 @@ pub fn truth(generator: &Generator, summary: &DatasetSummary) -> Truth {
             .collect(),
         model_frailty_sigma: MODEL_FRAILTY_SIGMA,
         provider_frailty_sigma: PROVIDER_FRAILTY_SIGMA,
+        device_model_hazard_multipliers: catalogue
+            .device_models
+            .iter()
+            .map(|m| (m.udi_di.as_str().to_string(), m.hazard_multiplier))
+            .collect(),
         mortality: MORTALITY,
         summary: summary.clone(),
     }

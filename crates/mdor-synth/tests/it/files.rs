@@ -423,6 +423,20 @@ fn truth_json_names_the_injected_signals() {
     );
     assert_eq!(model["hazard_ratio"], 3.0);
     assert_eq!(truth["injected"]["provider"]["hazard_ratio"], 2.5);
+    // Every registered model's hazard multiplier is listed; the injected model's is its ratio,
+    // and the others are lognormal frailties around 1.
+    let multipliers = truth["device_model_hazard_multipliers"].as_object().unwrap();
+    assert_eq!(multipliers.len(), register.len());
+    assert!(multipliers.keys().all(|udi| register.contains_key(udi.as_str())));
+    assert_eq!(multipliers[text(&model["udi_di"])], 3.0);
+    let others: Vec<f64> = multipliers
+        .iter()
+        .filter(|(udi, _)| udi.as_str() != text(&model["udi_di"]))
+        .map(|(_, m)| m.as_f64().unwrap())
+        .collect();
+    let mean = others.iter().sum::<f64>() / others.len() as f64;
+    assert!((0.9..1.1).contains(&mean), "mean frailty {mean}");
+    assert!(others.iter().any(|&m| m > 1.0) && others.iter().any(|&m| m < 1.0));
     let lot = &truth["injected"]["faulty_lot"];
     assert!(register.contains_key(text(&lot["udi_di"])));
     assert!(!text(&lot["lot"]).is_empty());
