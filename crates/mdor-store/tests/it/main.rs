@@ -13,6 +13,7 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod accounts;
 mod audit_log;
 mod bulk;
 mod concurrency;
@@ -100,6 +101,13 @@ macro_rules! all_cases {
                 recall_cases::recall_status_changes_only_from_the_expected_status_and_every_access_is_audited,
                 surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death,
                 surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
+                accounts::accounts_are_read_back_by_username_and_a_taken_username_is_a_conflict,
+                accounts::patients_have_no_organisation_and_everyone_else_has_one,
+                accounts::a_totp_step_is_accepted_once_and_never_an_earlier_one,
+                accounts::a_backup_code_is_accepted_once_and_a_rehashed_password_is_kept,
+                accounts::login_failures_are_counted_from_a_time_with_their_audit,
+                accounts::accounts_unused_since_a_time_are_disabled_and_then_refuse_every_factor,
+                accounts::the_registry_organisation_is_the_first_of_kind_registry,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
