@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub submissions: RawSubmissions,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub accounts: RawAccounts,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +61,14 @@ pub struct RawAudit {
     pub signing_key: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccounts {
+    /// File holding the key that seals accounts' TOTP secrets (`mdor account keygen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
@@ -78,6 +88,7 @@ impl Default for RawConfig {
                 chunk_records: mdor_service::DEFAULT_CHUNK_RECORDS,
             },
             audit: RawAudit::default(),
+            accounts: RawAccounts::default(),
         }
     }
 }
@@ -100,6 +111,8 @@ pub struct Config {
     pub chunk_records: usize,
     /// Where the audit checkpoint signing key is; never in the database.
     pub audit_signing_key: Option<PathBuf>,
+    /// Where the key sealing TOTP secrets is; read when accounts are created or used.
+    pub accounts_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -116,6 +129,7 @@ impl std::fmt::Debug for Config {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("chunk_records", &self.chunk_records)
             .field("audit_signing_key", &self.audit_signing_key)
+            .field("accounts_key_file", &self.accounts_key_file)
             .finish()
     }
 }
@@ -200,6 +214,11 @@ impl Config {
             Some(path) => Some(PathBuf::from(path)),
             None => None,
         };
+        let accounts_key_file = match raw.accounts.key_file.as_deref().map(str::trim) {
+            Some("") => bail!("accounts.key_file must name a file when given"),
+            Some(path) => Some(PathBuf::from(path)),
+            None => None,
+        };
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
@@ -209,6 +228,7 @@ impl Config {
             max_upload_bytes: submissions.max_upload_bytes,
             chunk_records: submissions.chunk_records,
             audit_signing_key,
+            accounts_key_file,
         })
     }
 }
