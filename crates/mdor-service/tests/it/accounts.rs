@@ -619,3 +619,102 @@ async fn accounts_are_created_only_in_an_organisation_of_their_roles_kind() {
         ));
     }
 }
+
+/// A buffer the test's log lines are written to.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+/// Every event and span on the test's thread (the test runtime has one thread, so the
+/// service's and the PostgreSQL driver's events are all here; SQLite's worker thread is not)
+/// is captured at TRACE level while sign-ins with planted usernames, passwords and codes run.
+#[tokio::test]
+async fn sign_in_never_logs_usernames_passwords_or_codes() {
+    static NOW: AtomicI64 = AtomicI64::new(T0);
+    fn clock() -> DateTime<Utc> {
+        DateTime::from_timestamp(NOW.load(Ordering::SeqCst), 0).unwrap()
+    }
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut canaries = vec![
+        "canaryuserqz".to_string(),
+        "Canary-Password-Xq-2026".to_string(),
+        "QQQQ-ZZZZ-QQQQ-ZZZZ-QQQQ-ZZZZ".to_string(),
+        "QQQQZZZZQQQQZZZZQQQQZZZZ".to_string(),
+    ];
+    for backend in backends() {
+        NOW.store(T0, Ordering::SeqCst);
+        let t = setup(backend, clock).await;
+        let account = consultant(&t, "canaryuserqz").await;
+        canaries.push(account.initial_password.clone());
+        canaries.push(account.totp_secret.clone());
+        canaries.extend(account.backup_codes.iter().cloned());
+        canaries.extend(account.backup_codes.iter().map(|c| c.replace('-', "")));
+        tracing::info!("canary test: sign-ins start");
+        assert_refused(login(&t.ctx, "canaryuserqz", "Canary-Password-Xq-2026", "123456").await);
+        assert_refused(
+            login(
+                &t.ctx,
+                "canaryuserqz",
+                &account.initial_password,
+                "QQQQ-ZZZZ-QQQQ-ZZZZ-QQQQ-ZZZZ",
+            )
+            .await,
+        );
+        assert_refused(
+            login(
+                &t.ctx,
+                "nocanaryuserqz",
+                "Canary-Password-Xq-2026",
+                "123456",
+            )
+            .await,
+        );
+        login(
+            &t.ctx,
+            "canaryuserqz",
+            &account.initial_password,
+            &account.backup_codes[0],
+        )
+        .await
+        .unwrap();
+    }
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("canary test: sign-ins start"),
+        "the capture works"
+    );
+    assert!(log.contains("sign-in failed") && log.contains("sign-in succeeded"));
+    for line in log.lines() {
+        for canary in &canaries {
+            assert!(
+                !line.to_lowercase().contains(&canary.to_lowercase()),
+                "a log line holds {canary}: {line}"
+            );
+        }
+    }
+}

@@ -344,3 +344,41 @@ pub async fn the_registry_organisation_is_the_first_of_kind_registry(store: &dyn
         .unwrap();
     assert_eq!(store.registry_organisation().await.unwrap(), Some(registry));
 }
+
+/// Sign-ins racing with one TOTP code, and with one backup code: exactly one of each wins.
+pub async fn of_concurrent_sign_ins_with_one_code_exactly_one_succeeds(
+    store: std::sync::Arc<dyn Store>,
+) {
+    let provider = add_provider(&*store, "RXR").await;
+    let id = store
+        .insert_account(&new_account(
+            "j.smith",
+            AccountRole::Consultant,
+            Some(provider),
+        ))
+        .await
+        .unwrap();
+    for factor in [
+        SecondFactorUse::TotpStep(100),
+        SecondFactorUse::BackupCode("aa".repeat(32)),
+    ] {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                let attempt = success(id, factor.clone());
+                tokio::spawn(async move {
+                    store
+                        .record_login_success(&attempt, &login_audit(provider, "ok"))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            won += usize::from(task.await.unwrap());
+        }
+        assert_eq!(won, 1, "{factor:?}");
+    }
+    assert_eq!(audit_count(&*store).await, 2);
+}

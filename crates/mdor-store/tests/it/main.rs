@@ -114,6 +114,7 @@ macro_rules! all_cases {
                 concurrency::concurrent_first_submissions_for_one_new_patient_share_that_patient,
                 bulk::concurrent_bulk_loads_of_one_batch_load_it_once,
                 audit_log::concurrent_audit_entries_are_numbered_without_gaps_and_carry_their_leaf_hash,
+                accounts::of_concurrent_sign_ins_with_one_code_exactly_one_succeeds,
             ];
         }
     };
