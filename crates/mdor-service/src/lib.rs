@@ -24,8 +24,8 @@ mod surveillance;
 mod timeline;
 
 pub use accounts::{
-    AccountKey, AccountRequest, CreatedAccount, SignedIn, create_account, expire_idle_accounts,
-    login,
+    AccountKey, AccountRequest, CreatedAccount, SignedIn, change_password, create_account,
+    expire_idle_accounts, login,
 };
 pub use audit_log::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,

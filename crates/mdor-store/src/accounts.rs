@@ -99,6 +99,8 @@ pub struct Account {
     pub organisation_ods: Option<String>,
     pub patient: Option<PatientId>,
     pub password_hash: String,
+    /// The password is still the generated initial one.
+    pub must_change_password: bool,
     pub totp_secret_sealed: Vec<u8>,
     pub totp_last_step: Option<u64>,
     pub created_at: DateTime<Utc>,

@@ -387,6 +387,15 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<AccountId>>;
 
+    /// Sets a password its holder chose (clearing `must_change_password`) and writes its
+    /// audit entry, in one transaction; false, with nothing written, for a disabled account.
+    async fn set_account_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
+
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<u64>;
 
     /// The registry's own organisation (lowest id of kind registry), if there is one.

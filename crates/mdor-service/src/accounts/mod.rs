@@ -1,5 +1,6 @@
 //! Staff and patient accounts: creation by an administrator (no self sign-up), sign-in with a
-//! password and a second factor, the per-account soft lock, and idle expiry.
+//! password and a second factor, the per-account soft lock, replacing the generated initial
+//! password with one the holder chooses, and idle expiry.
 //!
 //! Every sign-in, successful or not, is written to the audit log (action `account.login`,
 //! purpose `authentication`, the outcome naming the reason) and never to the tracing log with
@@ -53,6 +54,7 @@ pub const MAX_DELAY_SECONDS: i64 = 30;
 pub const IDLE_DAYS: i64 = 90;
 
 const LOGIN_ACTION: &str = "account.login";
+const PASSWORD_CHANGE_ACTION: &str = "account.password_change";
 const ISSUER: &str = "mdor";
 
 /// An account to create: the username, role, organisation (none for a patient) and,
@@ -85,6 +87,9 @@ pub struct SignedIn {
     pub organisation: Option<OrganisationId>,
     pub organisation_ods: Option<String>,
     pub patient: Option<PatientId>,
+    /// The password is still the generated initial one: the holder must choose their own
+    /// (`change_password`) before doing anything else.
+    pub must_change_password: bool,
 }
 
 /// Creates an account with a random initial password, a TOTP secret and backup codes.
@@ -261,6 +266,57 @@ pub async fn login(
         organisation: account.organisation,
         organisation_ods: account.organisation_ods,
         patient: account.patient,
+        must_change_password: account.must_change_password,
+    })
+}
+
+/// Replaces the password of an account whose holder signs in with the current password and
+/// a second factor (consumed as at any sign-in). The new password must meet the policy and
+/// differ from the current one; these are checked first, so a refusal says nothing about the
+/// account and costs no code.
+pub async fn change_password(
+    ctx: &Ctx,
+    username: &str,
+    current_password: &str,
+    second_factor: &str,
+    new_password: &str,
+) -> Result<SignedIn, ServiceError> {
+    password::check_password_policy(new_password)?;
+    if new_password == current_password {
+        return Err(ServiceError::invalid(
+            "new_password",
+            "password_unchanged",
+            "the new password must differ from the current one",
+        ));
+    }
+    let signed_in = login(ctx, username, current_password, second_factor).await?;
+    let organisation = match signed_in.organisation {
+        Some(organisation) => organisation,
+        None => ctx
+            .store
+            .registry_organisation()
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?,
+    };
+    let audit = NewAccountAuditEvent {
+        at: ctx.now(),
+        organisation,
+        role: signed_in.role.as_str(),
+        action: PASSWORD_CHANGE_ACTION,
+        resource: format!("account/{}", signed_in.account),
+        outcome: "ok",
+    };
+    let hash = password::hash_password(new_password)?;
+    if !ctx
+        .store
+        .set_account_password(signed_in.account, &hash, &audit)
+        .await?
+    {
+        return Err(ServiceError::Unauthenticated);
+    }
+    Ok(SignedIn {
+        must_change_password: false,
+        ..signed_in
     })
 }
 

@@ -18,6 +18,9 @@ CREATE TABLE account (
     patient_id INTEGER REFERENCES patient (id),
     -- PHC string: $argon2id$v=19$m=…,t=…,p=…$salt$hash.
     password_hash TEXT NOT NULL,
+    -- Set while the password is the one an administrator generated (and so knows): the
+    -- holder must choose their own before doing anything else.
+    must_change_password INTEGER NOT NULL DEFAULT 1,
     -- ChaCha20-Poly1305: 12-byte nonce ‖ ciphertext ‖ 16-byte tag, sealed with the account's
     -- username bound as associated data.
     totp_secret_sealed BLOB NOT NULL,

@@ -19,7 +19,7 @@ pub(crate) const BACKUP_CODE_INSERT: &str =
     "INSERT INTO account_backup_code (account_id, code_hash) VALUES ($1, $2)";
 
 pub(crate) const ACCOUNT_BY_USERNAME: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
-       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.totp_secret_sealed, \
+       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
        a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at \
      FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
      WHERE a.username = $1";
@@ -46,6 +46,10 @@ pub(crate) const RECORD_LOGIN: &str = "UPDATE account SET last_login_at = $2, \
 pub(crate) const DISABLE_IDLE: &str = "UPDATE account SET disabled_at = $2 \
      WHERE disabled_at IS NULL AND COALESCE(last_login_at, created_at) < $1 RETURNING id";
 
+/// Replaces a password chosen by its holder, which also ends the obligation to change it.
+pub(crate) const SET_PASSWORD: &str = "UPDATE account SET password_hash = $2, must_change_password = FALSE \
+     WHERE id = $1 AND disabled_at IS NULL";
+
 pub(crate) const UNUSED_BACKUP_CODES: &str =
     "SELECT COUNT(*) FROM account_backup_code WHERE account_id = $1 AND used_at IS NULL";
 
@@ -63,6 +67,7 @@ pub(crate) struct AccountRow {
     organisation_ods: Option<String>,
     patient_id: Option<i64>,
     password_hash: String,
+    must_change_password: bool,
     totp_secret_sealed: Vec<u8>,
     totp_last_step: Option<i64>,
     created_at: DateTime<Utc>,
@@ -83,6 +88,7 @@ impl TryFrom<AccountRow> for Account {
             organisation_ods: row.organisation_ods,
             patient: row.patient_id.map(PatientId),
             password_hash: row.password_hash,
+            must_change_password: row.must_change_password,
             totp_secret_sealed: row.totp_secret_sealed,
             // Steps are written from u64 values far below i64::MAX (the time in 30 s steps).
             totp_last_step: row.totp_last_step.map(|step| step as u64),
@@ -221,6 +227,26 @@ macro_rules! account_queries {
             let mut ids: Vec<AccountId> = ids.into_iter().map(AccountId).collect();
             ids.sort();
             Ok(ids)
+        }
+
+        /// False, with nothing written, when the account is disabled.
+        pub(super) async fn set_password(
+            conn: &mut $conn,
+            account: AccountId,
+            password_hash: &str,
+            audit: &NewAccountAuditEvent,
+        ) -> StoreResult<bool> {
+            let updated = sqlx::query(q::SET_PASSWORD)
+                .bind(account.0)
+                .bind(password_hash)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if updated != 1 {
+                return Ok(false);
+            }
+            super::recall::insert_audit_entry(conn, |seq| audit.entry(seq)).await?;
+            Ok(true)
         }
 
         pub(super) async fn unused_backup_codes(

@@ -1101,6 +1101,21 @@ impl Store for PostgresStore {
         Ok(ids)
     }
 
+    async fn set_account_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !accounts::set_password(&mut tx, account, password_hash, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<u64> {
         let mut conn = self.pool.acquire().await?;
         accounts::unused_backup_codes(&mut conn, account).await

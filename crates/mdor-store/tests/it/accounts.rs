@@ -382,3 +382,46 @@ pub async fn of_concurrent_sign_ins_with_one_code_exactly_one_succeeds(
     }
     assert_eq!(audit_count(&*store).await, 2);
 }
+
+pub async fn a_chosen_password_replaces_the_initial_one_with_its_audit_entry(store: &dyn Store) {
+    let provider = add_provider(store, "RXR").await;
+    let id = store
+        .insert_account(&new_account(
+            "j.smith",
+            AccountRole::Consultant,
+            Some(provider),
+        ))
+        .await
+        .unwrap();
+    let account = store.account_by_username("j.smith").await.unwrap().unwrap();
+    assert!(account.must_change_password);
+    let mut audit = login_audit(provider, "ok");
+    audit.action = "account.password_change";
+    assert!(
+        store
+            .set_account_password(id, "$argon2id$v=19$m=19456,t=2,p=1$bmV3$Y2hvc2Vu", &audit)
+            .await
+            .unwrap()
+    );
+    let account = store.account_by_username("j.smith").await.unwrap().unwrap();
+    assert!(!account.must_change_password);
+    assert_eq!(
+        account.password_hash,
+        "$argon2id$v=19$m=19456,t=2,p=1$bmV3$Y2hvc2Vu"
+    );
+    let events = store.audit_events(None, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "account.password_change");
+
+    store
+        .disable_idle_accounts(instant(2030, 1, 1, 0), instant(2030, 1, 1, 0))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .set_account_password(id, "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bGF0ZXI", &audit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(audit_count(store).await, 1);
+}

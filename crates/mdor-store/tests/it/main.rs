@@ -108,6 +108,7 @@ macro_rules! all_cases {
                 accounts::login_failures_are_counted_from_a_time_with_their_audit,
                 accounts::accounts_unused_since_a_time_are_disabled_and_then_refuse_every_factor,
                 accounts::the_registry_organisation_is_the_first_of_kind_registry,
+                accounts::a_chosen_password_replaces_the_initial_one_with_its_audit_entry,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
