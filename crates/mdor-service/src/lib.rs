@@ -1,9 +1,11 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! bulk-load prepared datasets, and load the registries' dataset definitions.
+//! create accounts and sign people in (`accounts`), bulk-load prepared datasets, and load the
+//! registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
-//! the CLI) and checks what that principal may do before touching the store.
+//! the CLI, or is sign-in itself, which establishes who the caller is) and checks what that
+//! principal may do before touching the store.
 
 pub mod accounts;
 mod audit_log;
