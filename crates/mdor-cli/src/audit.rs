@@ -164,7 +164,7 @@ fn read_signer(path: &Path) -> anyhow::Result<CheckpointSigner> {
 
 /// Creates `path` with `mode`, refusing to overwrite an existing file (a lost key cannot be
 /// recovered, and a replaced one would orphan earlier checkpoints).
-fn write_new_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_new_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub surveillance: RawSurveillance,
+    #[serde(default)]
+    pub accounts: RawAccounts,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +83,14 @@ pub struct RawAudit {
     pub signing_key: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccounts {
+    /// File holding the key that seals accounts' TOTP secrets (`mdor account keygen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
@@ -101,6 +111,7 @@ impl Default for RawConfig {
             },
             audit: RawAudit::default(),
             surveillance: RawSurveillance::default(),
+            accounts: RawAccounts::default(),
         }
     }
 }
@@ -125,6 +136,8 @@ pub struct Config {
     pub audit_signing_key: Option<PathBuf>,
     /// Whether `mdor serve` keeps survivorship cohorts warm (memory for speed).
     pub keep_cohorts_warm: bool,
+    /// Where the key sealing TOTP secrets is; read when accounts are created or used.
+    pub accounts_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -142,6 +155,7 @@ impl std::fmt::Debug for Config {
             .field("chunk_records", &self.chunk_records)
             .field("audit_signing_key", &self.audit_signing_key)
             .field("keep_cohorts_warm", &self.keep_cohorts_warm)
+            .field("accounts_key_file", &self.accounts_key_file)
             .finish()
     }
 }
@@ -226,6 +240,11 @@ impl Config {
             Some(path) => Some(PathBuf::from(path)),
             None => None,
         };
+        let accounts_key_file = match raw.accounts.key_file.as_deref().map(str::trim) {
+            Some("") => bail!("accounts.key_file must name a file when given"),
+            Some(path) => Some(PathBuf::from(path)),
+            None => None,
+        };
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
@@ -236,6 +255,7 @@ impl Config {
             chunk_records: submissions.chunk_records,
             audit_signing_key,
             keep_cohorts_warm: raw.surveillance.keep_cohorts_warm,
+            accounts_key_file,
         })
     }
 }

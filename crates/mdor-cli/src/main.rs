@@ -1,6 +1,7 @@
 //! The `mdor` binary: serve the API, migrate, manage tokens and organisations, load the
 //! device register and datasets, generate synthetic data, and run the demo.
 
+mod account;
 mod audit;
 mod config;
 mod demo;
@@ -129,6 +130,9 @@ enum Command {
     /// The audit log: signing keys, signed checkpoints, verification, database privileges.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Staff and patient accounts: the TOTP sealing key, creation, idle expiry.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
 }
 
 #[derive(Subcommand)]
@@ -257,6 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
         } => demo::run(procedures, seed, &listen, &dir).await,
         Command::Audit(command) if command.is_offline() => audit::run_offline(command),
+        Command::Account(command) if command.is_offline() => account::run_offline(command),
         command => {
             let config = Config::load(cli.config.as_deref(), &flags)?;
             telemetry::init(config.log_format);
@@ -345,6 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 Command::Audit(command) => audit::run(&ctx, &config, command).await,
+                Command::Account(command) => account::run(ctx, &config, command).await,
                 Command::Report(ReportCommand::Survivorship { udi_di, repeat }) => {
                     ctx.check_ready().await?;
                     let grouping =

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use mdor_store::{Backend, Counts, Store};
 
+use crate::accounts::AccountKey;
 use crate::error::ServiceError;
 use crate::submissions::SubmissionSettings;
 
@@ -17,6 +18,8 @@ pub struct Ctx {
     /// Analysis cohorts read recently, reused by survivorship reports for a short while.
     pub(crate) cohorts: Arc<crate::surveillance::CohortCache>,
     pub(crate) submissions: Arc<SubmissionSettings>,
+    /// Seals TOTP secrets; accounts cannot be created or signed in to without it.
+    account_key: Option<Arc<AccountKey>>,
 }
 
 impl Ctx {
@@ -26,6 +29,7 @@ impl Ctx {
             clock: Utc::now,
             cohorts: Arc::default(),
             submissions: Arc::new(SubmissionSettings::default()),
+            account_key: None,
         }
     }
 
@@ -34,6 +38,20 @@ impl Ctx {
     pub fn with_submissions(mut self, settings: SubmissionSettings) -> Ctx {
         self.submissions = Arc::new(settings);
         self
+    }
+
+    /// The same context with the key that seals accounts' TOTP secrets.
+    pub fn with_account_key(mut self, key: AccountKey) -> Ctx {
+        self.account_key = Some(Arc::new(key));
+        self
+    }
+
+    pub(crate) fn account_key(&self) -> Result<Arc<AccountKey>, ServiceError> {
+        self.account_key.clone().ok_or_else(|| {
+            ServiceError::Input(
+                "accounts need a key: set accounts.key_file in the configuration".into(),
+            )
+        })
     }
 
     pub fn submission_settings(&self) -> &SubmissionSettings {
@@ -47,6 +65,7 @@ impl Ctx {
             clock,
             cohorts: Arc::default(),
             submissions: Arc::new(SubmissionSettings::default()),
+            account_key: None,
         }
     }
 

@@ -1,10 +1,13 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! bulk-load prepared datasets, and load the registries' dataset definitions.
+//! create accounts and sign people in (`accounts`), bulk-load prepared datasets, and load the
+//! registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
-//! the CLI) and checks what that principal may do before touching the store.
+//! the CLI, or is sign-in itself, which establishes who the caller is) and checks what that
+//! principal may do before touching the store.
 
+pub mod accounts;
 mod audit_log;
 mod auth;
 mod bulk;
@@ -23,6 +26,10 @@ mod submissions;
 mod surveillance;
 mod timeline;
 
+pub use accounts::{
+    AccountKey, AccountRequest, CreatedAccount, SignedIn, change_password, create_account,
+    expire_idle_accounts, login,
+};
 pub use audit_log::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,
     VerifyReport, create_audit_checkpoint, verify_audit_log,
@@ -73,13 +80,13 @@ pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
-    ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId,
-    NewConsultant, NewOrganisation, OpenFlagCount, OrganisationId, OrganisationKind, PatientAccess,
-    PatientTimeline, ProcedureId, ProcedureRecord, ProcedureSourceVersion, QuarantineEntry,
-    RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
-    RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RecordEffect,
-    RecordOutcome, RemovalId, Role, StoredAlert, StoredImplant, StoredRemoval, SubmissionCounts,
-    SubmissionFormat, SubmissionJob, SubmissionJobId, SubmissionMonth, SubmissionRecord,
-    SubmissionRecordId, SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall,
-    TimelineRemoval, TokenId,
+    AccountId, AccountRole, ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel,
+    DeviceModelId, ImplantId, NewConsultant, NewOrganisation, OpenFlagCount, OrganisationId,
+    OrganisationKind, PatientAccess, PatientTimeline, ProcedureId, ProcedureRecord,
+    ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria, RecallCaseGrowth,
+    RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow,
+    RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role, StoredAlert,
+    StoredImplant, StoredRemoval, SubmissionCounts, SubmissionFormat, SubmissionJob,
+    SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId, SubmissionState,
+    TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

@@ -5,6 +5,7 @@
 //! service layer prepares records (register matches, follow-up flags) and the store writes
 //! them, each submission in one transaction.
 
+mod accounts;
 mod analysis;
 pub mod audit_log;
 mod backend;
@@ -14,6 +15,10 @@ mod rows;
 mod sql;
 mod types;
 
+pub use accounts::{
+    Account, AccountId, AccountRole, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
+    SecondFactorUse,
+};
 pub use analysis::{
     AnalysisExtract, AnalysisImplant, AnalysisScope, ConsultantId, NewSurveillanceRun,
     SignalUpdate, StoredAlert, StoredSignal, SurveillanceRunId,
@@ -361,4 +366,59 @@ pub trait Store: Send + Sync + 'static {
 
     /// The checkpoint of the largest tree, if any was stored.
     async fn latest_audit_checkpoint(&self) -> StoreResult<Option<AuditCheckpoint>>;
+
+    // Staff and patient accounts (`accounts`): credentials arrive prepared by the service.
+
+    /// Inserts an account with its backup codes in one transaction; a username in use is a
+    /// `Conflict`.
+    async fn insert_account(&self, account: &NewAccount) -> StoreResult<AccountId>;
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Option<Account>>;
+
+    /// How many sign-ins of `account` failed at or after `since`, and the latest.
+    async fn login_failures_since(
+        &self,
+        account: AccountId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<LoginFailures>;
+
+    /// Records a failed sign-in (counted against the account when there is one) and its audit
+    /// entry, in one transaction.
+    async fn record_login_failure(
+        &self,
+        account: Option<AccountId>,
+        at: DateTime<Utc>,
+        audit: Option<&NewAccountAuditEvent>,
+    ) -> StoreResult<()>;
+
+    /// Consumes the sign-in's TOTP step or backup code, records the sign-in (and a rehashed
+    /// password) and its audit entry, in one transaction; false, with nothing written, when
+    /// the step or code was already used or the account is disabled.
+    async fn record_login_success(
+        &self,
+        success: &LoginSuccess,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Disables every live account not signed in to since `unused_since` (or, never signed
+    /// in, created before it); returns their ids in order.
+    async fn disable_idle_accounts(
+        &self,
+        unused_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<AccountId>>;
+
+    /// Sets a password its holder chose (clearing `must_change_password`) and writes its
+    /// audit entry, in one transaction; false, with nothing written, for a disabled account.
+    async fn set_account_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
+
+    async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<u64>;
+
+    /// The registry's own organisation (lowest id of kind registry), if there is one.
+    async fn registry_organisation(&self) -> StoreResult<Option<OrganisationId>>;
 }

@@ -1,5 +1,5 @@
-//! The `mdor` binary end to end: synthetic data, migration, loading, organisations, tokens and
-//! expected activity, run as an operator would on a temporary SQLite database.
+//! The `mdor` binary end to end: synthetic data, migration, loading, organisations, tokens,
+//! expected activity and accounts, run as an operator would on a temporary SQLite database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -552,4 +552,121 @@ fn activity_load_names_each_bad_line_and_field_loads_nothing_and_a_reloaded_mont
         stored_expected_activity(&dir.0),
         ["RA1,2026-01,40", "RA1,2026-02,41", "RB2,2026-01,12"]
     );
+}
+
+fn mdor_with_accounts_key(dir: &Path, key: &Path, args: &[&str]) -> Output {
+    let database = format!("sqlite://{}", dir.join("mdor.db").display());
+    Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["--database-url", &database])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_ACCOUNTS__KEY_FILE", key)
+        .output()
+        .unwrap()
+}
+
+/// The value after `label` on the line that starts with it.
+fn printed<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| line.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no '{label}' in {text}"))
+        .trim()
+}
+
+#[test]
+fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = TempDir::new("accounts");
+    let key = dir.0.join("accounts.key");
+    let keygen = ["account", "keygen", "--out", key.to_str().unwrap()];
+    stdout(&mdor(&dir.0, &keygen));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+    assert!(
+        !mdor(&dir.0, &keygen).status.success(),
+        "keygen must not overwrite a key"
+    );
+
+    stdout(&mdor(&dir.0, &["migrate"]));
+    stdout(&mdor(
+        &dir.0,
+        &[
+            "org",
+            "add",
+            "--ods",
+            "RXR",
+            "--name",
+            "RXR Trust",
+            "--kind",
+            "provider",
+        ],
+    ));
+    let create = [
+        "account",
+        "create",
+        "--org",
+        "RXR",
+        "--role",
+        "consultant",
+        "--username",
+        "J.Smith",
+    ];
+    let keyless = mdor(&dir.0, &create);
+    assert!(!keyless.status.success());
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("accounts.key_file"));
+
+    let text = stdout(&mdor_with_accounts_key(&dir.0, &key, &create));
+    assert!(text.contains("j.smith as consultant"), "{text}");
+    let password = printed(&text, "initial password:").to_string();
+    assert!(printed(&text, "authenticator uri:").starts_with("otpauth://totp/mdor:j.smith?"));
+    let codes: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(codes.len(), 10, "{text}");
+
+    let again = mdor_with_accounts_key(&dir.0, &key, &create);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("username"));
+    let bad_role = mdor_with_accounts_key(
+        &dir.0,
+        &key,
+        &[
+            "account",
+            "create",
+            "--org",
+            "RXR",
+            "--role",
+            "admin",
+            "--username",
+            "x.y.z",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("system_admin"));
+    let expired = stdout(&mdor(&dir.0, &["account", "expire-idle"]));
+    assert!(expired.starts_with("0 account(s)"), "{expired}");
+
+    // The printed password and a printed backup code sign in through the service.
+    let url = format!("sqlite://{}", dir.0.join("mdor.db").display());
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let signed_in = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
+                .await
+                .unwrap();
+            let ctx = mdor_service::Ctx::new(store)
+                .with_account_key(mdor_service::AccountKey::parse(&key_text).unwrap());
+            mdor_service::login(&ctx, "j.smith", &password, codes[0]).await
+        })
+        .unwrap();
+    assert_eq!(signed_in.role, mdor_service::AccountRole::Consultant);
 }

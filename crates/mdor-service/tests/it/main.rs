@@ -10,6 +10,7 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod accounts;
 mod audit_log;
 mod data_quality;
 mod datasets;

@@ -28,6 +28,8 @@ pub fn test_clock() -> DateTime<Utc> {
 /// A store on one backend, dropping its PostgreSQL database when the test ends.
 pub struct TestStore {
     pub ctx: Ctx,
+    /// The context's store, for tests that set up rows no use case writes.
+    pub store: Arc<dyn Store>,
     postgres: Option<(String, String)>,
 }
 
@@ -56,6 +58,11 @@ impl Drop for TestStore {
 }
 
 pub async fn open(backend: &str) -> TestStore {
+    open_with_clock(backend, test_clock).await
+}
+
+/// `open`, with the context's clock reading `clock`.
+pub async fn open_with_clock(backend: &str, clock: fn() -> DateTime<Utc>) -> TestStore {
     let (store, postgres): (Arc<dyn Store>, _) = if backend == "sqlite" {
         let store = mdor_store::connect("sqlite::memory:", &ConnectOptions::default())
             .await
@@ -89,7 +96,8 @@ pub async fn open(backend: &str) -> TestStore {
     };
     store.migrate().await.unwrap();
     TestStore {
-        ctx: Ctx::with_clock(store, test_clock),
+        ctx: Ctx::with_clock(store.clone(), clock),
+        store,
         postgres,
     }
 }

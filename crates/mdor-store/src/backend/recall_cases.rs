@@ -118,6 +118,15 @@ macro_rules! recall_case_queries {
             conn: &mut $conn,
             event: &NewAuditEvent,
         ) -> StoreResult<()> {
+            insert_audit_entry(conn, |seq| AuditLogEntry::appended(seq, event)).await
+        }
+
+        /// Appends the entry `entry_at` builds for the next position, under the audit write
+        /// lock; shared by data-access and authentication events.
+        pub(super) async fn insert_audit_entry(
+            conn: &mut $conn,
+            entry_at: impl FnOnce(u64) -> AuditLogEntry,
+        ) -> StoreResult<()> {
             let lock: Option<&str> = $audit_lock;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *conn).await?;
@@ -125,19 +134,19 @@ macro_rules! recall_case_queries {
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_event")
                 .fetch_one(&mut *conn)
                 .await?;
-            let entry = AuditLogEntry::appended(last.unwrap_or(0) as u64 + 1, event);
+            let entry = entry_at(last.unwrap_or(0) as u64 + 1);
             let leaf = $crate::audit_log::leaf_hash(&entry);
             sqlx::query(rc::AUDIT_INSERT)
                 .bind(entry.at)
-                .bind(event.organisation.0)
-                .bind(event.role.as_str())
-                .bind(event.token.map(|t| t.0))
-                .bind(event.action)
-                .bind(&event.resource)
-                .bind(event.patient.map(|p| p.0))
-                .bind(event.record_count as i64)
-                .bind(event.purpose)
-                .bind(event.outcome)
+                .bind(entry.organisation.0)
+                .bind(&entry.role)
+                .bind(entry.token.map(|t| t.0))
+                .bind(&entry.action)
+                .bind(&entry.resource)
+                .bind(entry.patient.map(|p| p.0))
+                .bind(entry.record_count as i64)
+                .bind(&entry.purpose)
+                .bind(&entry.outcome)
                 .bind(entry.seq as i64)
                 .bind(&leaf[..])
                 .execute(&mut *conn)

@@ -31,6 +31,9 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
 use super::submissions::{ReportRow, SourceRow};
+use crate::accounts::{
+    Account, AccountId, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
+};
 use crate::analysis::{
     self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
     StoredSignal, SurveillanceRunId,
@@ -1046,6 +1049,89 @@ impl Store for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         recall::latest_checkpoint(&mut conn).await
     }
+
+    async fn insert_account(&self, account: &NewAccount) -> StoreResult<AccountId> {
+        let mut tx = self.begin_write().await?;
+        let id = accounts::insert_account(&mut tx, account).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Option<Account>> {
+        let mut conn = self.pool.acquire().await?;
+        accounts::account_by_username(&mut conn, username).await
+    }
+
+    async fn login_failures_since(
+        &self,
+        account: AccountId,
+        since: chrono::DateTime<Utc>,
+    ) -> StoreResult<LoginFailures> {
+        let mut conn = self.pool.acquire().await?;
+        accounts::failures_since(&mut conn, account, since).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        account: Option<AccountId>,
+        at: chrono::DateTime<Utc>,
+        audit: Option<&NewAccountAuditEvent>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        accounts::record_failure(&mut tx, account, at, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_login_success(
+        &self,
+        success: &LoginSuccess,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !accounts::record_success(&mut tx, success, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn disable_idle_accounts(
+        &self,
+        unused_since: chrono::DateTime<Utc>,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<Vec<AccountId>> {
+        let mut tx = self.begin_write().await?;
+        let ids = accounts::disable_idle(&mut tx, unused_since, at).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn set_account_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !accounts::set_password(&mut tx, account, password_hash, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await?;
+        accounts::unused_backup_codes(&mut conn, account).await
+    }
+
+    async fn registry_organisation(&self) -> StoreResult<Option<OrganisationId>> {
+        let mut conn = self.pool.acquire().await?;
+        accounts::registry_organisation(&mut conn).await
+    }
 }
 
 /// Writes one submission on a connection that is already inside a transaction or savepoint.
@@ -1786,4 +1872,11 @@ mod data_quality {
         sqlx::SqliteConnection,
         super::super::data_quality::ERRORS_BY_FIELD_SQLITE
     );
+}
+
+/// Accounts and sign-in bookkeeping, shared with the other backend.
+mod accounts {
+    use crate::StoreResult;
+
+    super::super::accounts::account_queries!(sqlx::SqliteConnection);
 }

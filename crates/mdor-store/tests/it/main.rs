@@ -13,6 +13,7 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod accounts;
 mod audit_log;
 mod bulk;
 mod concurrency;
@@ -103,12 +104,21 @@ macro_rules! all_cases {
                 surveillance::a_scoped_extract_is_the_whole_extract_restricted_to_the_scope,
                 surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
                 data_quality::provider_activity_counts_procedures_submissions_errors_flags_and_expected_activity,
+                accounts::accounts_are_read_back_by_username_and_a_taken_username_is_a_conflict,
+                accounts::patients_have_no_organisation_and_everyone_else_has_one,
+                accounts::a_totp_step_is_accepted_once_and_never_an_earlier_one,
+                accounts::a_backup_code_is_accepted_once_and_a_rehashed_password_is_kept,
+                accounts::login_failures_are_counted_from_a_time_with_their_audit,
+                accounts::accounts_unused_since_a_time_are_disabled_and_then_refuse_every_factor,
+                accounts::the_registry_organisation_is_the_first_of_kind_registry,
+                accounts::a_chosen_password_replaces_the_initial_one_with_its_audit_entry,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
                 concurrency::concurrent_first_submissions_for_one_new_patient_share_that_patient,
                 bulk::concurrent_bulk_loads_of_one_batch_load_it_once,
                 audit_log::concurrent_audit_entries_are_numbered_without_gaps_and_carry_their_leaf_hash,
+                accounts::of_concurrent_sign_ins_with_one_code_exactly_one_succeeds,
             ];
         }
     };

@@ -425,9 +425,15 @@ fn truth_json_names_the_injected_signals() {
     assert_eq!(truth["injected"]["provider"]["hazard_ratio"], 2.5);
     // Every registered model's hazard multiplier is listed; the injected model's is its ratio,
     // and the others are lognormal frailties around 1.
-    let multipliers = truth["device_model_hazard_multipliers"].as_object().unwrap();
+    let multipliers = truth["device_model_hazard_multipliers"]
+        .as_object()
+        .unwrap();
     assert_eq!(multipliers.len(), register.len());
-    assert!(multipliers.keys().all(|udi| register.contains_key(udi.as_str())));
+    assert!(
+        multipliers
+            .keys()
+            .all(|udi| register.contains_key(udi.as_str()))
+    );
     assert_eq!(multipliers[text(&model["udi_di"])], 3.0);
     let others: Vec<f64> = multipliers
         .iter()

@@ -1,0 +1,129 @@
+//! `mdor account`: create the key that seals TOTP secrets, create accounts (there is no
+//! self sign-up: an administrator runs this and hands the printed credentials over a trusted
+//! channel), and disable accounts unused for 90 days.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use mdor_domain::OdsCode;
+use mdor_service::accounts::{AccountKey, AccountRequest, Username};
+use mdor_service::{AccountRole, Ctx};
+use mdor_store::PatientId;
+
+use crate::config::Config;
+use crate::print;
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Create the key that seals accounts' TOTP secrets in FILE (mode 600); name it in
+    /// accounts.key_file. Losing it means re-enrolling every account's authenticator.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Create an account; its initial password, authenticator secret and backup codes are
+    /// printed once and never stored in clear.
+    Create {
+        /// ODS code of the account's organisation (not given for a patient).
+        #[arg(long)]
+        org: Option<String>,
+        /// provider_submitter, provider_data_manager, consultant, registry_analyst, regulator,
+        /// manufacturer, researcher, system_admin or patient.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        username: String,
+        /// For a patient: the id of the patient record the account may see.
+        #[arg(long)]
+        patient: Option<i64>,
+    },
+    /// Disable every account not signed in to for 90 days (run daily).
+    ExpireIdle,
+}
+
+impl AccountCommand {
+    /// Commands that need neither configuration nor database.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, AccountCommand::Keygen { .. })
+    }
+}
+
+pub fn run_offline(command: AccountCommand) -> anyhow::Result<()> {
+    if let AccountCommand::Keygen { out } = command {
+        crate::audit::write_new_file(&out, &AccountKey::generate_text(), 0o600)?;
+        print(&format!(
+            "accounts key written to {}; set accounts.key_file to it\n",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::Result<()> {
+    ctx.check_ready().await?;
+    match command {
+        AccountCommand::Keygen { .. } => run_offline(command),
+        AccountCommand::Create {
+            org,
+            role,
+            username,
+            patient,
+        } => {
+            let ctx = ctx.with_account_key(load_key(config)?);
+            let role = AccountRole::parse(&role).with_context(|| {
+                format!(
+                    "role '{role}' is not one of {}",
+                    AccountRole::ALL.map(AccountRole::as_str).join(", ")
+                )
+            })?;
+            let request = AccountRequest {
+                username: Username::parse(&username).map_err(crate::load::describe)?,
+                role,
+                organisation: org.as_deref().map(OdsCode::parse).transpose()?,
+                patient: patient.map(PatientId),
+            };
+            let created = mdor_service::create_account(&ctx, &request)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "account {} created: {} as {}\n\
+                 initial password: {}\n\
+                 authenticator secret: {}\n\
+                 authenticator uri: {}\n\
+                 backup codes (each works once):\n  {}\n\
+                 (shown once; hand these to the account holder over a trusted channel)\n",
+                created.id,
+                created.username,
+                role.as_str(),
+                created.initial_password,
+                created.totp_secret,
+                created.totp_uri,
+                created.backup_codes.join("\n  "),
+            ));
+            Ok(())
+        }
+        AccountCommand::ExpireIdle => {
+            let disabled = mdor_service::expire_idle_accounts(&ctx)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "{} account(s) unused for {} days disabled\n",
+                disabled.len(),
+                mdor_service::accounts::IDLE_DAYS
+            ));
+            Ok(())
+        }
+    }
+}
+
+fn load_key(config: &Config) -> anyhow::Result<AccountKey> {
+    let path = config
+        .accounts_key_file
+        .as_ref()
+        .context("accounts.key_file is not set; create a key with `mdor account keygen`")?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the accounts key {}", path.display()))?;
+    AccountKey::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
