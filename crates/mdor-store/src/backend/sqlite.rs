@@ -1743,9 +1743,7 @@ async fn read_scoped_extract_rows(
         query = query.bind(param);
     }
     let json = query.fetch_one(&mut *conn).await?;
-    let mut joined: Vec<ScopedJsonRow> = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Corrupt(format!("scoped extract rows do not parse: {e}")))?;
-    drop(json);
+    let mut joined: Vec<ScopedJsonRow> = parse_off_runtime(json, "scoped extract").await?;
     joined.sort_unstable_by_key(|row| (row.0).0);
     let mut procedures = Vec::new();
     let mut patients = Vec::new();
@@ -1797,7 +1795,7 @@ struct ExtractTable {
 }
 
 /// Reads `table` in key order, a page of `page_rows` rows per statement.
-async fn read_extract_pages<T: serde::de::DeserializeOwned>(
+async fn read_extract_pages<T: serde::de::DeserializeOwned + Send + 'static>(
     conn: &mut SqliteConnection,
     table: ExtractTable,
     filter: &Option<String>,
@@ -1833,15 +1831,25 @@ async fn read_extract_pages<T: serde::de::DeserializeOwned>(
             .bind(page_rows)
             .fetch_one(&mut *conn)
             .await?;
-        let parsed: Vec<T> = serde_json::from_str(&page).map_err(|e| {
-            StoreError::Corrupt(format!("a page of {table} rows does not parse: {e}"))
-        })?;
+        let parsed: Vec<T> = parse_off_runtime(page, table).await?;
         rows.extend(parsed);
         match max_key {
             Some(key) if count == page_rows => last = key,
             _ => return Ok(rows),
         }
     }
+}
+
+/// Parses an engine-built JSON value on the blocking pool: a class's extract is tens of
+/// megabytes, and parsing it on a runtime worker would stall other requests.
+async fn parse_off_runtime<T: serde::de::DeserializeOwned + Send + 'static>(
+    json: String,
+    what: &'static str,
+) -> StoreResult<T> {
+    let parsed = tokio::task::spawn_blocking(move || serde_json::from_str(&json))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("parsing {what} was cancelled: {e}")))?;
+    parsed.map_err(|e| StoreError::Corrupt(format!("{what} rows do not parse: {e}")))
 }
 
 /// A day number from SQLite's `unixepoch(date) / 86400` as a date.
