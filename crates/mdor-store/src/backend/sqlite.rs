@@ -206,11 +206,8 @@ async fn read_recall(
         };
     }
     let json = query.fetch_one(&mut *conn).await?;
-    let parsed: Vec<RecallJsonRow> = serde_json::from_str(&json).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "recall rows the engine aggregated do not parse: {e}"
-        ))
-    })?;
+    // A recall page is kilobytes: parsed in place, not worth a hop to the blocking pool.
+    let parsed: Vec<RecallJsonRow> = parse_json(&json, "recall")?;
     let mut rows: Vec<RecallRow> = parsed
         .into_iter()
         .map(|r| {
@@ -1582,6 +1579,27 @@ mod timeline {
 
 // ---- Surveillance (issue 6): reading the analysis extract ----
 
+/// The device models, providers and consultants an extract's rows refer to by id.
+async fn read_extract_dimensions(
+    conn: &mut SqliteConnection,
+    queries: &sql::AnalysisQueries,
+) -> StoreResult<(Vec<DeviceModel>, Vec<(i64, String)>, Vec<(i64, String)>)> {
+    let models: Vec<DeviceModelRow> = sqlx::query_as(&queries.device_models)
+        .fetch_all(&mut *conn)
+        .await?;
+    let providers = sqlx::query_as(&queries.providers)
+        .fetch_all(&mut *conn)
+        .await?;
+    let consultants = sqlx::query_as(&queries.consultants)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok((
+        models.into_iter().map(DeviceModel::from).collect(),
+        providers,
+        consultants,
+    ))
+}
+
 /// Reads every table of an extract; `queries.params` are bound to the scoped statements.
 ///
 /// The four large tables are read in pages of `page_rows` rows, each page one JSON array
@@ -1594,15 +1612,7 @@ async fn read_extract_rows(
     queries: &sql::AnalysisQueries,
     page_rows: i64,
 ) -> StoreResult<analysis::ExtractRows> {
-    let models: Vec<DeviceModelRow> = sqlx::query_as(&queries.device_models)
-        .fetch_all(&mut *conn)
-        .await?;
-    let providers = sqlx::query_as(&queries.providers)
-        .fetch_all(&mut *conn)
-        .await?;
-    let consultants = sqlx::query_as(&queries.consultants)
-        .fetch_all(&mut *conn)
-        .await?;
+    let (device_models, providers, consultants) = read_extract_dimensions(conn, queries).await?;
     let filters = &queries.filters;
     let params = &queries.params;
     let started = std::time::Instant::now();
@@ -1668,7 +1678,7 @@ async fn read_extract_rows(
         "implants and removals read"
     );
     Ok(analysis::ExtractRows {
-        device_models: models.into_iter().map(DeviceModel::from).collect(),
+        device_models,
         providers,
         consultants,
         procedures: procedures
@@ -1716,15 +1726,7 @@ async fn read_scoped_extract_rows(
     queries: &sql::AnalysisQueries,
     implant_filter: &str,
 ) -> StoreResult<analysis::ExtractRows> {
-    let models: Vec<DeviceModelRow> = sqlx::query_as(&queries.device_models)
-        .fetch_all(&mut *conn)
-        .await?;
-    let providers = sqlx::query_as(&queries.providers)
-        .fetch_all(&mut *conn)
-        .await?;
-    let consultants = sqlx::query_as(&queries.consultants)
-        .fetch_all(&mut *conn)
-        .await?;
+    let (device_models, providers, consultants) = read_extract_dimensions(conn, queries).await?;
     let started = std::time::Instant::now();
     let statement = format!(
         "SELECT json_group_array(json_array(\
@@ -1774,7 +1776,7 @@ async fn read_scoped_extract_rows(
         "scoped implants read"
     );
     Ok(analysis::ExtractRows {
-        device_models: models.into_iter().map(DeviceModel::from).collect(),
+        device_models,
         providers,
         consultants,
         procedures,
@@ -1846,10 +1848,16 @@ async fn parse_off_runtime<T: serde::de::DeserializeOwned + Send + 'static>(
     json: String,
     what: &'static str,
 ) -> StoreResult<T> {
-    let parsed = tokio::task::spawn_blocking(move || serde_json::from_str(&json))
+    tokio::task::spawn_blocking(move || parse_json(&json, what))
         .await
-        .map_err(|e| StoreError::Corrupt(format!("parsing {what} was cancelled: {e}")))?;
-    parsed.map_err(|e| StoreError::Corrupt(format!("{what} rows do not parse: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("parsing {what} was cancelled: {e}")))?
+}
+
+/// Parses rows the engine aggregated into one JSON value; a failure means stored values the
+/// statement's `json_array` did not shape as expected.
+fn parse_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("{what} rows do not parse: {e}")))
 }
 
 /// A day number from SQLite's `unixepoch(date) / 86400` as a date.
