@@ -82,6 +82,26 @@ fn cox_efron_1_million_records_5_covariates(bencher: Bencher) {
     bencher.bench_local(|| cox_regression(&data, &x, p, None, CoxOptions::default()).unwrap());
 }
 
+/// The shape of a survivorship report's hazard ratio on a 2M-procedure registry: one class
+/// of 500,000 implants, follow-up in whole days, a model indicator (1 in 10), age and sex.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn cox_efron_500k_records_model_age_sex(bencher: Bencher) {
+    let p = 3;
+    let n = 500_000;
+    let mut rng = Generator(7);
+    let mut x = Vec::with_capacity(n * p);
+    for _ in 0..n {
+        x.push(if rng.uniform() < 0.1 { 1.0 } else { 0.0 });
+        x.push(55.0 + 12.0 * rng.normal());
+        x.push(if rng.uniform() < 0.45 { 1.0 } else { 0.0 });
+    }
+    let beta = [0.4, -0.02, 0.2];
+    let (time, event, _) = registry(n, 1, |i| (0..p).map(|k| x[i * p + k] * beta[k]).sum());
+    let years: Vec<f64> = time.iter().map(|t| t / 365.25).collect();
+    let data = SurvivalData::new(&years, &event).unwrap();
+    bencher.bench_local(|| cox_regression(&data, &x, p, None, CoxOptions::default()).unwrap());
+}
+
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn aalen_johansen_1_million_records_2_causes(bencher: Bencher) {
     let (time, event, group) = registry(1_000_000, 2, |_| 0.0);

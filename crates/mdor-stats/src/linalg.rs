@@ -27,25 +27,49 @@ pub(crate) fn standardise(values: &[f64], p: usize) -> Result<Standardised, Stat
     let mut x = vec![0.0; values.len()];
     let mut mean = vec![0.0; p];
     let mut sd = vec![0.0; p];
-    for k in 0..p {
-        let largest = (0..n).map(|i| values[i * p + k].abs()).fold(0.0, f64::max);
-        if largest == 0.0 {
-            return Err(StatsError::Singular { covariate: k });
+    if p == 0 {
+        return Ok(Standardised { x, mean, sd });
+    }
+    // Row by row, all columns at once: one sequential pass per statistic.
+    let mut largest = vec![0.0f64; p];
+    for row in values.chunks_exact(p) {
+        for (l, v) in largest.iter_mut().zip(row) {
+            *l = l.max(v.abs());
         }
-        let scaled_mean = (0..n).map(|i| values[i * p + k] / largest).sum::<f64>() / n as f64;
-        let scaled_variance = (0..n)
-            .map(|i| (values[i * p + k] / largest - scaled_mean).powi(2))
-            .sum::<f64>()
-            / n as f64;
-        let scaled_sd = scaled_variance.sqrt();
+    }
+    if let Some(k) = largest.iter().position(|&l| l == 0.0) {
+        return Err(StatsError::Singular { covariate: k });
+    }
+    // Scaling by the largest magnitude first keeps the sums of squares finite for any finite
+    // covariate; multiplying by reciprocals keeps it to one division per column.
+    let inverse_largest: Vec<f64> = largest.iter().map(|l| 1.0 / l).collect();
+    let mut scaled_mean = vec![0.0; p];
+    for row in values.chunks_exact(p) {
+        for k in 0..p {
+            scaled_mean[k] += row[k] * inverse_largest[k];
+        }
+    }
+    scaled_mean.iter_mut().for_each(|m| *m /= n as f64);
+    let mut scaled_variance = vec![0.0; p];
+    for row in values.chunks_exact(p) {
+        for k in 0..p {
+            scaled_variance[k] += (row[k] * inverse_largest[k] - scaled_mean[k]).powi(2);
+        }
+    }
+    let mut inverse_sd = vec![0.0; p];
+    for k in 0..p {
+        let scaled_sd = (scaled_variance[k] / n as f64).sqrt();
         if scaled_sd <= 1e-14 {
             return Err(StatsError::Singular { covariate: k });
         }
-        for i in 0..n {
-            x[i * p + k] = (values[i * p + k] / largest - scaled_mean) / scaled_sd;
+        inverse_sd[k] = 1.0 / scaled_sd;
+        mean[k] = scaled_mean[k] * largest[k];
+        sd[k] = scaled_sd * largest[k];
+    }
+    for (target, row) in x.chunks_exact_mut(p).zip(values.chunks_exact(p)) {
+        for k in 0..p {
+            target[k] = (row[k] * inverse_largest[k] - scaled_mean[k]) * inverse_sd[k];
         }
-        mean[k] = scaled_mean * largest;
-        sd[k] = scaled_sd * largest;
     }
     Ok(Standardised { x, mean, sd })
 }

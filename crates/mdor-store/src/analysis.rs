@@ -51,6 +51,54 @@ pub struct AnalysisExtract {
     pub implants: Vec<AnalysisImplant>,
 }
 
+impl AnalysisExtract {
+    /// The part of a whole-registry extract that `Store::analysis_extract` returns for
+    /// `scope`: the scope's implants of registered models in implant order, lot codes
+    /// re-indexed in first-seen order, and the dimension tables whole. One read of everything
+    /// restricted once per class is cheaper than one read per class, each of which scans
+    /// every implant.
+    pub fn restricted_to(&self, scope: &AnalysisScope) -> AnalysisExtract {
+        let wanted_models: Vec<DeviceModelId> = match scope {
+            AnalysisScope::All => Vec::new(),
+            AnalysisScope::DeviceTypes(types) => self
+                .device_models
+                .iter()
+                .filter(|m| types.contains(&m.device_type))
+                .map(|m| m.id)
+                .collect(),
+        };
+        let wanted = |implant: &AnalysisImplant| match scope {
+            AnalysisScope::All => true,
+            AnalysisScope::DeviceTypes(_) => implant
+                .device_model
+                .is_some_and(|m| wanted_models.contains(&m)),
+        };
+        let mut lots = Vec::new();
+        let mut lot_map: HashMap<u32, u32> = HashMap::new();
+        let implants = self
+            .implants
+            .iter()
+            .filter(|i| wanted(i))
+            .map(|implant| AnalysisImplant {
+                lot: implant.lot.map(|old| {
+                    *lot_map.entry(old).or_insert_with(|| {
+                        lots.push(self.lots[old as usize].clone());
+                        (lots.len() - 1) as u32
+                    })
+                }),
+                ..implant.clone()
+            })
+            .collect();
+        AnalysisExtract {
+            device_models: self.device_models.clone(),
+            providers: self.providers.clone(),
+            consultants: self.consultants.clone(),
+            lots,
+            implants,
+        }
+    }
+}
+
 /// One implant as the analysis sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisImplant {

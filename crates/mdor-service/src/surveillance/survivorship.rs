@@ -118,6 +118,7 @@ pub(crate) fn survivorship(
     cohort: &Cohort,
     grouping: &DeviceGrouping,
 ) -> Result<SurvivorshipReport, ServiceError> {
+    let started = std::time::Instant::now();
     let (units, class_types, unit) = match grouping {
         DeviceGrouping::Combination(parts) => {
             let (units, types) = construct_units(cohort, parts)?;
@@ -128,6 +129,7 @@ pub(crate) fn survivorship(
             (units, types, "implant")
         }
     };
+    let units_built = started.elapsed();
     let mut warnings = Vec::new();
     let group: Vec<&Unit> = units.iter().filter(|u| u.in_group).collect();
     let time: Vec<f64> = group.iter().map(|u| u.years).collect();
@@ -139,6 +141,7 @@ pub(crate) fn survivorship(
     let aj = CompetingRisksData::new(&time, &cause)
         .and_then(|data| aalen_johansen(&data, 0.95, CiTransform::Log))
         .map_err(|e| ServiceError::Input(format!("competing-risks analysis failed: {e}")))?;
+    let curves_fitted = started.elapsed();
     let estimates = REPORT_YEARS
         .iter()
         .map(|&years| point(&km, &aj, years, &mut warnings))
@@ -150,6 +153,13 @@ pub(crate) fn survivorship(
         }
         _ => hazard_ratio(&units, class_types.len() > 1, &mut warnings),
     };
+    tracing::debug!(
+        units = units.len(),
+        units_ms = units_built.as_secs_f64() * 1e3,
+        curves_ms = (curves_fitted - units_built).as_secs_f64() * 1e3,
+        hazard_ratio_ms = (started.elapsed() - curves_fitted).as_secs_f64() * 1e3,
+        "survivorship computed"
+    );
     Ok(SurvivorshipReport {
         grouping: describe(cohort, grouping),
         unit,

@@ -408,5 +408,40 @@ async fn warmed_cohorts_answer_reports_until_a_refresh_reads_new_procedures() {
                 .unwrap(),
             0
         );
+
+        // With two cohorts due, the refresh reads the whole registry once and restricts it
+        // per class: the cup's report is the same as from its own scoped read above.
+        let stem_report = mdor_service::device_survivorship(
+            ctx,
+            &regulator,
+            &DeviceGrouping::Model(stem.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            stem_report.n_units, 20,
+            "the warmed stem cohort, not yet refreshed"
+        );
+        assert_eq!(
+            mdor_service::refresh_cohorts(ctx, std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            2
+        );
+        let stem_after = mdor_service::device_survivorship(
+            ctx,
+            &regulator,
+            &DeviceGrouping::Model(stem.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stem_after.n_units, 21);
+        let cup_after = mdor_service::device_survivorship(ctx, &regulator, &grouping)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&cup_after).unwrap(),
+            serde_json::to_value(&refreshed).unwrap()
+        );
     }
 }

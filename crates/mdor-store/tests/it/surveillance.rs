@@ -294,4 +294,32 @@ pub async fn a_scoped_extract_is_the_whole_extract_restricted_to_the_scope(store
         .unwrap();
     assert_eq!(strip(&both.implants), strip(&all.implants));
     assert!(all.implants.iter().any(|i| i.removal.is_some()));
+
+    // Restricting the whole extract gives what a scoped read gives, lot dictionary included.
+    let cups = store
+        .analysis_extract(&AnalysisScope::DeviceTypes(vec!["hip_cup".into()]))
+        .await
+        .unwrap();
+    let scopes = [
+        AnalysisScope::DeviceTypes(vec!["hip_stem".into()]),
+        AnalysisScope::DeviceTypes(vec!["hip_cup".into()]),
+        AnalysisScope::DeviceTypes(vec!["hip_cup".into(), "hip_stem".into()]),
+        AnalysisScope::DeviceTypes(vec!["knee_femoral".into()]),
+        AnalysisScope::All,
+    ];
+    let parts: Vec<_> = scopes.iter().map(|s| all.restricted_to(s)).collect();
+    for (part, read) in parts.iter().zip([&stems, &cups, &both]) {
+        assert_eq!(part.implants, read.implants);
+        assert_eq!(part.lots, read.lots);
+        let ids = |e: &mdor_store::AnalysisExtract| {
+            e.device_models.iter().map(|m| m.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(part), ids(read));
+        assert_eq!(part.providers, read.providers);
+    }
+    assert_eq!(parts[0].implants.len(), 5);
+    assert_eq!(parts[1].implants.len(), 2);
+    assert!(parts[3].implants.is_empty() && parts[3].lots.is_empty());
+    assert_eq!(parts[4].implants, all.implants);
+    assert_eq!(parts[4].lots, all.lots);
 }
