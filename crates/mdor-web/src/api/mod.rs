@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1` and its OpenAPI description.
 
 mod data_quality;
+mod data_quality_page;
 mod devices;
 mod health;
 mod outcomes;

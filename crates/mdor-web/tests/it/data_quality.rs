@@ -183,6 +183,35 @@ async fn a_provider_reads_its_own_completeness_against_expected_activity_with_th
                 "RA1,overall,3,14,21.4,90,true,2,1,1,1,1"
             );
         }
+        // The HTML page, by `format` or by `Accept`: every figure in its tables, a bar per
+        // month with an expected figure, and nothing a strict content security policy blocks.
+        for (uri, accept) in [
+            (format!("{uri}&format=html"), None),
+            (uri.clone(), Some("text/html,application/xhtml+xml")),
+        ] {
+            let (status, content_type, html) = get_text(&app, &uri, &app.provider, accept).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+            assert_eq!(content_type, "text/html; charset=utf-8");
+            assert!(html.contains("<h1>Data quality for "), "{html}");
+            assert!(html.contains("21.4% (3 received of 14 expected) (below the 90% target)"));
+            assert!(html.contains(
+                "<tr><th scope=\"row\">2024-06</th><td>4</td><td>3</td><td>75.0%</td><td>below</td><td>2</td>"
+            ), "{html}");
+            assert!(html.contains(
+                "<tr><th scope=\"row\">2024-07</th><td>not loaded</td><td>0</td><td>unknown</td><td>unknown</td>"
+            ), "{html}");
+            assert!(html.contains(
+                "<td>patient.nhs_number</td><td>bad_check_digit</td><td>1</td><td>33.3%</td>"
+            ));
+            assert!(html.contains("<td>expired_at_implant</td><td>1</td><td>1</td>"));
+            // May (0%) and June (75%) have bars; later months have no expected figure.
+            assert_eq!(html.matches("<rect ").count(), 2, "{html}");
+            assert!(html.contains("<title>2024-06: 75.0% (3 of 4 expected)</title>"));
+            assert!(
+                !html.contains("<script") && !html.contains("style="),
+                "{html}"
+            );
+        }
         // `format=json` wins over `Accept`.
         let (_, content_type, _) = get_text(
             &app,
