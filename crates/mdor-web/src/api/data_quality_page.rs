@@ -8,7 +8,8 @@ use askama::Template;
 use mdor_service::ProviderDataQuality;
 
 /// The chart's geometry, in SVG user units.
-const LEFT: u32 = 40;
+/// Room on the left for the axis labels (`target 90%`).
+const LEFT: u32 = 80;
 const TOP: u32 = 24;
 const PLOT_HEIGHT: u32 = 160;
 const BAR_STEP: u32 = 18;
