@@ -714,6 +714,9 @@ async fn run_job(
         read_chunks(&path, format, start, chunk_records, &check, &sender)
     });
     let mut failure = None;
+    // Where the time goes, for the debug log: committing here, and (in the reader) checking
+    // and waiting for the committer; whichever stage waits less is the bottleneck.
+    let mut committing = std::time::Duration::ZERO;
     while let Some(planned) = receiver.recv().await {
         let chunk = SubmissionChunk {
             job: job.id,
@@ -728,7 +731,10 @@ async fn run_job(
             last: planned.last,
             records: planned.records,
         };
-        if let Err(e) = ctx.store.commit_submission_chunk(&chunk).await {
+        let started = std::time::Instant::now();
+        let committed = ctx.store.commit_submission_chunk(&chunk).await;
+        committing += started.elapsed();
+        if let Err(e) = committed {
             failure = Some(ServiceError::from(e));
             break;
         }
@@ -741,10 +747,27 @@ async fn run_job(
     let read = reading
         .await
         .map_err(|e| io_failure(&format!("reading the upload: {e}")))?;
+    if let Ok(stages) = &read {
+        tracing::debug!(
+            job = job.id.0,
+            seconds_reading_and_checking = stages.busy.as_secs_f64(),
+            seconds_waiting_for_commits = stages.waiting.as_secs_f64(),
+            seconds_committing = committing.as_secs_f64(),
+            "submission stages"
+        );
+    }
     if let Some(failure) = failure {
         return Err(failure);
     }
-    read.map_err(|e| io_failure(&format!("reading the upload: {e}")))
+    read.map(|_| ())
+        .map_err(|e| io_failure(&format!("reading the upload: {e}")))
+}
+
+/// How the reader spent its time: reading and checking records, and blocked handing chunks
+/// to the committer.
+struct ReaderStages {
+    busy: std::time::Duration,
+    waiting: std::time::Duration,
 }
 
 /// Reads from `start`, checks each record and sends chunks; a chunk also ends before a
@@ -757,7 +780,9 @@ fn read_chunks(
     chunk_records: usize,
     check: &RecordCheck,
     sender: &tokio::sync::mpsc::Sender<PlannedChunk>,
-) -> std::io::Result<()> {
+) -> std::io::Result<ReaderStages> {
+    let started = std::time::Instant::now();
+    let mut waiting = std::time::Duration::ZERO;
     let mut chunk = PlannedChunk {
         records: Vec::with_capacity(chunk_records),
         from: start,
@@ -783,7 +808,10 @@ fn read_chunks(
             };
             let full = std::mem::replace(&mut chunk, next);
             local_ids.clear();
-            if sender.blocking_send(full).is_err() {
+            let blocked = std::time::Instant::now();
+            let sent = sender.blocking_send(full);
+            waiting += blocked.elapsed();
+            if sent.is_err() {
                 stopped = true;
                 return Ok(false);
             }
@@ -798,9 +826,14 @@ fn read_chunks(
     if !stopped {
         chunk.to = end;
         chunk.last = true;
+        let blocked = std::time::Instant::now();
         let _ = sender.blocking_send(chunk);
+        waiting += blocked.elapsed();
     }
-    Ok(())
+    Ok(ReaderStages {
+        busy: started.elapsed() - waiting,
+        waiting,
+    })
 }
 
 /// Validates one record and prepares it for storing, or rejects it with every problem.
