@@ -34,12 +34,16 @@ pub struct RawSurveillance {
     /// Keep every class's survivorship cohort in memory, refreshed ahead of use.
     #[serde(default = "yes")]
     pub keep_cohorts_warm: bool,
+    /// Run surveillance whenever a bulk submission has stored or corrected records.
+    #[serde(default = "yes")]
+    pub after_ingest: bool,
 }
 
 impl Default for RawSurveillance {
     fn default() -> Self {
         RawSurveillance {
             keep_cohorts_warm: true,
+            after_ingest: true,
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct Config {
     pub audit_signing_key: Option<PathBuf>,
     /// Whether `mdor serve` keeps survivorship cohorts warm (memory for speed).
     pub keep_cohorts_warm: bool,
+    /// Whether `mdor serve` runs surveillance after each bulk submission that stored records.
+    pub surveil_after_ingest: bool,
     /// Where the key sealing TOTP secrets is; read when accounts are created or used.
     pub accounts_key_file: Option<PathBuf>,
 }
@@ -155,6 +161,7 @@ impl std::fmt::Debug for Config {
             .field("chunk_records", &self.chunk_records)
             .field("audit_signing_key", &self.audit_signing_key)
             .field("keep_cohorts_warm", &self.keep_cohorts_warm)
+            .field("surveil_after_ingest", &self.surveil_after_ingest)
             .field("accounts_key_file", &self.accounts_key_file)
             .finish()
     }
@@ -255,6 +262,7 @@ impl Config {
             chunk_records: submissions.chunk_records,
             audit_signing_key,
             keep_cohorts_warm: raw.surveillance.keep_cohorts_warm,
+            surveil_after_ingest: raw.surveillance.after_ingest,
             accounts_key_file,
         })
     }
@@ -337,10 +345,13 @@ mod tests {
             assert_eq!(config.max_connections, 3);
             // On unless switched off: a file without [surveillance] keeps cohorts warm.
             assert!(config.keep_cohorts_warm);
+            assert!(config.surveil_after_ingest);
             jail.set_env("MDOR_SURVEILLANCE__KEEP_COHORTS_WARM", "false");
+            jail.set_env("MDOR_SURVEILLANCE__AFTER_INGEST", "false");
             let config =
                 Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
             assert!(!config.keep_cohorts_warm);
+            assert!(!config.surveil_after_ingest);
             let flags = FlagOverrides {
                 database_url: Some("sqlite://flag.db".into()),
                 listen: None,

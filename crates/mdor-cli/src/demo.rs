@@ -108,5 +108,9 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
         summary.n_procedures,
         dataset.join("load-rejects.ndjson").display(),
     ));
-    crate::serve(ctx, listen, true).await
+    let background = crate::Background {
+        keep_cohorts_warm: true,
+        surveil_after_ingest: true,
+    };
+    crate::serve(ctx, listen, background).await
 }

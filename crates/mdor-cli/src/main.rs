@@ -285,7 +285,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                         .context("checking the database schema")?;
                     repair_interrupted_load(&ctx).await?;
-                    serve(ctx, config.listen, config.keep_cohorts_warm).await
+                    let background = Background {
+                        keep_cohorts_warm: config.keep_cohorts_warm,
+                        surveil_after_ingest: config.surveil_after_ingest,
+                    };
+                    serve(ctx, config.listen, background).await
                 }
                 Command::Migrate => {
                     ctx.migrate().await.context("applying migrations")?;
@@ -437,16 +441,29 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         })
 }
 
+/// The server's background tasks that the configuration switches.
+pub(crate) struct Background {
+    pub keep_cohorts_warm: bool,
+    pub surveil_after_ingest: bool,
+}
+
 pub(crate) async fn serve(
     ctx: Ctx,
     listen: std::net::SocketAddr,
-    keep_cohorts_warm: bool,
+    background: Background,
 ) -> anyhow::Result<()> {
     // Resumes submissions a killed server left unfinished, then takes queued ones.
     tokio::spawn(mdor_service::run_submission_worker(ctx.clone()));
     // Survivorship reports answer from cohorts kept in memory and refreshed ahead of use.
-    if keep_cohorts_warm {
+    if background.keep_cohorts_warm {
         tokio::spawn(mdor_service::keep_cohorts_warm(ctx.clone()));
+    }
+    // Signals in newly submitted data are raised without waiting for an operator.
+    if background.surveil_after_ingest {
+        tokio::spawn(mdor_service::surveil_after_ingests(
+            ctx.clone(),
+            mdor_service::SurveillanceConfig::default(),
+        ));
     }
     let app = mdor_web::router(mdor_web::AppState { ctx });
     let listener = tokio::net::TcpListener::bind(listen)

@@ -20,6 +20,10 @@ pub struct Ctx {
     pub(crate) submissions: Arc<SubmissionSettings>,
     /// Seals TOTP secrets; accounts cannot be created or signed in to without it.
     account_key: Option<Arc<AccountKey>>,
+    /// Raised when a bulk submission has stored or corrected records; the server's
+    /// surveillance-after-ingest task waits on it. Notifications while a run is under way
+    /// coalesce into one more run.
+    pub(crate) ingested: Arc<tokio::sync::Notify>,
 }
 
 impl Ctx {
@@ -30,6 +34,7 @@ impl Ctx {
             cohorts: Arc::default(),
             submissions: Arc::new(SubmissionSettings::default()),
             account_key: None,
+            ingested: Arc::default(),
         }
     }
 
@@ -66,6 +71,7 @@ impl Ctx {
             cohorts: Arc::default(),
             submissions: Arc::new(SubmissionSettings::default()),
             account_key: None,
+            ingested: Arc::default(),
         }
     }
 

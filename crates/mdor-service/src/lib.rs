@@ -72,8 +72,9 @@ pub use surveillance::{
     OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig, RatingLevel,
     RatingOutcome, RevisionEstimate, RevisionRow, SignalConfig, SignalResult, SignalSummary,
     SurveillanceConfig, SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, VolumeRow,
-    device_survivorship, feedback_csv, feedback_report, latest_alerts, operator_feedback_report,
-    operator_survivorship, run_surveillance, surveillance_alerts,
+    device_survivorship, feedback_csv, feedback_report, latest_alerts, latest_surveillance_run,
+    operator_feedback_report, operator_survivorship, run_surveillance, surveil_after_ingests,
+    surveillance_alerts,
 };
 pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 

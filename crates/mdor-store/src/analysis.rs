@@ -173,6 +173,15 @@ pub struct NewSurveillanceRun {
     pub signals: Vec<SignalUpdate>,
 }
 
+/// When the latest surveillance run finished and what it covered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SurveillanceRunInfo {
+    pub id: SurveillanceRunId,
+    pub finished_at: DateTime<Utc>,
+    pub as_of: NaiveDate,
+    pub n_implants: i64,
+}
+
 /// An alert as stored: raised by one run for one signal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredAlert {

@@ -21,7 +21,7 @@ pub use accounts::{
 };
 pub use analysis::{
     AnalysisExtract, AnalysisImplant, AnalysisScope, ConsultantId, NewSurveillanceRun,
-    SignalUpdate, StoredAlert, StoredSignal, SurveillanceRunId,
+    SignalUpdate, StoredAlert, StoredSignal, SurveillanceRunId, SurveillanceRunInfo,
 };
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
@@ -238,6 +238,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most recent alerts, newest first.
     async fn surveillance_alerts(&self, limit: u32) -> StoreResult<Vec<StoredAlert>>;
+
+    /// The most recent surveillance run, if any: how fresh the signals are.
+    async fn latest_surveillance_run(&self) -> StoreResult<Option<SurveillanceRunInfo>>;
 
     // Bulk submission: jobs, their reports and quarantine, and submitted procedures' raw
     // input and versions (see `backend/submissions.rs` for how a chunk commits).

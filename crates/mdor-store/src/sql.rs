@@ -303,6 +303,9 @@ pub const SURVEILLANCE_ALERT_INSERT: &str = "INSERT INTO surveillance_alert \
      (signal_id, run_id, raised_at, since, observed, expected, statistic, critical_value, explanation) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+pub const LATEST_SURVEILLANCE_RUN: &str =
+    "SELECT id, finished_at, as_of, n_implants FROM surveillance_run ORDER BY id DESC LIMIT 1";
+
 pub const SURVEILLANCE_ALERTS: &str = "SELECT a.id, a.run_id, a.raised_at, s.method, s.subject_kind, s.subject, \
        a.since, a.observed, a.expected, a.statistic, a.critical_value, a.explanation \
      FROM surveillance_alert a JOIN surveillance_signal s ON s.id = a.signal_id \

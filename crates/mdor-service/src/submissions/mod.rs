@@ -644,6 +644,9 @@ async fn process_with_progress(
     let job = job_or_missing(ctx, id).await?;
     if job.state == SubmissionState::Completed {
         let _ = std::fs::remove_file(&job.spool_path);
+        if job.counts.created + job.counts.corrected > 0 {
+            ctx.ingested.notify_one();
+        }
     }
     Ok(job)
 }

@@ -409,6 +409,13 @@ pub async fn latest_alerts(ctx: &Ctx, limit: u32) -> Result<Vec<StoredAlert>, Se
     Ok(ctx.store.surveillance_alerts(limit.clamp(1, 1000)).await?)
 }
 
+/// When surveillance last ran, if ever: how fresh the signals are (operators and tests).
+pub async fn latest_surveillance_run(
+    ctx: &Ctx,
+) -> Result<Option<mdor_store::SurveillanceRunInfo>, ServiceError> {
+    Ok(ctx.store.latest_surveillance_run().await?)
+}
+
 /// Runs every surveillance method over the whole registry, compares the signals with the
 /// state kept from earlier runs, and records the run with any new alerts. An operator task:
 /// run from the CLI, or after a bulk load.
@@ -424,26 +431,16 @@ pub async fn run_surveillance(
     let extract = ctx.store.analysis_extract(&AnalysisScope::All).await?;
     let seconds_reading = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
-    let phase = Instant::now();
-    let cohort = Cohort::build(extract, as_of);
-    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "cohort built");
-    let phase = Instant::now();
-    let risks = signals::ProcedureRisks::fit(&cohort, config.signals.outcome_days);
-    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "risk model fitted");
-    let phase = Instant::now();
-    let (signalling, signal_summary) = signals::detect(&cohort, &config.signals, risks.as_ref());
-    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "signals detected");
-    let phase = Instant::now();
-    let outliers = outliers::detect(
-        &cohort,
-        &config.outliers,
-        risks.as_ref(),
-        config.signals.outcome_days,
-    );
-    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "outliers detected");
-    let phase = Instant::now();
-    let ratings = ratings::rate(&cohort, &config.ratings);
-    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "ratings made");
+    // Seconds of CPU: on the blocking pool, so that a run inside the server (after an ingest)
+    // never holds one of the runtime's worker threads.
+    let analysis_config = config.clone();
+    let Analysis {
+        cohort,
+        signalling,
+        signal_summary,
+        outliers,
+        ratings,
+    } = off_runtime(move || analyse(extract, as_of, &analysis_config)).await?;
     let seconds_analysing = clock.elapsed().as_secs_f64();
     tracing::info!(
         implants = cohort.implants.len(),
@@ -546,6 +543,69 @@ pub async fn run_surveillance(
         .await?;
     run.run_id = id.0;
     Ok(run)
+}
+
+/// Everything a run computes from the extract.
+struct Analysis {
+    cohort: Cohort,
+    signalling: Vec<SignalResult>,
+    signal_summary: SignalSummary,
+    outliers: OutlierReport,
+    ratings: Vec<DeviceRating>,
+}
+
+fn analyse(
+    extract: mdor_store::AnalysisExtract,
+    as_of: NaiveDate,
+    config: &SurveillanceConfig,
+) -> Analysis {
+    let phase = Instant::now();
+    let cohort = Cohort::build(extract, as_of);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "cohort built");
+    let phase = Instant::now();
+    let risks = signals::ProcedureRisks::fit(&cohort, config.signals.outcome_days);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "risk model fitted");
+    let phase = Instant::now();
+    let (signalling, signal_summary) = signals::detect(&cohort, &config.signals, risks.as_ref());
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "signals detected");
+    let phase = Instant::now();
+    let outliers = outliers::detect(
+        &cohort,
+        &config.outliers,
+        risks.as_ref(),
+        config.signals.outcome_days,
+    );
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "outliers detected");
+    let phase = Instant::now();
+    let ratings = ratings::rate(&cohort, &config.ratings);
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "ratings made");
+    Analysis {
+        cohort,
+        signalling,
+        signal_summary,
+        outliers,
+        ratings,
+    }
+}
+
+/// The server's surveillance-after-ingest task: whenever a bulk submission has stored or
+/// corrected records, runs surveillance over the whole registry (as `mdor surveil`, with
+/// `config`), so that a signal in newly submitted data is raised without waiting for an
+/// operator. Submissions completing while a run is under way lead to one more run, not one
+/// each. Runs until the process ends; a failed run is logged and the next ingest retries.
+pub async fn surveil_after_ingests(ctx: Ctx, config: SurveillanceConfig) {
+    loop {
+        ctx.ingested.notified().await;
+        match run_surveillance(&ctx, &config).await {
+            Ok(run) => tracing::info!(
+                run = run.run_id,
+                new_alerts = run.new_alerts.len(),
+                signalling = run.signalling.len(),
+                "surveillance after ingest"
+            ),
+            Err(error) => tracing::warn!(error = %error, "surveillance after ingest failed"),
+        }
+    }
 }
 
 fn check_config(config: &SurveillanceConfig) -> Result<(), ServiceError> {

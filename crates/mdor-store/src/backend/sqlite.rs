@@ -36,7 +36,7 @@ use crate::accounts::{
 };
 use crate::analysis::{
     self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
-    StoredSignal, SurveillanceRunId,
+    StoredSignal, SurveillanceRunId, SurveillanceRunInfo,
 };
 use crate::load_schema;
 use crate::rows::*;
@@ -977,6 +977,21 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(StoredAlert::from).collect())
+    }
+
+    async fn latest_surveillance_run(&self) -> StoreResult<Option<SurveillanceRunInfo>> {
+        let row: Option<(i64, DateTime<Utc>, NaiveDate, i64)> =
+            sqlx::query_as(sql::LATEST_SURVEILLANCE_RUN)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(
+            row.map(|(id, finished_at, as_of, n_implants)| SurveillanceRunInfo {
+                id: SurveillanceRunId(id),
+                finished_at,
+                as_of,
+                n_implants,
+            }),
+        )
     }
 
     async fn audited_procedure(

@@ -152,6 +152,7 @@ pub async fn surveillance_runs_keep_each_signals_first_run_and_store_only_raised
     store: &dyn Store,
 ) {
     assert!(store.surveillance_signals().await.unwrap().is_empty());
+    assert!(store.latest_surveillance_run().await.unwrap().is_none());
     let first = store
         .save_surveillance_run(&run(1, vec![update("A", "signalled", true, 9.0)]))
         .await
@@ -171,6 +172,11 @@ pub async fn surveillance_runs_keep_each_signals_first_run_and_store_only_raised
         .await
         .unwrap();
     assert!(first < second && second < third);
+    let latest = store.latest_surveillance_run().await.unwrap().unwrap();
+    assert_eq!(latest.id, third);
+    assert_eq!(latest.finished_at, instant(2026, 11, 3, 9));
+    assert_eq!(latest.as_of, date(2026, 11, 3));
+    assert_eq!(latest.n_implants, 100);
 
     let signals = store.surveillance_signals().await.unwrap();
     assert_eq!(signals.len(), 2);

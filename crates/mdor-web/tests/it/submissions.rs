@@ -235,6 +235,52 @@ async fn the_same_record_again_changes_nothing_and_a_changed_one_is_a_new_versio
     }
 }
 
+/// The server's surveillance-after-ingest task: a file that stores records is followed by a
+/// surveillance run over the registry; the same file again (every record unchanged) is not.
+#[tokio::test]
+async fn a_submission_that_stores_records_is_followed_by_a_surveillance_run() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let task = tokio::spawn(mdor_service::surveil_after_ingests(
+            app.ctx.clone(),
+            mdor_service::SurveillanceConfig::default(),
+        ));
+        let latest = || async {
+            mdor_service::latest_surveillance_run(&app.ctx)
+                .await
+                .unwrap()
+        };
+        assert!(latest().await.is_none(), "{backend}");
+        let query = "registry=mdor_core&format=ndjson";
+        let body = ndjson(&[record(1, "S1"), record(2, "S2")]);
+        let first = submit(&app, query, body.clone()).await;
+        assert_eq!(first["created"], 2, "{backend}: {first}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let run = loop {
+            if let Some(run) = latest().await {
+                break run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend}: no surveillance run followed the submission"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        // Two procedures of two registered devices each.
+        assert_eq!(run.n_implants, 4, "{backend}: {run:?}");
+
+        let again = submit(&app, query, body).await;
+        assert_eq!(again["unchanged"], 2, "{backend}: {again}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            latest().await.unwrap().id,
+            run.id,
+            "{backend}: nothing new was stored"
+        );
+        task.abort();
+    }
+}
+
 #[tokio::test]
 async fn a_quarantined_record_is_corrected_by_id_or_by_a_later_file() {
     for backend in backends() {
