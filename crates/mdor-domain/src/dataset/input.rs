@@ -112,6 +112,15 @@ impl RecordInput {
         input
     }
 
+    /// The positions of the items given for `group` (e.g. the devices of a record), in order.
+    pub fn group_positions(&self, definition: &DatasetDefinition, group: &str) -> Vec<usize> {
+        definition
+            .group_index(group)
+            .and_then(|g| self.groups.get(g))
+            .map(|items| items.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// The text given for a field of a group item (group `devices`, item 0, field `udi`)
     /// exactly as received, or `None` when absent or not text. Callers need it where the
     /// canonical value drops information, as a scan's canonical value is its UDI-DI alone.

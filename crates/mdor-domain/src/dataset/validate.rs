@@ -146,6 +146,22 @@ struct ItemRef {
 
 const TOP: Scope = Scope { item: None };
 
+/// A field's label as a message names it, e.g. `UDI of device 2` for a group item.
+struct FieldLabel<'a> {
+    label: &'a str,
+    /// The group's label and the item's number (1-based) for a field of a group item.
+    item: Option<(&'a str, usize)>,
+}
+
+impl std::fmt::Display for FieldLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.item {
+            Some((group, number)) => write!(f, "{} of {} {number}", self.label, in_sentence(group)),
+            None => f.write_str(self.label),
+        }
+    }
+}
+
 /// One group item after reading: its 0-based position in the input and its fields.
 struct Item {
     position: usize,
@@ -292,7 +308,7 @@ impl<'a> Checker<'a> {
     ) -> Slot {
         let definition = self.definition;
         let field_definition = definition.field(field);
-        let label = self.label(field, scope);
+        let label = self.field_label(field, scope);
         let Some(raw) = raw else {
             if field_definition.required() {
                 self.error(path, "required", format!("{label} is required"));
@@ -733,15 +749,19 @@ impl<'a> Checker<'a> {
 
     /// The field's label to start a message: `Explant reason` or `UDI of device 2`.
     fn label(&self, field: FieldRef, scope: Scope) -> String {
-        let definition = self.field_definition(field);
+        self.field_label(field, scope).to_string()
+    }
+
+    /// The label of `field` in `scope`, formatted only if a message uses it: every field of
+    /// every record is read, and few have a problem.
+    fn field_label(&self, field: FieldRef, scope: Scope) -> FieldLabel<'a> {
+        let label = self.field_definition(field).label();
         match (field.group, scope.item) {
-            (Some(group), Some(item)) => format!(
-                "{} of {} {}",
-                definition.label(),
-                in_sentence(self.definition.groups()[group].label()),
-                item.position + 1
-            ),
-            _ => definition.label().to_string(),
+            (Some(group), Some(item)) => FieldLabel {
+                label,
+                item: Some((self.definition.groups()[group].label(), item.position + 1)),
+            },
+            _ => FieldLabel { label, item: None },
         }
     }
 

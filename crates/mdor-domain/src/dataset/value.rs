@@ -103,10 +103,11 @@ fn problem(code: &'static str, message: String) -> ValueProblem {
 const CODES_SHOWN: usize = 12;
 
 /// Reads `raw` as a value of `field`. `label` is the field's label as it should appear at the
-/// start of a message (for group items, e.g. `UDI of device 2`).
+/// start of a message (for group items, e.g. `UDI of device 2`); it is formatted only when a
+/// message is written.
 pub(crate) fn parse_value(
     field: &FieldDefinition,
-    label: &str,
+    label: &dyn std::fmt::Display,
     raw: &RawValue,
     code_list: Option<&CodeList>,
     today: NaiveDate,
@@ -278,7 +279,11 @@ fn raw_text(raw: &RawValue) -> &str {
     }
 }
 
-fn parse_codes(label: &str, items: &[String], list: &CodeList) -> Result<Value, ValueProblem> {
+fn parse_codes(
+    label: &dyn std::fmt::Display,
+    items: &[String],
+    list: &CodeList,
+) -> Result<Value, ValueProblem> {
     let mut codes: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
@@ -350,7 +355,7 @@ fn parse_date(text: &str) -> Option<NaiveDate> {
     None
 }
 
-fn identifier_problem(label: &str, error: &IdentifierError) -> ValueProblem {
+fn identifier_problem(label: &dyn std::fmt::Display, error: &IdentifierError) -> ValueProblem {
     let code = if error.problem.contains("check digit") {
         "bad_check_digit"
     } else {
@@ -359,7 +364,7 @@ fn identifier_problem(label: &str, error: &IdentifierError) -> ValueProblem {
     problem(code, format!("{label} {}", error.problem))
 }
 
-fn udi_problem(label: &str, error: &UdiError) -> ValueProblem {
+fn udi_problem(label: &dyn std::fmt::Display, error: &UdiError) -> ValueProblem {
     match error {
         UdiError::Empty => problem("required", format!("{label} is required")),
         UdiError::UnknownFormat => problem(

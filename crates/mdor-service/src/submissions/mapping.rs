@@ -228,12 +228,11 @@ fn devices(
     today: NaiveDate,
     errors: &mut Vec<FieldError>,
 ) -> Vec<ImplantedDevice> {
-    let Some(group) = definition.groups().iter().find(|g| g.name() == DEVICES) else {
-        return Vec::new();
-    };
     let mut devices = Vec::new();
-    for item in 0..group.max_items() {
-        let value = |field: &str| values.get(&format!("{DEVICES}[{item}].{field}"));
+    // Only the items given: looking up every possible item built a key for each of them.
+    for item in input.group_positions(definition, DEVICES) {
+        let prefix = format!("{DEVICES}[{item}].");
+        let value = |field: &str| values.get(&format!("{prefix}{field}"));
         if value("role").is_some_and(|role| role == REMOVED_ROLE) {
             continue;
         }
