@@ -108,5 +108,5 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
         summary.n_procedures,
         dataset.join("load-rejects.ndjson").display(),
     ));
-    crate::serve(ctx, listen, true).await
+    crate::serve(ctx, listen, true, mdor_web::WebSettings::default()).await
 }
