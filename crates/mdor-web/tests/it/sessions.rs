@@ -736,3 +736,70 @@ async fn administration_and_exports_need_a_step_up_within_ten_minutes_with_a_ses
         );
     }
 }
+
+#[tokio::test]
+async fn every_record_route_refuses_an_unknown_or_ended_session_even_with_its_csrf_token() {
+    for backend in backends() {
+        let app = app_with(backend, WebSettings::default()).await;
+        let account = person(&app, "p.jones", AccountRole::ProviderSubmitter, "RA1").await;
+        let ended = signed_in(&app, &account, 0).await;
+        let out = with_cookie(
+            &app,
+            "DELETE",
+            "/api/v1/session",
+            &ended.cookie,
+            Some(&ended.csrf),
+            None,
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT);
+        let forged_secret =
+            mdor_service::SessionSecret::parse(&format!("mdors_{}", "ab".repeat(32))).unwrap();
+        let forged = Session {
+            cookie: format!("__Host-mdor_session={}", forged_secret.expose()),
+            csrf: forged_secret.csrf_token(),
+        };
+        let routes = [
+            ("GET", "/api/v1/procedures/1"),
+            ("POST", "/api/v1/procedures"),
+            ("POST", "/api/v1/implants/1/removals"),
+            ("POST", "/api/v1/deaths"),
+            ("GET", "/api/v1/devices/05012345678900"),
+            ("POST", "/api/v1/devices"),
+            ("GET", "/api/v1/recall?udi_di=05012345678900"),
+            ("POST", "/api/v1/recall-cases"),
+            ("GET", "/api/v1/recall-cases/1"),
+            ("POST", "/api/v1/patients/timeline"),
+            ("GET", "/api/v1/reports/feedback?kind=provider&subject=RA1"),
+            ("POST", "/api/v1/patients/access-log"),
+            ("GET", "/api/v1/recall-cases/1/patients"),
+            ("GET", "/api/v1/recall-cases/1/worklist.csv"),
+            ("GET", "/api/v1/devices/05012345678900/survivorship"),
+            ("GET", "/api/v1/session"),
+            ("GET", "/api/v1/sessions"),
+            ("DELETE", "/api/v1/sessions/1"),
+            ("POST", "/api/v1/session/reauthenticate"),
+        ];
+        for session in [&ended, &forged] {
+            for (method, uri) in routes {
+                let body = (method != "GET").then(|| json!({}));
+                let reply = with_cookie(
+                    &app,
+                    method,
+                    uri,
+                    &session.cookie,
+                    Some(&session.csrf),
+                    body.as_ref(),
+                )
+                .await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {uri} with {}",
+                    session.cookie
+                );
+                assert_eq!(reply.body["code"], "unauthenticated");
+            }
+        }
+    }
+}
