@@ -1,6 +1,7 @@
 //! `mdor account`: create the key that seals TOTP secrets, create accounts (there is no
 //! self sign-up: an administrator runs this and hands the printed credentials over a trusted
-//! channel), and disable accounts unused for 90 days.
+//! channel), disable an account (ending its sessions), and disable accounts unused for 90
+//! days.
 
 use std::path::PathBuf;
 
@@ -39,7 +40,13 @@ pub enum AccountCommand {
         #[arg(long)]
         patient: Option<i64>,
     },
-    /// Disable every account not signed in to for 90 days (run daily).
+    /// Disable an account at once and end its live sessions (a leaver, a lost device).
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Disable every account not signed in to for 90 days and end their sessions (run
+    /// daily).
     ExpireIdle,
 }
 
@@ -101,6 +108,17 @@ pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::
                 created.totp_secret,
                 created.totp_uri,
                 created.backup_codes.join("\n  "),
+            ));
+            Ok(())
+        }
+        AccountCommand::Disable { username } => {
+            let username = Username::parse(&username).map_err(crate::load::describe)?;
+            let id = mdor_service::operator_disable_account(&ctx, &username)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "account {id} ({}) disabled; its sessions have ended\n",
+                username.as_str()
             ));
             Ok(())
         }

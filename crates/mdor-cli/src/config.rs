@@ -71,6 +71,10 @@ pub struct RawDatabase {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: String,
+    /// Requests arrive through a reverse proxy whose `X-Forwarded-For` (client address, for
+    /// per-address limits) and `X-Forwarded-Proto` (HTTPS, for HSTS) are to be believed.
+    #[serde(default)]
+    pub trusted_proxy: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +108,7 @@ impl Default for RawConfig {
             },
             server: RawServer {
                 listen: "127.0.0.1:8080".into(),
+                trusted_proxy: false,
             },
             log: RawLog {
                 format: "pretty".into(),
@@ -132,6 +137,8 @@ pub struct Config {
     pub database_url: SecretString,
     pub max_connections: u32,
     pub listen: SocketAddr,
+    /// Believe the reverse proxy's `X-Forwarded-For` and `X-Forwarded-Proto`.
+    pub trusted_proxy: bool,
     pub log_format: LogFormat,
     pub submissions_dir: std::path::PathBuf,
     pub max_upload_bytes: u64,
@@ -155,6 +162,7 @@ impl std::fmt::Debug for Config {
             )
             .field("max_connections", &self.max_connections)
             .field("listen", &self.listen)
+            .field("trusted_proxy", &self.trusted_proxy)
             .field("log_format", &self.log_format)
             .field("submissions_dir", &self.submissions_dir)
             .field("max_upload_bytes", &self.max_upload_bytes)
@@ -256,6 +264,7 @@ impl Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
             listen,
+            trusted_proxy: raw.server.trusted_proxy,
             log_format,
             submissions_dir: submissions.data_dir.trim().into(),
             max_upload_bytes: submissions.max_upload_bytes,
@@ -309,6 +318,7 @@ mod tests {
         let bad_listen = RawConfig {
             server: RawServer {
                 listen: "nowhere".into(),
+                trusted_proxy: false,
             },
             ..RawConfig::default()
         };

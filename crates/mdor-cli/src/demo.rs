@@ -112,5 +112,5 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
         keep_cohorts_warm: true,
         surveil_after_ingest: true,
     };
-    crate::serve(ctx, listen, background).await
+    crate::serve(ctx, listen, background, mdor_web::WebSettings::default()).await
 }

@@ -289,7 +289,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         keep_cohorts_warm: config.keep_cohorts_warm,
                         surveil_after_ingest: config.surveil_after_ingest,
                     };
-                    serve(ctx, config.listen, background).await
+                    let web = mdor_web::WebSettings {
+                        trusted_proxy: config.trusted_proxy,
+                        ..mdor_web::WebSettings::default()
+                    };
+                    serve(ctx, config.listen, background, web).await
                 }
                 Command::Migrate => {
                     ctx.migrate().await.context("applying migrations")?;
@@ -451,6 +455,7 @@ pub(crate) async fn serve(
     ctx: Ctx,
     listen: std::net::SocketAddr,
     background: Background,
+    web: mdor_web::WebSettings,
 ) -> anyhow::Result<()> {
     // Resumes submissions a killed server left unfinished, then takes queued ones.
     tokio::spawn(mdor_service::run_submission_worker(ctx.clone()));
@@ -465,17 +470,22 @@ pub(crate) async fn serve(
             mdor_service::SurveillanceConfig::default(),
         ));
     }
-    let app = mdor_web::router(mdor_web::AppState { ctx });
+    let app = mdor_web::router(mdor_web::AppState::new(ctx, web));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "mdor serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving")
+    // The peer's address is the client's for per-address limits, unless a trusted proxy
+    // names the client (`server.trusted_proxy`).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")
 }
 
 async fn token(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {

@@ -1,15 +1,18 @@
 //! API tokens for system-to-system submission: each bound to one organisation and one role,
-//! stored only as a SHA-256 hash, revocable.
+//! stored only as a SHA-256 hash, revocable; and the `Principal` every use case checks,
+//! established from a token or from an account's session (`sessions`).
 //!
 //! Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force that
 //! a slow password hash would protect.
 
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use mdor_domain::OdsCode;
 use mdor_store::{
-    ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind, Role, TokenId,
+    AccountId, ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind, Role,
+    SessionId, TokenId,
 };
 
 use crate::ctx::Ctx;
@@ -17,16 +20,54 @@ use crate::error::ServiceError;
 
 const TOKEN_PREFIX: &str = "mdor_";
 
-/// Who is calling, as established from a token.
+/// Who is calling: an organisation and a role, established from a token or a session.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub token: TokenId,
+    pub credential: Credential,
     pub organisation: OrganisationId,
     pub organisation_ods: String,
     pub role: Role,
 }
 
+/// What the caller authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A system's API token, sent with every request.
+    Token(TokenId),
+    /// A person's session, started by a sign-in with a password and a second factor.
+    Session {
+        account: AccountId,
+        session: SessionId,
+        /// When the holder last entered their password and second factor.
+        reauthenticated_at: DateTime<Utc>,
+    },
+}
+
 impl Principal {
+    /// The API token the caller used, if it used one (audit entries, idempotency keys and
+    /// submissions name it).
+    pub fn token(&self) -> Option<TokenId> {
+        match self.credential {
+            Credential::Token(token) => Some(token),
+            Credential::Session { .. } => None,
+        }
+    }
+
+    /// Exports and administration by a person need their password and second factor
+    /// entered within `sessions::REAUTHENTICATION_WINDOW`; a system's token, which is
+    /// presented whole with every request and never left in a browser, always passes.
+    pub fn require_recent_authentication(&self, ctx: &Ctx) -> Result<(), ServiceError> {
+        match self.credential {
+            Credential::Token(_) => Ok(()),
+            Credential::Session {
+                reauthenticated_at, ..
+            } if ctx.now() - reauthenticated_at < crate::sessions::REAUTHENTICATION_WINDOW => {
+                Ok(())
+            }
+            Credential::Session { .. } => Err(ServiceError::ReauthenticationRequired),
+        }
+    }
+
     pub(crate) fn require(&self, roles: &[Role], action: &'static str) -> Result<(), ServiceError> {
         if roles.contains(&self.role) {
             Ok(())
@@ -48,7 +89,7 @@ impl Principal {
             at: ctx.now(),
             organisation: self.organisation,
             role: self.role,
-            token: Some(self.token),
+            token: self.token(),
             action,
             resource,
             patient: None,
@@ -149,7 +190,7 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, ServiceE
         .await?
         .ok_or(ServiceError::Unauthenticated)?;
     Ok(Principal {
-        token: token.id,
+        credential: Credential::Token(token.id),
         organisation: token.organisation,
         organisation_ods: token.organisation_ods,
         role: token.role,

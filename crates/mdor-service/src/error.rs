@@ -15,6 +15,9 @@ pub enum ServiceError {
     Unauthenticated,
     #[error("this role may not {action}")]
     Forbidden { action: &'static str },
+    /// A person's session must re-enter its password and second factor first (step-up).
+    #[error("re-authentication required")]
+    ReauthenticationRequired,
     #[error("{message}")]
     Conflict {
         code: &'static str,

@@ -64,11 +64,16 @@ pub(crate) async fn earlier(
     let Some(request) = request else {
         return Ok(None);
     };
-    match ctx
-        .store
-        .idempotency_record(principal.token, &request.key)
-        .await?
-    {
+    // Keys are remembered per API token, for systems that retry; a person's session has no
+    // token to remember them under.
+    let Some(token) = principal.token() else {
+        return Err(ServiceError::invalid(
+            "Idempotency-Key",
+            "idempotency_key_needs_token",
+            "Idempotency-Key is accepted only with an API token",
+        ));
+    };
+    match ctx.store.idempotency_record(token, &request.key).await? {
         None => Ok(None),
         Some(IdempotencyRecord {
             request_hash,
@@ -86,8 +91,9 @@ pub(crate) fn record(
     request: Option<&IdempotencyRequest>,
     reference: String,
 ) -> Option<NewIdempotencyRecord> {
+    let token = principal.token()?;
     request.map(|r| NewIdempotencyRecord {
-        token: principal.token,
+        token,
         key: r.key.clone(),
         request_hash: r.request_hash.clone(),
         response_status: 201,

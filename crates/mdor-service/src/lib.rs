@@ -1,6 +1,6 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! create accounts and sign people in (`accounts`), bulk-load prepared datasets, and load the
+//! create accounts and sign people in (`accounts`) to server-side sessions (`sessions`), bulk-load prepared datasets, and load the
 //! registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
@@ -22,6 +22,7 @@ mod recall;
 mod recall_cases;
 mod register;
 pub mod registries;
+pub mod sessions;
 mod submissions;
 mod surveillance;
 mod timeline;
@@ -34,7 +35,9 @@ pub use audit_log::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,
     VerifyReport, create_audit_checkpoint, verify_audit_log,
 };
-pub use auth::{CreatedToken, Principal, authenticate, create_token, list_tokens, revoke_token};
+pub use auth::{
+    CreatedToken, Credential, Principal, authenticate, create_token, list_tokens, revoke_token,
+};
 pub use bulk::{
     BulkOutcomeRecord, LoadSummary, OutcomeLoadReport, bulk_load, bulk_outcomes, defer_load_schema,
     ensure_organisations, register_index, restore_load_schema, upsert_consultants,
@@ -56,6 +59,11 @@ pub use recall_cases::{
 };
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 pub use registries::{load_registries_dir, shipped_catalogue};
+pub use sessions::{
+    SessionCaller, SessionSecret, SignInRequest, StartedSession, authenticate_session,
+    disable_account, list_sessions, operator_disable_account, reauthenticate, revoke_session,
+    sign_in, sign_out,
+};
 pub use submissions::{
     DEFAULT_CHUNK_RECORDS, DEFAULT_MAX_UPLOAD_BYTES, MAX_RECORD_BYTES, NAME_NOT_COLLECTED,
     SubmissionRequest, SubmissionSettings, SubmissionUpload, Submitter, begin_submission,
@@ -86,8 +94,8 @@ pub use mdor_store::{
     OrganisationKind, PatientAccess, PatientTimeline, ProcedureId, ProcedureRecord,
     ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria, RecallCaseGrowth,
     RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow,
-    RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role, StoredAlert,
-    StoredImplant, StoredRemoval, SubmissionCounts, SubmissionFormat, SubmissionJob,
-    SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId, SubmissionState,
-    TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role, SessionId,
+    StoredAlert, StoredImplant, StoredRemoval, StoredSession, SubmissionCounts, SubmissionFormat,
+    SubmissionJob, SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId,
+    SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

@@ -52,7 +52,7 @@ fn audit(
         at: ctx.now(),
         organisation: principal.organisation,
         role: principal.role,
-        token: Some(principal.token),
+        token: principal.token(),
         action,
         resource,
         patient: None,

@@ -81,13 +81,15 @@ pub async fn load_register_csv(ctx: &Ctx, input: impl Read) -> Result<u64, Servi
     upsert_register(ctx, &entries).await
 }
 
-/// Adds or updates one register entry; administrators only.
+/// Adds or updates one register entry; administrators only, and a person only within 10
+/// minutes of entering their password and second factor (administration).
 pub async fn register_device(
     ctx: &Ctx,
     principal: &Principal,
     raw: &RawRegisterEntry,
 ) -> Result<DeviceModel, ServiceError> {
     principal.require(&[mdor_store::Role::Admin], "change the device register")?;
+    principal.require_recent_authentication(ctx)?;
     let entry = raw.validate().map_err(ServiceError::Invalid)?;
     upsert_register(ctx, std::slice::from_ref(&entry)).await?;
     ctx.store

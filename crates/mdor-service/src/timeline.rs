@@ -76,7 +76,7 @@ pub async fn patient_timeline(
         at: ctx.now(),
         organisation: principal.organisation,
         role: principal.role,
-        token: Some(principal.token),
+        token: principal.token(),
         action: "patient.timeline",
         resource: "patient".into(),
         patient: None,

@@ -12,6 +12,7 @@ mod backend;
 mod error;
 mod load_schema;
 mod rows;
+mod sessions;
 mod sql;
 mod types;
 
@@ -25,6 +26,7 @@ pub use analysis::{
 };
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
+pub use sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -404,7 +406,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     /// Disables every live account not signed in to since `unused_since` (or, never signed
-    /// in, created before it); returns their ids in order.
+    /// in, created before it) and ends their sessions; returns their ids in order.
     async fn disable_idle_accounts(
         &self,
         unused_since: DateTime<Utc>,
@@ -424,4 +426,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// The registry's own organisation (lowest id of kind registry), if there is one.
     async fn registry_organisation(&self) -> StoreResult<Option<OrganisationId>>;
+
+    /// Disables a live account, ends its sessions and writes the audit entry, in one
+    /// transaction; false, with nothing written, when it was already disabled.
+    async fn disable_account(
+        &self,
+        account: AccountId,
+        at: DateTime<Utc>,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
+
+    // Sessions of accounts (`sessions`): the service decides when one has expired.
+
+    async fn insert_session(&self, session: &NewSession) -> StoreResult<SessionId>;
+
+    /// The live (not ended) session whose secret has this hash, with its account, disabled
+    /// or not.
+    async fn session_by_secret_hash(
+        &self,
+        secret_hash: &str,
+    ) -> StoreResult<Option<SessionAccount>>;
+
+    /// Records a use of a live session.
+    async fn touch_session(&self, session: SessionId, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Ends a live session of `account` and writes the audit entry when there is one, in one
+    /// transaction; false, with nothing written, when no live session of that account has
+    /// this id.
+    async fn end_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        at: DateTime<Utc>,
+        reason: SessionEnd,
+        audit: Option<&NewAccountAuditEvent>,
+    ) -> StoreResult<bool>;
+
+    /// Replaces a live session's secret after its holder re-authenticated at `at`; false
+    /// when the session has ended.
+    async fn rotate_session(
+        &self,
+        session: SessionId,
+        secret_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// The live sessions of an account, oldest first.
+    async fn account_sessions(&self, account: AccountId) -> StoreResult<Vec<StoredSession>>;
 }

@@ -27,8 +27,20 @@ pub enum ApiError {
         field: String,
         message: String,
     },
+    /// 401: no credential, or one that is unknown, revoked, ended or expired.
     Unauthenticated,
+    /// 401: a sign-in or step-up failed; the same whatever the reason (unknown user, wrong
+    /// password or code, locked or disabled account).
+    SignInFailed,
     Forbidden(String),
+    /// 403: a state-changing request made with a session cookie without its CSRF token.
+    CsrfTokenInvalid,
+    /// 403: a person must re-enter their password and second factor first (step-up).
+    ReauthenticationRequired,
+    /// 429: too many attempts from this address; try again after this many seconds.
+    TooManyRequests {
+        retry_after_seconds: u64,
+    },
     NotFound(&'static str),
     Conflict {
         code: &'static str,
@@ -70,8 +82,11 @@ impl ApiError {
             ApiError::InvalidField { .. }
             | ApiError::Validation(_)
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthenticated | ApiError::SignInFailed => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_)
+            | ApiError::CsrfTokenInvalid
+            | ApiError::ReauthenticationRequired => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge | ApiError::UploadTooLarge(_) => {
@@ -115,12 +130,34 @@ impl ApiError {
             }
             ApiError::Unauthenticated => simple(
                 "unauthenticated",
-                "a valid bearer token is required".into(),
+                "a valid bearer token or session is required".into(),
+                None,
+            ),
+            ApiError::SignInFailed => simple(
+                "sign_in_failed",
+                "the username, password or code is wrong, or the account cannot sign in now".into(),
                 None,
             ),
             ApiError::Forbidden(action) => {
-                simple("forbidden", format!("this token may not {action}"), None)
+                simple("forbidden", format!("this caller may not {action}"), None)
             }
+            ApiError::CsrfTokenInvalid => simple(
+                "csrf_token_invalid",
+                "a request that changes data with a session must carry its X-CSRF-Token".into(),
+                Some("X-CSRF-Token".into()),
+            ),
+            ApiError::ReauthenticationRequired => simple(
+                "reauthentication_required",
+                "enter your password and second factor again (POST /api/v1/session/reauthenticate) within 10 minutes of this request".into(),
+                None,
+            ),
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+            } => simple(
+                "too_many_requests",
+                format!("too many attempts from this address: try again in {retry_after_seconds} s"),
+                None,
+            ),
             ApiError::NotFound(what) => simple(
                 &format!("{}_not_found", what.replace(' ', "_")),
                 format!("{what} not found"),
@@ -170,6 +207,14 @@ impl IntoResponse for ApiError {
             axum::http::header::CACHE_CONTROL,
             axum::http::HeaderValue::from_static("no-store"),
         );
+        if let ApiError::TooManyRequests {
+            retry_after_seconds,
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_seconds.into());
+        }
         response
     }
 }
@@ -181,6 +226,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound { what } => ApiError::NotFound(what),
             ServiceError::Unauthenticated => ApiError::Unauthenticated,
             ServiceError::Forbidden { action } => ApiError::Forbidden(action.to_string()),
+            ServiceError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
             ServiceError::Conflict {
                 code,
                 field,

@@ -1,17 +1,34 @@
-//! Extractors: the caller's principal from a bearer token, JSON bodies whose errors name the
-//! field, and the `Idempotency-Key` header with a hash of the body.
+//! Extractors: the caller's principal from a bearer token or a session cookie (with the CSRF
+//! check for cookies), the caller's own session, the client's address, JSON bodies whose
+//! errors name the field, and the `Idempotency-Key` header with a hash of the body.
+//!
+//! This is the only place a session cookie is read, so no route can accept one for a
+//! state-changing request without its CSRF token. A request with an `Authorization` header
+//! is judged by that header alone: its cookie, if any, is ignored, and it needs no CSRF
+//! token, since a browser never adds a bearer token to a cross-site request by itself.
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use mdor_service::{IdempotencyRequest, Principal, authenticate};
+use mdor_service::{
+    IdempotencyRequest, Principal, SessionCaller, SessionSecret, authenticate, authenticate_session,
+};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::security::client_address;
+
+/// The session cookie. `__Host-` makes browsers refuse it unless it is `Secure`, has
+/// `Path=/` and no `Domain`, so no other host (a sibling subdomain) can set or shadow it.
+pub const SESSION_COOKIE: &str = "__Host-mdor_session";
+/// The header a state-changing request made with a session carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The authenticated caller.
 pub struct Caller(pub Principal);
@@ -20,16 +37,116 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthenticated)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .ok_or(ApiError::Unauthenticated)?;
-        let principal = authenticate(&state.ctx, token.trim()).await?;
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or(ApiError::Unauthenticated)?;
+            let principal = authenticate(&state.ctx, token.trim()).await?;
+            return Ok(Caller(principal));
+        }
+        let session = session_from_cookie(parts, state).await?;
+        // Account roles with no policy on the registry's records yet are refused them.
+        let principal = session
+            .caller
+            .principal()
+            .ok_or_else(|| ApiError::Forbidden("use this route with this account's role".into()))?;
         Ok(Caller(principal))
+    }
+}
+
+/// The caller's own session, for the routes that manage it; bearer tokens have none.
+pub struct SessionAuth {
+    pub caller: SessionCaller,
+    pub secret: SessionSecret,
+}
+
+impl FromRequestParts<AppState> for SessionAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        session_from_cookie(parts, state).await
+    }
+}
+
+/// The client's address, for per-address limits (`security::client_address`).
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(ClientAddress(client_address(
+            &parts.headers,
+            peer,
+            state.settings.trusted_proxy,
+        )))
+    }
+}
+
+/// The `Set-Cookie` value that gives the browser a session for `max_age_seconds`.
+pub fn session_cookie(secret: &SessionSecret, max_age_seconds: i64) -> HeaderValue {
+    let value = format!(
+        "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        secret.expose(),
+        max_age_seconds.max(0)
+    );
+    // The secret is prefix and hex, the rest ASCII: always a valid header value.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| clear_session_cookie())
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-mdor_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+    )
+}
+
+/// The session named by the request's cookie. For a state-changing method the CSRF token is
+/// checked first, before the store is asked anything.
+async fn session_from_cookie(parts: &Parts, state: &AppState) -> Result<SessionAuth, ApiError> {
+    let secret = cookie_secret(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+    if changes_state(&parts.method) {
+        let presented = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(ApiError::CsrfTokenInvalid)?;
+        if !secret.csrf_token_matches(presented.trim()) {
+            return Err(ApiError::CsrfTokenInvalid);
+        }
+    }
+    let caller = authenticate_session(&state.ctx, &secret).await?;
+    Ok(SessionAuth { caller, secret })
+}
+
+/// Every method but the safe ones (RFC 9110 §9.2.1) may change state.
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn cookie_secret(headers: &HeaderMap) -> Option<SessionSecret> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .and_then(|(_, value)| SessionSecret::parse(value.trim()))
+}
+
+/// A JSON body, for requests that are not creations (no idempotency key).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let JsonCreate { body, .. } = JsonCreate::from_request(request, state).await?;
+        Ok(JsonBody(body))
     }
 }
 

@@ -1,4 +1,6 @@
 //! The HTTP face of mdor: a JSON API under `/api/v1` described by OpenAPI, and `/health`.
+//! Callers are systems with bearer tokens or people with a session cookie from
+//! `POST /api/v1/session` (`api::sessions`).
 //!
 //! Invariant: handlers parse input into domain types, call one `mdor_service` function and
 //! render the result; this crate never names the `Store`, so it cannot bypass the service's
@@ -8,24 +10,44 @@ pub mod api;
 pub mod dto;
 mod error;
 mod extract;
+pub mod rate_limit;
+pub mod security;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use extract::{CSRF_HEADER, SESSION_COOKIE};
+pub use rate_limit::RateLimit;
+pub use security::WebSettings;
 
 use mdor_service::Ctx;
+
+use crate::rate_limit::RateLimiter;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub ctx: Ctx,
+    pub settings: WebSettings,
+    /// Sign-in attempts per client address, shared by every request.
+    sign_in_limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    pub fn new(ctx: Ctx, settings: WebSettings) -> AppState {
+        AppState {
+            ctx,
+            sign_in_limiter: Arc::new(RateLimiter::new(settings.sign_in_limit)),
+            settings,
+        }
+    }
 }
 
 /// The largest JSON body accepted: a procedure with 50 devices is well under this.
@@ -54,22 +76,15 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ));
     // Uploads stream for as long as the file takes; the service enforces their own limit.
+    let settings = state.settings.clone();
     let uploads = api::upload_routes()
         .with_state(state)
         .layer(DefaultBodyLimit::disable());
     limited
         .merge(uploads)
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+        .layer(axum::middleware::from_fn_with_state(
+            settings,
+            security::security_headers,
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

@@ -669,4 +669,32 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         })
         .unwrap();
     assert_eq!(signed_in.role, mdor_service::AccountRole::Consultant);
+
+    // Disabling the account ends its sessions and refuses the next sign-in.
+    let disabled = stdout(&mdor(
+        &dir.0,
+        &["account", "disable", "--username", "J.Smith"],
+    ));
+    assert!(disabled.contains("(j.smith) disabled"), "{disabled}");
+    assert!(
+        !mdor(&dir.0, &["account", "disable", "--username", "nobody"])
+            .status
+            .success()
+    );
+    let refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
+                .await
+                .unwrap();
+            let ctx = mdor_service::Ctx::new(store)
+                .with_account_key(mdor_service::AccountKey::parse(&key_text).unwrap());
+            mdor_service::login(&ctx, "j.smith", &password, codes[1]).await
+        });
+    assert!(matches!(
+        refused,
+        Err(mdor_service::ServiceError::Unauthenticated)
+    ));
 }

@@ -39,7 +39,7 @@ use mdor_store::{
     SubmissionRecord, SubmissionRecordId, SubmissionState, TokenId,
 };
 
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 use crate::procedures::prepare_with;
@@ -112,8 +112,11 @@ impl Submitter {
         Ok(Submitter {
             organisation: principal.organisation,
             organisation_ods: principal.organisation_ods.clone(),
-            token: Some(principal.token),
-            submitted_by: format!("token {}", principal.token),
+            token: principal.token(),
+            submitted_by: match &principal.credential {
+                Credential::Token(token) => format!("token {token}"),
+                Credential::Session { account, .. } => format!("account {account}"),
+            },
         })
     }
 

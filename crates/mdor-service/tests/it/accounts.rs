@@ -21,7 +21,7 @@ use mdor_store::NewAccount;
 use crate::support::{TestStore, backends, open_with_clock};
 
 /// An instant in the middle of a TOTP step (1,800,000,000 is a multiple of 30).
-const T0: i64 = 1_800_000_015;
+pub(crate) const T0: i64 = 1_800_000_015;
 const PASSWORD_UNUSED: &str = "not the password at all";
 
 fn key() -> AccountKey {
@@ -29,7 +29,7 @@ fn key() -> AccountKey {
 }
 
 /// A migrated store with the accounts key, a provider `RXR` and the registry `X26`.
-async fn setup(backend: &str, clock: fn() -> DateTime<Utc>) -> TestStore {
+pub(crate) async fn setup(backend: &str, clock: fn() -> DateTime<Utc>) -> TestStore {
     let mut t = open_with_clock(backend, clock).await;
     t.ctx = t.ctx.clone().with_account_key(key());
     let organisation = |code: &str, kind| NewOrganisation {
@@ -50,7 +50,7 @@ async fn setup(backend: &str, clock: fn() -> DateTime<Utc>) -> TestStore {
     t
 }
 
-fn request(username: &str, role: AccountRole, ods: Option<&str>) -> AccountRequest {
+pub(crate) fn request(username: &str, role: AccountRole, ods: Option<&str>) -> AccountRequest {
     AccountRequest {
         username: Username::parse(username).unwrap(),
         role,
@@ -69,7 +69,7 @@ async fn consultant(t: &TestStore, username: &str) -> CreatedAccount {
 }
 
 /// The code an authenticator app shows at `unix` for the secret the account was given.
-fn code(account: &CreatedAccount, unix: i64) -> String {
+pub(crate) fn code(account: &CreatedAccount, unix: i64) -> String {
     code_at_step(
         &base32_decode(&account.totp_secret),
         6,

@@ -181,7 +181,7 @@ async fn completeness_is_received_over_expected_per_month_and_months_below_ninet
         .await
         .unwrap();
         let other = Principal {
-            token: TokenId(2),
+            credential: mdor_service::Credential::Token(TokenId(2)),
             organisation: ids["RB2"],
             organisation_ods: "RB2".into(),
             role: Role::ProviderSubmitter,

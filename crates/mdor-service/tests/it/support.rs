@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 
 use mdor_domain::OdsCode;
-use mdor_service::{Ctx, NewOrganisation, OrganisationKind, Principal, Role, TokenId};
+use mdor_service::{Credential, Ctx, NewOrganisation, OrganisationKind, Principal, Role, TokenId};
 use mdor_store::{ConnectOptions, Store};
 
 /// Which backends to run on: SQLite always, PostgreSQL when configured.
@@ -121,7 +121,7 @@ pub async fn principal(ctx: &Ctx, role: Role) -> Principal {
     .await
     .unwrap();
     Principal {
-        token: TokenId(1),
+        credential: Credential::Token(TokenId(1)),
         organisation: ids[ods],
         organisation_ods: ods.to_string(),
         role,

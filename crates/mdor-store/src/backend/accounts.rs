@@ -100,7 +100,7 @@ impl TryFrom<AccountRow> for Account {
 }
 
 /// Expands, inside a backend module next to its `recall` module (whose `insert_audit_entry`
-/// appends to the audit log), the account queries for connection type `$conn`.
+/// appends to the audit log) and its `sessions` module, the account queries for connection type `$conn`.
 macro_rules! account_queries {
     ($conn:ty) => {
         use chrono::{DateTime, Utc};
@@ -226,6 +226,10 @@ macro_rules! account_queries {
                 .await?;
             let mut ids: Vec<AccountId> = ids.into_iter().map(AccountId).collect();
             ids.sort();
+            // Disabling an account ends its live sessions, in the same transaction.
+            for id in &ids {
+                super::sessions::end_account_sessions(conn, *id, at).await?;
+            }
             Ok(ids)
         }
 

@@ -5,6 +5,7 @@ mod bulk;
 mod data_quality;
 mod postgres;
 mod recall_cases;
+mod sessions;
 mod sqlite;
 mod submissions;
 mod timeline;

@@ -40,6 +40,7 @@ use crate::analysis::{
 };
 use crate::load_schema;
 use crate::rows::*;
+use crate::sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
 use crate::sql::{self, Param};
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
@@ -1144,6 +1145,81 @@ impl Store for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         accounts::registry_organisation(&mut conn).await
     }
+
+    async fn disable_account(
+        &self,
+        account: AccountId,
+        at: chrono::DateTime<Utc>,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !sessions::disable_account(&mut tx, account, at, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_session(&self, session: &NewSession) -> StoreResult<SessionId> {
+        let mut tx = self.begin_write().await?;
+        let id = sessions::insert_session(&mut tx, session).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn session_by_secret_hash(
+        &self,
+        secret_hash: &str,
+    ) -> StoreResult<Option<SessionAccount>> {
+        let mut conn = self.pool.acquire().await?;
+        sessions::session_by_secret_hash(&mut conn, secret_hash).await
+    }
+
+    async fn touch_session(
+        &self,
+        session: SessionId,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sessions::touch_session(&mut tx, session, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn end_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        at: chrono::DateTime<Utc>,
+        reason: SessionEnd,
+        audit: Option<&NewAccountAuditEvent>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !sessions::end_session(&mut tx, account, session, at, reason, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_session(
+        &self,
+        session: SessionId,
+        secret_hash: &str,
+        at: chrono::DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let rotated = sessions::rotate_session(&mut tx, session, secret_hash, at).await?;
+        tx.commit().await?;
+        Ok(rotated)
+    }
+
+    async fn account_sessions(&self, account: AccountId) -> StoreResult<Vec<StoredSession>> {
+        let mut conn = self.pool.acquire().await?;
+        sessions::account_sessions(&mut conn, account).await
+    }
 }
 
 /// Writes one submission on a connection that is already inside a transaction or savepoint.
@@ -1910,4 +1986,11 @@ mod accounts {
     use crate::StoreResult;
 
     super::super::accounts::account_queries!(sqlx::SqliteConnection);
+}
+
+/// Sessions of accounts, shared with the other backend.
+mod sessions {
+    use crate::StoreResult;
+
+    super::super::sessions::session_queries!(sqlx::SqliteConnection);
 }

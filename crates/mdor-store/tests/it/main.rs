@@ -22,6 +22,7 @@ mod data_quality;
 mod fixtures;
 mod harness;
 mod recall_cases;
+mod sessions;
 mod sqlite_file;
 mod surveillance;
 
@@ -112,6 +113,8 @@ macro_rules! all_cases {
                 accounts::accounts_unused_since_a_time_are_disabled_and_then_refuse_every_factor,
                 accounts::the_registry_organisation_is_the_first_of_kind_registry,
                 accounts::a_chosen_password_replaces_the_initial_one_with_its_audit_entry,
+                sessions::a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_its_account,
+                sessions::disabling_an_account_or_expiring_it_idle_ends_its_sessions_only,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,

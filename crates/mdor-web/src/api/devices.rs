@@ -38,7 +38,7 @@ pub async fn get_device(
 /// Adds or updates a device register entry; the layout is that of the register CSV.
 #[utoipa::path(post, path = "/api/v1/devices", request_body = RegisterEntryBody, responses(
     (status = 201, body = DeviceView),
-    (status = 403, description = "Only administrators change the register", body = ErrorBody),
+    (status = 403, description = "Only administrators change the register, and with a session only within 10 minutes of entering their password and second factor", body = ErrorBody),
     (status = 422, description = "Invalid fields, all listed", body = ErrorBody),
 ))]
 pub async fn register_device(

@@ -10,15 +10,16 @@ mod procedures;
 mod recall;
 pub(crate) mod recall_cases;
 mod reports;
+mod sessions;
 mod submissions;
 mod survivorship;
 
 use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
@@ -28,6 +29,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route(
+            "/api/v1/session",
+            post(sessions::sign_in)
+                .get(sessions::current_session)
+                .delete(sessions::sign_out),
+        )
+        .route(
+            "/api/v1/session/reauthenticate",
+            post(sessions::reauthenticate),
+        )
+        .route("/api/v1/sessions", get(sessions::list_sessions))
+        .route("/api/v1/sessions/{id}", delete(sessions::revoke_session))
         .route("/api/v1/procedures", post(procedures::create_procedure))
         .route("/api/v1/procedures/{id}", get(procedures::get_procedure))
         .route(
@@ -98,12 +111,18 @@ pub fn upload_routes() -> Router<AppState> {
 #[openapi(
     info(
         title = "mdor API",
-        description = "Medical Device Outcome Registry: record implants at the point of care, follow up outcomes, find patients for recalls. Every route except /health and this document needs a bearer token bound to one organisation and one role.",
+        description = "Medical Device Outcome Registry: record implants at the point of care, follow up outcomes, find patients for recalls. Every route except /health, this document and sign-in needs a bearer token bound to one organisation and one role (systems), or a session cookie from POST /api/v1/session (people; requests that change data also send the session's X-CSRF-Token).",
         version = "1.0.0",
         license(name = "Apache-2.0")
     ),
     paths(
         health::health,
+        sessions::sign_in,
+        sessions::current_session,
+        sessions::sign_out,
+        sessions::reauthenticate,
+        sessions::list_sessions,
+        sessions::revoke_session,
         procedures::create_procedure,
         procedures::get_procedure,
         outcomes::record_removal,
@@ -131,7 +150,7 @@ pub fn upload_routes() -> Router<AppState> {
         submissions::procedure_versions,
     ),
     modifiers(&BearerAuth),
-    security(("bearer" = []))
+    security(("bearer" = []), ("session" = []))
 )]
 pub struct ApiDoc;
 
@@ -150,6 +169,13 @@ impl Modify for BearerAuth {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-mdor_session",
+                "Set by POST /api/v1/session; requests that change data must also send the session's csrf_token as X-CSRF-Token",
+            ))),
         );
     }
 }

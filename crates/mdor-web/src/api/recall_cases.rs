@@ -400,6 +400,7 @@ const WORKLIST_HEADER: &str = "entry_id,status,provider_ods,nhs_number,family_na
 
 #[utoipa::path(get, path = "/api/v1/recall-cases/{id}/worklist.csv", params(("id" = i64, Path), WorkParams), responses(
     (status = 200, description = "One row per affected implant, CSV; identifiable; audited", content_type = "text/csv", body = String),
+    (status = 403, description = "With a session: the password and second factor were not entered in the last 10 minutes (step-up first)", body = ErrorBody),
     (status = 404, body = ErrorBody),
 ))]
 pub async fn worklist_csv(
@@ -408,6 +409,9 @@ pub async fn worklist_csv(
     id: Result<Path<i64>, PathRejection>,
     params: Result<Query<WorkParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // An export: a person must have re-authenticated within 10 minutes; the page-by-page
+    // JSON view of the same work items does not ask it.
+    principal.require_recent_authentication(&state.ctx)?;
     let Path(id) = id.map_err(|r| path_error(r, "id"))?;
     let (provider, mut after, _) = work_params(params)?;
     let mut csv = String::from(WORKLIST_HEADER);

@@ -1,5 +1,6 @@
-//! No NHS number, name, postcode or token reaches a log line. Requests carrying planted canary
-//! values (a patient's identifiers, valid and invalid bearer tokens, a malformed NHS number)
+//! No NHS number, name, postcode, token, password, one-time code or session secret reaches a
+//! log line. Requests carrying planted canary values (a patient's identifiers, valid and
+//! invalid bearer tokens, a malformed NHS number, a person's credentials and session)
 //! go through the real router with every log event and span, at TRACE level from every crate
 //! (sqlx and tower-http included), written to a buffer; then every line is searched.
 
@@ -156,6 +157,104 @@ async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
             )
             .await;
         assert_eq!(unknown_token.status, StatusCode::UNAUTHORIZED);
+
+        // A person's sign-ins, session use, step-up and sign-out: no password, code, session
+        // secret or CSRF token may be logged either.
+        let app = app.with_accounts(mdor_web::WebSettings::default(), chrono::Utc::now);
+        let account = mdor_service::create_account(
+            &app.ctx,
+            &mdor_service::AccountRequest {
+                username: mdor_service::accounts::Username::parse("canary.person").unwrap(),
+                role: mdor_service::AccountRole::ProviderSubmitter,
+                organisation: Some(mdor_domain::OdsCode::parse("RA1").unwrap()),
+                patient: None,
+            },
+        )
+        .await
+        .unwrap();
+        let new_password = "Canarypasswordxq 2026";
+        secrets.extend([
+            account.initial_password.clone(),
+            account.totp_secret.clone(),
+            new_password.to_string(),
+        ]);
+        secrets.extend(account.backup_codes.iter().cloned());
+        let sign_in = |second_factor: &str, new: Option<&str>| {
+            let mut body = json!({
+                "username": "canary.person",
+                "password": if new.is_some() { account.initial_password.as_str() } else { new_password },
+                "second_factor": second_factor,
+            });
+            if let Some(new) = new {
+                body["new_password"] = json!(new);
+            }
+            axum::http::Request::post("/api/v1/session")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap()
+        };
+        let started = app
+            .send(sign_in(&account.backup_codes[0], Some(new_password)))
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+        let failed = app.send(sign_in(&account.backup_codes[0], None)).await;
+        assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+        let cookie = started.headers["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let csrf = started.body["csrf_token"].as_str().unwrap().to_string();
+        secrets.extend([
+            cookie
+                .trim_start_matches("__Host-mdor_session=")
+                .to_string(),
+            csrf.clone(),
+        ]);
+        let with_cookie = |method: &str, uri: &str, csrf: &str, body: serde_json::Value| {
+            axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("cookie", &cookie)
+                .header("x-csrf-token", csrf)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap()
+        };
+        let read = app
+            .send(with_cookie(
+                "GET",
+                &format!("/api/v1/procedures/{id}"),
+                "",
+                json!({}),
+            ))
+            .await;
+        assert_eq!(read.status, StatusCode::OK);
+        let forged = app
+            .send(with_cookie(
+                "POST",
+                "/api/v1/deaths",
+                &"0".repeat(64),
+                death.clone(),
+            ))
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let stepped = app
+            .send(with_cookie(
+                "POST",
+                "/api/v1/session/reauthenticate",
+                &csrf,
+                json!({ "password": new_password, "second_factor": account.backup_codes[1] }),
+            ))
+            .await;
+        assert_eq!(stepped.status, StatusCode::OK, "{}", stepped.body);
+        let renewed = stepped.headers["set-cookie"].to_str().unwrap();
+        secrets.push(
+            renewed
+                .split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches("__Host-mdor_session=")
+                .to_string(),
+        );
+        secrets.push(stepped.body["csrf_token"].as_str().unwrap().to_string());
     }
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(

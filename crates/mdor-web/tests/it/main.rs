@@ -12,6 +12,7 @@ mod data_quality;
 mod log_canaries;
 mod recall_cases;
 mod reports;
+mod sessions;
 mod submissions;
 mod support;
 mod timeline;

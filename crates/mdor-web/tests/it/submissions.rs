@@ -466,9 +466,10 @@ async fn bad_parameters_and_oversized_uploads_are_refused_with_a_clear_error() {
             std::sync::Arc::new(mdor_service::shipped_catalogue().unwrap()),
         );
         let small = TestApp {
-            router: mdor_web::router(mdor_web::AppState {
-                ctx: app.ctx.clone().with_submissions(settings),
-            }),
+            router: mdor_web::router(mdor_web::AppState::new(
+                app.ctx.clone().with_submissions(settings),
+                mdor_web::WebSettings::default(),
+            )),
             ..app
         };
         let (status, body) = upload(

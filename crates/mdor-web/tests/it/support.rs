@@ -149,7 +149,10 @@ pub async fn spawn_app(backend: &str) -> TestApp {
     mdor_service::load_register_csv(&ctx, csv.as_bytes())
         .await
         .unwrap();
-    let router = mdor_web::router(mdor_web::AppState { ctx: ctx.clone() });
+    let router = mdor_web::router(mdor_web::AppState::new(
+        ctx.clone(),
+        mdor_web::WebSettings::default(),
+    ));
     TestApp {
         router,
         ctx,
@@ -159,6 +162,27 @@ pub async fn spawn_app(backend: &str) -> TestApp {
         regulator,
         admin,
         _postgres: postgres,
+    }
+}
+
+/// The key that seals TOTP secrets in tests with accounts.
+pub fn account_key() -> mdor_service::AccountKey {
+    mdor_service::AccountKey::parse(&"42".repeat(32)).unwrap()
+}
+
+impl TestApp {
+    /// The same store served with the accounts key, these web settings and this clock.
+    pub fn with_accounts(
+        self,
+        settings: mdor_web::WebSettings,
+        clock: fn() -> chrono::DateTime<chrono::Utc>,
+    ) -> TestApp {
+        let ctx = Ctx::with_clock(Arc::clone(&self.store), clock).with_account_key(account_key());
+        TestApp {
+            router: mdor_web::router(mdor_web::AppState::new(ctx.clone(), settings)),
+            ctx,
+            ..self
+        }
     }
 }
 
