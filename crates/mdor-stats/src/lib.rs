@@ -33,7 +33,7 @@ pub mod special;
 mod test_data;
 
 pub use aalen_johansen::{CauseIncidence, CompetingRisksData, CumulativeIncidence, aalen_johansen};
-pub use cox::{ChiSquareTest, CoxFit, CoxOptions, Ties, cox_regression};
+pub use cox::{ChiSquareTest, CoxDesign, CoxFit, CoxOptions, Ties, cox_regression};
 pub use cusum::{
     CusumChart, average_run_length, bernoulli_cusum, false_alarm_probability,
     limit_for_false_alarm, limit_for_run_length, risk_adjusted_cusum, vlad,

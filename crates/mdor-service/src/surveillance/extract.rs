@@ -103,6 +103,8 @@ pub(crate) struct Cohort {
     pub procedures: Vec<CohortProcedure>,
     /// Grouped by procedure, in procedure order.
     pub implants: Vec<CohortImplant>,
+    /// Survivorship reports' Cox designs per class, built by the first report on the class.
+    pub class_designs: crate::surveillance::survivorship::ClassDesigns,
 }
 
 /// A date as a day number (days from the common era), the cohort's unit of time.
@@ -251,6 +253,7 @@ impl Cohort {
             lots,
             procedures,
             implants: cohort_implants,
+            class_designs: Default::default(),
         }
     }
 

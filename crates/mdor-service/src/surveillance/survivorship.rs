@@ -13,9 +13,12 @@
 use serde::Serialize;
 
 use mdor_domain::UdiDi;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use mdor_stats::{
-    CiTransform, CompetingRisksData, CoxOptions, KaplanMeier, KaplanMeierOptions, SurvivalData,
-    aalen_johansen, cox_regression, kaplan_meier,
+    CiTransform, CompetingRisksData, CoxDesign, CoxOptions, KaplanMeier, KaplanMeierOptions,
+    StatsError, SurvivalData, aalen_johansen, cox_regression, kaplan_meier,
 };
 
 use crate::error::ServiceError;
@@ -151,7 +154,16 @@ pub(crate) fn survivorship(
             warnings.push("the group is the whole class: no hazard ratio against it".into());
             None
         }
-        _ => hazard_ratio(&units, class_types.len() > 1, &mut warnings),
+        DeviceGrouping::Combination(_) => {
+            hazard_ratio(&units, class_types.len() > 1, None, &mut warnings)
+        }
+        _ => {
+            let stratified = class_types.len() > 1;
+            let design = cohort
+                .class_designs
+                .get_or_build(&class_types, stratified, &units);
+            hazard_ratio(&units, stratified, Some(&design), &mut warnings)
+        }
     };
     tracing::debug!(
         units = units.len(),
@@ -385,9 +397,126 @@ pub(crate) fn incidence_at(aj: &mdor_stats::CumulativeIncidence, t: f64) -> Opti
     })
 }
 
+/// The Cox design of a class's implant units: follow-up, revisions, age and sex (those that
+/// vary), sorted and standardised once; every model's report on the class fits only its own
+/// indicator against it. At 2M procedures a hip-cup class has about 520,000 units, and the set-up
+/// was a third of a report's time.
+pub(crate) struct ClassDesign {
+    data: SurvivalData,
+    strata: Option<Vec<u32>>,
+    /// Besides the group indicator: 1 for age, 2 for sex.
+    keep: Vec<usize>,
+    /// `None` when neither age nor sex varies: the group indicator is fitted alone.
+    design: Option<CoxDesign>,
+}
+
+impl ClassDesign {
+    fn new(units: &[Unit], stratified: bool) -> Result<ClassDesign, StatsError> {
+        let time: Vec<f64> = units.iter().map(|u| u.years).collect();
+        let event: Vec<bool> = units.iter().map(|u| u.exit == Exit::Revision).collect();
+        let data = SurvivalData::from_vecs(time, event)?;
+        // A covariate that does not vary (one sex only, as for breast implants) cannot be
+        // fitted.
+        let age_varies = units.iter().any(|u| u.age != units[0].age);
+        let sex_varies = units.iter().any(|u| u.male != units[0].male);
+        let keep: Vec<usize> = [(1, age_varies), (2, sex_varies)]
+            .into_iter()
+            .filter_map(|(k, varies)| varies.then_some(k))
+            .collect();
+        let mut covariates = Vec::with_capacity(units.len() * keep.len());
+        for u in units {
+            for &k in &keep {
+                covariates.push(match k {
+                    1 => u.age,
+                    _ => f64::from(u8::from(u.male)),
+                });
+            }
+        }
+        let strata: Option<Vec<u32>> =
+            stratified.then(|| units.iter().map(|u| u.stratum).collect());
+        let design = if keep.is_empty() {
+            None
+        } else {
+            Some(CoxDesign::new(
+                &data,
+                &covariates,
+                keep.len(),
+                strata.as_deref(),
+            )?)
+        };
+        Ok(ClassDesign {
+            data,
+            strata,
+            keep,
+            design,
+        })
+    }
+
+    fn fit(&self, leading: &[f64]) -> Result<mdor_stats::CoxFit, StatsError> {
+        match &self.design {
+            Some(design) => design.fit_with_leading(leading, CoxOptions::default()),
+            None => cox_regression(
+                &self.data,
+                leading,
+                1,
+                self.strata.as_deref(),
+                CoxOptions::default(),
+            ),
+        }
+    }
+}
+
+/// A cohort's class designs by (device types of the class, stratified); each is built once, by
+/// the first report on its class, and lives as long as the cohort.
+#[derive(Default)]
+pub(crate) struct ClassDesigns {
+    built: Mutex<DesignMap>,
+}
+
+/// A class's design, or why it could not be built, by (device types, stratified).
+type DesignMap = HashMap<(Vec<u32>, bool), Arc<Result<ClassDesign, StatsError>>>;
+
+impl ClassDesigns {
+    fn get_or_build(
+        &self,
+        class_types: &[u32],
+        stratified: bool,
+        units: &[Unit],
+    ) -> Arc<Result<ClassDesign, StatsError>> {
+        let key = (class_types.to_vec(), stratified);
+        if let Some(design) = self.lock().get(&key) {
+            return Arc::clone(design);
+        }
+        // Built outside the lock: two first reports on one class may both build it, and the
+        // second simply replaces the first.
+        let design = Arc::new(ClassDesign::new(units, stratified));
+        self.lock().insert(key, Arc::clone(&design));
+        design
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DesignMap> {
+        // A poisoned lock only means another report panicked; the designs are still whole.
+        self.built.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clone for ClassDesigns {
+    /// A cloned cohort starts without designs; they are rebuilt on demand.
+    fn clone(&self) -> Self {
+        ClassDesigns::default()
+    }
+}
+
+impl std::fmt::Debug for ClassDesigns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClassDesigns({} built)", self.lock().len())
+    }
+}
+
 fn hazard_ratio(
     units: &[Unit],
     stratified: bool,
+    design: Option<&Result<ClassDesign, StatsError>>,
     warnings: &mut Vec<String>,
 ) -> Option<HazardRatio> {
     let comparator: Vec<&Unit> = units.iter().filter(|u| !u.in_group).collect();
@@ -395,36 +524,24 @@ fn hazard_ratio(
         warnings.push("no other devices in the class: no hazard ratio".into());
         return None;
     }
-    let time: Vec<f64> = units.iter().map(|u| u.years).collect();
-    let event: Vec<bool> = units.iter().map(|u| u.exit == Exit::Revision).collect();
-    let mut covariates = Vec::with_capacity(units.len() * 3);
-    for u in units {
-        covariates.push(if u.in_group { 1.0 } else { 0.0 });
-        covariates.push(u.age);
-        covariates.push(if u.male { 1.0 } else { 0.0 });
-    }
-    // A covariate that does not vary (one sex only, as for breast implants) cannot be fitted.
-    let varies = |k: usize| {
-        let first = covariates[k];
-        covariates.iter().skip(k).step_by(3).any(|&v| v != first)
+    let owned;
+    let design = match design {
+        Some(design) => design,
+        None => {
+            owned = ClassDesign::new(units, stratified);
+            &owned
+        }
     };
-    let keep: Vec<usize> = (0..3).filter(|&k| k == 0 || varies(k)).collect();
-    let covariates: Vec<f64> = covariates
-        .chunks(3)
-        .flat_map(|row| keep.iter().map(move |&k| row[k]))
+    let leading: Vec<f64> = units
+        .iter()
+        .map(|u| if u.in_group { 1.0 } else { 0.0 })
         .collect();
-    let strata: Option<Vec<u32>> = stratified.then(|| units.iter().map(|u| u.stratum).collect());
-    let fit = SurvivalData::from_vecs(time, event).and_then(|data| {
-        cox_regression(
-            &data,
-            &covariates,
-            keep.len(),
-            strata.as_deref(),
-            CoxOptions::default(),
-        )
-    });
+    let fit = design
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|d| d.fit(&leading).map(|fit| (fit, d.keep.clone())));
     match fit {
-        Ok(fit) => Some(HazardRatio {
+        Ok((fit, keep)) => Some(HazardRatio {
             estimate: fit.hazard_ratios[0],
             lower: fit.hazard_ratio_lower[0],
             upper: fit.hazard_ratio_upper[0],
@@ -434,7 +551,7 @@ fn hazard_ratio(
                 .iter()
                 .filter(|u| u.exit == Exit::Revision)
                 .count() as u64,
-            adjusted_for: keep[1..]
+            adjusted_for: keep
                 .iter()
                 .map(|&k| if k == 1 { "age" } else { "sex" })
                 .collect(),
