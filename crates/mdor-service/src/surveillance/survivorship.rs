@@ -154,16 +154,17 @@ pub(crate) fn survivorship(
             warnings.push("the group is the whole class: no hazard ratio against it".into());
             None
         }
+        // A construct's units are procedures chosen by its parts, so they have no class design
+        // to share.
         DeviceGrouping::Combination(_) => {
             hazard_ratio(&units, class_types.len() > 1, None, &mut warnings)
         }
-        _ => {
-            let stratified = class_types.len() > 1;
-            let design = cohort
-                .class_designs
-                .get_or_build(&class_types, stratified, &units);
-            hazard_ratio(&units, stratified, Some(&design), &mut warnings)
-        }
+        _ => hazard_ratio(
+            &units,
+            class_types.len() > 1,
+            Some((&cohort.class_designs, &class_types)),
+            &mut warnings,
+        ),
     };
     tracing::debug!(
         units = units.len(),
@@ -516,7 +517,7 @@ impl std::fmt::Debug for ClassDesigns {
 fn hazard_ratio(
     units: &[Unit],
     stratified: bool,
-    design: Option<&Result<ClassDesign, StatsError>>,
+    shared: Option<(&ClassDesigns, &[u32])>,
     warnings: &mut Vec<String>,
 ) -> Option<HazardRatio> {
     let comparator: Vec<&Unit> = units.iter().filter(|u| !u.in_group).collect();
@@ -524,19 +525,17 @@ fn hazard_ratio(
         warnings.push("no other devices in the class: no hazard ratio".into());
         return None;
     }
-    let owned;
-    let design = match design {
-        Some(design) => design,
-        None => {
-            owned = ClassDesign::new(units, stratified);
-            &owned
-        }
+    // Built (or found) only once a comparator is known to exist.
+    let design = match shared {
+        Some((designs, class_types)) => designs.get_or_build(class_types, stratified, units),
+        None => Arc::new(ClassDesign::new(units, stratified)),
     };
     let leading: Vec<f64> = units
         .iter()
         .map(|u| if u.in_group { 1.0 } else { 0.0 })
         .collect();
     let fit = design
+        .as_ref()
         .as_ref()
         .map_err(Clone::clone)
         .and_then(|d| d.fit(&leading).map(|fit| (fit, d.keep.clone())));
