@@ -126,6 +126,16 @@ pub fn cox_regression(
     fit(&problem, options, n_events)
 }
 
+fn check_tolerance(options: CoxOptions) -> Result<(), StatsError> {
+    if !(options.tolerance > 0.0 && options.tolerance < 1.0) {
+        return Err(StatsError::InvalidOption {
+            option: "tolerance",
+            reason: "must lie strictly between 0 and 1",
+        });
+    }
+    Ok(())
+}
+
 /// The checks every fit makes of its inputs and options.
 fn check_inputs(
     data: &SurvivalData,
@@ -141,12 +151,7 @@ fn check_inputs(
             reason: "at least one covariate is needed",
         });
     }
-    if !(options.tolerance > 0.0 && options.tolerance < 1.0) {
-        return Err(StatsError::InvalidOption {
-            option: "tolerance",
-            reason: "must lie strictly between 0 and 1",
-        });
-    }
+    check_tolerance(options)?;
     let n = data.len();
     check_length(
         "covariates",
@@ -228,12 +233,7 @@ impl CoxDesign {
         options: CoxOptions,
     ) -> Result<CoxFit, StatsError> {
         check_confidence_level(options.confidence_level)?;
-        if !(options.tolerance > 0.0 && options.tolerance < 1.0) {
-            return Err(StatsError::InvalidOption {
-                option: "tolerance",
-                reason: "must lie strictly between 0 and 1",
-            });
-        }
+        check_tolerance(options)?;
         check_length("leading", self.len(), leading.len())?;
         if let Some(index) = leading.iter().position(|v| !v.is_finite()) {
             return Err(StatsError::InvalidValue {
