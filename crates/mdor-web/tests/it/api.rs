@@ -37,25 +37,7 @@ async fn health_is_open_and_names_the_backend() {
 async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let routes = [
-            ("GET", "/api/v1/procedures/1"),
-            ("POST", "/api/v1/procedures"),
-            ("POST", "/api/v1/implants/1/removals"),
-            ("POST", "/api/v1/deaths"),
-            ("GET", "/api/v1/devices/05012345678900"),
-            ("POST", "/api/v1/devices"),
-            ("GET", "/api/v1/recall?udi_di=05012345678900"),
-            ("POST", "/api/v1/recall-cases"),
-            ("GET", "/api/v1/recall-cases/1"),
-            ("POST", "/api/v1/patients/timeline"),
-            ("GET", "/api/v1/reports/feedback?kind=provider&subject=RA1"),
-            ("POST", "/api/v1/patients/access-log"),
-            ("POST", "/api/v1/recall-cases/1/refresh"),
-            ("GET", "/api/v1/recall-cases/1/patients"),
-            ("GET", "/api/v1/recall-cases/1/worklist.csv"),
-            ("POST", "/api/v1/recall-cases/1/patients/1/status"),
-            ("GET", "/api/v1/devices/05012345678900/survivorship"),
-        ];
+        let routes = crate::support::RECORD_ROUTES;
         let revoked = mdor_service::create_token(
             &app.ctx,
             &mdor_domain::OdsCode::parse("RA1").unwrap(),

@@ -759,29 +759,18 @@ async fn every_record_route_refuses_an_unknown_or_ended_session_even_with_its_cs
             cookie: format!("__Host-mdor_session={}", forged_secret.expose()),
             csrf: forged_secret.csrf_token(),
         };
-        let routes = [
-            ("GET", "/api/v1/procedures/1"),
-            ("POST", "/api/v1/procedures"),
-            ("POST", "/api/v1/implants/1/removals"),
-            ("POST", "/api/v1/deaths"),
-            ("GET", "/api/v1/devices/05012345678900"),
-            ("POST", "/api/v1/devices"),
-            ("GET", "/api/v1/recall?udi_di=05012345678900"),
-            ("POST", "/api/v1/recall-cases"),
-            ("GET", "/api/v1/recall-cases/1"),
-            ("POST", "/api/v1/patients/timeline"),
-            ("GET", "/api/v1/reports/feedback?kind=provider&subject=RA1"),
-            ("POST", "/api/v1/patients/access-log"),
-            ("GET", "/api/v1/recall-cases/1/patients"),
-            ("GET", "/api/v1/recall-cases/1/worklist.csv"),
-            ("GET", "/api/v1/devices/05012345678900/survivorship"),
+        let session_routes = [
             ("GET", "/api/v1/session"),
             ("GET", "/api/v1/sessions"),
             ("DELETE", "/api/v1/sessions/1"),
             ("POST", "/api/v1/session/reauthenticate"),
         ];
+        let routes: Vec<(&str, &str)> = crate::support::RECORD_ROUTES
+            .into_iter()
+            .chain(session_routes)
+            .collect();
         for session in [&ended, &forged] {
-            for (method, uri) in routes {
+            for &(method, uri) in &routes {
                 let body = (method != "GET").then(|| json!({}));
                 let reply = with_cookie(
                     &app,

@@ -30,6 +30,28 @@ pub struct TestApp {
 }
 
 /// Which backends the suite runs on: SQLite always, PostgreSQL when configured.
+/// Every route that reads or changes records, with a path that names a record where it needs
+/// one: the authentication tests walk them all, for tokens and for sessions alike.
+pub const RECORD_ROUTES: [(&str, &str); 17] = [
+    ("GET", "/api/v1/procedures/1"),
+    ("POST", "/api/v1/procedures"),
+    ("POST", "/api/v1/implants/1/removals"),
+    ("POST", "/api/v1/deaths"),
+    ("GET", "/api/v1/devices/05012345678900"),
+    ("POST", "/api/v1/devices"),
+    ("GET", "/api/v1/recall?udi_di=05012345678900"),
+    ("POST", "/api/v1/recall-cases"),
+    ("GET", "/api/v1/recall-cases/1"),
+    ("POST", "/api/v1/patients/timeline"),
+    ("GET", "/api/v1/reports/feedback?kind=provider&subject=RA1"),
+    ("POST", "/api/v1/patients/access-log"),
+    ("POST", "/api/v1/recall-cases/1/refresh"),
+    ("GET", "/api/v1/recall-cases/1/patients"),
+    ("GET", "/api/v1/recall-cases/1/worklist.csv"),
+    ("POST", "/api/v1/recall-cases/1/patients/1/status"),
+    ("GET", "/api/v1/devices/05012345678900/survivorship"),
+];
+
 pub fn backends() -> Vec<&'static str> {
     let mut backends = vec!["sqlite"];
     if std::env::var("MDOR_TEST_POSTGRES_URL").is_ok() {
