@@ -72,7 +72,7 @@ enum Command {
         seed: u64,
         #[arg(long, default_value = "demo-data/dataset")]
         out: PathBuf,
-        /// Also write `submission.ndjson`: every procedure as an `mdor_core` 1.1 record from
+        /// Also write `submission.ndjson`: every procedure as an `mdor_core` 1.2 record from
         /// this provider, for `mdor submit` (benchmarks and tests of bulk submission).
         #[arg(long)]
         submission_provider: Option<String>,
@@ -253,7 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(provider) = submission_provider {
                 let written = submit::write_synthetic_submission(&out, &provider)?;
                 print(&format!(
-                    "wrote {written} mdor_core 1.1 records from {provider} to {}\n",
+                    "wrote {written} mdor_core 1.2 records from {provider} to {}\n",
                     out.join("submission.ndjson").display()
                 ));
             }

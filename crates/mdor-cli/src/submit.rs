@@ -134,7 +134,7 @@ async fn write_report(ctx: &Ctx, job: &SubmissionJob, path: &Path) -> anyhow::Re
 }
 
 /// Writes `dir/submission.ndjson` from `dir/procedures.ndjson`: each synthetic procedure as an
-/// `mdor_core` 1.1 record from `provider` (local record ids stay unique: they start with the
+/// `mdor_core` 1.2 record from `provider` (local record ids stay unique: they start with the
 /// original provider's code). Returns how many records were written.
 pub fn write_synthetic_submission(dir: &Path, provider: &str) -> anyhow::Result<u64> {
     let provider = OdsCode::parse(provider).context("--submission-provider")?;
@@ -169,6 +169,7 @@ fn core_record(synthetic: &Value, provider: &str) -> Value {
         ("opcs4_code", "opcs4_code"),
         ("snomed_ct_id", "snomed_ct_id"),
         ("laterality", "laterality"),
+        ("indication", "indication"),
     ] {
         if !p[from].is_null() {
             procedure.insert(to.into(), p[from].clone());

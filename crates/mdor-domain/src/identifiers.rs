@@ -506,6 +506,19 @@ impl RegistryCode {
     }
 }
 
+/// Why a procedure was done, as its dataset codes it (`osteoarthritis`, `reconstructive`,
+/// `sui`): a code from the dataset's `indication` code list, kept so that survivorship can
+/// compare devices used for the same reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Indication(String);
+string_identifier!(Indication);
+
+impl Indication {
+    pub fn parse(input: &str) -> Result<Indication, IdentifierError> {
+        Slug::parse_field(input, "indication").map(|slug| Indication(slug.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

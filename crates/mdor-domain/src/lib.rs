@@ -12,8 +12,8 @@ pub mod rules;
 pub mod udi;
 
 pub use identifiers::{
-    GmcNumber, IdentifierError, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, RegistryCode,
-    Sex, Slug, SnomedCtId,
+    GmcNumber, IdentifierError, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode,
+    RegistryCode, Sex, Slug, SnomedCtId,
 };
 pub use month::{Month, MonthError};
 pub use udi::{ParsedUdi, ProductionIdentifiers, UdiDi, UdiError, UdiIssuer};

@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::identifiers::{
-    GmcNumber, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, RegistryCode, Sex, SnomedCtId,
+    GmcNumber, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, RegistryCode, Sex,
+    SnomedCtId,
 };
 use crate::udi::{ProductionIdentifiers, UdiDi};
 
@@ -156,6 +157,8 @@ pub struct Procedure {
     pub laterality: Laterality,
     pub registry: RegistryCode,
     pub local_record_id: LocalRecordId,
+    /// Why it was done, when the dataset records it; survivorship adjusts for it.
+    pub indication: Option<Indication>,
 }
 
 /// A patient, a procedure and its devices: the unit a provider submits and the registry

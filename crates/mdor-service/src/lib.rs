@@ -77,12 +77,12 @@ pub use surveillance::{
 pub use surveillance::{
     CompletenessRow, DeviceGrouping, DeviceRating, Estimate, FEEDBACK_YEARS, FeedbackReport,
     FeedbackSubject, FunnelOutlier, FunnelSummary, HazardRatio, HorizonRule, ImplantOutlier,
-    OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS, RatingConfig, RatingLevel,
-    RatingOutcome, RevisionEstimate, RevisionRow, SignalConfig, SignalResult, SignalSummary,
-    SurveillanceConfig, SurveillanceRun, SurvivorshipPoint, SurvivorshipReport, VolumeRow,
-    device_survivorship, feedback_csv, feedback_report, latest_alerts, latest_surveillance_run,
-    operator_feedback_report, operator_survivorship, run_surveillance, surveil_after_ingests,
-    surveillance_alerts,
+    IndicationAdjustment, OutlierConfig, OutlierReport, OverdispersionMethod, REPORT_YEARS,
+    RatingConfig, RatingLevel, RatingOutcome, RevisionEstimate, RevisionRow, SignalConfig,
+    SignalResult, SignalSummary, SurveillanceConfig, SurveillanceRun, SurvivorshipPoint,
+    SurvivorshipReport, VolumeRow, device_survivorship, feedback_csv, feedback_report,
+    latest_alerts, latest_surveillance_run, operator_feedback_report, operator_survivorship,
+    run_surveillance, surveil_after_ingests, surveillance_alerts,
 };
 pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
 

@@ -28,6 +28,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../registries/mdor_core/1.1.toml"),
     ),
     (
+        "registries/mdor_core/1.2.toml",
+        include_str!("../../../registries/mdor_core/1.2.toml"),
+    ),
+    (
         "registries/mtr/1.0.toml",
         include_str!("../../../registries/mtr/1.0.toml"),
     ),

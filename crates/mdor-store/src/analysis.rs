@@ -47,6 +47,8 @@ pub struct AnalysisExtract {
     pub consultants: Vec<(ConsultantId, String)>,
     /// Distinct lot codes; `AnalysisImplant::lot` indexes this.
     pub lots: Vec<String>,
+    /// Distinct indication codes; `AnalysisImplant::indication` indexes this.
+    pub indications: Vec<String>,
     /// One row per implant in the scope, in implant id order.
     pub implants: Vec<AnalysisImplant>,
 }
@@ -54,7 +56,8 @@ pub struct AnalysisExtract {
 impl AnalysisExtract {
     /// The part of a whole-registry extract that `Store::analysis_extract` returns for
     /// `scope`: the scope's implants of registered models in implant order, lot codes
-    /// re-indexed in first-seen order, and the dimension tables whole. One read of everything
+    /// re-indexed in first-seen order, and the dimension tables (and the few indication codes)
+    /// whole. One read of everything
     /// restricted once per class is cheaper than one read per class, each of which scans
     /// every implant.
     pub fn restricted_to(&self, scope: &AnalysisScope) -> AnalysisExtract {
@@ -94,6 +97,7 @@ impl AnalysisExtract {
             providers: self.providers.clone(),
             consultants: self.consultants.clone(),
             lots,
+            indications: self.indications.clone(),
             implants,
         }
     }
@@ -113,6 +117,8 @@ pub struct AnalysisImplant {
     pub lot: Option<u32>,
     pub provider: OrganisationId,
     pub consultant: ConsultantId,
+    /// The procedure's indication: an index into `AnalysisExtract::indications`.
+    pub indication: Option<u32>,
     /// Age in years at the procedure date (days / 365.25).
     pub age_at_procedure: f64,
     pub sex: Sex,
@@ -202,14 +208,16 @@ pub struct StoredAlert {
 /// An implant row: id, procedure_id, position, device_model_id, lot.
 pub(crate) type ImplantRow = (i64, i64, i32, Option<i64>, Option<String>);
 
+/// A procedure row: id, patient_id, provider_id, consultant_id, procedure_date, indication.
+pub(crate) type ProcedureRow = (i64, i64, i64, i64, NaiveDate, Option<String>);
+
 /// Raw rows as read by a backend, joined into an extract by `assemble`.
 #[derive(Default)]
 pub(crate) struct ExtractRows {
     pub device_models: Vec<DeviceModel>,
     pub providers: Vec<(i64, String)>,
     pub consultants: Vec<(i64, String)>,
-    /// id, patient_id, provider_id, consultant_id, procedure_date.
-    pub procedures: Vec<(i64, i64, i64, i64, NaiveDate)>,
+    pub procedures: Vec<ProcedureRow>,
     /// id, date_of_birth, sex, date_of_death.
     pub patients: Vec<(i64, NaiveDate, String, Option<NaiveDate>)>,
     pub implants: Vec<ImplantRow>,
@@ -238,6 +246,20 @@ pub(crate) fn assemble(rows: ExtractRows) -> Result<AnalysisExtract, StoreError>
         sexes.push(sex);
     }
     let procedure_index = IdIndex::new(procedures.iter().map(|p| p.0));
+    // A handful of codes, so a linear search beats hashing each procedure's.
+    let mut indications: Vec<String> = Vec::new();
+    let mut procedure_indication = Vec::with_capacity(procedures.len());
+    for p in &procedures {
+        procedure_indication.push(p.5.as_deref().map(|code| {
+            match indications.iter().position(|known| known == code) {
+                Some(k) => k as u32,
+                None => {
+                    indications.push(code.to_string());
+                    (indications.len() - 1) as u32
+                }
+            }
+        }));
+    }
     // Both are in implant id order, so each implant's removal is found by walking along.
     let mut parsed_removals = Vec::with_capacity(removals.len());
     for (implant, date, kind) in removals {
@@ -253,7 +275,7 @@ pub(crate) fn assemble(rows: ExtractRows) -> Result<AnalysisExtract, StoreError>
         let p = procedure_index
             .get(procedure_id)
             .ok_or_else(|| StoreError::Corrupt(format!("implant {id} has no procedure")))?;
-        let (_, patient_id, provider, consultant, procedure_date) = procedures[p];
+        let (_, patient_id, provider, consultant, procedure_date, _) = procedures[p];
         let &q = patient_index.get(&patient_id).ok_or_else(|| {
             StoreError::Corrupt(format!("procedure {procedure_id} has no patient"))
         })?;
@@ -276,6 +298,7 @@ pub(crate) fn assemble(rows: ExtractRows) -> Result<AnalysisExtract, StoreError>
             lot,
             provider: OrganisationId(provider),
             consultant: ConsultantId(consultant),
+            indication: procedure_indication[p],
             age_at_procedure: (procedure_date - *date_of_birth).num_days() as f64 / 365.25,
             sex: sexes[q],
             removal: {
@@ -301,6 +324,7 @@ pub(crate) fn assemble(rows: ExtractRows) -> Result<AnalysisExtract, StoreError>
             .map(|(id, gmc)| (ConsultantId(id), gmc))
             .collect(),
         lots,
+        indications,
         implants: out,
     })
 }

@@ -80,6 +80,7 @@ pub struct ProcedureRow {
     pub registry: String,
     pub local_record_id: String,
     pub created_at: DateTime<Utc>,
+    pub indication: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -167,6 +168,7 @@ pub fn procedure_record(
         registry: row.registry,
         local_record_id: row.local_record_id,
         created_at: row.created_at,
+        indication: row.indication,
         implants,
     }
 }

@@ -48,8 +48,8 @@ pub const PATIENT_UPDATE_DEMOGRAPHICS: &str = "UPDATE patient SET family_name = 
 
 pub const PROCEDURE_INSERT: &str = "INSERT INTO procedure \
      (patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, \
-      laterality, registry, local_record_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+      laterality, registry, local_record_id, created_at, indication) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
 
 pub const IMPLANT_INSERT: &str = "INSERT INTO implant \
      (procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) \
@@ -68,7 +68,7 @@ pub const IDEMPOTENCY_SELECT: &str = "SELECT request_hash, response_status, resp
 pub const PROCEDURE_SELECT: &str = "SELECT p.id, p.provider_id, o.ods_code AS provider_ods, p.patient_id, \
        pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.sex, pt.postcode, pt.date_of_death, \
        c.gmc_number AS consultant_gmc, p.procedure_date, p.opcs4_code, p.opcs4_version, p.snomed_ct_id, \
-       p.laterality, p.registry, p.local_record_id, p.created_at \
+       p.laterality, p.registry, p.local_record_id, p.created_at, p.indication \
      FROM procedure p \
      JOIN patient pt ON pt.id = p.patient_id \
      JOIN organisation o ON o.id = p.provider_id \
@@ -260,7 +260,7 @@ pub fn analysis_queries(scope: &crate::analysis::AnalysisScope) -> AnalysisQueri
             .to_string(),
         consultants: "SELECT id, gmc_number FROM consultant ORDER BY id".to_string(),
         procedures: format!(
-            "SELECT id, patient_id, provider_id, consultant_id, procedure_date FROM procedure{} ORDER BY id",
+            "SELECT id, patient_id, provider_id, consultant_id, procedure_date, indication FROM procedure{} ORDER BY id",
             where_clause(&filters.procedures)
         ),
         patients: format!(

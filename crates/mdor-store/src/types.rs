@@ -185,6 +185,8 @@ pub struct ProcedureRecord {
     pub registry: String,
     pub local_record_id: String,
     pub created_at: DateTime<Utc>,
+    /// Why it was done, when the dataset records it.
+    pub indication: Option<String>,
     pub implants: Vec<StoredImplant>,
 }
 

@@ -121,6 +121,9 @@ pub struct ProcedureDetails {
     pub laterality: Laterality,
     pub registry: RegistryCode,
     pub local_record_id: String,
+    /// Why the procedure was done; absent for kinds whose registry records none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indication: Option<&'static str>,
 }
 
 /// One implanted device as submitted: a raw barcode scan or hand-typed label fields.
@@ -237,6 +240,12 @@ impl Generator {
             next_nhs_stem: FIRST_NHS_STEM,
             next_local_record_number: vec![1; self.catalogue.providers.len()],
             next_serial_number: 1,
+            indication_rng: {
+                // A stream of its own, so that indications leave every other draw as it was.
+                let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
+                rng.set_stream(2);
+                rng
+            },
             failed: false,
         }
     }
@@ -251,6 +260,7 @@ pub struct PatientHistories<'a> {
     next_nhs_stem: u32,
     next_local_record_number: Vec<u32>,
     next_serial_number: u64,
+    indication_rng: ChaCha8Rng,
     failed: bool,
 }
 
@@ -440,6 +450,18 @@ impl PatientHistories<'_> {
         let record_number = self.next_local_record_number[planned.provider_index];
         self.next_local_record_number[planned.provider_index] += 1;
         let local_record_id = format!("{}-{record_number:07}", provider.ods_code);
+        let indication = {
+            let mix = hazard::indications(planned.kind);
+            let roll: f64 = self.indication_rng.r#gen();
+            let mut cumulative = 0.0;
+            mix.iter()
+                .find(|i| {
+                    cumulative += i.share;
+                    roll < cumulative
+                })
+                .or(mix.last())
+                .map(|i| i.code)
+        };
 
         let (opcs4_code, model_indexes) = self.choose_devices(planned);
         let mut devices = Vec::with_capacity(model_indexes.len());
@@ -463,6 +485,7 @@ impl PatientHistories<'_> {
                 registry: RegistryCode::parse(planned.kind.registry())
                     .unwrap_or_else(|_| unreachable!()),
                 local_record_id,
+                indication,
             },
             devices,
             procedure_kind: planned.kind,
@@ -682,8 +705,13 @@ impl PatientHistories<'_> {
 
         // Frailties multiply across the distinct models in the construct; a bilateral pair of
         // one model counts once.
-        let mut multiplier =
-            provider.hazard_multiplier * patient_multiplier(planned.kind, age_years, sex);
+        let indication_effect = hazard::indications(planned.kind)
+            .iter()
+            .find(|i| Some(i.code) == record.procedure.indication)
+            .map_or(1.0, |i| i.hazard_ratio);
+        let mut multiplier = provider.hazard_multiplier
+            * patient_multiplier(planned.kind, age_years, sex)
+            * indication_effect;
         for (position, truth) in record.device_truth.iter().enumerate() {
             let seen_before = record.device_truth[..position]
                 .iter()

@@ -12,8 +12,8 @@ use mdor_domain::record::{
 };
 use mdor_domain::udi::{ProductionIdentifiers, UdiDi, parse_scan};
 use mdor_domain::{
-    GmcNumber, IdentifierError, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, RegistryCode,
-    Sex, SnomedCtId,
+    GmcNumber, IdentifierError, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode,
+    RegistryCode, Sex, SnomedCtId,
 };
 use mdor_service::{DeviceModel, ProcedureRecord, RecallRow, StoredImplant, StoredRemoval};
 
@@ -65,6 +65,10 @@ pub struct ProcedureFields {
     pub registry: String,
     /// The provider's own record id; unique per provider.
     pub local_record_id: String,
+    /// Why the procedure was done, as a lower-case code (`osteoarthritis`, `fracture`,
+    /// `reconstructive`); survivorship adjusts hazard ratios for it.
+    #[schema(example = "osteoarthritis")]
+    pub indication: Option<String>,
 }
 
 /// Give `scan` for a barcode entry, or `udi_di` with the production identifiers for a manual
@@ -176,6 +180,15 @@ impl ProcedureFields {
             LocalRecordId::parse(&self.local_record_id, "procedure.local_record_id")
                 .map_err(|e| errors.push(e))
                 .ok();
+        let indication = match self
+            .indication
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            Some(i) => Some(ident(Indication::parse(i), "procedure.indication", errors)?),
+            None => None,
+        };
         Some(Procedure {
             provider: provider?,
             consultant: consultant?,
@@ -185,6 +198,7 @@ impl ProcedureFields {
             laterality: laterality?,
             registry: registry?,
             local_record_id: local_record_id?,
+            indication,
         })
     }
 }
@@ -354,6 +368,7 @@ pub struct ProcedureView {
     pub laterality: String,
     pub registry: String,
     pub local_record_id: String,
+    pub indication: Option<String>,
     pub created_at: DateTime<Utc>,
     pub patient: PatientView,
     pub implants: Vec<ImplantView>,
@@ -411,6 +426,7 @@ impl From<ProcedureRecord> for ProcedureView {
             laterality: r.laterality,
             registry: r.registry,
             local_record_id: r.local_record_id,
+            indication: r.indication,
             created_at: r.created_at,
             patient: PatientView {
                 nhs_number: r.nhs_number,
@@ -650,9 +666,23 @@ pub struct HazardRatioView {
     pub p_value: f64,
     pub n_comparator: u64,
     pub n_comparator_revisions: u64,
-    /// Covariates besides group membership (`age`, `sex`); no indication is recorded.
+    /// Covariates besides group membership (`age`, `sex`, `indication`), those that vary.
     pub adjusted_for: Vec<String>,
+    /// How indication was adjusted for; absent when it was not.
+    pub indication: Option<IndicationAdjustmentView>,
     pub stratified_by_device_type: bool,
+}
+
+/// The indication levels of the hazard ratio's model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicationAdjustmentView {
+    /// The level the others are compared with: the class's most common indication.
+    pub reference: String,
+    /// Levels with a coefficient of their own (`not_recorded`: no indication in the dataset;
+    /// `other`: pooled indications).
+    pub levels: Vec<String>,
+    /// Indications with too few revisions for a coefficient of their own.
+    pub pooled: Vec<String>,
 }
 
 impl From<mdor_service::Estimate> for EstimateView {
@@ -693,6 +723,11 @@ impl From<mdor_service::SurvivorshipReport> for SurvivorshipView {
                 n_comparator: h.n_comparator,
                 n_comparator_revisions: h.n_comparator_revisions,
                 adjusted_for: h.adjusted_for.iter().map(|s| s.to_string()).collect(),
+                indication: h.indication.map(|i| IndicationAdjustmentView {
+                    reference: i.reference,
+                    levels: i.levels,
+                    pooled: i.pooled,
+                }),
                 stratified_by_device_type: h.stratified_by_device_type,
             }),
             warnings: r.warnings,

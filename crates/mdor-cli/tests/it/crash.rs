@@ -226,7 +226,7 @@ fn crash_and_check(backend: &str, database: &str, dir: &Path, check: impl Fn(u64
         file.extend_from_slice(record(i, nhs.as_str()).to_string().as_bytes());
         file.push(b'\n');
     }
-    let path = "/api/v1/submissions?registry=mdor_core&version=1.1&format=ndjson";
+    let path = "/api/v1/submissions?registry=mdor_core&version=1.2&format=ndjson";
 
     let started = Instant::now();
     let mut jobs: Vec<i64> = Vec::new();

@@ -4,11 +4,12 @@
 //! Datasets name the core fields alike (`patient.nhs_number`, `procedure.local_record_id`,
 //! `procedure.provider`, `procedure.consultant`, `patient.date_of_birth`, `patient.sex`, the
 //! definition's `implant_date` field, a `devices` group with `udi` scans); the mapping reads
-//! those by name and the rest by type (the first laterality field gives the side). Everything
-//! else a dataset collects (a breast implant's plane, a hearing aid's aetiology) stays in the
-//! raw record kept beside the procedure. The canonical values were already read by the
-//! engine, so parsing them again here cannot fail for a valid record; when it does (a dataset
-//! that lacks a core field), the record is rejected naming the field.
+//! those by name and the rest by type (the first laterality field gives the side, a code field
+//! named `<section>.indication` the indication). Everything else a dataset collects (a breast
+//! implant's plane, a hearing aid's aetiology) stays in the raw record kept beside the
+//! procedure. The canonical values were already read by the engine, so parsing them again here
+//! cannot fail for a valid record; when it does (a dataset that lacks a core field, or an
+//! indication code that is not a lower-case code), the record is rejected naming the field.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ use mdor_domain::record::{
 };
 use mdor_domain::udi::{ProductionIdentifiers, UdiDi, parse_scan_at};
 use mdor_domain::{
-    GmcNumber, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, Sex, SnomedCtId,
+    GmcNumber, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, Sex, SnomedCtId,
 };
 
 /// Stored as the patient's names when a dataset does not collect them; a patient's stored
@@ -89,6 +90,22 @@ pub(crate) fn to_submission(
     let laterality = laterality
         .map_err(|e| errors_push(read.errors, "procedure.laterality", e.to_string()))
         .ok();
+    // The indication is the first single-valued code field named `<section>.indication`
+    // (`breast.indication`, `pelvic.indication`); datasets that record none leave it unknown.
+    let indication = match definition.fields().iter().find(|f| {
+        matches!(
+            f.field_type(),
+            FieldType::Code {
+                multiple: false,
+                ..
+            }
+        ) && f.name().rsplit('.').next() == Some("indication")
+    }) {
+        Some(field) => read.optional(field.name(), |v| {
+            Indication::parse(v).map_err(|e| e.to_string())
+        }),
+        None => Some(None),
+    };
     let local_record_id = read.required("procedure.local_record_id", |v| {
         LocalRecordId::parse(v, "procedure.local_record_id").map_err(|e| e.message)
     });
@@ -104,6 +121,7 @@ pub(crate) fn to_submission(
         Some(local_record_id),
         Some(family_name),
         Some(given_name),
+        Some(indication),
     ) = (
         nhs_number,
         date_of_birth,
@@ -115,6 +133,7 @@ pub(crate) fn to_submission(
         local_record_id,
         family_name,
         given_name,
+        indication,
     )
     else {
         return Err(errors);
@@ -139,6 +158,7 @@ pub(crate) fn to_submission(
         laterality,
         registry: definition.registry().clone(),
         local_record_id,
+        indication,
     };
     Submission::new(patient, procedure, devices, today).map_err(|errors| {
         errors

@@ -74,6 +74,8 @@ pub(crate) struct CohortProcedure {
     pub consultant: u32,
     pub age: f64,
     pub male: bool,
+    /// Index into `Cohort::indications`; `None` when the dataset records no indication.
+    pub indication: Option<u32>,
     /// Index into `Cohort::classes`: the device type of the procedure's first registered
     /// device (stem for hips, femoral component for knees), or the last class,
     /// `not_in_register`, when no device is registered.
@@ -100,11 +102,13 @@ pub(crate) struct Cohort {
     pub providers: Vec<String>,
     pub consultants: Vec<String>,
     pub lots: Vec<String>,
+    /// Distinct indication codes.
+    pub indications: Vec<String>,
     pub procedures: Vec<CohortProcedure>,
     /// Grouped by procedure, in procedure order.
     pub implants: Vec<CohortImplant>,
     /// Survivorship reports' Cox designs per class, built by the first report on the class.
-    pub class_designs: crate::surveillance::survivorship::ClassDesigns,
+    pub class_designs: crate::surveillance::class_design::ClassDesigns,
 }
 
 /// A date as a day number (days from the common era), the cohort's unit of time.
@@ -126,6 +130,7 @@ impl Cohort {
             providers,
             consultants,
             lots,
+            indications,
             mut implants,
         } = extract;
         let model_index: HashMap<i64, u32> = device_models
@@ -235,6 +240,7 @@ impl Cohort {
                 consultant,
                 age: first.age_at_procedure,
                 male: first.sex == Sex::Male,
+                indication: first.indication,
                 class,
                 death_day,
                 first_removal_day,
@@ -251,6 +257,7 @@ impl Cohort {
             providers: provider_names,
             consultants: consultant_names,
             lots,
+            indications,
             procedures,
             implants: cohort_implants,
             class_designs: Default::default(),

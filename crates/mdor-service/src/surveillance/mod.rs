@@ -9,6 +9,7 @@
 //! Invariant: reports are for analysts: regulators and administrators may read them;
 //! `run_surveillance` is an operator task (the CLI, or after a bulk load).
 
+mod class_design;
 mod extract;
 mod feedback;
 mod outliers;
@@ -41,7 +42,8 @@ pub use outliers::{
 pub use ratings::{DeviceRating, HorizonRule, RatingConfig, RatingLevel, RatingOutcome};
 pub use signals::{SignalResult, SignalSummary};
 pub use survivorship::{
-    DeviceGrouping, Estimate, HazardRatio, REPORT_YEARS, SurvivorshipPoint, SurvivorshipReport,
+    DeviceGrouping, Estimate, HazardRatio, IndicationAdjustment, REPORT_YEARS, SurvivorshipPoint,
+    SurvivorshipReport,
 };
 
 /// How long a survivorship report may reuse a cohort read earlier for the same scope and

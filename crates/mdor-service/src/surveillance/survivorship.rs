@@ -1,27 +1,28 @@
 //! Survivorship of a group of devices: cumulative revision as 1 − Kaplan–Meier and as the
 //! Aalen–Johansen cumulative incidence with death competing, at 1, 3, 5, 10 and 15 years with
 //! 95% intervals and numbers at risk, and the hazard ratio against the rest of the class from
-//! a Cox model adjusted for age and sex.
+//! a Cox model adjusted for age, sex and indication.
 //!
 //! The unit is the implant for a model, brand, manufacturer or device type, and the construct
 //! (the procedure's components of the combination's device types) for a combination; the
 //! construct's event is the first removal of any of those components. The class is every
-//! implant (construct) of the same device type(s). No indication is recorded in the registry,
-//! so the Cox model adjusts for age and sex only and, when the group spans several device
-//! types, is stratified by device type (separate baseline hazards).
+//! implant (construct) of the same device type(s). The Cox model adjusts for age, sex and the
+//! procedure's indication where they vary (`class_design` says how indications are coded)
+//! and, when the group spans several device types, is stratified by device type (separate
+//! baseline hazards).
 
 use serde::Serialize;
 
-use mdor_domain::UdiDi;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use mdor_domain::UdiDi;
 use mdor_stats::{
-    CiTransform, CompetingRisksData, CoxDesign, CoxOptions, KaplanMeier, KaplanMeierOptions,
-    StatsError, SurvivalData, aalen_johansen, cox_regression, kaplan_meier,
+    CiTransform, CompetingRisksData, KaplanMeier, KaplanMeierOptions, SurvivalData, aalen_johansen,
+    kaplan_meier,
 };
 
 use crate::error::ServiceError;
+use crate::surveillance::class_design::{ClassDesign, ClassDesigns, ClassFit, Unit};
 use crate::surveillance::extract::{Cohort, DAYS_PER_YEAR, Exit};
 
 /// The years at which survivorship is reported.
@@ -100,20 +101,25 @@ pub struct HazardRatio {
     /// Units in the rest of the class.
     pub n_comparator: u64,
     pub n_comparator_revisions: u64,
-    /// The covariates besides group membership.
+    /// The covariates besides group membership: `age`, `sex`, `indication`, those that vary.
     pub adjusted_for: Vec<&'static str>,
+    /// How indication was adjusted for; `None` when it was not.
+    pub indication: Option<IndicationAdjustment>,
     /// Whether separate baseline hazards were fitted per device type.
     pub stratified_by_device_type: bool,
 }
 
-/// One unit of the class: follow-up, exit and covariates.
-struct Unit {
-    years: f64,
-    exit: Exit,
-    age: f64,
-    male: bool,
-    in_group: bool,
-    stratum: u32,
+/// The indication levels of a hazard ratio's model.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndicationAdjustment {
+    /// The level the others are compared with: the class's most common indication.
+    pub reference: String,
+    /// The levels with a coefficient of their own; `not_recorded` is the procedures whose
+    /// dataset records no indication, `other` the pooled indications.
+    pub levels: Vec<String>,
+    /// Indications with too few revisions for a coefficient of their own, pooled into `other`
+    /// (or into the reference when even pooled they are too few).
+    pub pooled: Vec<String>,
 }
 
 /// Computes the report for `grouping` over the cohort.
@@ -156,12 +162,17 @@ pub(crate) fn survivorship(
         }
         // A construct's units are procedures chosen by its parts, so they have no class design
         // to share.
-        DeviceGrouping::Combination(_) => {
-            hazard_ratio(&units, class_types.len() > 1, None, &mut warnings)
-        }
+        DeviceGrouping::Combination(_) => hazard_ratio(
+            &units,
+            class_types.len() > 1,
+            &cohort.indications,
+            None,
+            &mut warnings,
+        ),
         _ => hazard_ratio(
             &units,
             class_types.len() > 1,
+            &cohort.indications,
             Some((&cohort.class_designs, &class_types)),
             &mut warnings,
         ),
@@ -258,6 +269,7 @@ fn implant_units(
                 exit: i.exit,
                 age: procedure.age,
                 male: procedure.male,
+                indication: procedure.indication,
                 in_group: selected[i.model as usize],
                 stratum: cohort.implant_type(i),
             }
@@ -327,6 +339,7 @@ fn construct_units(
             exit,
             age: procedure.age,
             male: procedure.male,
+            indication: procedure.indication,
             in_group,
             stratum: 0,
         });
@@ -398,125 +411,10 @@ pub(crate) fn incidence_at(aj: &mdor_stats::CumulativeIncidence, t: f64) -> Opti
     })
 }
 
-/// The Cox design of a class's implant units: follow-up, revisions, age and sex (those that
-/// vary), sorted and standardised once; every model's report on the class fits only its own
-/// indicator against it. At 2M procedures a hip-cup class has about 520,000 units, and the set-up
-/// was a third of a report's time.
-pub(crate) struct ClassDesign {
-    data: SurvivalData,
-    strata: Option<Vec<u32>>,
-    /// Besides the group indicator: 1 for age, 2 for sex.
-    keep: Vec<usize>,
-    /// `None` when neither age nor sex varies: the group indicator is fitted alone.
-    design: Option<CoxDesign>,
-}
-
-impl ClassDesign {
-    fn new(units: &[Unit], stratified: bool) -> Result<ClassDesign, StatsError> {
-        let time: Vec<f64> = units.iter().map(|u| u.years).collect();
-        let event: Vec<bool> = units.iter().map(|u| u.exit == Exit::Revision).collect();
-        let data = SurvivalData::from_vecs(time, event)?;
-        // A covariate that does not vary (one sex only, as for breast implants) cannot be
-        // fitted.
-        let age_varies = units.iter().any(|u| u.age != units[0].age);
-        let sex_varies = units.iter().any(|u| u.male != units[0].male);
-        let keep: Vec<usize> = [(1, age_varies), (2, sex_varies)]
-            .into_iter()
-            .filter_map(|(k, varies)| varies.then_some(k))
-            .collect();
-        let mut covariates = Vec::with_capacity(units.len() * keep.len());
-        for u in units {
-            for &k in &keep {
-                covariates.push(match k {
-                    1 => u.age,
-                    _ => f64::from(u8::from(u.male)),
-                });
-            }
-        }
-        let strata: Option<Vec<u32>> =
-            stratified.then(|| units.iter().map(|u| u.stratum).collect());
-        let design = if keep.is_empty() {
-            None
-        } else {
-            Some(CoxDesign::new(
-                &data,
-                &covariates,
-                keep.len(),
-                strata.as_deref(),
-            )?)
-        };
-        Ok(ClassDesign {
-            data,
-            strata,
-            keep,
-            design,
-        })
-    }
-
-    fn fit(&self, leading: &[f64]) -> Result<mdor_stats::CoxFit, StatsError> {
-        match &self.design {
-            Some(design) => design.fit_with_leading(leading, CoxOptions::default()),
-            None => cox_regression(
-                &self.data,
-                leading,
-                1,
-                self.strata.as_deref(),
-                CoxOptions::default(),
-            ),
-        }
-    }
-}
-
-/// A cohort's class designs by (device types of the class, stratified); each is built once, by
-/// the first report on its class, and lives as long as the cohort.
-#[derive(Default)]
-pub(crate) struct ClassDesigns {
-    built: Mutex<DesignMap>,
-}
-
-/// A class's design, or why it could not be built, by (device types, stratified).
-type DesignMap = HashMap<(Vec<u32>, bool), Arc<Result<ClassDesign, StatsError>>>;
-
-impl ClassDesigns {
-    fn get_or_build(
-        &self,
-        class_types: &[u32],
-        stratified: bool,
-        units: &[Unit],
-    ) -> Arc<Result<ClassDesign, StatsError>> {
-        let key = (class_types.to_vec(), stratified);
-        if let Some(design) = self.lock().get(&key) {
-            return Arc::clone(design);
-        }
-        // Built outside the lock: two first reports on one class may both build it, and the
-        // second simply replaces the first.
-        let design = Arc::new(ClassDesign::new(units, stratified));
-        self.lock().insert(key, Arc::clone(&design));
-        design
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, DesignMap> {
-        // A poisoned lock only means another report panicked; the designs are still whole.
-        self.built.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Clone for ClassDesigns {
-    /// A cloned cohort starts without designs; they are rebuilt on demand.
-    fn clone(&self) -> Self {
-        ClassDesigns::default()
-    }
-}
-
-impl std::fmt::Debug for ClassDesigns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClassDesigns({} built)", self.lock().len())
-    }
-}
-
 fn hazard_ratio(
     units: &[Unit],
     stratified: bool,
+    indications: &[String],
     shared: Option<(&ClassDesigns, &[u32])>,
     warnings: &mut Vec<String>,
 ) -> Option<HazardRatio> {
@@ -527,35 +425,47 @@ fn hazard_ratio(
     }
     // Built (or found) only once a comparator is known to exist.
     let design = match shared {
-        Some((designs, class_types)) => designs.get_or_build(class_types, stratified, units),
-        None => Arc::new(ClassDesign::new(units, stratified)),
+        Some((designs, class_types)) => {
+            designs.get_or_build(class_types, stratified, units, indications)
+        }
+        None => Arc::new(ClassDesign::new(units, stratified, indications)),
     };
     let leading: Vec<f64> = units
         .iter()
         .map(|u| if u.in_group { 1.0 } else { 0.0 })
         .collect();
-    let fit = design
+    let fitted = design
         .as_ref()
         .as_ref()
         .map_err(Clone::clone)
-        .and_then(|d| d.fit(&leading).map(|fit| (fit, d.keep.clone())));
-    match fit {
-        Ok((fit, keep)) => Some(HazardRatio {
-            estimate: fit.hazard_ratios[0],
-            lower: fit.hazard_ratio_lower[0],
-            upper: fit.hazard_ratio_upper[0],
-            p_value: fit.p_values[0],
-            n_comparator: comparator.len() as u64,
-            n_comparator_revisions: comparator
-                .iter()
-                .filter(|u| u.exit == Exit::Revision)
-                .count() as u64,
-            adjusted_for: keep
-                .iter()
-                .map(|&k| if k == 1 { "age" } else { "sex" })
-                .collect(),
-            stratified_by_device_type: stratified,
-        }),
+        .and_then(|d| d.fit(&leading));
+    match fitted {
+        Ok(ClassFit {
+            fit,
+            adjusted_for,
+            indication,
+            warning,
+        }) => {
+            warnings.extend(warning);
+            Some(HazardRatio {
+                estimate: fit.hazard_ratios[0],
+                lower: fit.hazard_ratio_lower[0],
+                upper: fit.hazard_ratio_upper[0],
+                p_value: fit.p_values[0],
+                n_comparator: comparator.len() as u64,
+                n_comparator_revisions: comparator
+                    .iter()
+                    .filter(|u| u.exit == Exit::Revision)
+                    .count() as u64,
+                adjusted_for,
+                indication: indication.map(|coding| IndicationAdjustment {
+                    reference: coding.reference,
+                    levels: coding.levels,
+                    pooled: coding.pooled,
+                }),
+                stratified_by_device_type: stratified,
+            })
+        }
         Err(error) => {
             warnings.push(format!("hazard ratio not estimated: {error}"));
             None

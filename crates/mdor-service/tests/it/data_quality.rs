@@ -46,6 +46,7 @@ fn procedure(k: u32, procedure_date: NaiveDate) -> Submission {
         laterality: Laterality::Right,
         registry: RegistryCode::parse("njr").unwrap(),
         local_record_id: LocalRecordId::parse(&format!("DQ-{k}"), "local_record_id").unwrap(),
+        indication: None,
     };
     let device = ImplantedDevice {
         udi_di: UdiDi::parse(&mdor_synth::scan::gtin14(5_012_345, 31)).unwrap(),

@@ -54,6 +54,7 @@ fn cup(k: u32, ods: &str, gmc: &str, udi_di: &UdiDi) -> Submission {
         laterality: Laterality::Right,
         registry: RegistryCode::parse("njr").unwrap(),
         local_record_id: LocalRecordId::parse(&format!("F-{k}"), "local_record_id").unwrap(),
+        indication: None,
     };
     let device = ImplantedDevice {
         udi_di: udi_di.clone(),

@@ -15,6 +15,7 @@ mod audit_log;
 mod data_quality;
 mod datasets;
 mod feedback;
+mod indication;
 mod sessions;
 mod support;
 mod surveillance;

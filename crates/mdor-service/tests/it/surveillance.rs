@@ -81,6 +81,7 @@ fn hip(k: u32, stem: &UdiDi, cup: &UdiDi) -> Submission {
         laterality: Laterality::Left,
         registry: RegistryCode::parse("njr").unwrap(),
         local_record_id: LocalRecordId::parse(&format!("P-{k}"), "local_record_id").unwrap(),
+        indication: None,
     };
     Submission::new(
         patient,

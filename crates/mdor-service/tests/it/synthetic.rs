@@ -102,6 +102,7 @@ fn to_submission(record: &ProcedureRecord) -> Submission {
         registry: d.registry.clone(),
         local_record_id: LocalRecordId::parse(&d.local_record_id, "local_record_id")
             .expect("local record id"),
+        indication: None,
     };
     let devices = record.devices.iter().map(to_device).collect();
     Submission::new(patient, procedure, devices, mdor_synth::CUTOFF_DATE)

@@ -63,6 +63,7 @@ pub struct ProcedureColumns {
     pub registry: Vec<String>,
     pub local_record_id: Vec<String>,
     pub created_at: Vec<DateTime<Utc>>,
+    pub indication: Vec<Option<String>>,
 }
 
 #[derive(Default)]
@@ -259,6 +260,9 @@ impl<'a> BulkPlan<'a> {
                 .local_record_id
                 .push(p.local_record_id.as_str().to_string());
             procedures.created_at.push(prepared.received_at);
+            procedures
+                .indication
+                .push(p.indication.as_ref().map(|i| i.as_str().to_string()));
             for (position, (device, implant)) in
                 s.devices.iter().zip(&prepared.implants).enumerate()
             {

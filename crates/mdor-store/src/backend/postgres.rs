@@ -322,6 +322,7 @@ impl Store for PostgresStore {
             .bind(procedure.registry.as_str())
             .bind(procedure.local_record_id.as_str())
             .bind(prepared.received_at)
+            .bind(procedure.indication.as_ref().map(|i| i.as_str()))
             .fetch_one(&mut *tx)
             .await?;
         for (position, (device, implant)) in s.devices.iter().zip(&prepared.implants).enumerate() {
@@ -1277,11 +1278,11 @@ async fn bulk_write(
     }
     let q = &rows.procedures;
     for r in chunks(q.id.len()) {
-        sqlx::query("INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])")
+        sqlx::query("INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at, indication) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[])")
             .bind(&q.id[r.clone()]).bind(&q.patient_id[r.clone()]).bind(&q.provider_id[r.clone()]).bind(&q.consultant_id[r.clone()])
             .bind(&q.procedure_date[r.clone()]).bind(&q.opcs4_code[r.clone()]).bind(&q.opcs4_version[r.clone()]).bind(&q.snomed_ct_id[r.clone()])
-            .bind(&q.laterality[r.clone()]).bind(&q.registry[r.clone()]).bind(&q.local_record_id[r.clone()]).bind(&q.created_at[r])
+            .bind(&q.laterality[r.clone()]).bind(&q.registry[r.clone()]).bind(&q.local_record_id[r.clone()]).bind(&q.created_at[r.clone()]).bind(&q.indication[r])
             .execute(&mut *tx).await?;
     }
     let m = &rows.implants;

@@ -1275,6 +1275,7 @@ async fn write_submission(
         .bind(procedure.registry.as_str())
         .bind(procedure.local_record_id.as_str())
         .bind(prepared.received_at)
+        .bind(procedure.indication.as_ref().map(|i| i.as_str()))
         .fetch_one(&mut *conn)
         .await?;
     for (position, (device, implant)) in s.devices.iter().zip(&prepared.implants).enumerate() {
@@ -1330,10 +1331,10 @@ async fn bulk_write(
             .push_bind(p.date_of_birth[i]).push_bind(p.sex[i].as_str()).push_bind(p.postcode[i].as_deref()).push_bind(p.created_at[i]);
     }).await?;
     let r = &rows.procedures;
-    insert_rows(&mut *tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at) ", r.id.len(), 12, |b, i| {
+    insert_rows(&mut *tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at, indication) ", r.id.len(), 13, |b, i| {
         b.push_bind(r.id[i]).push_bind(r.patient_id[i]).push_bind(r.provider_id[i]).push_bind(r.consultant_id[i])
             .push_bind(r.procedure_date[i]).push_bind(r.opcs4_code[i].as_deref()).push_bind(r.opcs4_version[i].as_deref()).push_bind(r.snomed_ct_id[i])
-            .push_bind(r.laterality[i].as_str()).push_bind(r.registry[i].as_str()).push_bind(r.local_record_id[i].as_str()).push_bind(r.created_at[i]);
+            .push_bind(r.laterality[i].as_str()).push_bind(r.registry[i].as_str()).push_bind(r.local_record_id[i].as_str()).push_bind(r.created_at[i]).push_bind(r.indication[i].as_deref());
     }).await?;
     let m = &rows.implants;
     insert_rows(&mut *tx, "INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry, manufactured, raw_scan, entry_type) ", m.id.len(), 11, |b, i| {
@@ -1707,13 +1708,13 @@ async fn read_extract_rows(
     let filters = &queries.filters;
     let params = &queries.params;
     let started = std::time::Instant::now();
-    let procedures: Vec<(i64, i64, i64, i64, i64)> = read_extract_pages(
+    let procedures: Vec<(i64, i64, i64, i64, i64, Option<String>)> = read_extract_pages(
         conn,
         ExtractTable {
             table: "procedure",
             key: "id",
-            columns: "id, patient_id, provider_id, consultant_id, procedure_date",
-            json: "id, patient_id, provider_id, consultant_id, unixepoch(procedure_date) / 86400",
+            columns: "id, patient_id, provider_id, consultant_id, procedure_date, indication",
+            json: "id, patient_id, provider_id, consultant_id, unixepoch(procedure_date) / 86400, indication",
         },
         &filters.procedures,
         params,
@@ -1774,8 +1775,15 @@ async fn read_extract_rows(
         consultants,
         procedures: procedures
             .into_iter()
-            .map(|(id, patient, provider, consultant, date)| {
-                Ok((id, patient, provider, consultant, day_to_date(date)?))
+            .map(|(id, patient, provider, consultant, date, indication)| {
+                Ok((
+                    id,
+                    patient,
+                    provider,
+                    consultant,
+                    day_to_date(date)?,
+                    indication,
+                ))
             })
             .collect::<StoreResult<_>>()?,
         patients: patients
@@ -1801,7 +1809,7 @@ async fn read_extract_rows(
 /// `json_array` writes it (dates as day numbers).
 type ScopedJsonRow = (
     (i64, i64, i32, Option<i64>, Option<String>),
-    (i64, i64, i64, i64),
+    (i64, i64, i64, i64, Option<String>),
     (i64, i64, String, Option<i64>),
     (Option<i64>, Option<String>),
 );
@@ -1822,7 +1830,7 @@ async fn read_scoped_extract_rows(
     let statement = format!(
         "SELECT json_group_array(json_array(\
            json_array(i.id, i.procedure_id, i.position, i.device_model_id, i.lot), \
-           json_array(p.id, p.patient_id, p.provider_id, p.consultant_id), \
+           json_array(p.id, p.patient_id, p.provider_id, p.consultant_id, p.indication), \
            json_array(unixepoch(p.procedure_date) / 86400, unixepoch(pt.date_of_birth) / 86400, pt.sex, unixepoch(pt.date_of_death) / 86400), \
            json_array(unixepoch(r.removal_date) / 86400, r.kind))) \
          FROM implant i \
@@ -1842,10 +1850,21 @@ async fn read_scoped_extract_rows(
     let mut patients = Vec::new();
     let mut implants = Vec::with_capacity(joined.len());
     let mut removals = Vec::new();
-    for (implant, (procedure, patient, provider, consultant), (day, born, sex, died), removal) in
-        joined
+    for (
+        implant,
+        (procedure, patient, provider, consultant, indication),
+        (day, born, sex, died),
+        removal,
+    ) in joined
     {
-        procedures.push((procedure, patient, provider, consultant, day_to_date(day)?));
+        procedures.push((
+            procedure,
+            patient,
+            provider,
+            consultant,
+            day_to_date(day)?,
+            indication,
+        ));
         patients.push((
             patient,
             day_to_date(born)?,

@@ -138,7 +138,7 @@ pub(crate) const IMPLANT_REFERENCES: &str = "SELECT i.id, i.udi_di, \
 
 pub(crate) const PROCEDURE_CORRECT: &str = "UPDATE procedure SET patient_id = $2, consultant_id = $3, \
        procedure_date = $4, opcs4_code = $5, opcs4_version = $6, snomed_ct_id = $7, \
-       laterality = $8, registry = $9 WHERE id = $1";
+       laterality = $8, registry = $9, indication = $10 WHERE id = $1";
 
 pub(crate) const IMPLANT_CORRECT: &str = "UPDATE implant SET device_model_id = $2, lot = $3, serial = $4, \
        expiry = $5, manufactured = $6, raw_scan = $7, entry_type = $8 WHERE id = $1";
@@ -753,6 +753,7 @@ macro_rules! submission_queries {
                 .bind(q.snomed.map(|c| c.value() as i64))
                 .bind(q.laterality.as_str())
                 .bind(q.registry.as_str())
+                .bind(q.indication.as_ref().map(|i| i.as_str()))
                 .execute(&mut *conn)
                 .await?;
 

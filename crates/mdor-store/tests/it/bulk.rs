@@ -15,7 +15,7 @@ use mdor_domain::record::{
 use mdor_domain::register::RegisterEntry;
 use mdor_domain::rules::follow_up_flags;
 use mdor_domain::{
-    GmcNumber, NhsNumber, Opcs4Code, ProductionIdentifiers, Slug, SnomedCtId, UdiDi,
+    GmcNumber, Indication, NhsNumber, Opcs4Code, ProductionIdentifiers, Slug, SnomedCtId, UdiDi,
 };
 use mdor_store::{
     BulkBatch, BulkLoadOutcome, BulkRemoval, DeviceModelId, NewOrganisation, OrganisationId,
@@ -172,6 +172,7 @@ fn to_submission(record: &ProcedureRecord) -> Submission {
         laterality: d.laterality,
         registry: d.registry.clone(),
         local_record_id: LocalRecordId::parse(&d.local_record_id, "local_record_id").unwrap(),
+        indication: d.indication.map(|code| Indication::parse(code).unwrap()),
     };
     let devices = record.devices.iter().map(to_device).collect();
     Submission::new(patient, procedure, devices, mdor_synth::CUTOFF_DATE).unwrap()

@@ -187,6 +187,7 @@ pub async fn submission_round_trips_every_field_and_creates_the_consultant(store
     assert_eq!(record.laterality, "right");
     assert_eq!(record.registry, "njr");
     assert_eq!(record.local_record_id, "THEATRE-0001");
+    assert_eq!(record.indication.as_deref(), Some("osteoarthritis"));
     assert_eq!(record.created_at, instant(2026, 11, 1, 9));
     assert_eq!(record.implants.len(), 2);
 

@@ -9,8 +9,8 @@ use mdor_domain::record::{
 use mdor_domain::register::{RegisterEntry, RiskClass};
 use mdor_domain::rules::follow_up_flags;
 use mdor_domain::{
-    GmcNumber, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, ProductionIdentifiers,
-    RegistryCode, Sex, Slug, SnomedCtId, UdiDi,
+    GmcNumber, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode,
+    ProductionIdentifiers, RegistryCode, Sex, Slug, SnomedCtId, UdiDi,
 };
 use mdor_store::{
     DeviceModelId, NewApiToken, NewIdempotencyRecord, NewOrganisation, OrganisationId,
@@ -112,6 +112,7 @@ pub fn procedure(
         laterality: Laterality::Left,
         registry: RegistryCode::parse("njr").unwrap(),
         local_record_id: LocalRecordId::parse(local_record_id, "local_record_id").unwrap(),
+        indication: Some(Indication::parse("osteoarthritis").unwrap()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Conformance cases for surveillance storage: the pseudonymous analysis extract (joins,
 //! scope, lot dictionary) and signal state kept between runs with its alerts.
 
-use mdor_domain::record::RemovalKind;
+use mdor_domain::record::{Procedure, RemovalKind};
 use mdor_domain::{Sex, Slug};
 use mdor_store::{
     AnalysisScope, NewRemoval, NewSurveillanceRun, SignalUpdate, Store, SurveillanceRunId,
@@ -36,7 +36,10 @@ pub async fn analysis_extract_joins_each_implant_to_its_procedure_patient_remova
             &prepare(
                 submission(
                     patient(&nhs(2), date(1960, 1, 1)),
-                    procedure("RXX", "A-2", date(2021, 1, 1)),
+                    Procedure {
+                        indication: None,
+                        ..procedure("RXX", "A-2", date(2021, 1, 1))
+                    },
                     vec![manual_device(&stem, None, None, None)],
                 ),
                 provider,
@@ -80,6 +83,7 @@ pub async fn analysis_extract_joins_each_implant_to_its_procedure_patient_remova
     assert_eq!(extract.consultants.len(), 1);
     assert_eq!(extract.consultants[0].1, "7654321");
     assert_eq!(extract.lots, ["LOT1"]);
+    assert_eq!(extract.indications, ["osteoarthritis"]);
     assert_eq!(extract.implants.len(), 3);
     let a = &extract.implants[0];
     assert_eq!(a.implant, removed);
@@ -95,6 +99,7 @@ pub async fn analysis_extract_joins_each_implant_to_its_procedure_patient_remova
     assert_eq!(a.sex, Sex::Male);
     assert_eq!(a.removal, Some((date(2022, 5, 1), RemovalKind::Explant)));
     assert_eq!(a.date_of_death, Some(date(2023, 2, 1)));
+    assert_eq!(a.indication, Some(0));
     let b = &extract.implants[1];
     assert_eq!((b.position, b.device_model, b.removal), (1, None, None));
     assert_eq!(b.date_of_death, Some(date(2023, 2, 1)));
@@ -105,6 +110,7 @@ pub async fn analysis_extract_joins_each_implant_to_its_procedure_patient_remova
         (Sex::Female, None, Some(stem_id))
     );
     assert_eq!((c.removal, c.date_of_death), (None, None));
+    assert_eq!(c.indication, None);
 
     // A device-type scope keeps only registered implants of that type.
     let hips = store
@@ -114,6 +120,8 @@ pub async fn analysis_extract_joins_each_implant_to_its_procedure_patient_remova
     let ids: Vec<_> = hips.implants.iter().map(|i| i.implant).collect();
     assert_eq!(ids, [a.implant, c.implant]);
     assert_eq!(hips.implants[0], extract.implants[0]);
+    assert_eq!(hips.implants[1], extract.implants[2]);
+    assert_eq!(hips.indications, ["osteoarthritis"]);
     let none = store
         .analysis_extract(&AnalysisScope::DeviceTypes(vec!["pacemaker".into()]))
         .await

@@ -11,8 +11,8 @@ use mdor_domain::record::{
 };
 use mdor_domain::rules::{check_death, check_removal};
 use mdor_domain::{
-    GmcNumber, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode, ProductionIdentifiers,
-    RegistryCode, Sex, UdiDi,
+    GmcNumber, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode,
+    ProductionIdentifiers, RegistryCode, Sex, UdiDi,
 };
 
 use crate::support::{WrittenDataset, date, decode_device, register, shared_dataset, text};
@@ -490,6 +490,9 @@ fn every_procedure_line_is_a_valid_domain_submission() {
                 "local_record_id",
             )
             .unwrap(),
+            indication: procedure["indication"]
+                .as_str()
+                .map(|code| Indication::parse(code).unwrap()),
         };
         let devices = line["devices"]
             .as_array()

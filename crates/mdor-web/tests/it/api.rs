@@ -224,7 +224,17 @@ async fn bad_input_gets_a_4xx_naming_the_field_never_a_500() {
         unknown["procedure"]["surgeon"] = json!("x");
         let mut both = procedure_body(&nhs(7), "L");
         both["devices"] = json!([{ "scan": "]d2010501234567890017270101", "lot": "A" }]);
+        let mut bad_indication = procedure_body(&nhs(8), "L");
+        bad_indication["procedure"]["indication"] = json!("Fractured neck of femur");
         let cases: Vec<(Vec<u8>, Expected)> = vec![
+            (
+                bad_indication.to_string().into_bytes(),
+                check(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    Some("procedure.indication"),
+                ),
+            ),
             (
                 bad_nhs.to_string().into_bytes(),
                 check(

@@ -12,7 +12,7 @@ use mdor_service::{SubmissionJobId, SubmissionSettings};
 
 use crate::support::{TestApp, backends, nhs, spawn_app};
 
-/// A valid `mdor_core` 1.1 record for provider RA1: one scanned and one typed device.
+/// A valid `mdor_core` record (1.1, and 1.2 without an indication) for provider RA1: one scanned and one typed device.
 fn record(k: u32, local: &str) -> Value {
     json!({
         "patient": {
@@ -198,6 +198,7 @@ async fn the_same_record_again_changes_nothing_and_a_changed_one_is_a_new_versio
 
         let mut changed = record(1, "L1");
         changed["procedure"]["date"] = json!("2024-06-03");
+        changed["procedure"]["indication"] = json!("fracture");
         changed["devices"][1]["lot"] = json!("LOT8");
         let corrected = submit(&app, query, ndjson(&[changed])).await;
         assert_eq!(corrected["corrected"], 1, "{backend}: {corrected}");
@@ -208,6 +209,7 @@ async fn the_same_record_again_changes_nothing_and_a_changed_one_is_a_new_versio
             .await;
         assert_eq!(procedure.body["procedure_date"], "2024-06-03");
         assert_eq!(procedure.body["implants"][1]["lot"], "LOT8");
+        assert_eq!(procedure.body["indication"], "fracture");
         let versions = app
             .get(
                 &format!("/api/v1/procedures/{id}/versions"),
@@ -225,6 +227,10 @@ async fn the_same_record_again_changes_nothing_and_a_changed_one_is_a_new_versio
             "2024-06-01"
         );
         assert_eq!(versions[1]["submission_id"], first["id"]);
+        assert_eq!(
+            versions[1]["core_record"]["procedure"]["indication"],
+            Value::Null
+        );
 
         // Twice in one file: the later one corrects the earlier one.
         let mut later = record(5, "L5");
