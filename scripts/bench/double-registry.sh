@@ -17,10 +17,10 @@ CREATE TEMP TABLE offsets AS SELECT
   (SELECT max(id) FROM procedure) AS p, (SELECT max(id) FROM implant) AS i,
   (SELECT max(id) FROM removal) AS r, (SELECT coalesce(max(id), 0) FROM follow_up_flag) AS f;
 INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code,
-    opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at)
+    opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at, indication)
   SELECT id + (SELECT p FROM offsets), patient_id, provider_id, consultant_id, procedure_date,
     opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id || '-2',
-    created_at
+    created_at, indication
   FROM procedure ORDER BY id;
 INSERT INTO implant (id, procedure_id, position, udi_di, device_model_id, lot, serial, expiry,
     manufactured, raw_scan, entry_type)

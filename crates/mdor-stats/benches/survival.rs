@@ -9,8 +9,8 @@
 
 use divan::Bencher;
 use mdor_stats::{
-    CiTransform, CompetingRisksData, CoxOptions, KaplanMeierOptions, SurvivalData, aalen_johansen,
-    cox_regression, kaplan_meier_by_group, logrank_test,
+    CiTransform, CompetingRisksData, CoxDesign, CoxOptions, KaplanMeierOptions, SurvivalData,
+    aalen_johansen, cox_regression, kaplan_meier_by_group, logrank_test,
 };
 
 fn main() {
@@ -100,6 +100,45 @@ fn cox_efron_500k_records_model_age_sex(bencher: Bencher) {
     let years: Vec<f64> = time.iter().map(|t| t / 365.25).collect();
     let data = SurvivalData::new(&years, &event).unwrap();
     bencher.bench_local(|| cox_regression(&data, &x, p, None, CoxOptions::default()).unwrap());
+}
+
+/// A survivorship report's hazard ratio on a hip-cup class of the 2M registry: 520,000 units,
+/// one model's indicator fitted against a class design of age, sex and four indication
+/// indicators (osteoarthritis the reference), as `mdor-service` fits it.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn cox_design_520k_records_model_against_age_sex_4_indications(bencher: Bencher) {
+    let n = 520_000;
+    let base_p = 6;
+    let mut rng = Generator(11);
+    let mut base = Vec::with_capacity(n * base_p);
+    let mut leading = Vec::with_capacity(n);
+    let mut risk = Vec::with_capacity(n);
+    for _ in 0..n {
+        let age = 70.0 + 10.0 * rng.normal();
+        let male = f64::from(u8::from(rng.uniform() < 0.4));
+        let roll = rng.uniform();
+        let level = [0.88, 0.94, 0.97, 0.99, 1.0]
+            .iter()
+            .position(|&c| roll < c)
+            .unwrap_or(0);
+        base.push(age);
+        base.push(male);
+        base.extend((1..=4).map(|l| f64::from(u8::from(level == l))));
+        let model = f64::from(u8::from(rng.uniform() < 0.07));
+        leading.push(model);
+        risk.push(
+            0.1 * model - 0.02 * (age - 70.0) + 0.15 * male + 0.4 * f64::from(u8::from(level > 0)),
+        );
+    }
+    let (time, event, _) = registry(n, 1, |i| risk[i]);
+    let years: Vec<f64> = time.iter().map(|t| t / 365.25).collect();
+    let data = SurvivalData::new(&years, &event).unwrap();
+    let design = CoxDesign::new(&data, &base, base_p, None).unwrap();
+    bencher.bench_local(|| {
+        design
+            .fit_with_leading(&leading, CoxOptions::default())
+            .unwrap()
+    });
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]

@@ -446,6 +446,11 @@ fn hazard_ratio(
             indication,
             warning,
         }) => {
+            tracing::debug!(
+                iterations = fit.iterations,
+                covariates = fit.coefficients.len(),
+                "hazard ratio fitted"
+            );
             warnings.extend(warning);
             Some(HazardRatio {
                 estimate: fit.hazard_ratios[0],
