@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 
 use mdor_web::{ROUTE_POLICIES, RoutePolicy};
 
-use crate::support::spawn_app;
+use crate::support::{concrete_path, spawn_app};
 
 /// Routes the router serves that the OpenAPI document does not describe.
 const NOT_IN_OPENAPI: [(&str, &str); 1] = [("GET", "/api/v1/openapi.json")];
@@ -59,12 +59,7 @@ fn every_route_in_the_openapi_document_and_outside_it_declares_its_policy() {
 async fn the_router_serves_every_declared_route_and_refuses_unknown_callers_on_record_routes() {
     let app = spawn_app("sqlite").await;
     for route in ROUTE_POLICIES {
-        let uri = route
-            .path
-            .replace("{udi_di}", "05012345678900")
-            .replace("{ods}", "RA1")
-            .replace("{id}", "1")
-            .replace("{entry}", "1");
+        let uri = concrete_path(route.path);
         let request = Request::builder()
             .method(route.method)
             .uri(&uri)

@@ -770,18 +770,10 @@ async fn every_record_route_refuses_an_unknown_or_ended_session_even_with_its_cs
             cookie: format!("__Host-mdor_session={}", forged_secret.expose()),
             csrf: forged_secret.csrf_token(),
         };
-        let session_routes = [
-            ("GET", "/api/v1/session"),
-            ("GET", "/api/v1/sessions"),
-            ("DELETE", "/api/v1/sessions/1"),
-            ("POST", "/api/v1/session/reauthenticate"),
-        ];
-        let routes: Vec<(&str, &str)> = crate::support::RECORD_ROUTES
-            .into_iter()
-            .chain(session_routes)
-            .collect();
+        let routes = crate::support::authenticated_routes();
         for session in [&ended, &forged] {
-            for &(method, uri) in &routes {
+            for (method, uri) in &routes {
+                let method = *method;
                 let body = (method != "GET").then(|| json!({}));
                 let reply = with_cookie(
                     &app,
