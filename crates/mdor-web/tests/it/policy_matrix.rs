@@ -28,7 +28,7 @@ use mdor_service::policy::{self, Action, Relationship};
 use mdor_service::{
     AccountRole, NewOrganisation, OrganisationKind, SignInRequest, SubmissionJobId,
 };
-use mdor_web::{ROUTE_POLICIES, RoutePolicy, WebSettings};
+use mdor_web::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy, WebSettings};
 
 use crate::support::{TestApp, backends, nhs, procedure_body, spawn_app};
 
@@ -133,57 +133,67 @@ fn relation_of(action: Action) -> (Relation, StatusCode) {
     }
 }
 
-/// The request a route's cell sends for `target`.
-fn request_for(action: Action, target: Target, caller: &Caller, f: &Fixtures, cell: usize) -> Sent {
+/// The request a route's cell sends for `target`: the route's own method and path template,
+/// its parameters naming RA1's or RB2's record, and the query and body its action needs.
+fn request_for(
+    route: &RouteDeclaration,
+    action: Action,
+    target: Target,
+    caller: &Caller,
+    f: &Fixtures,
+    cell: usize,
+) -> Sent {
+    use Action::*;
     let i = Fixtures::index(target);
     let target_ods = ["RA1", "RB2"][i];
     let patient = f.patient[i].clone();
-    use Action::*;
-    match action {
+    let id = match action {
+        ReadProcedure | ReadProcedureVersions => f.procedure[i],
+        RecordRemoval => f.removal_implant[i],
+        ReadSubmission | ReadSubmissionReport => f.job[i],
+        ResubmitQuarantined => f.quarantined[i],
+        ReadRecallCase => [f.case_both, f.case_other_only][i],
+        RefreshRecallCase | ReadRecallWorklist | ExportRecallWorklist | UpdateRecallStatus => {
+            f.case_both
+        }
+        _ => {
+            assert!(
+                !route.path.contains("{id}"),
+                "{action:?} needs a fixture for {}",
+                route.path
+            );
+            0
+        }
+    };
+    let path = route
+        .path
+        .replace("{id}", &id.to_string())
+        .replace("{entry}", &f.entry[i].to_string())
+        .replace("{udi_di}", "05012345678917")
+        .replace("{ods}", target_ods);
+    let query = match action {
+        RecallSearch => "?udi_di=05012345678917".to_string(),
+        ReadFeedbackReport => format!("?kind=provider&subject={target_ods}"),
+        CreateSubmission => "?registry=mdor_core&version=1.1&format=ndjson".to_string(),
+        ReadRecallWorklist | ExportRecallWorklist => ["", "?provider=RB2"][i].to_string(),
+        _ => String::new(),
+    };
+    let body = match action {
         RegisterProcedure => {
             let mut body = procedure_body(&nhs(500 + cell as u32), &format!("MATRIX-{cell}"));
             body["procedure"]["provider"] = json!(target_ods);
-            json_request("POST", "/api/v1/procedures".into(), Some(body))
+            Some(body)
         }
-        ReadProcedure => json_request(
-            "GET",
-            format!("/api/v1/procedures/{}", f.procedure[i]),
-            None,
-        ),
-        ReadProcedureVersions => json_request(
-            "GET",
-            format!("/api/v1/procedures/{}/versions", f.procedure[i]),
-            None,
-        ),
-        RecordRemoval => json_request(
-            "POST",
-            format!("/api/v1/implants/{}/removals", f.removal_implant[i]),
-            Some(json!({
-                "nhs_number": f.removal_patient[i], "kind": "revision", "removal_date": "2025-01-10",
-                "reason": "loosening"
-            })),
-        ),
-        RecordDeath => json_request(
-            "POST",
-            "/api/v1/deaths".into(),
-            Some(json!({ "nhs_number": patient, "date_of_death": "2025-06-01" })),
-        ),
-        RegisterDevice => json_request(
-            "POST",
-            "/api/v1/devices".into(),
-            Some(json!({
-                "udi_di": "05012345678924", "manufacturer": "Acme Orthopaedics", "brand": "Acme",
-                "model": "Liner 52", "device_type": "hip_liner", "risk_class": "III",
-                "registry": "njr"
-            })),
-        ),
-        ReadDevice => json_request("GET", "/api/v1/devices/05012345678900".into(), None),
-        ReadSurvivorship => json_request(
-            "GET",
-            "/api/v1/devices/05012345678917/survivorship".into(),
-            None,
-        ),
-        RecallSearch => json_request("GET", "/api/v1/recall?udi_di=05012345678917".into(), None),
+        RecordRemoval => Some(json!({
+            "nhs_number": f.removal_patient[i], "kind": "revision", "removal_date": "2025-01-10",
+            "reason": "loosening"
+        })),
+        RecordDeath => Some(json!({ "nhs_number": patient, "date_of_death": "2025-06-01" })),
+        RegisterDevice => Some(json!({
+            "udi_di": "05012345678924", "manufacturer": "Acme Orthopaedics", "brand": "Acme",
+            "model": "Liner 52", "device_type": "hip_liner", "risk_class": "III",
+            "registry": "njr"
+        })),
         ReadTimeline => {
             // Roles limited to their own patients read for direct care; the others say why.
             let own_only =
@@ -193,87 +203,25 @@ fn request_for(action: Action, target: Target, caller: &Caller, f: &Fixtures, ce
             } else {
                 "investigation"
             };
-            json_request(
-                "POST",
-                "/api/v1/patients/timeline".into(),
-                Some(json!({ "nhs_number": patient, "purpose": purpose })),
-            )
+            Some(json!({ "nhs_number": patient, "purpose": purpose }))
         }
-        ReadAccessLog => json_request(
-            "POST",
-            "/api/v1/patients/access-log".into(),
-            Some(json!({ "nhs_number": patient })),
-        ),
-        ReadFeedbackReport => json_request(
-            "GET",
-            format!("/api/v1/reports/feedback?kind=provider&subject={target_ods}"),
-            None,
-        ),
-        ReadDataQuality => json_request(
-            "GET",
-            format!("/api/v1/providers/{target_ods}/data-quality"),
-            None,
-        ),
-        CreateSubmission => Sent {
-            method: "POST",
-            uri: "/api/v1/submissions?registry=mdor_core&version=1.1&format=ndjson".into(),
-            body: Some(format!("{}\n", submission_record(600 + cell as u32, "RA1")).into_bytes()),
+        ReadAccessLog => Some(json!({ "nhs_number": patient })),
+        ResubmitQuarantined => Some(submission_record(700 + 10 * i as u32, target_ods)),
+        OpenRecallCase => Some(case_body("FSN-MATRIX", &["LOT7"])),
+        RefreshRecallCase => Some(json!({})),
+        UpdateRecallStatus => Some(json!({ "status": "provider_notified" })),
+        _ => None,
+    };
+    if action == CreateSubmission {
+        let record = submission_record(600 + cell as u32, "RA1");
+        return Sent {
+            method: route.method,
+            uri: format!("{path}{query}"),
+            body: Some(format!("{record}\n").into_bytes()),
             content_type: "application/x-ndjson",
-        },
-        ReadSubmission => json_request("GET", format!("/api/v1/submissions/{}", f.job[i]), None),
-        ReadSubmissionReport => json_request(
-            "GET",
-            format!("/api/v1/submissions/{}/report.ndjson", f.job[i]),
-            None,
-        ),
-        ReadQuarantine => json_request("GET", "/api/v1/quarantine".into(), None),
-        ResubmitQuarantined => json_request(
-            "POST",
-            format!("/api/v1/quarantine/{}/resubmit", f.quarantined[i]),
-            Some(submission_record(700 + i as u32, target_ods)),
-        ),
-        OpenRecallCase => json_request(
-            "POST",
-            "/api/v1/recall-cases".into(),
-            Some(case_body("FSN-MATRIX", &["LOT7"])),
-        ),
-        RefreshRecallCase => json_request(
-            "POST",
-            format!("/api/v1/recall-cases/{}/refresh", f.case_both),
-            Some(json!({})),
-        ),
-        ReadRecallCase => {
-            let case = [f.case_both, f.case_other_only][i];
-            json_request("GET", format!("/api/v1/recall-cases/{case}"), None)
-        }
-        ReadRecallWorklist => {
-            let query = ["", "?provider=RB2"][i];
-            json_request(
-                "GET",
-                format!("/api/v1/recall-cases/{}/patients{query}", f.case_both),
-                None,
-            )
-        }
-        ExportRecallWorklist => {
-            let query = ["", "?provider=RB2"][i];
-            json_request(
-                "GET",
-                format!("/api/v1/recall-cases/{}/worklist.csv{query}", f.case_both),
-                None,
-            )
-        }
-        UpdateRecallStatus => json_request(
-            "POST",
-            format!(
-                "/api/v1/recall-cases/{}/patients/{}/status",
-                f.case_both, f.entry[i]
-            ),
-            Some(json!({ "status": "provider_notified" })),
-        ),
-        ReadSurveillanceAlerts | DisableAccount => {
-            unreachable!("{action:?} has no route")
-        }
+        };
     }
+    json_request(route.method, format!("{path}{query}"), body)
 }
 
 /// A valid `mdor_core` 1.1 record of provider `ods`.
@@ -545,7 +493,7 @@ async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_
                         }
                         Relation::Record => Relationship::OtherOrganisation,
                     };
-                    let sent = request_for(action, target, caller, &fixtures, cells);
+                    let sent = request_for(route, action, target, caller, &fixtures, cells);
                     let (status, text) = app.send_as(caller, &sent).await;
                     let cell = format!(
                         "{} {} as {} for {target:?}: {status} {}",
