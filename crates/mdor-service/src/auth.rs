@@ -11,22 +11,29 @@ use sha2::{Digest, Sha256};
 
 use mdor_domain::OdsCode;
 use mdor_store::{
-    AccountId, ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind, Role,
-    SessionId, TokenId,
+    AccountId, AccountRole, ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind,
+    Role, SessionId, TokenId,
 };
 
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 const TOKEN_PREFIX: &str = "mdor_";
 
 /// Who is calling: an organisation and a role, established from a token or a session.
+///
+/// `role` is the role the policy (`policy::POLICIES`) judges: an account's own, or the one a
+/// token's role acts as (`policy::policy_role`). A patient belongs to no organisation and acts
+/// under the registry's own, which the audit names for them (as for their sign-ins); no
+/// record is ever their own organisation's (`relationship_to`), and `organisation_ods` is
+/// empty.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub credential: Credential,
     pub organisation: OrganisationId,
     pub organisation_ods: String,
-    pub role: Role,
+    pub role: AccountRole,
 }
 
 /// What the caller authenticated with.
@@ -68,11 +75,37 @@ impl Principal {
         }
     }
 
-    pub(crate) fn require(&self, roles: &[Role], action: &'static str) -> Result<(), ServiceError> {
-        if roles.contains(&self.role) {
-            Ok(())
+    /// The caller's organisation against `organisation`, the owner of a record.
+    pub fn relationship_to(&self, organisation: OrganisationId) -> Relationship {
+        if self.role != AccountRole::Patient && organisation == self.organisation {
+            Relationship::OwnOrganisation
         } else {
-            Err(ServiceError::Forbidden { action })
+            Relationship::OtherOrganisation
+        }
+    }
+
+    /// Whether the policy lets this principal do `action` on a record of `organisation`.
+    pub fn reaches(&self, action: Action, organisation: OrganisationId) -> bool {
+        policy::allows(self.role, action, self.relationship_to(organisation))
+    }
+
+    /// The organisation whose records `action` is limited to for this principal: `None` when
+    /// the policy lets it reach other organisations' too.
+    pub fn scope(&self, action: Action) -> Option<OrganisationId> {
+        if policy::allows(self.role, action, Relationship::OtherOrganisation) {
+            None
+        } else {
+            Some(self.organisation)
+        }
+    }
+
+    /// The role as the audit records it: a token's role by its own name (`admin` for an
+    /// administrator's token, as entries have always said), an account's by the account
+    /// role's (`system_admin`, `consultant`, …).
+    pub fn audit_role(&self) -> &'static str {
+        match (&self.credential, self.role) {
+            (Credential::Token(_), AccountRole::SystemAdmin) => Role::Admin.as_str(),
+            _ => self.role.as_str(),
         }
     }
 
@@ -88,7 +121,7 @@ impl Principal {
         NewAuditEvent {
             at: ctx.now(),
             organisation: self.organisation,
-            role: self.role,
+            role: self.audit_role(),
             token: self.token(),
             action,
             resource,
@@ -97,23 +130,6 @@ impl Principal {
             purpose,
             outcome: "ok",
         }
-    }
-
-    /// `require`, with a refusal written to the audit before it is returned.
-    pub(crate) async fn require_audited(
-        &self,
-        ctx: &Ctx,
-        roles: &[Role],
-        action: &'static str,
-        refused: NewAuditEvent,
-    ) -> Result<(), ServiceError> {
-        if roles.contains(&self.role) {
-            return Ok(());
-        }
-        let mut refused = refused;
-        refused.outcome = "denied";
-        ctx.store.append_audit(&refused).await?;
-        Err(ServiceError::Forbidden { action })
     }
 }
 
@@ -193,7 +209,7 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, ServiceE
         credential: Credential::Token(token.id),
         organisation: token.organisation,
         organisation_ods: token.organisation_ods,
-        role: token.role,
+        role: policy::policy_role(token.role),
     })
 }
 

@@ -18,13 +18,14 @@ use serde::Serialize;
 use mdor_domain::record::FieldError;
 use mdor_domain::{Month, OdsCode};
 use mdor_store::{
-    ExpectedActivity, FieldErrorCount, OpenFlagCount, OrganisationId, OrganisationKind, Role,
+    ExpectedActivity, FieldErrorCount, OpenFlagCount, OrganisationId, OrganisationKind,
     SubmissionMonth,
 };
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action};
 
 /// The national target: providers should submit at least 90% of the procedures they perform.
 pub const COMPLETENESS_TARGET_PERCENT: u32 = 90;
@@ -169,7 +170,8 @@ pub struct FieldErrorRate {
 
 /// The data quality report of provider `ods` over `range`. A provider's token reads only its
 /// own provider's report; another provider's, like an unknown ODS code or an organisation that
-/// is not a provider, is `NotFound`. Regulators and administrators read any.
+/// is not a provider, is `NotFound`. Regulators, registry analysts and administrators read any
+/// (`policy::POLICIES`, `ReadDataQuality`).
 #[tracing::instrument(skip_all, fields(provider = ods.as_str(), from = %range.from, to = %range.to))]
 pub async fn provider_data_quality(
     ctx: &Ctx,
@@ -178,17 +180,14 @@ pub async fn provider_data_quality(
     range: MonthRange,
 ) -> Result<ProviderDataQuality, ServiceError> {
     let not_found = ServiceError::NotFound { what: "provider" };
-    let may_read = match principal.role {
-        Role::Regulator | Role::Admin => true,
-        Role::ProviderSubmitter => principal.organisation_ods == ods.as_str(),
-    };
-    if !may_read {
-        return Err(not_found);
-    }
+    policy::authorize_some(principal, Action::ReadDataQuality)?;
     let organisation = match ctx.store.organisation_by_ods(ods).await? {
         Some(o) if o.kind == OrganisationKind::Provider => o,
         _ => return Err(not_found),
     };
+    if !principal.reaches(Action::ReadDataQuality, organisation.id) {
+        return Err(not_found);
+    }
     let activity = ctx
         .store
         .provider_activity(organisation.id, range.from, range.to)

@@ -4,8 +4,8 @@
 //! registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
-//! the CLI, or is sign-in itself, which establishes who the caller is) and checks what that
-//! principal may do before touching the store.
+//! the CLI, or is sign-in itself, which establishes who the caller is) and asks the policy
+//! (`policy::POLICIES`) what that principal may do before touching the store.
 
 pub mod accounts;
 mod audit_log;
@@ -17,6 +17,7 @@ pub mod disclosure;
 mod error;
 mod idempotency;
 mod outcomes;
+pub mod policy;
 mod procedures;
 mod recall;
 mod recall_cases;

@@ -5,12 +5,13 @@ use chrono::NaiveDate;
 use mdor_domain::NhsNumber;
 use mdor_domain::record::{RemovalKind, RemovalReason};
 use mdor_domain::rules::{TimelineError, check_death, check_removal};
-use mdor_store::{ImplantId, NewRemoval, RemovalId, Role};
+use mdor_store::{ImplantId, NewRemoval, RemovalId};
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 use crate::idempotency::{self, IdempotencyRequest, Outcome};
+use crate::policy::{self, Action, Relationship};
 
 /// A provider's report that an implant was revised or explanted.
 #[derive(Debug, Clone)]
@@ -32,7 +33,12 @@ pub async fn record_removal(
     request: RemovalRequest,
     idempotency: Option<IdempotencyRequest>,
 ) -> Result<Outcome<RemovalId>, ServiceError> {
-    principal.require(&[Role::ProviderSubmitter], "record revisions")?;
+    // The removal is the caller's organisation's record, whoever implanted the device.
+    policy::authorize(
+        principal,
+        Action::RecordRemoval,
+        Relationship::OwnOrganisation,
+    )?;
     if let Some(reference) = idempotency::earlier(ctx, principal, idempotency.as_ref()).await? {
         let implant = implant_from_reference(&reference)?;
         return Ok(Outcome::Replayed(removal_by_implant(ctx, implant).await?));
@@ -112,7 +118,7 @@ pub async fn record_death(
     date_of_death: NaiveDate,
     idempotency: Option<IdempotencyRequest>,
 ) -> Result<Outcome<()>, ServiceError> {
-    principal.require(&[Role::ProviderSubmitter, Role::Admin], "record deaths")?;
+    policy::authorize_some(principal, Action::RecordDeath)?;
     if idempotency::earlier(ctx, principal, idempotency.as_ref())
         .await?
         .is_some()
@@ -124,9 +130,13 @@ pub async fn record_death(
         .patient_timeline_bounds(nhs_number)
         .await?
         .ok_or(ServiceError::NotFound { what: "patient" })?;
-    if principal.role == Role::ProviderSubmitter
-        && !patient.providers.contains(&principal.organisation)
-    {
+    // The patient is the caller's own when its organisation has treated them.
+    let relationship = if patient.providers.contains(&principal.organisation) {
+        Relationship::OwnOrganisation
+    } else {
+        Relationship::OtherOrganisation
+    };
+    if !policy::allows(principal.role, Action::RecordDeath, relationship) {
         return Err(ServiceError::NotFound { what: "patient" });
     }
     match patient.date_of_death {

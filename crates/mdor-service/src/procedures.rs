@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use mdor_domain::record::Submission;
 use mdor_domain::rules::follow_up_flags;
 use mdor_store::{
-    OrganisationId, PreparedImplant, PreparedSubmission, ProcedureId, ProcedureRecord, Role,
-    StoreError,
+    OrganisationId, PreparedImplant, PreparedSubmission, ProcedureId, ProcedureRecord, StoreError,
 };
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 use crate::idempotency::{self, IdempotencyRequest, Outcome};
+use crate::policy::{self, Action, Relationship};
 
 /// Stores a submission from a provider: the procedure's provider must be the caller's own
 /// organisation. Devices are matched against the register and flagged for follow-up when
@@ -25,11 +25,18 @@ pub async fn register_procedure(
     submission: Submission,
     idempotency: Option<IdempotencyRequest>,
 ) -> Result<Outcome<ProcedureRecord>, ServiceError> {
-    principal.require(&[Role::ProviderSubmitter], "submit procedures")?;
+    policy::authorize_some(principal, Action::RegisterProcedure)?;
     if let Some(reference) = idempotency::earlier(ctx, principal, idempotency.as_ref()).await? {
         return replay(ctx, &reference).await;
     }
-    if submission.procedure.provider.as_str() != principal.organisation_ods {
+    // The procedure's provider is named by ODS code; only the caller's own is reachable, and
+    // another is refused outright (the caller knows which provider it wrote).
+    let relationship = if submission.procedure.provider.as_str() == principal.organisation_ods {
+        Relationship::OwnOrganisation
+    } else {
+        Relationship::OtherOrganisation
+    };
+    if !policy::allows(principal.role, Action::RegisterProcedure, relationship) {
         return Err(ServiceError::Forbidden {
             action: "submit procedures for another organisation",
         });
@@ -78,12 +85,26 @@ pub async fn get_procedure(
     principal: &Principal,
     id: ProcedureId,
 ) -> Result<ProcedureRecord, ServiceError> {
-    let (only_provider, purpose) = match principal.role {
-        Role::ProviderSubmitter => (Some(principal.organisation), "direct_care"),
-        // The route asks for no purpose; the audit says so rather than guessing one.
-        Role::Regulator | Role::Admin => (None, "unstated"),
+    read_procedure(ctx, principal, id, Action::ReadProcedure).await
+}
+
+/// `get_procedure` under `action` (reading a procedure's versions checks that the caller may
+/// read those, and reads the procedure itself the same way).
+pub(crate) async fn read_procedure(
+    ctx: &Ctx,
+    principal: &Principal,
+    id: ProcedureId,
+    action: Action,
+) -> Result<ProcedureRecord, ServiceError> {
+    let only_provider = principal.scope(action);
+    // A provider reads its own records for direct care; the route asks others for no
+    // purpose, and the audit says so rather than guessing one.
+    let purpose = match only_provider {
+        Some(_) => "direct_care",
+        None => "unstated",
     };
     let audit = principal.audit(ctx, "procedure.read", format!("procedure/{id}"), purpose);
+    policy::authorize_some_audited(ctx, principal, action, &audit).await?;
     ctx.store
         .audited_procedure(id, only_provider, &audit)
         .await?

@@ -2,11 +2,12 @@
 //! date, with the patient and the provider that implanted it. Identifiable: every query and
 //! refusal is audited with the criteria as its resource and the number of rows returned.
 
-use mdor_store::{RecallCriteria, RecallRow, Role};
+use mdor_store::{RecallCriteria, RecallRow};
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 /// The most rows one page of a recall returns.
 pub const MAX_RECALL_PAGE: u32 = 10_000;
@@ -19,14 +20,14 @@ pub async fn recall(
     criteria: &RecallCriteria,
 ) -> Result<Vec<RecallRow>, ServiceError> {
     let audit = principal.audit(ctx, "recall.query", query_resource(criteria), "recall");
-    principal
-        .require_audited(
-            ctx,
-            &[Role::Regulator, Role::Admin],
-            "run recall queries",
-            audit.clone(),
-        )
-        .await?;
+    policy::authorize_audited(
+        ctx,
+        principal,
+        Action::RecallSearch,
+        Relationship::Independent,
+        &audit,
+    )
+    .await?;
     if criteria.limit == 0 || criteria.limit > MAX_RECALL_PAGE {
         return Err(ServiceError::invalid(
             "limit",

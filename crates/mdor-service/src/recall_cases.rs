@@ -13,12 +13,13 @@ use mdor_domain::{OdsCode, UdiDi};
 use mdor_store::{
     NewAuditEvent, NewRecallCase, OrganisationId, RecallCase, RecallCaseCriteria, RecallCaseGrowth,
     RecallCaseId, RecallEntry, RecallEntryId, RecallStatus, RecallStatusChange, RecallWorkQuery,
-    Role, StoreError,
+    StoreError,
 };
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 /// The most work items one page returns.
 pub const MAX_WORK_PAGE: u32 = 5_000;
@@ -51,7 +52,7 @@ fn audit(
     NewAuditEvent {
         at: ctx.now(),
         organisation: principal.organisation,
-        role: principal.role,
+        role: principal.audit_role(),
         token: principal.token(),
         action,
         resource,
@@ -165,7 +166,7 @@ pub async fn open_recall_case(
     principal: &Principal,
     request: RecallCaseRequest,
 ) -> Result<(RecallCaseId, RecallCaseGrowth), ServiceError> {
-    principal.require(&[Role::Regulator, Role::Admin], "open recall cases")?;
+    policy::authorize(principal, Action::OpenRecallCase, Relationship::Independent)?;
     let reference = request.reference.trim().to_string();
     let title = request.title.trim().to_string();
     let reason = request.reason.trim().to_string();
@@ -199,7 +200,11 @@ pub async fn refresh_recall_case(
     principal: &Principal,
     id: RecallCaseId,
 ) -> Result<RecallCaseGrowth, ServiceError> {
-    principal.require(&[Role::Regulator, Role::Admin], "refresh recall cases")?;
+    policy::authorize(
+        principal,
+        Action::RefreshRecallCase,
+        Relationship::Independent,
+    )?;
     let audit = audit(
         ctx,
         principal,
@@ -221,6 +226,7 @@ pub async fn recall_case(
     principal: &Principal,
     id: RecallCaseId,
 ) -> Result<RecallCase, ServiceError> {
+    policy::authorize_some(principal, Action::ReadRecallCase)?;
     let mut case = ctx
         .store
         .recall_case(id)
@@ -228,32 +234,34 @@ pub async fn recall_case(
         .ok_or(ServiceError::NotFound {
             what: "recall case",
         })?;
-    match principal.role {
-        Role::Regulator | Role::Admin => {}
-        Role::ProviderSubmitter => {
-            case.work
-                .retain(|w| w.provider_ods == principal.organisation_ods);
-            if case.work.is_empty() {
-                return Err(ServiceError::NotFound {
-                    what: "recall case",
-                });
-            }
-            // The total count of implants is national; a provider sees only its own share.
-            case.implants = 0;
+    if principal.scope(Action::ReadRecallCase).is_some() {
+        // A case is the caller's organisation's own when it has work items there; the caller
+        // sees only its own line.
+        case.work
+            .retain(|w| w.provider_ods == principal.organisation_ods);
+        if case.work.is_empty() {
+            return Err(ServiceError::NotFound {
+                what: "recall case",
+            });
         }
+        // The total count of implants is national; a provider sees only its own share.
+        case.implants = 0;
     }
     Ok(case)
 }
 
 /// A page of work items: a provider's own, or for the regulator any provider's (or all).
+/// `action` is `ReadRecallWorklist` for a page, `ExportRecallWorklist` for the export.
 pub async fn recall_worklist(
     ctx: &Ctx,
     principal: &Principal,
+    action: Action,
     id: RecallCaseId,
     provider: Option<&OdsCode>,
     after: Option<RecallEntryId>,
     limit: u32,
 ) -> Result<Vec<RecallEntry>, ServiceError> {
+    policy::authorize_some(principal, action)?;
     if limit == 0 || limit > MAX_WORK_PAGE {
         return Err(ServiceError::invalid(
             "limit",
@@ -261,9 +269,9 @@ pub async fn recall_worklist(
             format!("limit must be 1 to {MAX_WORK_PAGE}"),
         ));
     }
-    let provider: Option<OrganisationId> = match (principal.role, provider) {
-        (Role::Regulator | Role::Admin, None) => None,
-        (Role::Regulator | Role::Admin, Some(ods)) => Some(
+    let provider: Option<OrganisationId> = match (principal.scope(action), provider) {
+        (None, None) => None,
+        (None, Some(ods)) => Some(
             ctx.store
                 .organisation_by_ods(ods)
                 .await?
@@ -272,12 +280,12 @@ pub async fn recall_worklist(
                 })?
                 .id,
         ),
-        (Role::ProviderSubmitter, Some(ods)) if ods.as_str() != principal.organisation_ods => {
+        (Some(_), Some(ods)) if ods.as_str() != principal.organisation_ods => {
             return Err(ServiceError::NotFound {
                 what: "recall case",
             });
         }
-        (Role::ProviderSubmitter, _) => Some(principal.organisation),
+        (Some(own), _) => Some(own),
     };
     if ctx.store.recall_case(id).await?.is_none() {
         return Err(ServiceError::NotFound {
@@ -309,14 +317,12 @@ pub async fn update_recall_status(
     to: RecallStatus,
     note: Option<String>,
 ) -> Result<RecallStatus, ServiceError> {
+    policy::authorize_some(principal, Action::UpdateRecallStatus)?;
     let state = ctx
         .store
         .recall_entry_state(id, entry)
         .await?
-        .filter(|s| match principal.role {
-            Role::Regulator | Role::Admin => true,
-            Role::ProviderSubmitter => s.provider == principal.organisation,
-        })
+        .filter(|s| principal.reaches(Action::UpdateRecallStatus, s.provider))
         .ok_or(ServiceError::NotFound {
             what: "recall work item",
         })?;
@@ -354,7 +360,7 @@ pub async fn update_recall_status(
         note,
         at: ctx.now(),
         by_organisation: principal.organisation,
-        by_role: principal.role,
+        by_role: principal.audit_role(),
     };
     let audit = audit(
         ctx,

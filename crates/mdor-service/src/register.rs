@@ -10,6 +10,7 @@ use mdor_store::DeviceModel;
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 /// The register's CSV header, in this order (documented in docs/device-register.md).
 pub const REGISTER_CSV_HEADER: [&str; 7] = [
@@ -22,12 +23,14 @@ pub const REGISTER_CSV_HEADER: [&str; 7] = [
     "registry",
 ];
 
-/// Any authenticated caller may look a device model up: the register is not identifiable data.
+/// Looks a device model up: the register is not identifiable data, and every role with an
+/// organisation may read it.
 pub async fn device_lookup(
     ctx: &Ctx,
-    _principal: &Principal,
+    principal: &Principal,
     udi_di: &UdiDi,
 ) -> Result<DeviceModel, ServiceError> {
+    policy::authorize(principal, Action::ReadDevice, Relationship::Independent)?;
     ctx.store
         .device_model(udi_di)
         .await?
@@ -88,7 +91,7 @@ pub async fn register_device(
     principal: &Principal,
     raw: &RawRegisterEntry,
 ) -> Result<DeviceModel, ServiceError> {
-    principal.require(&[mdor_store::Role::Admin], "change the device register")?;
+    policy::authorize(principal, Action::RegisterDevice, Relationship::Independent)?;
     principal.require_recent_authentication(ctx)?;
     let entry = raw.validate().map_err(ServiceError::Invalid)?;
     upsert_register(ctx, std::slice::from_ref(&entry)).await?;

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use mdor_store::{
-    AccountId, AccountRole, NewAccountAuditEvent, NewSession, OrganisationId, PatientId, Role,
+    AccountId, AccountRole, NewAccountAuditEvent, NewSession, OrganisationId, PatientId,
     SessionAccount, SessionEnd, SessionId, StoredSession,
 };
 
@@ -23,6 +23,7 @@ use crate::accounts::{SignedIn, Username, change_password, login};
 use crate::auth::{Credential, Principal};
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 /// A session unused for this long has ended.
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
@@ -138,21 +139,33 @@ impl SessionCaller {
         now - self.session.reauthenticated_at < REAUTHENTICATION_WINDOW
     }
 
-    /// The principal the session acts as on the registry's records, through the same checks
-    /// as API tokens. Only the account roles that are one of the token roles have one: the
-    /// others (and patients, who belong to no organisation) are refused every record route
-    /// until the authorisation policies give them their own.
-    pub fn principal(&self) -> Option<Principal> {
-        let role = token_role(self.role)?;
-        Some(Principal {
+    /// The principal the session acts as on the registry's records, judged by the same
+    /// policy as API tokens (`policy::POLICIES`) under the account's own role. A patient, who
+    /// belongs to no organisation, acts under the registry's own (the audit names it, as for
+    /// their sign-ins); the policy gives patients nothing yet.
+    pub async fn principal(&self, ctx: &Ctx) -> Result<Principal, ServiceError> {
+        let (organisation, organisation_ods) = match (self.organisation, &self.organisation_ods) {
+            (Some(organisation), Some(ods)) => (organisation, ods.clone()),
+            _ => {
+                let registry =
+                    ctx.store
+                        .registry_organisation()
+                        .await?
+                        .ok_or(ServiceError::NotFound {
+                            what: "registry organisation",
+                        })?;
+                (registry, String::new())
+            }
+        };
+        Ok(Principal {
             credential: Credential::Session {
                 account: self.session.account,
                 session: self.session.id,
                 reauthenticated_at: self.session.reauthenticated_at,
             },
-            organisation: self.organisation?,
-            organisation_ods: self.organisation_ods.clone()?,
-            role,
+            organisation,
+            organisation_ods,
+            role: self.role,
         })
     }
 }
@@ -307,12 +320,12 @@ pub async fn disable_account(
     principal: &Principal,
     username: &Username,
 ) -> Result<AccountId, ServiceError> {
-    principal.require(&[Role::Admin], "disable accounts")?;
+    policy::authorize(principal, Action::DisableAccount, Relationship::Independent)?;
     disable(
         ctx,
         username,
         Some(principal.organisation),
-        principal.role.as_str(),
+        principal.audit_role(),
     )
     .await
 }
@@ -326,22 +339,6 @@ pub async fn operator_disable_account(
 ) -> Result<AccountId, ServiceError> {
     let registry = ctx.store.registry_organisation().await?;
     disable(ctx, username, registry, "operator").await
-}
-
-/// The token role an account role acts as on the records, if any (see
-/// `SessionCaller::principal`).
-fn token_role(role: AccountRole) -> Option<Role> {
-    match role {
-        AccountRole::ProviderSubmitter => Some(Role::ProviderSubmitter),
-        AccountRole::Regulator => Some(Role::Regulator),
-        AccountRole::SystemAdmin => Some(Role::Admin),
-        AccountRole::ProviderDataManager
-        | AccountRole::Consultant
-        | AccountRole::RegistryAnalyst
-        | AccountRole::Manufacturer
-        | AccountRole::Researcher
-        | AccountRole::Patient => None,
-    }
 }
 
 async fn disable(

@@ -7,11 +7,12 @@
 //! administrators must state a purpose other than direct care.
 
 use mdor_domain::NhsNumber;
-use mdor_store::{NewAuditEvent, PatientAccess, PatientTimeline, Role};
+use mdor_store::{NewAuditEvent, PatientAccess, PatientTimeline};
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 /// Why identifiable data is being read; recorded with every access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +53,27 @@ pub async fn patient_timeline(
     nhs_number: &NhsNumber,
     purpose: Option<AccessPurpose>,
 ) -> Result<PatientTimeline, ServiceError> {
-    let purpose = match (principal.role, purpose) {
-        (Role::ProviderSubmitter, None | Some(AccessPurpose::DirectCare)) => {
-            AccessPurpose::DirectCare
-        }
-        (Role::ProviderSubmitter, Some(_)) => {
+    let refused = principal.audit(
+        ctx,
+        "patient.timeline",
+        "patient".into(),
+        purpose.map_or("unstated", AccessPurpose::as_str),
+    );
+    policy::authorize_some_audited(ctx, principal, Action::ReadTimeline, &refused).await?;
+    // Roles limited to their own organisation's patients read for direct care; the others
+    // read any patient's and must say why.
+    let own_patients_only = principal.scope(Action::ReadTimeline).is_some();
+    let purpose = match (own_patients_only, purpose) {
+        (true, None | Some(AccessPurpose::DirectCare)) => AccessPurpose::DirectCare,
+        (true, Some(_)) => {
             return Err(ServiceError::invalid(
                 "purpose",
                 "not_allowed",
                 "a provider reads its own patients' records for direct care only",
             ));
         }
-        (Role::Regulator | Role::Admin, Some(p)) if p != AccessPurpose::DirectCare => p,
-        (Role::Regulator | Role::Admin, _) => {
+        (false, Some(p)) if p != AccessPurpose::DirectCare => p,
+        (false, _) => {
             return Err(ServiceError::invalid(
                 "purpose",
                 "required",
@@ -75,7 +84,7 @@ pub async fn patient_timeline(
     let mut audit = NewAuditEvent {
         at: ctx.now(),
         organisation: principal.organisation,
-        role: principal.role,
+        role: principal.audit_role(),
         token: principal.token(),
         action: "patient.timeline",
         resource: "patient".into(),
@@ -85,9 +94,14 @@ pub async fn patient_timeline(
         outcome: "ok",
     };
     let bounds = ctx.store.patient_timeline_bounds(nhs_number).await?;
-    let visible = bounds.as_ref().filter(|b| match principal.role {
-        Role::Regulator | Role::Admin => true,
-        Role::ProviderSubmitter => b.providers.contains(&principal.organisation),
+    // A patient is the caller's organisation's own when it has treated them.
+    let visible = bounds.as_ref().filter(|b| {
+        let relationship = if b.providers.contains(&principal.organisation) {
+            Relationship::OwnOrganisation
+        } else {
+            Relationship::OtherOrganisation
+        };
+        policy::allows(principal.role, Action::ReadTimeline, relationship)
     });
     let Some(bounds) = visible else {
         // Absent and not visible look the same to the caller; the audit tells them apart.
@@ -123,14 +137,14 @@ pub async fn patient_access_log(
         "patient".into(),
         "subject_access",
     );
-    principal
-        .require_audited(
-            ctx,
-            &[Role::Admin],
-            "read a patient's access log",
-            audit.clone(),
-        )
-        .await?;
+    policy::authorize_audited(
+        ctx,
+        principal,
+        Action::ReadAccessLog,
+        Relationship::Independent,
+        &audit,
+    )
+    .await?;
     let Some(bounds) = ctx.store.patient_timeline_bounds(nhs_number).await? else {
         audit.outcome = "not_found";
         ctx.store.append_audit(&audit).await?;

@@ -539,7 +539,8 @@ pub struct RecallStatusChange {
     pub note: Option<String>,
     pub at: DateTime<Utc>,
     pub by_organisation: OrganisationId,
-    pub by_role: Role,
+    /// The role as the audit names it (`Principal::audit_role` in the service).
+    pub by_role: &'static str,
 }
 
 /// One access to identifiable data. `record_count` is filled in by the store when the
@@ -548,7 +549,9 @@ pub struct RecallStatusChange {
 pub struct NewAuditEvent {
     pub at: DateTime<Utc>,
     pub organisation: OrganisationId,
-    pub role: Role,
+    /// The caller's role as stored: a token's role (`admin`, …) or an account's
+    /// (`system_admin`, `consultant`, …).
+    pub role: &'static str,
     pub token: Option<TokenId>,
     pub action: &'static str,
     pub resource: String,
@@ -601,7 +604,7 @@ impl AuditLogEntry {
             seq,
             at: crate::audit_log::audit_instant(event.at),
             organisation: event.organisation,
-            role: event.role.as_str().to_string(),
+            role: event.role.to_string(),
             token: event.token,
             action: event.action.to_string(),
             resource: event.resource.clone(),

@@ -47,11 +47,8 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(Caller(principal));
         }
         let session = session_from_cookie(parts, state).await?;
-        // Account roles with no policy on the registry's records yet are refused them.
-        let principal = session
-            .caller
-            .principal()
-            .ok_or_else(|| ApiError::Forbidden("use this route with this account's role".into()))?;
+        // Every account role has a principal; the policy decides what each may do.
+        let principal = session.caller.principal(&state.ctx).await?;
         Ok(Caller(principal))
     }
 }

@@ -22,6 +22,7 @@ use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use api::route_policy::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy};
 pub use error::ApiError;
 pub use extract::{CSRF_HEADER, SESSION_COOKIE};
 pub use rate_limit::RateLimit;

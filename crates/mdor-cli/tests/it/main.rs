@@ -313,7 +313,7 @@ fn with_store(dir: &Path, entries: u64, statements: &[&str]) {
                     .append_audit(&mdor_store::NewAuditEvent {
                         at: chrono::Utc::now(),
                         organisation: regulator,
-                        role: mdor_store::Role::Regulator,
+                        role: "regulator",
                         token: None,
                         action: "recall.query",
                         resource: format!("recall?udi_di=05012345678900&lot=L{i}"),

@@ -34,7 +34,7 @@ use mdor_domain::record::FieldError;
 use mdor_domain::udi::UdiDi;
 use mdor_store::{
     ChunkRecord, ChunkRecordBody, DeviceModelId, NewSubmissionJob, OrganisationId,
-    OrganisationKind, ProcedureId, ProcedureSourceVersion, QuarantineEntry, QuarantineQuery, Role,
+    OrganisationKind, ProcedureId, ProcedureSourceVersion, QuarantineEntry, QuarantineQuery,
     StoreError, SubmissionChunk, SubmissionFormat, SubmissionJob, SubmissionJobId,
     SubmissionRecord, SubmissionRecordId, SubmissionState, TokenId,
 };
@@ -42,6 +42,7 @@ use mdor_store::{
 use crate::auth::{Credential, Principal};
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 use crate::procedures::prepare_with;
 
 pub use mapping::NAME_NOT_COLLECTED;
@@ -108,8 +109,17 @@ pub struct Submitter {
 impl Submitter {
     /// A provider submitting for itself through the API.
     pub fn from_principal(principal: &Principal) -> Result<Submitter, ServiceError> {
-        principal.require(&[Role::ProviderSubmitter], "submit procedures")?;
-        Ok(Submitter {
+        policy::authorize(
+            principal,
+            Action::CreateSubmission,
+            Relationship::OwnOrganisation,
+        )?;
+        Ok(Submitter::acting_for(principal))
+    }
+
+    /// The principal as a submitter for its own organisation, once the policy allowed it.
+    fn acting_for(principal: &Principal) -> Submitter {
+        Submitter {
             organisation: principal.organisation,
             organisation_ods: principal.organisation_ods.clone(),
             token: principal.token(),
@@ -117,7 +127,7 @@ impl Submitter {
                 Credential::Token(token) => format!("token {token}"),
                 Credential::Session { account, .. } => format!("account {account}"),
             },
-        })
+        }
     }
 
     /// The organisation the records must name as their provider.
@@ -339,12 +349,24 @@ pub async fn submission_job(
     principal: &Principal,
     id: SubmissionJobId,
 ) -> Result<SubmissionJob, ServiceError> {
+    visible_job(ctx, principal, id, Action::ReadSubmission).await
+}
+
+/// The job if the policy lets the principal do `action` on it; another organisation's job
+/// it may not reach is `NotFound`, like an absent one.
+async fn visible_job(
+    ctx: &Ctx,
+    principal: &Principal,
+    id: SubmissionJobId,
+    action: Action,
+) -> Result<SubmissionJob, ServiceError> {
+    policy::authorize_some(principal, action)?;
     let job = ctx
         .store
         .submission_job(id)
         .await?
         .ok_or(ServiceError::NotFound { what: "submission" })?;
-    if !may_see(principal, job.organisation) {
+    if !principal.reaches(action, job.organisation) {
         return Err(ServiceError::NotFound { what: "submission" });
     }
     Ok(job)
@@ -358,7 +380,7 @@ pub async fn submission_report(
     after_line: u64,
     limit: u32,
 ) -> Result<Vec<SubmissionRecord>, ServiceError> {
-    submission_job(ctx, principal, id).await?;
+    visible_job(ctx, principal, id, Action::ReadSubmissionReport).await?;
     Ok(ctx
         .store
         .submission_records(id, after_line, limit.clamp(1, 10_000))
@@ -387,15 +409,8 @@ pub async fn quarantine(
     after: Option<SubmissionRecordId>,
     limit: u32,
 ) -> Result<Vec<QuarantineEntry>, ServiceError> {
-    let organisation = match principal.role {
-        Role::Admin => None,
-        Role::ProviderSubmitter => Some(principal.organisation),
-        Role::Regulator => {
-            return Err(ServiceError::Forbidden {
-                action: "read a provider's quarantine",
-            });
-        }
-    };
+    policy::authorize_some(principal, Action::ReadQuarantine)?;
+    let organisation = principal.scope(Action::ReadQuarantine);
     Ok(ctx
         .store
         .quarantine(&QuarantineQuery {
@@ -416,12 +431,12 @@ pub async fn resubmit_quarantined(
     id: SubmissionRecordId,
     record: &serde_json::Value,
 ) -> Result<(SubmissionJob, SubmissionRecord), ServiceError> {
-    let submitter = Submitter::from_principal(principal)?;
+    policy::authorize_some(principal, Action::ResubmitQuarantined)?;
     let entry = ctx
         .store
         .quarantine_entry(id)
         .await?
-        .filter(|e| e.organisation == principal.organisation)
+        .filter(|e| principal.reaches(Action::ResubmitQuarantined, e.organisation))
         .ok_or(ServiceError::NotFound {
             what: "quarantine entry",
         })?;
@@ -432,6 +447,8 @@ pub async fn resubmit_quarantined(
             message: "this quarantined record was already resolved by a later submission".into(),
         });
     }
+    // The entry is the caller's own organisation's: it resubmits for itself.
+    let submitter = Submitter::acting_for(principal);
     let definition = dataset(ctx, &entry.registry, Some(&entry.dataset_version))?;
     let mut upload = open_upload(
         ctx,
@@ -466,12 +483,8 @@ pub async fn procedure_history(
     principal: &Principal,
     id: ProcedureId,
 ) -> Result<Vec<ProcedureSourceVersion>, ServiceError> {
-    crate::procedures::get_procedure(ctx, principal, id).await?;
+    crate::procedures::read_procedure(ctx, principal, id, Action::ReadProcedureVersions).await?;
     Ok(ctx.store.procedure_history(id).await?)
-}
-
-fn may_see(principal: &Principal, organisation: OrganisationId) -> bool {
-    principal.role == Role::Admin || principal.organisation == organisation
 }
 
 fn dataset<'a>(

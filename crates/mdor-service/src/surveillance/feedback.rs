@@ -13,13 +13,14 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use mdor_stats::{KaplanMeierOptions, SurvivalData, kaplan_meier};
-use mdor_store::{AnalysisScope, Role};
+use mdor_store::AnalysisScope;
 
 use super::extract::{Cohort, Exit, date_of};
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::disclosure::{Published, publish_count, publish_rate};
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 
 /// Horizons of the revision table, in years.
 pub const FEEDBACK_YEARS: [u32; 4] = [1, 3, 5, 10];
@@ -100,22 +101,26 @@ pub struct RevisionEstimate {
     pub revisions: Published,
 }
 
-/// The report for `subject`: a provider may read its own; regulators and administrators any.
+/// The report for `subject`: a provider's roles may read their own provider's; regulators,
+/// registry analysts and administrators any (`policy::POLICIES`, `ReadFeedbackReport`). A
+/// consultant's or manufacturer's report is another organisation's to everyone: accounts do
+/// not yet say which consultant or manufacturer they are. Refusals are `Forbidden`: reports
+/// are aggregates whose subjects are public, so there is nothing to hide.
 pub async fn feedback_report(
     ctx: &Ctx,
     principal: &Principal,
     subject: &FeedbackSubject,
 ) -> Result<FeedbackReport, ServiceError> {
-    match (principal.role, subject) {
-        (Role::Regulator | Role::Admin, _) => {}
-        (Role::ProviderSubmitter, FeedbackSubject::Provider(ods))
-            if *ods == principal.organisation_ods => {}
-        _ => {
-            return Err(ServiceError::Forbidden {
-                action: "read this feedback report",
-            });
+    let relationship = match subject {
+        FeedbackSubject::Provider(ods)
+            if principal.role != mdor_store::AccountRole::Patient
+                && *ods == principal.organisation_ods =>
+        {
+            Relationship::OwnOrganisation
         }
-    }
+        _ => Relationship::OtherOrganisation,
+    };
+    policy::authorize(principal, Action::ReadFeedbackReport, relationship)?;
     operator_feedback_report(ctx, subject).await
 }
 

@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use mdor_store::{AnalysisScope, NewSurveillanceRun, Role, SignalUpdate, StoredAlert};
+use mdor_store::{AnalysisScope, NewSurveillanceRun, SignalUpdate, StoredAlert};
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
 use crate::surveillance::extract::Cohort;
 
 pub use feedback::{
@@ -358,7 +359,11 @@ pub async fn device_survivorship(
     principal: &Principal,
     grouping: &DeviceGrouping,
 ) -> Result<SurvivorshipReport, ServiceError> {
-    principal.require(&[Role::Regulator, Role::Admin], "read survivorship reports")?;
+    policy::authorize(
+        principal,
+        Action::ReadSurvivorship,
+        Relationship::Independent,
+    )?;
     let scope = scope_of(ctx, grouping).await?;
     let cohort = cohort(ctx, scope, ctx.today()).await?;
     let grouping = grouping.clone();
@@ -402,7 +407,11 @@ pub async fn surveillance_alerts(
     principal: &Principal,
     limit: u32,
 ) -> Result<Vec<StoredAlert>, ServiceError> {
-    principal.require(&[Role::Regulator, Role::Admin], "read surveillance alerts")?;
+    policy::authorize(
+        principal,
+        Action::ReadSurveillanceAlerts,
+        Relationship::Independent,
+    )?;
     Ok(ctx.store.surveillance_alerts(limit.clamp(1, 1000)).await?)
 }
 

@@ -11,7 +11,7 @@ use chrono::{TimeZone, Utc};
 use sqlx::Connection;
 
 use mdor_service::{CheckpointSigner, Ctx, LogProblem, ServiceError};
-use mdor_store::{ConnectOptions, NewAuditEvent, NewOrganisation, OrganisationKind, Role, Store};
+use mdor_store::{ConnectOptions, NewAuditEvent, NewOrganisation, OrganisationKind, Store};
 
 /// The entries each case starts with; the checkpoint covers them all.
 const ENTRIES: u64 = 8;
@@ -135,7 +135,7 @@ fn entry(organisation: mdor_store::OrganisationId, i: u64) -> NewAuditEvent {
     NewAuditEvent {
         at: Utc.timestamp_opt(1_795_000_000 + i as i64, 0).unwrap(),
         organisation,
-        role: Role::Regulator,
+        role: "regulator",
         token: None,
         action: "recall.query",
         resource: format!("recall?udi_di=05012345678900&lot=L{i}"),

@@ -185,7 +185,7 @@ async fn completeness_is_received_over_expected_per_month_and_months_below_ninet
             credential: mdor_service::Credential::Token(TokenId(2)),
             organisation: ids["RB2"],
             organisation_ods: "RB2".into(),
-            role: Role::ProviderSubmitter,
+            role: mdor_service::AccountRole::ProviderSubmitter,
         };
         assert!(matches!(
             report(ctx, &other).await,

@@ -146,8 +146,8 @@ async fn a_session_starts_only_after_password_and_second_factor_and_after_the_in
         assert_eq!(caller.session.id, started.id);
         assert_eq!(caller.username, "p.jones");
         // A provider submitter's session acts as the provider submitter principal.
-        let principal = caller.principal().unwrap();
-        assert_eq!(principal.role, Role::ProviderSubmitter);
+        let principal = caller.principal(&t.ctx).await.unwrap();
+        assert_eq!(principal.role, AccountRole::ProviderSubmitter);
         assert_eq!(principal.organisation_ods, "RXR");
         assert_eq!(principal.token(), None);
         assert!(matches!(
@@ -230,7 +230,8 @@ async fn step_up_replaces_the_secret_and_opens_the_ten_minute_window_for_exports
         let current = caller(&t, &started.secret).await;
         assert!(current.reauthenticated_recently(clock()));
         current
-            .principal()
+            .principal(&t.ctx)
+            .await
             .unwrap()
             .require_recent_authentication(&t.ctx)
             .unwrap();
@@ -239,7 +240,8 @@ async fn step_up_replaces_the_secret_and_opens_the_ten_minute_window_for_exports
         assert!(!current.reauthenticated_recently(clock()));
         assert!(matches!(
             current
-                .principal()
+                .principal(&t.ctx)
+                .await
                 .unwrap()
                 .require_recent_authentication(&t.ctx),
             Err(ServiceError::ReauthenticationRequired)
@@ -269,7 +271,8 @@ async fn step_up_replaces_the_secret_and_opens_the_ten_minute_window_for_exports
         let renewed = caller(&t, &stepped_up.secret).await;
         assert!(renewed.reauthenticated_recently(clock()));
         renewed
-            .principal()
+            .principal(&t.ctx)
+            .await
             .unwrap()
             .require_recent_authentication(&t.ctx)
             .unwrap();
@@ -395,7 +398,7 @@ async fn disabling_an_account_or_expiring_it_idle_ends_its_live_sessions() {
 }
 
 #[tokio::test]
-async fn account_roles_without_a_policy_on_records_get_no_principal() {
+async fn every_account_role_acts_as_a_principal_of_its_own_role_that_the_policy_judges() {
     static NOW: AtomicI64 = AtomicI64::new(T0);
     fn clock() -> DateTime<Utc> {
         DateTime::from_timestamp(NOW.load(Ordering::SeqCst), 0).unwrap()
@@ -422,7 +425,15 @@ async fn account_roles_without_a_policy_on_records_get_no_principal() {
         .unwrap();
         let consultant = caller(&t, &started.secret).await;
         assert_eq!(consultant.role, AccountRole::Consultant);
-        assert!(consultant.principal().is_none());
+        let principal = consultant.principal(&t.ctx).await.unwrap();
+        assert_eq!(principal.role, AccountRole::Consultant);
+        assert_eq!(principal.organisation_ods, "RXR");
+        assert_eq!(principal.audit_role(), "consultant");
+        // The policy gives consultants no surveillance alerts.
+        assert!(matches!(
+            mdor_service::surveillance_alerts(&t.ctx, &principal, 10).await,
+            Err(ServiceError::Forbidden { .. })
+        ));
         // The session itself works: the holder can still list and end it.
         assert_eq!(list_sessions(&t.ctx, &consultant).await.unwrap().len(), 1);
     }

@@ -124,6 +124,6 @@ pub async fn principal(ctx: &Ctx, role: Role) -> Principal {
         credential: Credential::Token(TokenId(1)),
         organisation: ids[ods],
         organisation_ods: ods.to_string(),
-        role,
+        role: mdor_service::policy::policy_role(role),
     }
 }

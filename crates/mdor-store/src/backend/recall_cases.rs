@@ -432,7 +432,7 @@ macro_rules! recall_case_queries {
             .bind(change.note.as_deref())
             .bind(change.at)
             .bind(change.by_organisation.0)
-            .bind(change.by_role.as_str())
+            .bind(change.by_role)
             .execute(&mut *conn)
             .await?;
             insert_audit(conn, audit).await?;

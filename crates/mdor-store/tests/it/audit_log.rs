@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection, PgConnection};
 
 use mdor_store::{
-    ConnectOptions, NewAuditEvent, NewRecallCase, RecallCaseCriteria, Role, Store, connect,
+    ConnectOptions, NewAuditEvent, NewRecallCase, RecallCaseCriteria, Store, connect,
 };
 
 use crate::fixtures::{add_provider, instant, udi};
@@ -34,7 +34,7 @@ async fn write_one_audit_entry(store: &dyn Store) {
             &NewAuditEvent {
                 at: instant(2026, 11, 20, 10),
                 organisation: regulator,
-                role: Role::Regulator,
+                role: "regulator",
                 token: None,
                 action: "recall_case.create",
                 resource: "recall_case".to_string(),
@@ -119,7 +119,7 @@ fn access(
     NewAuditEvent {
         at,
         organisation,
-        role: Role::Regulator,
+        role: "regulator",
         token: None,
         action: "recall.query",
         resource: "recall".to_string(),

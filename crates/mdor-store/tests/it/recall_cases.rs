@@ -5,7 +5,7 @@
 use mdor_domain::UdiDi;
 use mdor_store::{
     NewAuditEvent, NewRecallCase, OrganisationId, RecallCaseCriteria, RecallCaseGrowth,
-    RecallCaseId, RecallEntryId, RecallStatus, RecallStatusChange, RecallWorkQuery, Role, Store,
+    RecallCaseId, RecallEntryId, RecallStatus, RecallStatusChange, RecallWorkQuery, Store,
     StoreError,
 };
 
@@ -15,7 +15,7 @@ fn audit(organisation: OrganisationId, action: &'static str) -> NewAuditEvent {
     NewAuditEvent {
         at: instant(2026, 11, 20, 10),
         organisation,
-        role: Role::Regulator,
+        role: "regulator",
         token: None,
         action,
         resource: "recall_case".to_string(),
@@ -424,7 +424,7 @@ pub async fn recall_status_changes_only_from_the_expected_status_and_every_acces
         note: Some("letter sent".to_string()),
         at: instant(2026, 11, 21, 9),
         by_organisation: w.rb2,
-        by_role: Role::ProviderSubmitter,
+        by_role: "provider_submitter",
     };
     assert!(
         store

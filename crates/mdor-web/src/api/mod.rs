@@ -10,6 +10,7 @@ mod procedures;
 mod recall;
 pub(crate) mod recall_cases;
 mod reports;
+pub mod route_policy;
 mod sessions;
 mod submissions;
 mod survivorship;
@@ -98,13 +99,20 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/recall-cases/{id}/patients/{entry}/status",
             post(recall_cases::set_status),
         )
+        .route_layer(axum::middleware::from_fn(
+            route_policy::require_declared_policy,
+        ))
         .fallback(|| async { ApiError::NotFound("route") })
 }
 
 /// Routes that stream large request bodies: no request timeout and no body limit but the
 /// upload limit the service enforces while spooling.
 pub fn upload_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/submissions", post(submissions::create_submission))
+    Router::new()
+        .route("/api/v1/submissions", post(submissions::create_submission))
+        .route_layer(axum::middleware::from_fn(
+            route_policy::require_declared_policy,
+        ))
 }
 
 #[derive(OpenApi)]

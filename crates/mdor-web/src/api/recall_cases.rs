@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use mdor_domain::record::FieldError;
 use mdor_domain::{OdsCode, UdiDi};
+use mdor_service::policy::Action;
 use mdor_service::{
     RecallCase, RecallCaseId, RecallCaseRequest, RecallEntry, RecallEntryId, RecallStatus,
 };
@@ -364,6 +365,7 @@ pub async fn work_page(
     let entries = mdor_service::recall_worklist(
         &state.ctx,
         &principal,
+        Action::ReadRecallWorklist,
         RecallCaseId(id),
         provider.as_ref(),
         after,
@@ -420,6 +422,7 @@ pub async fn worklist_csv(
         let entries = mdor_service::recall_worklist(
             &state.ctx,
             &principal,
+            Action::ExportRecallWorklist,
             RecallCaseId(id),
             provider.as_ref(),
             after,

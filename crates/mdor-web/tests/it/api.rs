@@ -37,7 +37,7 @@ async fn health_is_open_and_names_the_backend() {
 async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let routes = crate::support::RECORD_ROUTES;
+        let routes = crate::support::authenticated_routes();
         let revoked = mdor_service::create_token(
             &app.ctx,
             &mdor_domain::OdsCode::parse("RA1").unwrap(),
@@ -61,7 +61,7 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
             ] {
                 let mut request = Request::builder()
                     .method(method)
-                    .uri(uri)
+                    .uri(&uri)
                     .header("content-type", "application/json");
                 if let Some(token) = token {
                     request = request.header("authorization", format!("Bearer {token}"));

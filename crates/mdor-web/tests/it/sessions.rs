@@ -635,11 +635,12 @@ async fn every_response_carries_the_security_headers_and_api_responses_are_never
 }
 
 #[tokio::test]
-async fn account_roles_without_a_policy_on_records_are_refused_them_but_keep_their_session() {
+async fn every_account_role_is_judged_by_the_policy_and_keeps_its_session() {
     for backend in backends() {
         let app = app_with(backend, WebSettings::default()).await;
         let account = person(&app, "dr.who", AccountRole::Consultant, "RA1").await;
         let session = signed_in(&app, &account, 0).await;
+        // A consultant reads its own provider's procedures (none here) but runs no recall.
         let read = with_cookie(
             &app,
             "GET",
@@ -649,8 +650,18 @@ async fn account_roles_without_a_policy_on_records_are_refused_them_but_keep_the
             None,
         )
         .await;
-        assert_eq!(read.status, StatusCode::FORBIDDEN);
-        assert_eq!(read.body["code"], "forbidden");
+        assert_eq!(read.status, StatusCode::NOT_FOUND);
+        let recall = with_cookie(
+            &app,
+            "GET",
+            "/api/v1/recall?udi_di=05012345678900",
+            &session.cookie,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(recall.status, StatusCode::FORBIDDEN);
+        assert_eq!(recall.body["code"], "forbidden");
         let own = with_cookie(&app, "GET", "/api/v1/session", &session.cookie, None, None).await;
         assert_eq!(own.status, StatusCode::OK);
         assert_eq!(own.body["role"], "consultant");
@@ -759,18 +770,10 @@ async fn every_record_route_refuses_an_unknown_or_ended_session_even_with_its_cs
             cookie: format!("__Host-mdor_session={}", forged_secret.expose()),
             csrf: forged_secret.csrf_token(),
         };
-        let session_routes = [
-            ("GET", "/api/v1/session"),
-            ("GET", "/api/v1/sessions"),
-            ("DELETE", "/api/v1/sessions/1"),
-            ("POST", "/api/v1/session/reauthenticate"),
-        ];
-        let routes: Vec<(&str, &str)> = crate::support::RECORD_ROUTES
-            .into_iter()
-            .chain(session_routes)
-            .collect();
+        let routes = crate::support::authenticated_routes();
         for session in [&ended, &forged] {
-            for &(method, uri) in &routes {
+            for (method, uri) in &routes {
+                let method = *method;
                 let body = (method != "GET").then(|| json!({}));
                 let reply = with_cookie(
                     &app,

@@ -421,9 +421,10 @@ async fn only_the_submitting_organisation_and_administrators_see_a_submission() 
             app.get(&uri, Some(&app.other_provider)).await.status,
             StatusCode::NOT_FOUND
         );
+        // The regulator has no policy on submissions at all: refused, not hidden.
         assert_eq!(
             app.get(&uri, Some(&app.regulator)).await.status,
-            StatusCode::NOT_FOUND
+            StatusCode::FORBIDDEN
         );
         assert_eq!(app.get(&uri, Some(&app.admin)).await.status, StatusCode::OK);
         let (status, _) = get_text(&app, &format!("{uri}/report.csv"), &app.other_provider).await;

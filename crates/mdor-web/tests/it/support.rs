@@ -29,29 +29,27 @@ pub struct TestApp {
     pub _postgres: Option<PostgresDatabase>,
 }
 
-/// Which backends the suite runs on: SQLite always, PostgreSQL when configured.
-/// Every route that reads or changes records, with a path that names a record where it needs
-/// one: the authentication tests walk them all, for tokens and for sessions alike.
-pub const RECORD_ROUTES: [(&str, &str); 17] = [
-    ("GET", "/api/v1/procedures/1"),
-    ("POST", "/api/v1/procedures"),
-    ("POST", "/api/v1/implants/1/removals"),
-    ("POST", "/api/v1/deaths"),
-    ("GET", "/api/v1/devices/05012345678900"),
-    ("POST", "/api/v1/devices"),
-    ("GET", "/api/v1/recall?udi_di=05012345678900"),
-    ("POST", "/api/v1/recall-cases"),
-    ("GET", "/api/v1/recall-cases/1"),
-    ("POST", "/api/v1/patients/timeline"),
-    ("GET", "/api/v1/reports/feedback?kind=provider&subject=RA1"),
-    ("POST", "/api/v1/patients/access-log"),
-    ("POST", "/api/v1/recall-cases/1/refresh"),
-    ("GET", "/api/v1/recall-cases/1/patients"),
-    ("GET", "/api/v1/recall-cases/1/worklist.csv"),
-    ("POST", "/api/v1/recall-cases/1/patients/1/status"),
-    ("GET", "/api/v1/devices/05012345678900/survivorship"),
-];
+/// Every route that needs a caller (all but the public ones, from `mdor_web::ROUTE_POLICIES`),
+/// with a path naming record 1, a device or provider RA1: the authentication tests walk them
+/// all, for tokens and sessions alike, so a route is covered as soon as it declares its policy.
+pub fn authenticated_routes() -> Vec<(&'static str, String)> {
+    mdor_web::ROUTE_POLICIES
+        .iter()
+        .filter(|r| r.policy != mdor_web::RoutePolicy::Public)
+        .map(|r| (r.method, concrete_path(r.path)))
+        .collect()
+}
 
+/// A route's path template with its parameters filled in.
+pub fn concrete_path(template: &str) -> String {
+    template
+        .replace("{udi_di}", "05012345678900")
+        .replace("{ods}", "RA1")
+        .replace("{id}", "1")
+        .replace("{entry}", "1")
+}
+
+/// Which backends the suite runs on: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<&'static str> {
     let mut backends = vec!["sqlite"];
     if std::env::var("MDOR_TEST_POSTGRES_URL").is_ok() {

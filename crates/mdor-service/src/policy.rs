@@ -1,0 +1,429 @@
+//! Authorisation as data: which role may do which action, in which relationship to the
+//! organisation whose records the action touches. `POLICIES` is the whole policy in one table;
+//! a (role, action, relationship) it does not list is denied. Every use case that touches
+//! records asks it through `authorize` (or `allows` to scope a query) before the store, for
+//! sessions and API tokens alike.
+//!
+//! The roles are the nine account roles; an API token's role acts as one of them
+//! (`policy_role`). The relationship is the caller's organisation against the record's: the
+//! same organisation, another one, or none at all (the device register, national analyses,
+//! recall queries and cases as a whole). A role allowed an action only for its own
+//! organisation gets another organisation's record as `NotFound`, indistinguishable from an
+//! absent one, where the record's existence would tell something; a role with no row for the
+//! action at all is `Forbidden`.
+
+use AccountRole::{
+    Consultant, Manufacturer, ProviderDataManager, ProviderSubmitter, RegistryAnalyst, Regulator,
+    Researcher, SystemAdmin,
+};
+use Action::*;
+use mdor_store::{AccountRole, Role};
+
+use crate::auth::Principal;
+use crate::ctx::Ctx;
+use crate::error::ServiceError;
+
+/// One use case, or one operation on a kind of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    RegisterProcedure,
+    ReadProcedure,
+    ReadProcedureVersions,
+    RecordRemoval,
+    RecordDeath,
+    RegisterDevice,
+    ReadDevice,
+    ReadSurvivorship,
+    ReadSurveillanceAlerts,
+    RecallSearch,
+    ReadTimeline,
+    ReadAccessLog,
+    ReadFeedbackReport,
+    ReadDataQuality,
+    CreateSubmission,
+    ReadSubmission,
+    ReadSubmissionReport,
+    ReadQuarantine,
+    ResubmitQuarantined,
+    OpenRecallCase,
+    RefreshRecallCase,
+    ReadRecallCase,
+    ReadRecallWorklist,
+    ExportRecallWorklist,
+    UpdateRecallStatus,
+    DisableAccount,
+}
+
+/// The caller's organisation against the organisation of the record an action touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relationship {
+    /// The record is the caller's own organisation's (a provider's own procedure).
+    OwnOrganisation,
+    /// The record is another organisation's.
+    OtherOrganisation,
+    /// The action concerns no organisation's records in particular.
+    Independent,
+}
+
+/// One row of the policy: `role` may do `action` in each of `relationships`.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub action: Action,
+    pub role: AccountRole,
+    pub relationships: &'static [Relationship],
+}
+
+const OWN: &[Relationship] = &[Relationship::OwnOrganisation];
+const ANY: &[Relationship] = &[
+    Relationship::OwnOrganisation,
+    Relationship::OtherOrganisation,
+];
+const INDEPENDENT: &[Relationship] = &[Relationship::Independent];
+
+const fn allow(
+    action: Action,
+    role: AccountRole,
+    relationships: &'static [Relationship],
+) -> Policy {
+    Policy {
+        action,
+        role,
+        relationships,
+    }
+}
+
+/// The policy. Anything not listed is denied: patients have no row (they belong to no
+/// organisation and have no routes of their own yet), manufacturers and researchers only read
+/// the device register (their pseudonymised views are not built), and registry analysts read
+/// only aggregates. `docs/security.md` shows this table as a matrix; keep the two in step.
+pub const POLICIES: &[Policy] = &[
+    // Procedures: a provider's own; regulators and administrators any.
+    allow(RegisterProcedure, ProviderSubmitter, OWN),
+    allow(RegisterProcedure, ProviderDataManager, OWN),
+    allow(ReadProcedure, ProviderSubmitter, OWN),
+    allow(ReadProcedure, ProviderDataManager, OWN),
+    allow(ReadProcedure, Consultant, OWN),
+    allow(ReadProcedure, Regulator, ANY),
+    allow(ReadProcedure, SystemAdmin, ANY),
+    allow(ReadProcedureVersions, ProviderSubmitter, OWN),
+    allow(ReadProcedureVersions, ProviderDataManager, OWN),
+    allow(ReadProcedureVersions, Regulator, ANY),
+    allow(ReadProcedureVersions, SystemAdmin, ANY),
+    // Outcomes: recorded by the caller's organisation (a revision may be of an implant done
+    // elsewhere, for a patient the caller names by NHS number).
+    allow(RecordRemoval, ProviderSubmitter, OWN),
+    allow(RecordRemoval, ProviderDataManager, OWN),
+    allow(RecordDeath, ProviderSubmitter, OWN),
+    allow(RecordDeath, ProviderDataManager, OWN),
+    allow(RecordDeath, SystemAdmin, ANY),
+    // The device register: not identifiable; changed by administrators only.
+    allow(RegisterDevice, SystemAdmin, INDEPENDENT),
+    allow(ReadDevice, ProviderSubmitter, INDEPENDENT),
+    allow(ReadDevice, ProviderDataManager, INDEPENDENT),
+    allow(ReadDevice, Consultant, INDEPENDENT),
+    allow(ReadDevice, RegistryAnalyst, INDEPENDENT),
+    allow(ReadDevice, Regulator, INDEPENDENT),
+    allow(ReadDevice, Manufacturer, INDEPENDENT),
+    allow(ReadDevice, Researcher, INDEPENDENT),
+    allow(ReadDevice, SystemAdmin, INDEPENDENT),
+    // National analyses: aggregates over every provider.
+    allow(ReadSurvivorship, RegistryAnalyst, INDEPENDENT),
+    allow(ReadSurvivorship, Regulator, INDEPENDENT),
+    allow(ReadSurvivorship, SystemAdmin, INDEPENDENT),
+    allow(ReadSurveillanceAlerts, Regulator, INDEPENDENT),
+    allow(ReadSurveillanceAlerts, SystemAdmin, INDEPENDENT),
+    // Identifiable searches across providers.
+    allow(RecallSearch, Regulator, INDEPENDENT),
+    allow(RecallSearch, SystemAdmin, INDEPENDENT),
+    // A patient's timeline: a provider's own patients (direct care); regulators and
+    // administrators any, with a stated purpose.
+    allow(ReadTimeline, ProviderSubmitter, OWN),
+    allow(ReadTimeline, ProviderDataManager, OWN),
+    allow(ReadTimeline, Consultant, OWN),
+    allow(ReadTimeline, Regulator, ANY),
+    allow(ReadTimeline, SystemAdmin, ANY),
+    allow(ReadAccessLog, SystemAdmin, INDEPENDENT),
+    // Reports: a provider's own; regulators, analysts and administrators any.
+    allow(ReadFeedbackReport, ProviderSubmitter, OWN),
+    allow(ReadFeedbackReport, ProviderDataManager, OWN),
+    allow(ReadFeedbackReport, Consultant, OWN),
+    allow(ReadFeedbackReport, RegistryAnalyst, ANY),
+    allow(ReadFeedbackReport, Regulator, ANY),
+    allow(ReadFeedbackReport, SystemAdmin, ANY),
+    allow(ReadDataQuality, ProviderSubmitter, OWN),
+    allow(ReadDataQuality, ProviderDataManager, OWN),
+    allow(ReadDataQuality, RegistryAnalyst, ANY),
+    allow(ReadDataQuality, Regulator, ANY),
+    allow(ReadDataQuality, SystemAdmin, ANY),
+    // Bulk submission: a provider's own; administrators read every job and quarantine.
+    allow(CreateSubmission, ProviderSubmitter, OWN),
+    allow(CreateSubmission, ProviderDataManager, OWN),
+    allow(ReadSubmission, ProviderSubmitter, OWN),
+    allow(ReadSubmission, ProviderDataManager, OWN),
+    allow(ReadSubmission, SystemAdmin, ANY),
+    allow(ReadSubmissionReport, ProviderSubmitter, OWN),
+    allow(ReadSubmissionReport, ProviderDataManager, OWN),
+    allow(ReadSubmissionReport, SystemAdmin, ANY),
+    allow(ReadQuarantine, ProviderSubmitter, OWN),
+    allow(ReadQuarantine, ProviderDataManager, OWN),
+    allow(ReadQuarantine, SystemAdmin, ANY),
+    allow(ResubmitQuarantined, ProviderSubmitter, OWN),
+    allow(ResubmitQuarantined, ProviderDataManager, OWN),
+    // Recall cases: opened by the regulator; each provider works its own patients.
+    allow(OpenRecallCase, Regulator, INDEPENDENT),
+    allow(OpenRecallCase, SystemAdmin, INDEPENDENT),
+    allow(RefreshRecallCase, Regulator, INDEPENDENT),
+    allow(RefreshRecallCase, SystemAdmin, INDEPENDENT),
+    allow(ReadRecallCase, ProviderSubmitter, OWN),
+    allow(ReadRecallCase, ProviderDataManager, OWN),
+    allow(ReadRecallCase, Consultant, OWN),
+    allow(ReadRecallCase, Regulator, ANY),
+    allow(ReadRecallCase, SystemAdmin, ANY),
+    allow(ReadRecallWorklist, ProviderSubmitter, OWN),
+    allow(ReadRecallWorklist, ProviderDataManager, OWN),
+    allow(ReadRecallWorklist, Consultant, OWN),
+    allow(ReadRecallWorklist, Regulator, ANY),
+    allow(ReadRecallWorklist, SystemAdmin, ANY),
+    allow(ExportRecallWorklist, ProviderSubmitter, OWN),
+    allow(ExportRecallWorklist, ProviderDataManager, OWN),
+    allow(ExportRecallWorklist, Consultant, OWN),
+    allow(ExportRecallWorklist, Regulator, ANY),
+    allow(ExportRecallWorklist, SystemAdmin, ANY),
+    allow(UpdateRecallStatus, ProviderSubmitter, OWN),
+    allow(UpdateRecallStatus, ProviderDataManager, OWN),
+    allow(UpdateRecallStatus, Consultant, OWN),
+    allow(UpdateRecallStatus, Regulator, ANY),
+    allow(UpdateRecallStatus, SystemAdmin, ANY),
+    // Accounts.
+    allow(DisableAccount, SystemAdmin, INDEPENDENT),
+];
+
+impl Action {
+    /// Every action, in the order of the policy matrix in `docs/security.md`.
+    pub const ALL: [Action; 26] = [
+        RegisterProcedure,
+        ReadProcedure,
+        ReadProcedureVersions,
+        RecordRemoval,
+        RecordDeath,
+        RegisterDevice,
+        ReadDevice,
+        ReadSurvivorship,
+        ReadSurveillanceAlerts,
+        RecallSearch,
+        ReadTimeline,
+        ReadAccessLog,
+        ReadFeedbackReport,
+        ReadDataQuality,
+        CreateSubmission,
+        ReadSubmission,
+        ReadSubmissionReport,
+        ReadQuarantine,
+        ResubmitQuarantined,
+        OpenRecallCase,
+        RefreshRecallCase,
+        ReadRecallCase,
+        ReadRecallWorklist,
+        ExportRecallWorklist,
+        UpdateRecallStatus,
+        DisableAccount,
+    ];
+
+    /// Whether the action concerns no organisation's records in particular: its rows say
+    /// `Independent`, and its use case asks with that relationship.
+    pub fn is_independent(self) -> bool {
+        POLICIES
+            .iter()
+            .filter(|p| p.action == self)
+            .all(|p| p.relationships == INDEPENDENT)
+    }
+
+    /// What a refusal says the role may not do.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RegisterProcedure => "submit procedures",
+            ReadProcedure => "read procedures",
+            ReadProcedureVersions => "read a procedure's versions",
+            RecordRemoval => "record revisions",
+            RecordDeath => "record deaths",
+            RegisterDevice => "change the device register",
+            ReadDevice => "read the device register",
+            ReadSurvivorship => "read survivorship reports",
+            ReadSurveillanceAlerts => "read surveillance alerts",
+            RecallSearch => "run recall queries",
+            ReadTimeline => "read patient timelines",
+            ReadAccessLog => "read a patient's access log",
+            ReadFeedbackReport => "read this feedback report",
+            ReadDataQuality => "read data quality reports",
+            CreateSubmission => "submit procedures",
+            ReadSubmission => "read submissions",
+            ReadSubmissionReport => "read submission reports",
+            ReadQuarantine => "read a provider's quarantine",
+            ResubmitQuarantined => "resubmit quarantined records",
+            OpenRecallCase => "open recall cases",
+            RefreshRecallCase => "refresh recall cases",
+            ReadRecallCase => "read recall cases",
+            ReadRecallWorklist => "read recall work lists",
+            ExportRecallWorklist => "export recall work lists",
+            UpdateRecallStatus => "update recall follow-up",
+            DisableAccount => "disable accounts",
+        }
+    }
+}
+
+/// The account role an API token's role acts as.
+pub fn policy_role(role: Role) -> AccountRole {
+    match role {
+        Role::ProviderSubmitter => AccountRole::ProviderSubmitter,
+        Role::Regulator => AccountRole::Regulator,
+        Role::Admin => AccountRole::SystemAdmin,
+    }
+}
+
+/// Whether the policy lets `role` do `action` in `relationship`.
+pub fn allows(role: AccountRole, action: Action, relationship: Relationship) -> bool {
+    POLICIES
+        .iter()
+        .any(|p| p.action == action && p.role == role && p.relationships.contains(&relationship))
+}
+
+/// Whether the policy lets `role` do `action` in any relationship at all.
+pub fn allows_some(role: AccountRole, action: Action) -> bool {
+    POLICIES
+        .iter()
+        .any(|p| p.action == action && p.role == role)
+}
+
+/// `Forbidden` unless the policy lets the principal do `action` in `relationship`.
+pub fn authorize(
+    principal: &Principal,
+    action: Action,
+    relationship: Relationship,
+) -> Result<(), ServiceError> {
+    if allows(principal.role, action, relationship) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden {
+            action: action.describe(),
+        })
+    }
+}
+
+/// `Forbidden` unless the policy lets the principal do `action` for some organisation: the
+/// first check of a use case whose record it has not read yet. The use case then checks the
+/// record's organisation (`Principal::reaches`) and hides what it may not reach.
+pub fn authorize_some(principal: &Principal, action: Action) -> Result<(), ServiceError> {
+    if allows_some(principal.role, action) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden {
+            action: action.describe(),
+        })
+    }
+}
+
+/// `authorize`, with a refusal written to the audit (outcome `denied`) before it is returned.
+pub(crate) async fn authorize_audited(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    relationship: Relationship,
+    refused: &mdor_store::NewAuditEvent,
+) -> Result<(), ServiceError> {
+    if allows(principal.role, action, relationship) {
+        return Ok(());
+    }
+    let mut refused = refused.clone();
+    refused.outcome = "denied";
+    ctx.store.append_audit(&refused).await?;
+    Err(ServiceError::Forbidden {
+        action: action.describe(),
+    })
+}
+
+/// `authorize_some`, with a refusal written to the audit (outcome `denied`) before it is
+/// returned: for identifiable reads, so that a role probing them is visible.
+pub(crate) async fn authorize_some_audited(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    refused: &mdor_store::NewAuditEvent,
+) -> Result<(), ServiceError> {
+    if allows_some(principal.role, action) {
+        return Ok(());
+    }
+    let mut refused = refused.clone();
+    refused.outcome = "denied";
+    ctx.store.append_audit(&refused).await?;
+    Err(ServiceError::Forbidden {
+        action: action.describe(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_a_row_and_no_row_is_repeated() {
+        for action in Action::ALL {
+            assert!(
+                POLICIES.iter().any(|p| p.action == action),
+                "{action:?} has no policy"
+            );
+        }
+        for (i, a) in POLICIES.iter().enumerate() {
+            for b in &POLICIES[i + 1..] {
+                assert!(
+                    !(a.action == b.action && a.role == b.role),
+                    "{:?} {:?} twice",
+                    a.action,
+                    a.role
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn patients_are_allowed_nothing_and_an_action_is_either_independent_or_organisational() {
+        assert!(
+            POLICIES.iter().all(|p| p.role != AccountRole::Patient),
+            "patients have no row"
+        );
+        for action in Action::ALL {
+            let rows: Vec<_> = POLICIES.iter().filter(|p| p.action == action).collect();
+            let independent = rows
+                .iter()
+                .filter(|p| p.relationships == INDEPENDENT)
+                .count();
+            assert!(
+                independent == 0 || independent == rows.len(),
+                "{action:?} mixes independent and organisational rows"
+            );
+        }
+    }
+
+    #[test]
+    fn token_roles_act_as_their_account_roles() {
+        assert!(allows(
+            policy_role(Role::ProviderSubmitter),
+            RegisterProcedure,
+            Relationship::OwnOrganisation
+        ));
+        assert!(!allows(
+            policy_role(Role::ProviderSubmitter),
+            ReadProcedure,
+            Relationship::OtherOrganisation
+        ));
+        assert!(allows(
+            policy_role(Role::Admin),
+            RegisterDevice,
+            Relationship::Independent
+        ));
+        assert!(!allows(
+            policy_role(Role::Regulator),
+            RegisterDevice,
+            Relationship::Independent
+        ));
+    }
+}

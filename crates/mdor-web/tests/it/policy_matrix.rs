@@ -1,0 +1,549 @@
+//! The authorisation matrix, generated from the policy: every route that names an `Action` ×
+//! every caller (a session of each of the nine account roles, and the three API token roles) ×
+//! a record of the caller's own organisation and one of another, sent as real requests on one
+//! shared setup per backend, each outcome checked against `mdor_service::policy`:
+//!
+//! - allowed: never 401, 403 or 404 (2xx, or 409 when an earlier allowed cell already made the
+//!   same change), and a role limited to its own organisation gets nothing of the other's
+//!   (its patients' NHS numbers and its ODS code appear nowhere in the response);
+//! - allowed for the own organisation only, asked about another's: 404 where the route hides
+//!   existence, else 403 (submitting for another provider, another provider's feedback report);
+//! - no row for the role at all: 403.
+//!
+//! Provider roles' accounts belong to RA1, so RA1's records are their own and RB2's another's;
+//! for every other role (regulator, registry, manufacturer, patient) both are another
+//! organisation's.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use mdor_domain::OdsCode;
+use mdor_service::accounts::{AccountRequest, Username};
+use mdor_service::policy::{self, Action, Relationship};
+use mdor_service::{
+    AccountRole, NewOrganisation, OrganisationKind, SignInRequest, SubmissionJobId,
+};
+use mdor_web::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy, WebSettings};
+
+use crate::support::{TestApp, backends, nhs, procedure_body, spawn_app};
+
+const PASSWORD: &str = "correct horse battery staple 42";
+
+/// Every request happens at this instant: sessions stay fresh (no idle timeout, and the step-up
+/// window of exports and administration is open) however long the matrix takes.
+fn clock() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_768_478_400, 0).unwrap() // 2026-01-15T12:00:00Z
+}
+
+/// Whose records a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// RA1's.
+    Own,
+    /// RB2's.
+    Other,
+}
+
+/// How a route's request relates to the organisations, as its use case asks the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    /// The record named belongs to RA1 or RB2.
+    Record,
+    /// The caller acts for its own organisation whatever it names (a revision of an implant
+    /// done elsewhere, a new submission): always its own.
+    ActsForOwn,
+    /// A listing of the caller's own organisation's records (or everyone's): the same request
+    /// for both targets, checked for leaks.
+    Listing,
+    /// No organisation's records in particular.
+    Independent,
+}
+
+/// The caller, with its credential.
+struct Caller {
+    label: String,
+    role: AccountRole,
+    /// RA1 for provider roles.
+    in_ra1: bool,
+    credential: Credential,
+}
+
+enum Credential {
+    Token(String),
+    Session { cookie: String, csrf: String },
+}
+
+/// Records of both providers, made once per backend.
+struct Fixtures {
+    procedure: [i64; 2],
+    patient: [String; 2],
+    /// Implants to revise, and their patients: RA1's fixture, and a procedure of RB2 kept for
+    /// this alone (a revision by RA1 makes RA1 one of that patient's providers).
+    removal_implant: [i64; 2],
+    removal_patient: [String; 2],
+    job: [i64; 2],
+    quarantined: [i64; 2],
+    /// A recall case with work at both providers, and one with work at RB2 only.
+    case_both: i64,
+    case_other_only: i64,
+    /// Work items of `case_both`, at RA1 and at RB2.
+    entry: [i64; 2],
+}
+
+impl Fixtures {
+    fn index(target: Target) -> usize {
+        match target {
+            Target::Own => 0,
+            Target::Other => 1,
+        }
+    }
+}
+
+/// A request of the matrix.
+struct Sent {
+    method: &'static str,
+    uri: String,
+    body: Option<Vec<u8>>,
+    content_type: &'static str,
+}
+
+fn json_request(method: &'static str, uri: String, body: Option<Value>) -> Sent {
+    Sent {
+        method,
+        uri,
+        body: body.map(|b| b.to_string().into_bytes()),
+        content_type: "application/json",
+    }
+}
+
+/// The relation of each action's route, and the status a hidden record gets.
+fn relation_of(action: Action) -> (Relation, StatusCode) {
+    use Action::*;
+    match action {
+        RecordRemoval | CreateSubmission => (Relation::ActsForOwn, StatusCode::NOT_FOUND),
+        ReadQuarantine => (Relation::Listing, StatusCode::NOT_FOUND),
+        RegisterProcedure | ReadFeedbackReport => (Relation::Record, StatusCode::FORBIDDEN),
+        action if action.is_independent() => (Relation::Independent, StatusCode::NOT_FOUND),
+        _ => (Relation::Record, StatusCode::NOT_FOUND),
+    }
+}
+
+/// The request a route's cell sends for `target`: the route's own method and path template,
+/// its parameters naming RA1's or RB2's record, and the query and body its action needs.
+fn request_for(
+    route: &RouteDeclaration,
+    action: Action,
+    target: Target,
+    caller: &Caller,
+    f: &Fixtures,
+    cell: usize,
+) -> Sent {
+    use Action::*;
+    let i = Fixtures::index(target);
+    let target_ods = ["RA1", "RB2"][i];
+    let patient = f.patient[i].clone();
+    let id = match action {
+        ReadProcedure | ReadProcedureVersions => f.procedure[i],
+        RecordRemoval => f.removal_implant[i],
+        ReadSubmission | ReadSubmissionReport => f.job[i],
+        ResubmitQuarantined => f.quarantined[i],
+        ReadRecallCase => [f.case_both, f.case_other_only][i],
+        RefreshRecallCase | ReadRecallWorklist | ExportRecallWorklist | UpdateRecallStatus => {
+            f.case_both
+        }
+        _ => {
+            assert!(
+                !route.path.contains("{id}"),
+                "{action:?} needs a fixture for {}",
+                route.path
+            );
+            0
+        }
+    };
+    let path = route
+        .path
+        .replace("{id}", &id.to_string())
+        .replace("{entry}", &f.entry[i].to_string())
+        .replace("{udi_di}", "05012345678917")
+        .replace("{ods}", target_ods);
+    let query = match action {
+        RecallSearch => "?udi_di=05012345678917".to_string(),
+        ReadFeedbackReport => format!("?kind=provider&subject={target_ods}"),
+        CreateSubmission => "?registry=mdor_core&version=1.1&format=ndjson".to_string(),
+        ReadRecallWorklist | ExportRecallWorklist => ["", "?provider=RB2"][i].to_string(),
+        _ => String::new(),
+    };
+    let body = match action {
+        RegisterProcedure => {
+            let mut body = procedure_body(&nhs(500 + cell as u32), &format!("MATRIX-{cell}"));
+            body["procedure"]["provider"] = json!(target_ods);
+            Some(body)
+        }
+        RecordRemoval => Some(json!({
+            "nhs_number": f.removal_patient[i], "kind": "revision", "removal_date": "2025-01-10",
+            "reason": "loosening"
+        })),
+        RecordDeath => Some(json!({ "nhs_number": patient, "date_of_death": "2025-06-01" })),
+        RegisterDevice => Some(json!({
+            "udi_di": "05012345678924", "manufacturer": "Acme Orthopaedics", "brand": "Acme",
+            "model": "Liner 52", "device_type": "hip_liner", "risk_class": "III",
+            "registry": "njr"
+        })),
+        ReadTimeline => {
+            // Roles limited to their own patients read for direct care; the others say why.
+            let own_only =
+                !policy::allows(caller.role, ReadTimeline, Relationship::OtherOrganisation);
+            let purpose = if own_only {
+                "direct_care"
+            } else {
+                "investigation"
+            };
+            Some(json!({ "nhs_number": patient, "purpose": purpose }))
+        }
+        ReadAccessLog => Some(json!({ "nhs_number": patient })),
+        ResubmitQuarantined => Some(submission_record(700 + 10 * i as u32, target_ods)),
+        OpenRecallCase => Some(case_body("FSN-MATRIX", &["LOT7"])),
+        RefreshRecallCase => Some(json!({})),
+        UpdateRecallStatus => Some(json!({ "status": "provider_notified" })),
+        _ => None,
+    };
+    if action == CreateSubmission {
+        let record = submission_record(600 + cell as u32, "RA1");
+        return Sent {
+            method: route.method,
+            uri: format!("{path}{query}"),
+            body: Some(format!("{record}\n").into_bytes()),
+            content_type: "application/x-ndjson",
+        };
+    }
+    json_request(route.method, format!("{path}{query}"), body)
+}
+
+/// A valid `mdor_core` 1.1 record of provider `ods`.
+fn submission_record(k: u32, ods: &str) -> Value {
+    json!({
+        "patient": {
+            "nhs_number": nhs(k), "family_name": "Testpatient", "given_name": "Ann",
+            "date_of_birth": "1950-03-02", "sex": "female", "postcode": "LS1 4AP"
+        },
+        "procedure": {
+            "local_record_id": format!("SUB-{k}"), "provider": ods, "consultant": "1234567",
+            "date": "2024-06-01", "opcs4_code": "W37.1", "action": "implant",
+            "laterality": "left", "urgency": "elective"
+        },
+        "devices": [
+            { "udi": "]d2010501234567890017270101", "role": "implanted" },
+            { "udi_di": "05012345678917", "lot": "LOT7", "expiry": "2030-01-01", "role": "implanted" }
+        ]
+    })
+}
+
+fn case_body(reference: &str, lots: &[&str]) -> Value {
+    json!({
+        "reference": reference,
+        "title": "Stem 12 taper corrosion",
+        "reason": "Field safety notice FSN-2026-077",
+        "udi_dis": ["05012345678917"],
+        "lots": lots
+    })
+}
+
+impl TestApp {
+    async fn send_as(&self, caller: &Caller, sent: &Sent) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method(sent.method)
+            .uri(&sent.uri)
+            .header("content-type", sent.content_type);
+        match &caller.credential {
+            Credential::Token(token) => {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            Credential::Session { cookie, csrf } => {
+                request = request
+                    .header("cookie", cookie.as_str())
+                    .header("x-csrf-token", csrf.as_str());
+            }
+        }
+        let body = sent
+            .body
+            .clone()
+            .map(Body::from)
+            .unwrap_or_else(Body::empty);
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// A session of a new account of `role` (in `ods`, or none for a patient), signed in with its
+/// own new password.
+async fn session_of(app: &TestApp, role: AccountRole, ods: Option<&str>) -> Credential {
+    let username = format!("matrix.{}", role.as_str().replace('_', "-"));
+    let account = mdor_service::create_account(
+        &app.ctx,
+        &AccountRequest {
+            username: Username::parse(&username).unwrap(),
+            role,
+            organisation: ods.map(|o| OdsCode::parse(o).unwrap()),
+            patient: None,
+        },
+    )
+    .await
+    .unwrap();
+    let started = mdor_service::sign_in(
+        &app.ctx,
+        &SignInRequest {
+            username: &username,
+            password: &account.initial_password,
+            second_factor: &account.backup_codes[0],
+            new_password: Some(PASSWORD),
+        },
+    )
+    .await
+    .unwrap();
+    Credential::Session {
+        cookie: format!("{}={}", mdor_web::SESSION_COOKIE, started.secret.expose()),
+        csrf: started.secret.csrf_token(),
+    }
+}
+
+fn organisation_of(role: AccountRole) -> Option<&'static str> {
+    match role {
+        AccountRole::ProviderSubmitter
+        | AccountRole::ProviderDataManager
+        | AccountRole::Consultant => Some("RA1"),
+        AccountRole::Regulator => Some("MHRA"),
+        AccountRole::Manufacturer => Some("ACME"),
+        AccountRole::RegistryAnalyst | AccountRole::Researcher | AccountRole::SystemAdmin => {
+            Some("MDOR")
+        }
+        AccountRole::Patient => None,
+    }
+}
+
+async fn callers(app: &TestApp) -> Vec<Caller> {
+    let mut callers = Vec::new();
+    for role in AccountRole::ALL {
+        let ods = organisation_of(role);
+        callers.push(Caller {
+            label: format!("{} session", role.as_str()),
+            role,
+            in_ra1: ods == Some("RA1"),
+            credential: session_of(app, role, ods).await,
+        });
+    }
+    for (role, token) in [
+        (AccountRole::ProviderSubmitter, &app.provider),
+        (AccountRole::Regulator, &app.regulator),
+        (AccountRole::SystemAdmin, &app.admin),
+    ] {
+        callers.push(Caller {
+            label: format!("{} token", role.as_str()),
+            role,
+            in_ra1: role == AccountRole::ProviderSubmitter,
+            credential: Credential::Token(token.clone()),
+        });
+    }
+    callers
+}
+
+/// Procedures, submissions, quarantined records and recall work at RA1 and RB2.
+async fn fixtures(app: &TestApp) -> Fixtures {
+    let tokens = [&app.provider, &app.other_provider];
+    let mut procedure = [0; 2];
+    let mut implant = [0; 2];
+    // Ten apart: `nhs(k)` skips numbers without a valid check digit, so neighbours can meet.
+    let patient = [nhs(401), nhs(411)];
+    let removal_patient = [nhs(401), nhs(421)];
+    let mut job = [0; 2];
+    let mut quarantined = [0; 2];
+    for (i, ods) in ["RA1", "RB2"].into_iter().enumerate() {
+        let mut body = procedure_body(&patient[i], &format!("FIXTURE-{ods}"));
+        body["procedure"]["provider"] = json!(ods);
+        body["devices"][1]["lot"] = json!(["LOT7", "LOT8"][i]);
+        let created = app.post("/api/v1/procedures", tokens[i], &body, None).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        procedure[i] = created.body["id"].as_i64().unwrap();
+        implant[i] = created.body["implants"][0]["id"].as_i64().unwrap();
+
+        // One accepted record and one rejected into the quarantine.
+        // RB2's second patient, whose implant RA1's roles revise.
+        if ods == "RB2" {
+            let mut body = procedure_body(&removal_patient[1], "FIXTURE-RB2-REVISED");
+            body["procedure"]["provider"] = json!("RB2");
+            body["devices"][1]["lot"] = json!("LOT9");
+            let created = app.post("/api/v1/procedures", tokens[i], &body, None).await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+            implant[i] = created.body["implants"][0]["id"].as_i64().unwrap();
+        }
+
+        let mut broken = submission_record(431 + 10 * i as u32, ods);
+        broken["procedure"]["urgency"] = json!("whenever");
+        let upload = format!(
+            "{}\n{}\n",
+            submission_record(451 + 10 * i as u32, ods),
+            broken
+        );
+        let request =
+            Request::post("/api/v1/submissions?registry=mdor_core&version=1.1&format=ndjson")
+                .header("authorization", format!("Bearer {}", tokens[i]))
+                .header("content-type", "application/x-ndjson")
+                .body(Body::from(upload))
+                .unwrap();
+        let reply = app.send(request).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        job[i] = reply.body["id"].as_i64().unwrap();
+        mdor_service::process_submission(&app.ctx, SubmissionJobId(job[i]))
+            .await
+            .unwrap();
+        let entries = app.get("/api/v1/quarantine", Some(tokens[i])).await;
+        quarantined[i] = entries.body["entries"][0]["id"].as_i64().unwrap();
+    }
+    let open = |reference: &'static str, lots: &'static [&'static str]| async move {
+        let reply = app
+            .post(
+                "/api/v1/recall-cases",
+                &app.regulator,
+                &case_body(reference, lots),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_i64().unwrap()
+    };
+    let case_both = open("FSN-BOTH", &["LOT7", "LOT8"]).await;
+    let case_other_only = open("FSN-RB2", &["LOT8"]).await;
+    let mut entry = [0; 2];
+    for (i, ods) in ["RA1", "RB2"].into_iter().enumerate() {
+        let page = app
+            .get(
+                &format!("/api/v1/recall-cases/{case_both}/patients?provider={ods}"),
+                Some(&app.regulator),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        entry[i] = page.body["entries"][0]["id"].as_i64().unwrap();
+    }
+    Fixtures {
+        procedure,
+        patient,
+        removal_implant: implant,
+        removal_patient,
+        job,
+        quarantined,
+        case_both,
+        case_other_only,
+        entry,
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_the_policy_says() {
+    for backend in backends() {
+        let started = Instant::now();
+        let app = spawn_app(backend)
+            .await
+            .with_accounts(WebSettings::default(), clock);
+        mdor_service::ensure_organisations(
+            &app.ctx,
+            &[NewOrganisation {
+                ods_code: OdsCode::parse("ACME").unwrap(),
+                name: "Acme Orthopaedics".into(),
+                kind: OrganisationKind::Manufacturer,
+                region: None,
+            }],
+        )
+        .await
+        .unwrap();
+        let fixtures = fixtures(&app).await;
+        let callers = callers(&app).await;
+        let set_up = started.elapsed();
+        // What another organisation's records would show if they leaked: RB2's ODS code and
+        // its patients' NHS numbers (RB2's procedure, quarantined and accepted records).
+        let leaks = ["RB2".to_string(), nhs(411), nhs(441), nhs(461)];
+
+        let mut failures = Vec::new();
+        let mut cells = 0;
+        // Cells allowed, hidden (own organisation only) and forbidden.
+        let mut counts = [0; 3];
+        for route in ROUTE_POLICIES {
+            let RoutePolicy::Action(action) = route.policy else {
+                continue;
+            };
+            let (relation, hidden) = relation_of(action);
+            for caller in &callers {
+                for target in [Target::Own, Target::Other] {
+                    cells += 1;
+                    let relationship = match relation {
+                        Relation::Independent => Relationship::Independent,
+                        Relation::ActsForOwn | Relation::Listing => Relationship::OwnOrganisation,
+                        Relation::Record if caller.in_ra1 && target == Target::Own => {
+                            Relationship::OwnOrganisation
+                        }
+                        Relation::Record => Relationship::OtherOrganisation,
+                    };
+                    let sent = request_for(route, action, target, caller, &fixtures, cells);
+                    let (status, text) = app.send_as(caller, &sent).await;
+                    let cell = format!(
+                        "{} {} as {} for {target:?}: {status} {}",
+                        sent.method,
+                        sent.uri,
+                        caller.label,
+                        text.chars().take(200).collect::<String>()
+                    );
+                    let own_only =
+                        !policy::allows(caller.role, action, Relationship::OtherOrganisation);
+                    if policy::allows(caller.role, action, relationship) {
+                        counts[0] += 1;
+                        let ok = status.is_success() || status == StatusCode::CONFLICT;
+                        if !ok {
+                            failures.push(format!("allowed, refused: {cell}"));
+                        }
+                        if own_only
+                            && relation != Relation::Independent
+                            && let Some(leak) = leaks.iter().find(|l| text.contains(l.as_str()))
+                        {
+                            failures.push(format!("leaks {leak}: {cell}"));
+                        }
+                    } else if policy::allows_some(caller.role, action) {
+                        counts[1] += 1;
+                        if status != hidden {
+                            failures.push(format!("expected {hidden}: {cell}"));
+                        }
+                    } else {
+                        counts[2] += 1;
+                        if status != StatusCode::FORBIDDEN {
+                            failures.push(format!("expected 403: {cell}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{backend}: {} of {cells} cells wrong:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+        eprintln!(
+            "{backend}: {cells} cells ({} allowed, {} hidden, {} forbidden), set-up {:.1} s, all {:.1} s",
+            counts[0],
+            counts[1],
+            counts[2],
+            set_up.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
