@@ -109,6 +109,14 @@ impl Principal {
         }
     }
 
+    /// The account whose session the caller holds, if a person (audit entries name it).
+    pub fn account(&self) -> Option<AccountId> {
+        match self.credential {
+            Credential::Token(_) => None,
+            Credential::Session { account, .. } => Some(account),
+        }
+    }
+
     /// An audit entry of this principal's access, outcome `ok` until the store or the
     /// caller says otherwise.
     pub(crate) fn audit(
@@ -123,6 +131,7 @@ impl Principal {
             organisation: self.organisation,
             role: self.audit_role(),
             token: self.token(),
+            account: self.account(),
             action,
             resource,
             patient: None,

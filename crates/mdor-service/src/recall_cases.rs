@@ -54,6 +54,7 @@ fn audit(
         organisation: principal.organisation,
         role: principal.audit_role(),
         token: principal.token(),
+        account: principal.account(),
         action,
         resource,
         patient: None,

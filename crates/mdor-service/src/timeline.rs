@@ -86,6 +86,7 @@ pub async fn patient_timeline(
         organisation: principal.organisation,
         role: principal.audit_role(),
         token: principal.token(),
+        account: principal.account(),
         action: "patient.timeline",
         resource: "patient".into(),
         patient: None,

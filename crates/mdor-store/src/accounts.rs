@@ -169,6 +169,9 @@ impl NewAccountAuditEvent {
             organisation: self.organisation,
             role: self.role.to_string(),
             token: None,
+            // The resource already names the account (`account/{id}`), also when the sign-in
+            // failed and no session exists.
+            account: None,
             action: self.action.to_string(),
             resource: self.resource.clone(),
             patient: None,

@@ -11,6 +11,11 @@
 //! digits (`2026-11-20T10:00:00.000000Z`), the precision both engines store. Every field is
 //! length-prefixed, so no two different entries share an encoding.
 //!
+//! Version 2, for entries that name the account whose session made the access: the tag
+//! `mdor-audit-entry-v2` and the same fields with `account_id` after `token_id`. An entry
+//! without an account keeps version 1, so every leaf stored before accounts were recorded
+//! still verifies, and the two tags keep the versions' encodings apart.
+//!
 //! `TreeBuilder` computes the root of a growing log with a stack of perfect subtrees, in one
 //! pass and O(log n) memory, so that a million entries verify without holding them.
 
@@ -24,6 +29,9 @@ pub type Hash = [u8; 32];
 
 /// The first field of every version-1 encoding.
 const ENTRY_TAG: &str = "mdor-audit-entry-v1";
+
+/// The first field of every version-2 encoding (an entry with an account).
+const ENTRY_TAG_V2: &str = "mdor-audit-entry-v2";
 
 /// Length written for an absent optional field.
 const ABSENT: u32 = u32::MAX;
@@ -40,12 +48,18 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
         }
         None => out.extend_from_slice(&ABSENT.to_be_bytes()),
     };
-    text(Some(ENTRY_TAG));
+    text(Some(match entry.account {
+        Some(_) => ENTRY_TAG_V2,
+        None => ENTRY_TAG,
+    }));
     text(Some(&entry.seq.to_string()));
     text(Some(&format_instant(entry.at)));
     text(Some(&entry.organisation.0.to_string()));
     text(Some(&entry.role));
     text(entry.token.map(|t| t.0.to_string()).as_deref());
+    if let Some(account) = entry.account {
+        text(Some(&account.0.to_string()));
+    }
     text(Some(&entry.action));
     text(Some(&entry.resource));
     text(entry.patient.map(|p| p.0.to_string()).as_deref());
@@ -156,6 +170,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::accounts::AccountId;
     use crate::types::{OrganisationId, PatientId, TokenId};
 
     /// RFC 6962 MTH by its recursive definition, to check the stack against.
@@ -248,6 +263,7 @@ mod tests {
             organisation: OrganisationId(3),
             role: "regulator".into(),
             token: Some(TokenId(12)),
+            account: None,
             action: "patient.timeline".into(),
             resource: "patient/5".into(),
             patient: Some(PatientId(5)),
@@ -268,6 +284,9 @@ mod tests {
         assert_eq!(&bytes[32..59], b"2026-11-20T10:00:00.000000Z");
         let mut no_token = entry();
         no_token.token = None;
+        let mut by_account = entry();
+        by_account.token = None;
+        by_account.account = Some(AccountId(12));
         let mut empty_resource = entry();
         empty_resource.resource = String::new();
         let mut moved = entry();
@@ -277,6 +296,7 @@ mod tests {
         let hashes = [
             leaf_hash(&entry()),
             leaf_hash(&no_token),
+            leaf_hash(&by_account),
             leaf_hash(&empty_resource),
             leaf_hash(&moved),
         ];
@@ -285,5 +305,23 @@ mod tests {
                 assert_ne!(hashes[i], hashes[j], "{i} and {j}");
             }
         }
+    }
+
+    #[test]
+    fn an_entry_with_an_account_is_version_2_with_the_account_after_the_token() {
+        let v1 = canonical_encoding(&entry());
+        let mut with_account = entry();
+        with_account.account = Some(AccountId(44));
+        let v2 = canonical_encoding(&with_account);
+        assert_eq!(&v2[4..23], b"mdor-audit-entry-v2");
+        // v2 is v1 with the tag's version changed and `account_id` (`44`) inserted just before
+        // the action field, that is right after the token.
+        let action = b"\0\0\0\x10patient.timeline";
+        let at = v1.windows(action.len()).position(|w| w == action).unwrap();
+        let mut expected = v1.clone();
+        expected[22] = b'2';
+        expected.splice(at..at, b"\0\0\0\x0244".iter().copied());
+        assert_eq!(v2, expected);
+        assert_ne!(leaf_hash(&with_account), leaf_hash(&entry()));
     }
 }

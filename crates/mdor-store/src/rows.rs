@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::accounts::AccountId;
 use crate::error::StoreError;
 use crate::types::*;
 
@@ -498,6 +499,7 @@ type AuditLogJson = (
     String,
     String,
     Option<String>,
+    Option<i64>,
 );
 
 /// Decodes a page of the audit log aggregated into one JSON array by the engine. Reading a
@@ -529,6 +531,7 @@ pub fn audit_log_page_from_json(json: Option<&str>) -> Result<Vec<AuditLogEntry>
                 organisation: OrganisationId(organisation),
                 role,
                 token: token.map(TokenId),
+                account: row.12.map(AccountId),
                 action,
                 resource,
                 patient: patient.map(PatientId),

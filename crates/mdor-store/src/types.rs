@@ -1,5 +1,6 @@
 //! Records as the store writes and reads them: ids, prepared inputs and query results.
 
+use crate::accounts::AccountId;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -553,6 +554,8 @@ pub struct NewAuditEvent {
     /// (`system_admin`, `consultant`, …).
     pub role: &'static str,
     pub token: Option<TokenId>,
+    /// The account whose session made the access; `None` for an API token.
+    pub account: Option<AccountId>,
     pub action: &'static str,
     pub resource: String,
     pub patient: Option<PatientId>,
@@ -586,6 +589,8 @@ pub struct AuditLogEntry {
     pub organisation: OrganisationId,
     pub role: String,
     pub token: Option<TokenId>,
+    /// The account whose session made the access (encoding version 2 when present).
+    pub account: Option<AccountId>,
     pub action: String,
     pub resource: String,
     pub patient: Option<PatientId>,
@@ -606,6 +611,7 @@ impl AuditLogEntry {
             organisation: event.organisation,
             role: event.role.to_string(),
             token: event.token,
+            account: event.account,
             action: event.action.to_string(),
             resource: event.resource.clone(),
             patient: event.patient,

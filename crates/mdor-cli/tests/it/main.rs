@@ -315,6 +315,7 @@ fn with_store(dir: &Path, entries: u64, statements: &[&str]) {
                         organisation: regulator,
                         role: "regulator",
                         token: None,
+                        account: None,
                         action: "recall.query",
                         resource: format!("recall?udi_di=05012345678900&lot=L{i}"),
                         patient: None,

@@ -131,12 +131,19 @@ impl Database {
     }
 }
 
-fn entry(organisation: mdor_store::OrganisationId, i: u64) -> NewAuditEvent {
+/// Entry `i`; the odd ones are a person's (version-2 encoding, naming `account`), the even
+/// ones a system's, so every tampering is tried on both encodings.
+fn entry(
+    organisation: mdor_store::OrganisationId,
+    account: mdor_store::AccountId,
+    i: u64,
+) -> NewAuditEvent {
     NewAuditEvent {
         at: Utc.timestamp_opt(1_795_000_000 + i as i64, 0).unwrap(),
         organisation,
         role: "regulator",
         token: None,
+        account: (i % 2 == 1).then_some(account),
         action: "recall.query",
         resource: format!("recall?udi_di=05012345678900&lot=L{i}"),
         patient: None,
@@ -171,8 +178,25 @@ async fn tamper_and_verify(
     .into_values()
     .next()
     .unwrap();
+    let account = store
+        .insert_account(&mdor_store::NewAccount {
+            username: "regulator.one".into(),
+            role: mdor_store::AccountRole::Regulator,
+            organisation: Some(organisation),
+            patient: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                .into(),
+            totp_secret_sealed: vec![0; 44],
+            backup_code_hashes: Vec::new(),
+            created_at: Utc.timestamp_opt(1_794_000_000, 0).unwrap(),
+        })
+        .await
+        .unwrap();
     for i in 1..=ENTRIES {
-        store.append_audit(&entry(organisation, i)).await.unwrap();
+        store
+            .append_audit(&entry(organisation, account, i))
+            .await
+            .unwrap();
     }
     let signer = CheckpointSigner::generate("registry.example/audit").unwrap();
     let signed = mdor_service::create_audit_checkpoint(&ctx, &signer)
@@ -196,7 +220,7 @@ async fn tamper_and_verify(
         Tampering::None => vec![],
         Tampering::Append => {
             store
-                .append_audit(&entry(organisation, ENTRIES + 1))
+                .append_audit(&entry(organisation, account, ENTRIES + 1))
                 .await
                 .unwrap();
             vec![]

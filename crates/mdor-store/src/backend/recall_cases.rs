@@ -82,8 +82,8 @@ pub(crate) const ENTRY_IMPLANTS: &str = "SELECT e.id AS entry_id, i.id AS implan
 
 pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
      (at, organisation_id, role, token_id, action, resource, patient_id, record_count, purpose, \
-      outcome, seq, leaf_hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+      outcome, seq, leaf_hash, account_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
        o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
@@ -149,6 +149,7 @@ macro_rules! recall_case_queries {
                 .bind(&entry.outcome)
                 .bind(entry.seq as i64)
                 .bind(&leaf[..])
+                .bind(entry.account.map(|a| a.0))
                 .execute(&mut *conn)
                 .await?;
             Ok(())

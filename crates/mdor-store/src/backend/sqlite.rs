@@ -1041,7 +1041,7 @@ impl Store for SqliteStore {
     async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {
         let json: Option<String> = sqlx::query_scalar(
             "SELECT json_group_array(json_array(seq, at, organisation_id, role, token_id, \
-               action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash))) \
+               action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash), account_id)) \
              FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2)",
         )
         .bind(after_seq as i64)

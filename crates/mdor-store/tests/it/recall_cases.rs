@@ -17,6 +17,7 @@ fn audit(organisation: OrganisationId, action: &'static str) -> NewAuditEvent {
         organisation,
         role: "regulator",
         token: None,
+        account: None,
         action,
         resource: "recall_case".to_string(),
         patient: None,

@@ -230,6 +230,25 @@ async fn sign_in_sets_a_host_only_secure_http_only_strict_cookie_and_the_session
             .unwrap();
         assert_eq!(read_event.token, None);
         assert_eq!(read_event.role, "provider_submitter");
+        // And the person: the log entry names the account whose session read the record.
+        let log = app.store.audit_log_page(0, 10_000).await.unwrap();
+        let read_entry = log
+            .iter()
+            .rev()
+            .find(|e| e.action == "procedure.read")
+            .unwrap();
+        assert_eq!(read_entry.account, Some(account.id), "{backend}");
+        assert_eq!(read_entry.token, None);
+        // A token's read names no account.
+        let by_token = app
+            .get(&format!("/api/v1/procedures/{id}"), Some(&app.provider))
+            .await;
+        assert_eq!(by_token.status, StatusCode::OK);
+        let log = app.store.audit_log_page(0, 10_000).await.unwrap();
+        let token_entry = log.last().unwrap();
+        assert_eq!(token_entry.action, "procedure.read");
+        assert_eq!(token_entry.account, None);
+        assert!(token_entry.token.is_some());
     }
 }
 
