@@ -3,8 +3,8 @@
 //! risk-adjusted observed/expected removal within the outcome window and 90-day mortality on
 //! funnel plots (95% alert, 99.8% alarm) over 5- and 10-year windows, with overdispersion.
 //!
-//! Expected counts are sums of per-procedure risks from logistic models on age, sex and
-//! procedure class fitted to every eligible procedure nationally (`signals::logistic_risks`).
+//! Expected counts are sums of per-procedure risks from logistic models on age, sex,
+//! procedure class and indication fitted to every eligible procedure nationally (`signals::logistic_risks`).
 //! A procedure is eligible for a window when its date lies in the window and its outcome period
 //! has passed by the analysis date.
 

@@ -20,7 +20,8 @@
 //!
 //! **CUSUM** (Steiner et al. 2000): each provider's and consultant's procedures, in date order
 //! and once their outcome window has passed, with outcome "removal within the window" and risk
-//! from a logistic model on age, sex and procedure class fitted to every procedure nationally.
+//! from a logistic model on age, sex, procedure class and indication fitted to every procedure
+//! nationally.
 //! The chart tests odds ratio `R_A` against 1; its limit `h` is chosen per unit so that the
 //! in-control chart signals within the unit's number of procedures with probability at most
 //! α / units, using the geometric approximation `P ≈ 1 − exp(−n / ARL(h))` and the
@@ -630,9 +631,12 @@ impl ProcedureRisks {
 /// The most cases a risk model is fitted to.
 const MAX_FIT_CASES: usize = 200_000;
 
-/// Predicted risks from a logistic model on age, sex and procedure class for `cases` with
-/// `outcome`. Classes with fewer than five events or five non-events join the reference class
-/// (the largest), so that no class separates the outcome.
+/// Predicted risks from a logistic model on age, sex, procedure class and indication for
+/// `cases` with `outcome`. Classes (and indications) with fewer than five events or five
+/// non-events join the reference (the largest), so that none separates the outcome; procedures
+/// whose dataset records no indication are a level of their own. Indication matters to
+/// providers and consultants as it does to devices: one that takes the fractures or the
+/// reconstructions should not be expected to revise like one that does elective cases only.
 pub(crate) fn logistic_risks(
     cohort: &Cohort,
     cases: &[u32],
@@ -661,13 +665,39 @@ pub(crate) fn logistic_risks(
     for (k, &c) in dummies.iter().enumerate() {
         dummy_of[c] = Some(k);
     }
-    let n_covariates = 2 + dummies.len();
+    // Indications by index, with `None` (not recorded) as the last level.
+    let n_levels = cohort.indications.len() + 1;
+    let level = |p: u32| -> usize {
+        cohort.procedures[p as usize]
+            .indication
+            .map_or(n_levels - 1, |i| i as usize)
+    };
+    let mut level_events = vec![0usize; n_levels];
+    let mut level_totals = vec![0usize; n_levels];
+    for (&p, &y) in cases.iter().zip(outcome) {
+        level_totals[level(p)] += 1;
+        level_events[level(p)] += usize::from(y);
+    }
+    let reference_level = (0..n_levels).max_by_key(|&l| level_totals[l]).unwrap_or(0);
+    let level_dummies: Vec<usize> = (0..n_levels)
+        .filter(|&l| {
+            l != reference_level && level_events[l] >= 5 && level_totals[l] - level_events[l] >= 5
+        })
+        .collect();
+    let mut level_dummy_of = vec![None; n_levels];
+    for (k, &l) in level_dummies.iter().enumerate() {
+        level_dummy_of[l] = Some(dummies.len() + k);
+    }
+    let n_covariates = 2 + dummies.len() + level_dummies.len();
     let row = |p: u32| -> Vec<f64> {
         let procedure = &cohort.procedures[p as usize];
         let mut row = vec![0.0; n_covariates];
         row[0] = procedure.age;
         row[1] = if procedure.male { 1.0 } else { 0.0 };
         if let Some(k) = dummy_of[procedure.class as usize] {
+            row[2 + k] = 1.0;
+        }
+        if let Some(k) = level_dummy_of[level(p)] {
             row[2 + k] = 1.0;
         }
         row
@@ -866,7 +896,7 @@ fn cusum_signals(
             critical_value: limit,
             explanation: format!(
                 "{label} {subject}: {observed} removals within {window_years:.1} years observed against \
-                 {expected:.1} expected (risk-adjusted for age, sex and procedure class) among the {} procedures \
+                 {expected:.1} expected (risk-adjusted for age, sex, procedure class and indication) among the {} procedures \
                  from {first_date} to {last_date}; risk-adjusted CUSUM {:.2} reached its limit {limit:.2} \
                  (odds ratio {} against 1; in-control chance of any signal over its {} procedures at most \
                  {alpha:.1e}, for each of {monitored} units); signalling since {}. {} crossing(s) in all, the \
@@ -880,5 +910,91 @@ fn cusum_signals(
                 date_of(known(last)),
             ),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::surveillance::extract::CohortProcedure;
+
+    /// `n` hip procedures: every third a fracture (`Some(1)`) or, without `recorded`, no
+    /// indication at all; fractures have removal within the window one time in five,
+    /// osteoarthritis one time in twenty; ages and sexes vary without effect.
+    fn hips(n: u32, recorded: bool) -> (Cohort, Vec<bool>) {
+        let fracture = |k: u32| k.is_multiple_of(3);
+        let procedures = (0..n)
+            .map(|k| CohortProcedure {
+                start_day: 700_000,
+                provider: 0,
+                consultant: 0,
+                age: 50.0 + f64::from(k % 37),
+                male: k.is_multiple_of(2),
+                indication: recorded.then_some(u32::from(fracture(k))),
+                class: 0,
+                death_day: None,
+                first_removal_day: None,
+                implants: 0..0,
+            })
+            .collect();
+        let outcome = (0..n)
+            .map(|k| {
+                let i = k / 3;
+                if fracture(k) {
+                    i.is_multiple_of(5)
+                } else {
+                    k % 20 == 1
+                }
+            })
+            .collect();
+        let cohort = Cohort {
+            as_of: date_of(701_000),
+            as_of_day: 701_000,
+            models: Vec::new(),
+            device_types: vec!["hip_stem".into()],
+            model_type: Vec::new(),
+            classes: vec!["hip_stem".into(), "not_in_register".into()],
+            providers: vec!["RA1".into()],
+            consultants: vec!["1234567".into()],
+            lots: Vec::new(),
+            indications: vec!["osteoarthritis".into(), "fracture".into()],
+            procedures,
+            implants: Vec::new(),
+            class_designs: Default::default(),
+        };
+        (cohort, outcome)
+    }
+
+    fn mean_risk(risks: &[f64], which: impl Fn(u32) -> bool) -> f64 {
+        let chosen: Vec<f64> = (0..risks.len() as u32)
+            .filter(|&k| which(k))
+            .map(|k| risks[k as usize])
+            .collect();
+        chosen.iter().sum::<f64>() / chosen.len() as f64
+    }
+
+    #[test]
+    fn the_risk_model_expects_more_removals_after_a_riskier_indication() {
+        let (cohort, outcome) = hips(6_000, true);
+        let cases: Vec<u32> = (0..6_000).collect();
+        let risks = logistic_risks(&cohort, &cases, &outcome).unwrap();
+        let observed = |which: &dyn Fn(u32) -> bool| {
+            let chosen: Vec<bool> = (0..6_000u32)
+                .filter(|&k| which(k))
+                .map(|k| outcome[k as usize])
+                .collect();
+            chosen.iter().filter(|&&y| y).count() as f64 / chosen.len() as f64
+        };
+        let fractures = |k: u32| k.is_multiple_of(3);
+        let others = |k: u32| !k.is_multiple_of(3);
+        // A logistic model with an intercept reproduces each level's observed rate on average.
+        assert!((mean_risk(&risks, fractures) - observed(&fractures)).abs() < 0.005);
+        assert!((mean_risk(&risks, others) - observed(&others)).abs() < 0.005);
+        assert!(mean_risk(&risks, fractures) > 3.0 * mean_risk(&risks, others));
+
+        // Without indications the two groups are expected alike.
+        let (cohort, outcome) = hips(6_000, false);
+        let risks = logistic_risks(&cohort, &cases, &outcome).unwrap();
+        assert!((mean_risk(&risks, fractures) - mean_risk(&risks, others)).abs() < 0.01);
     }
 }
