@@ -106,10 +106,7 @@ async fn postgres_audit_rows_cannot_be_updated_deleted_or_truncated() {
         side.close().await.unwrap();
     })
     .await;
-    sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    crate::harness::drop_database(&mut admin, &database).await;
     outcome.unwrap();
 }
 
