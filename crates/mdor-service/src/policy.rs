@@ -23,9 +23,24 @@ use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 
-/// One use case, or one operation on a kind of resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+/// Declares `Action` and `Action::ALL` from one list, so that an action cannot be added to the
+/// enum and be missed by the checks that walk every action.
+macro_rules! actions {
+    ($($name:ident),* $(,)?) => {
+        /// One use case, or one operation on a kind of resource.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $($name,)*
+        }
+
+        impl Action {
+            /// Every action, in the order of the policy matrix in `docs/security.md`.
+            pub const ALL: [Action; [$(stringify!($name)),*].len()] = [$(Action::$name),*];
+        }
+    };
+}
+
+actions! {
     RegisterProcedure,
     ReadProcedure,
     ReadProcedureVersions,
@@ -199,36 +214,6 @@ pub const POLICIES: &[Policy] = &[
 ];
 
 impl Action {
-    /// Every action, in the order of the policy matrix in `docs/security.md`.
-    pub const ALL: [Action; 26] = [
-        RegisterProcedure,
-        ReadProcedure,
-        ReadProcedureVersions,
-        RecordRemoval,
-        RecordDeath,
-        RegisterDevice,
-        ReadDevice,
-        ReadSurvivorship,
-        ReadSurveillanceAlerts,
-        RecallSearch,
-        ReadTimeline,
-        ReadAccessLog,
-        ReadFeedbackReport,
-        ReadDataQuality,
-        CreateSubmission,
-        ReadSubmission,
-        ReadSubmissionReport,
-        ReadQuarantine,
-        ResubmitQuarantined,
-        OpenRecallCase,
-        RefreshRecallCase,
-        ReadRecallCase,
-        ReadRecallWorklist,
-        ExportRecallWorklist,
-        UpdateRecallStatus,
-        DisableAccount,
-    ];
-
     /// Whether the action concerns no organisation's records in particular: its rows say
     /// `Independent`, and its use case asks with that relationship.
     pub fn is_independent(self) -> bool {
