@@ -649,22 +649,7 @@ pub(crate) fn logistic_risks(
             cases.len()
         ));
     }
-    let n_classes = cohort.classes.len();
-    let mut events = vec![0usize; n_classes];
-    let mut totals = vec![0usize; n_classes];
-    for (&p, &y) in cases.iter().zip(outcome) {
-        let class = cohort.procedures[p as usize].class as usize;
-        totals[class] += 1;
-        events[class] += usize::from(y);
-    }
-    let reference = (0..n_classes).max_by_key(|&c| totals[c]).unwrap_or(0);
-    let dummies: Vec<usize> = (0..n_classes)
-        .filter(|&c| c != reference && events[c] >= 5 && totals[c] - events[c] >= 5)
-        .collect();
-    let mut dummy_of = vec![None; n_classes];
-    for (k, &c) in dummies.iter().enumerate() {
-        dummy_of[c] = Some(k);
-    }
+    let class = |p: u32| cohort.procedures[p as usize].class as usize;
     // Indications by index, with `None` (not recorded) as the last level.
     let n_levels = cohort.indications.len() + 1;
     let level = |p: u32| -> usize {
@@ -672,23 +657,11 @@ pub(crate) fn logistic_risks(
             .indication
             .map_or(n_levels - 1, |i| i as usize)
     };
-    let mut level_events = vec![0usize; n_levels];
-    let mut level_totals = vec![0usize; n_levels];
-    for (&p, &y) in cases.iter().zip(outcome) {
-        level_totals[level(p)] += 1;
-        level_events[level(p)] += usize::from(y);
-    }
-    let reference_level = (0..n_levels).max_by_key(|&l| level_totals[l]).unwrap_or(0);
-    let level_dummies: Vec<usize> = (0..n_levels)
-        .filter(|&l| {
-            l != reference_level && level_events[l] >= 5 && level_totals[l] - level_events[l] >= 5
-        })
-        .collect();
-    let mut level_dummy_of = vec![None; n_levels];
-    for (k, &l) in level_dummies.iter().enumerate() {
-        level_dummy_of[l] = Some(dummies.len() + k);
-    }
-    let n_covariates = 2 + dummies.len() + level_dummies.len();
+    let (dummy_of, n_class_dummies) =
+        indicator_columns(cases, outcome, cohort.classes.len(), class, 0);
+    let (level_dummy_of, n_level_dummies) =
+        indicator_columns(cases, outcome, n_levels, level, n_class_dummies);
+    let n_covariates = 2 + n_class_dummies + n_level_dummies;
     let row = |p: u32| -> Vec<f64> {
         let procedure = &cohort.procedures[p as usize];
         let mut row = vec![0.0; n_covariates];
@@ -751,6 +724,36 @@ pub(crate) fn logistic_risks(
         .chunks(kept.len())
         .map(|r| clamp(fit.predict(r)))
         .collect())
+}
+
+/// Indicator columns of a categorical covariate for the risk model: every level but the
+/// largest with at least five events and five non-events gets a column, numbered from
+/// `first_column`; the others share the largest's baseline. Returns each level's column and
+/// the number of columns.
+fn indicator_columns(
+    cases: &[u32],
+    outcome: &[bool],
+    n_levels: usize,
+    level_of: impl Fn(u32) -> usize,
+    first_column: usize,
+) -> (Vec<Option<usize>>, usize) {
+    let mut events = vec![0usize; n_levels];
+    let mut totals = vec![0usize; n_levels];
+    for (&p, &y) in cases.iter().zip(outcome) {
+        let level = level_of(p);
+        totals[level] += 1;
+        events[level] += usize::from(y);
+    }
+    let reference = (0..n_levels).max_by_key(|&l| totals[l]).unwrap_or(0);
+    let mut column_of = vec![None; n_levels];
+    let mut n_columns = 0;
+    for l in 0..n_levels {
+        if l != reference && events[l] >= 5 && totals[l] - events[l] >= 5 {
+            column_of[l] = Some(first_column + n_columns);
+            n_columns += 1;
+        }
+    }
+    (column_of, n_columns)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
