@@ -26,6 +26,66 @@ pub struct RawConfig {
     pub surveillance: RawSurveillance,
     #[serde(default)]
     pub accounts: RawAccounts,
+    #[serde(default)]
+    pub keys: RawKeys,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// File holding the key-encryption key that wraps the identifier data keys
+    /// (`mdor keys keygen` writes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kek_file: Option<String>,
+    /// The key-encryption key itself, 64 hex digits: meant for `MDOR_KEYS__KEK` from a
+    /// secret store, never for a file under version control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kek: Option<String>,
+}
+
+impl std::fmt::Debug for RawKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawKeys")
+            .field("kek_file", &self.kek_file)
+            .field("kek", &self.kek.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Clone)]
+pub enum KekSource {
+    File(PathBuf),
+    Value(SecretString),
+}
+
+impl std::fmt::Debug for KekSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KekSource::File(path) => write!(f, "File({})", path.display()),
+            KekSource::Value(_) => f.write_str("Value(***)"),
+        }
+    }
+}
+
+impl KekSource {
+    /// Reads and parses the key; the message names the setting, never the key.
+    pub fn load(&self) -> anyhow::Result<mdor_store::KeyEncryptionKey> {
+        match self {
+            KekSource::File(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "reading the key-encryption key file {} (keys.kek_file)",
+                        path.display()
+                    )
+                })?;
+                mdor_store::KeyEncryptionKey::parse(&text)
+                    .with_context(|| format!("keys.kek_file {}", path.display()))
+            }
+            KekSource::Value(value) => mdor_store::KeyEncryptionKey::parse(value.expose_secret())
+                .context("keys.kek (MDOR_KEYS__KEK)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +181,7 @@ impl Default for RawConfig {
             audit: RawAudit::default(),
             surveillance: RawSurveillance::default(),
             accounts: RawAccounts::default(),
+            keys: RawKeys::default(),
         }
     }
 }
@@ -151,6 +212,9 @@ pub struct Config {
     pub surveil_after_ingest: bool,
     /// Where the key sealing TOTP secrets is; read when accounts are created or used.
     pub accounts_key_file: Option<PathBuf>,
+    /// The key-encryption key of patient identifiers; without it they cannot be read or
+    /// written (everything else works).
+    pub kek: Option<KekSource>,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,6 +235,7 @@ impl std::fmt::Debug for Config {
             .field("keep_cohorts_warm", &self.keep_cohorts_warm)
             .field("surveil_after_ingest", &self.surveil_after_ingest)
             .field("accounts_key_file", &self.accounts_key_file)
+            .field("kek", &self.kek)
             .finish()
     }
 }
@@ -260,6 +325,23 @@ impl Config {
             Some(path) => Some(PathBuf::from(path)),
             None => None,
         };
+        let kek = match (
+            raw.keys.kek_file.as_deref().map(str::trim),
+            raw.keys.kek.as_deref().map(str::trim),
+        ) {
+            (Some(_), Some(_)) => {
+                bail!("keys.kek_file and keys.kek are both set: give the key one way only")
+            }
+            (Some(""), None) => bail!("keys.kek_file must name a file when given"),
+            (None, Some("")) => bail!("keys.kek must be 64 hex digits when given"),
+            (Some(path), None) => Some(KekSource::File(PathBuf::from(path))),
+            (None, Some(value)) => {
+                let source = KekSource::Value(SecretString::from(value.to_string()));
+                source.load()?;
+                Some(source)
+            }
+            (None, None) => None,
+        };
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
@@ -273,6 +355,7 @@ impl Config {
             keep_cohorts_warm: raw.surveillance.keep_cohorts_warm,
             surveil_after_ingest: raw.surveillance.after_ingest,
             accounts_key_file,
+            kek,
         })
     }
 }

@@ -36,8 +36,25 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
     ));
     let summary =
         mdor_synth::write_dataset(&dataset, &mdor_synth::SynthConfig::new(seed, procedures))?;
+    // A fresh key-encryption key per demo database, beside it: a demo, not a deployment,
+    // where the key lives apart from the database (docs/security.md).
+    let kek_file = dir.join("identifiers.kek");
+    if kek_file.exists() {
+        std::fs::remove_file(&kek_file)
+            .with_context(|| format!("removing the previous demo key {}", kek_file.display()))?;
+    }
+    crate::audit::write_new_file(
+        &kek_file,
+        &mdor_store::KeyEncryptionKey::generate_text(),
+        0o600,
+    )?;
+    let kek = crate::config::KekSource::File(kek_file.clone()).load()?;
     let url = format!("sqlite://{}", database.display());
-    let store = mdor_store::connect(&url, &ConnectOptions::default()).await?;
+    let options = ConnectOptions {
+        kek: Some(kek),
+        ..ConnectOptions::default()
+    };
+    let store = mdor_store::connect(&url, &options).await?;
     let ctx = Ctx::new(store);
     ctx.migrate().await?;
     print("loading it into a fresh SQLite database…\n");

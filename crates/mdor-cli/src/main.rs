@@ -5,6 +5,7 @@ mod account;
 mod audit;
 mod config;
 mod demo;
+mod keys;
 mod load;
 mod submit;
 mod surveillance;
@@ -138,6 +139,9 @@ enum Command {
     /// Staff and patient accounts: the TOTP sealing key, creation, idle expiry.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// The key-encryption key of patient identifiers: create one, show, rotate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Subcommand)]
@@ -267,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => demo::run(procedures, seed, &listen, &dir).await,
         Command::Audit(command) if command.is_offline() => audit::run_offline(command),
         Command::Account(command) if command.is_offline() => account::run_offline(command),
+        Command::Keys(command) if command.is_offline() => keys::run_offline(command),
         command => {
             let config = Config::load(cli.config.as_deref(), &flags)?;
             telemetry::init(config.log_format);
@@ -285,6 +290,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                         .context("checking the database schema")?;
                     repair_interrupted_load(&ctx).await?;
+                    let keys = ctx
+                        .key_status()
+                        .await
+                        .context("opening the identifier keys (keys.kek_file or MDOR_KEYS__KEK)")?;
+                    tracing::info!(
+                        kek = %keys.kek_id,
+                        field_key = keys.current_field_key,
+                        "identifier keys open"
+                    );
+                    if keys.live_field_keys > 1 || keys.plain_patients > 0 {
+                        tracing::warn!(
+                            "a key rotation or the sealing of older identifiers is unfinished: \
+                             run `mdor keys rotate` (or `mdor migrate`) again"
+                        );
+                    }
                     let background = Background {
                         keep_cohorts_warm: config.keep_cohorts_warm,
                         surveil_after_ingest: config.surveil_after_ingest,
@@ -364,6 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Command::Audit(command) => audit::run(&ctx, &config, command).await,
                 Command::Account(command) => account::run(ctx, &config, command).await,
+                Command::Keys(command) => keys::run(&ctx, command).await,
                 Command::Report(ReportCommand::Survivorship { udi_di, repeat }) => {
                     ctx.check_ready().await?;
                     let grouping =
@@ -433,6 +454,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let options = ConnectOptions {
         max_connections: config.max_connections,
         create_if_missing: true,
+        kek: config.kek.as_ref().map(|k| k.load()).transpose()?,
         ..ConnectOptions::default()
     };
     mdor_store::connect(config.database_url.expose_secret(), &options)

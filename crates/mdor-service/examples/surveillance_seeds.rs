@@ -53,9 +53,15 @@ async fn main() {
     );
     let mut false_by_family: HashMap<&str, (u64, u64)> = HashMap::new();
     for seed in first_seed..first_seed + n_seeds {
-        let store = mdor_store::connect("sqlite::memory:", &ConnectOptions::default())
-            .await
-            .unwrap();
+        let store = mdor_store::connect(
+            "sqlite::memory:",
+            &ConnectOptions {
+                kek: Some(mdor_store::KeyEncryptionKey::random()),
+                ..ConnectOptions::default()
+            },
+        )
+        .await
+        .unwrap();
         store.migrate().await.unwrap();
         let ctx = Ctx::with_clock(store.clone(), clock);
         let started = std::time::Instant::now();

@@ -100,4 +100,18 @@ impl Ctx {
     pub async fn migrate(&self) -> Result<(), ServiceError> {
         Ok(self.store.migrate().await?)
     }
+
+    /// Unwraps the identifier keys: the server checks them at start, so a missing or wrong
+    /// key-encryption key stops it there rather than at the first patient read.
+    pub async fn key_status(&self) -> Result<mdor_store::KeyStatus, ServiceError> {
+        Ok(self.store.key_status().await?)
+    }
+
+    /// `mdor keys rotate`; see `Store::rotate_keys`.
+    pub async fn rotate_keys(
+        &self,
+        new_kek: Option<mdor_store::KeyEncryptionKey>,
+    ) -> Result<mdor_store::KeyRotation, ServiceError> {
+        Ok(self.store.rotate_keys(new_kek).await?)
+    }
 }

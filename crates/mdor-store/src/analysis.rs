@@ -119,7 +119,8 @@ pub struct AnalysisImplant {
     pub consultant: ConsultantId,
     /// The procedure's indication: an index into `AnalysisExtract::indications`.
     pub indication: Option<u32>,
-    /// Age in years at the procedure date (days / 365.25).
+    /// Age in years at the procedure date (days / 365.25), counted from the 15th of the
+    /// month of birth: the extract never opens the sealed date of birth.
     pub age_at_procedure: f64,
     pub sex: Sex,
     /// The implant's removal (each implant has at most one).
@@ -218,7 +219,8 @@ pub(crate) struct ExtractRows {
     pub providers: Vec<(i64, String)>,
     pub consultants: Vec<(i64, String)>,
     pub procedures: Vec<ProcedureRow>,
-    /// id, date_of_birth, sex, date_of_death.
+    /// id, birth_month_mid (the 15th of the month of birth: the date itself is sealed), sex,
+    /// date_of_death.
     pub patients: Vec<(i64, NaiveDate, String, Option<NaiveDate>)>,
     pub implants: Vec<ImplantRow>,
     /// implant_id, removal_date, kind.

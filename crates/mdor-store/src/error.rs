@@ -23,6 +23,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored value could not be read: {0}")]
     Corrupt(String),
+    /// The identifier keys are missing, wrong or do not open a stored data key.
+    #[error("identifier keys: {0}")]
+    Keys(String),
     #[error("database error")]
     Backend(#[source] sqlx::Error),
     /// The SQLite group-commit writer is gone (the runtime is shutting down).

@@ -10,6 +10,7 @@ mod analysis;
 pub mod audit_log;
 mod backend;
 mod error;
+pub mod field_crypto;
 mod load_schema;
 mod rows;
 mod sessions;
@@ -26,6 +27,7 @@ pub use analysis::{
 };
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
+pub use field_crypto::KeyEncryptionKey;
 pub use sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
 pub use types::*;
 
@@ -49,6 +51,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Fails with `StoreError::MigrationsPending` when the schema is behind this binary.
     async fn check_migrations(&self) -> StoreResult<()>;
+
+    /// Unwraps the identifier keys (creating the first ones in a new database) and reports
+    /// them; fails with `StoreError::Keys` when the key-encryption key is missing or wrong,
+    /// which `serve` checks at start rather than at the first patient read.
+    async fn key_status(&self) -> StoreResult<KeyStatus>;
+
+    /// Seals patients and stored answers written before encryption, moves those sealed
+    /// under an older field key to the current one, then retires the older keys. Each batch
+    /// is its own transaction, so a crash loses one batch of work and a rerun goes on.
+    async fn reseal_identifiers(&self) -> StoreResult<ResealReport>;
+
+    /// `mdor keys rotate`: re-wraps every data key under `new_kek` (or the current
+    /// key-encryption key), adds a new field key, re-seals every identifier under it and
+    /// retires the old ones. Rerun after a crash, it finishes the interrupted rotation.
+    async fn rotate_keys(&self, new_kek: Option<KeyEncryptionKey>) -> StoreResult<KeyRotation>;
 
     /// Inserts the organisation or updates its name, kind and region; returns its id.
     async fn upsert_organisation(

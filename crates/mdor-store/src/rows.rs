@@ -4,7 +4,56 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::accounts::AccountId;
 use crate::error::StoreError;
+use crate::field_crypto::{Field, FieldCipher};
 use crate::types::*;
+
+/// A patient's identifiers, opened from their sealed columns.
+pub struct OpenedIdentity {
+    pub nhs_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: NaiveDate,
+    pub postcode: Option<String>,
+}
+
+/// Opens a patient's sealed identifiers; `index` is the row's blind index, which names the
+/// row in every value's associated data.
+pub fn open_identity(
+    cipher: &FieldCipher,
+    index: &str,
+    nhs_number: &str,
+    family_name: &str,
+    given_name: &str,
+    date_of_birth: &str,
+    postcode: Option<&str>,
+) -> Result<OpenedIdentity, StoreError> {
+    let date_of_birth = cipher.open(Field::DateOfBirth, index, date_of_birth)?;
+    Ok(OpenedIdentity {
+        nhs_number: cipher.open(Field::NhsNumber, index, nhs_number)?,
+        family_name: cipher.open(Field::FamilyName, index, family_name)?,
+        given_name: cipher.open(Field::GivenName, index, given_name)?,
+        date_of_birth: NaiveDate::parse_from_str(&date_of_birth, "%Y-%m-%d")
+            .map_err(|_| StoreError::Corrupt("patient.date_of_birth".into()))?,
+        postcode: cipher.open_optional(Field::Postcode, index, postcode)?,
+    })
+}
+
+/// The 15th of the month of birth: what analysis counts ages from (`birth_month_mid`).
+pub fn birth_month_mid(date_of_birth: NaiveDate) -> NaiveDate {
+    use chrono::Datelike;
+    date_of_birth.with_day(15).unwrap_or(date_of_birth)
+}
+
+/// Opens a sealed date of birth (the check that a returning patient is the same person).
+pub fn open_date_of_birth(
+    cipher: &FieldCipher,
+    index: &str,
+    sealed: &str,
+) -> Result<NaiveDate, StoreError> {
+    let text = cipher.open(Field::DateOfBirth, index, sealed)?;
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| StoreError::Corrupt("patient.date_of_birth".into()))
+}
 
 #[derive(sqlx::FromRow)]
 pub struct OrganisationRow {
@@ -65,10 +114,11 @@ pub struct ProcedureRow {
     pub provider_id: i64,
     pub provider_ods: String,
     pub patient_id: i64,
+    pub nhs_number_index: String,
     pub nhs_number: String,
     pub family_name: String,
     pub given_name: String,
-    pub date_of_birth: NaiveDate,
+    pub date_of_birth: String,
     pub sex: String,
     pub postcode: Option<String>,
     pub date_of_death: Option<NaiveDate>,
@@ -111,10 +161,20 @@ pub struct FlagRow {
 
 /// Assembles a procedure from its row, its implants and their open flags.
 pub fn procedure_record(
+    cipher: &FieldCipher,
     row: ProcedureRow,
     implants: Vec<ImplantRow>,
     flags: Vec<FlagRow>,
-) -> ProcedureRecord {
+) -> Result<ProcedureRecord, StoreError> {
+    let identity = open_identity(
+        cipher,
+        &row.nhs_number_index,
+        &row.nhs_number,
+        &row.family_name,
+        &row.given_name,
+        &row.date_of_birth,
+        row.postcode.as_deref(),
+    )?;
     let implants = implants
         .into_iter()
         .map(|i| {
@@ -148,17 +208,17 @@ pub fn procedure_record(
             }
         })
         .collect();
-    ProcedureRecord {
+    Ok(ProcedureRecord {
         id: ProcedureId(row.id),
         provider: OrganisationId(row.provider_id),
         provider_ods: row.provider_ods,
         patient_id: PatientId(row.patient_id),
-        nhs_number: row.nhs_number,
-        family_name: row.family_name,
-        given_name: row.given_name,
-        date_of_birth: row.date_of_birth,
+        nhs_number: identity.nhs_number,
+        family_name: identity.family_name,
+        given_name: identity.given_name,
+        date_of_birth: identity.date_of_birth,
         sex: row.sex,
-        postcode: row.postcode,
+        postcode: identity.postcode,
         date_of_death: row.date_of_death,
         consultant_gmc: row.consultant_gmc,
         procedure_date: row.procedure_date,
@@ -171,7 +231,7 @@ pub fn procedure_record(
         created_at: row.created_at,
         indication: row.indication,
         implants,
-    }
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -207,7 +267,7 @@ pub struct PatientBoundsRow {
     pub latest_removal: Option<NaiveDate>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct RecallDbRow {
     pub implant_id: i64,
     pub procedure_id: i64,
@@ -216,10 +276,11 @@ pub struct RecallDbRow {
     pub lot: Option<String>,
     pub serial: Option<String>,
     pub expiry: Option<NaiveDate>,
+    pub nhs_number_index: String,
     pub nhs_number: String,
     pub family_name: String,
     pub given_name: String,
-    pub date_of_birth: NaiveDate,
+    pub date_of_birth: String,
     pub postcode: Option<String>,
     pub date_of_death: Option<NaiveDate>,
     pub provider_ods: String,
@@ -227,9 +288,19 @@ pub struct RecallDbRow {
     pub removal_date: Option<NaiveDate>,
 }
 
-impl From<RecallDbRow> for RecallRow {
-    fn from(r: RecallDbRow) -> Self {
-        RecallRow {
+impl RecallDbRow {
+    pub fn open(self, cipher: &FieldCipher) -> Result<RecallRow, StoreError> {
+        let r = self;
+        let identity = open_identity(
+            cipher,
+            &r.nhs_number_index,
+            &r.nhs_number,
+            &r.family_name,
+            &r.given_name,
+            &r.date_of_birth,
+            r.postcode.as_deref(),
+        )?;
+        Ok(RecallRow {
             implant_id: ImplantId(r.implant_id),
             procedure_id: ProcedureId(r.procedure_id),
             procedure_date: r.procedure_date,
@@ -237,16 +308,16 @@ impl From<RecallDbRow> for RecallRow {
             lot: r.lot,
             serial: r.serial,
             expiry: r.expiry,
-            nhs_number: r.nhs_number,
-            family_name: r.family_name,
-            given_name: r.given_name,
-            date_of_birth: r.date_of_birth,
-            postcode: r.postcode,
+            nhs_number: identity.nhs_number,
+            family_name: identity.family_name,
+            given_name: identity.given_name,
+            date_of_birth: identity.date_of_birth,
+            postcode: identity.postcode,
             date_of_death: r.date_of_death,
             provider_ods: r.provider_ods,
             provider_name: r.provider_name,
             removal_date: r.removal_date,
-        }
+        })
     }
 }
 
@@ -285,13 +356,19 @@ pub struct IdempotencyRow {
     pub response_body: String,
 }
 
-impl From<IdempotencyRow> for IdempotencyRecord {
-    fn from(row: IdempotencyRow) -> Self {
-        IdempotencyRecord {
-            request_hash: row.request_hash,
-            response_status: u16::try_from(row.response_status).unwrap_or(500),
-            response_body: row.response_body,
-        }
+impl IdempotencyRow {
+    /// The record with its answer opened (it is sealed for its token and key).
+    pub fn open(
+        self,
+        cipher: &FieldCipher,
+        token: TokenId,
+        key: &str,
+    ) -> Result<IdempotencyRecord, StoreError> {
+        Ok(IdempotencyRecord {
+            request_hash: self.request_hash,
+            response_status: u16::try_from(self.response_status).unwrap_or(500),
+            response_body: cipher.open_response(token.0, key, &self.response_body)?,
+        })
     }
 }
 
@@ -393,28 +470,38 @@ pub struct RecallEntryRow {
     pub status_at: DateTime<Utc>,
     pub provider_ods: String,
     pub provider_name: String,
+    pub nhs_number_index: String,
     pub nhs_number: String,
     pub family_name: String,
     pub given_name: String,
-    pub date_of_birth: NaiveDate,
+    pub date_of_birth: String,
     pub postcode: Option<String>,
     pub date_of_death: Option<NaiveDate>,
 }
 
-impl TryFrom<RecallEntryRow> for RecallEntry {
-    type Error = StoreError;
-    fn try_from(row: RecallEntryRow) -> Result<Self, StoreError> {
+impl RecallEntryRow {
+    pub fn open(self, cipher: &FieldCipher) -> Result<RecallEntry, StoreError> {
+        let row = self;
+        let identity = open_identity(
+            cipher,
+            &row.nhs_number_index,
+            &row.nhs_number,
+            &row.family_name,
+            &row.given_name,
+            &row.date_of_birth,
+            row.postcode.as_deref(),
+        )?;
         Ok(RecallEntry {
             id: RecallEntryId(row.id),
             status: recall_status(&row.status)?,
             status_at: row.status_at,
             provider_ods: row.provider_ods,
             provider_name: row.provider_name,
-            nhs_number: row.nhs_number,
-            family_name: row.family_name,
-            given_name: row.given_name,
-            date_of_birth: row.date_of_birth,
-            postcode: row.postcode,
+            nhs_number: identity.nhs_number,
+            family_name: identity.family_name,
+            given_name: identity.given_name,
+            date_of_birth: identity.date_of_birth,
+            postcode: identity.postcode,
             date_of_death: row.date_of_death,
             implants: Vec::new(),
         })
@@ -623,28 +710,38 @@ impl TryFrom<AuditCheckpointRow> for AuditCheckpoint {
 #[derive(sqlx::FromRow)]
 pub struct TimelinePatientRow {
     pub id: i64,
+    pub nhs_number_index: String,
     pub nhs_number: String,
     pub family_name: String,
     pub given_name: String,
-    pub date_of_birth: NaiveDate,
+    pub date_of_birth: String,
     pub sex: String,
     pub postcode: Option<String>,
     pub date_of_death: Option<NaiveDate>,
 }
 
 impl TimelinePatientRow {
-    pub fn into_timeline(self) -> PatientTimeline {
-        PatientTimeline {
+    pub fn into_timeline(self, cipher: &FieldCipher) -> Result<PatientTimeline, StoreError> {
+        let identity = open_identity(
+            cipher,
+            &self.nhs_number_index,
+            &self.nhs_number,
+            &self.family_name,
+            &self.given_name,
+            &self.date_of_birth,
+            self.postcode.as_deref(),
+        )?;
+        Ok(PatientTimeline {
             patient: PatientId(self.id),
-            nhs_number: self.nhs_number,
-            family_name: self.family_name,
-            given_name: self.given_name,
-            date_of_birth: self.date_of_birth,
+            nhs_number: identity.nhs_number,
+            family_name: identity.family_name,
+            given_name: identity.given_name,
+            date_of_birth: identity.date_of_birth,
             sex: self.sex,
-            postcode: self.postcode,
+            postcode: identity.postcode,
             date_of_death: self.date_of_death,
             procedures: Vec::new(),
-        }
+        })
     }
 }
 

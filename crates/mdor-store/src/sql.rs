@@ -36,11 +36,14 @@ pub const DEVICE_MODEL_UPSERT: &str = "INSERT INTO device_model \
 pub const DEVICE_MODEL_BY_UDI: &str = "SELECT id, udi_di, issuer, manufacturer, brand, model, device_type, risk_class, registry \
      FROM device_model WHERE udi_di = $1";
 
-pub const PATIENT_BY_NHS: &str = "SELECT id, date_of_birth FROM patient WHERE nhs_number = $1";
+/// A patient by the blind index of their NHS number: id and sealed date of birth.
+pub const PATIENT_BY_NHS: &str =
+    "SELECT id, date_of_birth FROM patient WHERE nhs_number_index = $1";
 
 pub const PATIENT_INSERT: &str = "INSERT INTO patient \
-     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at, \
+      nhs_number_index, birth_month_mid) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 
 /// Keeps the latest demographics a provider sent; the date of birth is never changed here.
 pub const PATIENT_UPDATE_DEMOGRAPHICS: &str = "UPDATE patient SET family_name = $2, given_name = $3, sex = $4, \
@@ -66,8 +69,8 @@ pub const IDEMPOTENCY_SELECT: &str = "SELECT request_hash, response_status, resp
      FROM idempotency_key WHERE token_id = $1 AND idempotency_key = $2";
 
 pub const PROCEDURE_SELECT: &str = "SELECT p.id, p.provider_id, o.ods_code AS provider_ods, p.patient_id, \
-       pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.sex, pt.postcode, pt.date_of_death, \
-       c.gmc_number AS consultant_gmc, p.procedure_date, p.opcs4_code, p.opcs4_version, p.snomed_ct_id, \
+       pt.nhs_number_index, pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.sex, pt.postcode, \
+       pt.date_of_death, c.gmc_number AS consultant_gmc, p.procedure_date, p.opcs4_code, p.opcs4_version, p.snomed_ct_id, \
        p.laterality, p.registry, p.local_record_id, p.created_at, p.indication \
      FROM procedure p \
      JOIN patient pt ON pt.id = p.patient_id \
@@ -104,7 +107,7 @@ pub const PATIENT_BOUNDS: &str = "SELECT pt.id, pt.date_of_death, \
        (SELECT MAX(p.procedure_date) FROM procedure p WHERE p.patient_id = pt.id) AS latest_procedure, \
        (SELECT MAX(r.removal_date) FROM removal r JOIN implant i ON i.id = r.implant_id \
           JOIN procedure p ON p.id = i.procedure_id WHERE p.patient_id = pt.id) AS latest_removal \
-     FROM patient pt WHERE pt.nhs_number = $1";
+     FROM patient pt WHERE pt.nhs_number_index = $1";
 
 pub const PATIENT_PROVIDERS: &str =
     "SELECT DISTINCT provider_id FROM procedure WHERE patient_id = $1 ORDER BY provider_id";
@@ -144,8 +147,8 @@ pub enum Param {
 pub fn recall_query(criteria: &RecallCriteria) -> (String, Vec<Param>) {
     let mut sql = String::from(
         "SELECT i.id AS implant_id, p.id AS procedure_id, p.procedure_date, i.udi_di, i.lot, i.serial, i.expiry, \
-           pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, pt.date_of_death, \
-           o.ods_code AS provider_ods, o.name AS provider_name, r.removal_date \
+           pt.nhs_number_index, pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, \
+           pt.date_of_death, o.ods_code AS provider_ods, o.name AS provider_name, r.removal_date \
          FROM implant i \
          JOIN procedure p ON p.id = i.procedure_id \
          JOIN patient pt ON pt.id = p.patient_id \
@@ -264,7 +267,7 @@ pub fn analysis_queries(scope: &crate::analysis::AnalysisScope) -> AnalysisQueri
             where_clause(&filters.procedures)
         ),
         patients: format!(
-            "SELECT id, date_of_birth, sex, date_of_death FROM patient{} ORDER BY id",
+            "SELECT id, birth_month_mid, sex, date_of_death FROM patient{} ORDER BY id",
             where_clause(&filters.patients)
         ),
         implants: format!(

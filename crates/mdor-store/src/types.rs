@@ -1107,3 +1107,40 @@ pub struct OpenFlagCount {
     pub procedures: u64,
     pub implants: u64,
 }
+
+/// The identifier keys of a database (`mdor keys status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyStatus {
+    /// The fingerprint of the key-encryption key the data keys are wrapped by.
+    pub kek_id: String,
+    /// The field key new values are sealed under.
+    pub current_field_key: i64,
+    /// Field keys not yet retired: more than one means a rotation is unfinished.
+    pub live_field_keys: i64,
+    /// Patients whose identifiers were written before encryption and are not sealed yet.
+    pub plain_patients: i64,
+}
+
+/// What one pass of re-sealing wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ResealReport {
+    /// Patients sealed for the first time or moved to the current field key.
+    pub patients: u64,
+    /// Stored idempotency answers sealed or moved to the current field key.
+    pub answers: u64,
+    /// Raw submitted records, earlier core records and quarantined records sealed or moved.
+    pub records: u64,
+    /// Field keys retired because nothing is sealed under them any more.
+    pub keys_retired: u64,
+}
+
+/// The outcome of `mdor keys rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRotation {
+    /// An earlier, interrupted rotation was finished instead of a new one started.
+    pub resumed: bool,
+    /// The key-encryption key the data keys are now wrapped by.
+    pub kek_id: String,
+    pub current_field_key: i64,
+    pub resealed: ResealReport,
+}

@@ -55,6 +55,7 @@ fn mdor(dir: &Path, database: &str, args: &[&str]) -> String {
         .args(args)
         .current_dir(dir)
         .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", super::TEST_KEK)
         .output()
         .unwrap();
     assert!(
@@ -99,6 +100,7 @@ fn start(dir: &Path, database: &str) -> Server {
         .arg(format!("127.0.0.1:{port}"))
         .current_dir(dir)
         .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", super::TEST_KEK)
         .env("MDOR_SUBMISSIONS__DATA_DIR", dir.join("spool"))
         .env("MDOR_SUBMISSIONS__CHUNK_RECORDS", CHUNK_RECORDS)
         .env("RUST_LOG", "warn")

@@ -8,6 +8,10 @@ use std::process::{Command, Output};
 
 mod crash;
 
+/// The key-encryption key every command in these tests runs with (`MDOR_KEYS__KEK`); test
+/// data only.
+pub const TEST_KEK: &str = "be2fece56ed85bdd1e345ca4c41caeb253e83241918ee594a7e670e3ce991238";
+
 struct TempDir(PathBuf);
 
 impl TempDir {
@@ -36,6 +40,7 @@ fn mdor(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", TEST_KEK)
         .output()
         .unwrap()
 }
@@ -245,6 +250,7 @@ fn a_load_killed_midway_is_repaired_and_finished_by_the_next_load() {
     let mut load = Command::new(env!("CARGO_BIN_EXE_mdor"))
         .args(["--database-url", &database, "load", dataset])
         .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", TEST_KEK)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -281,6 +287,7 @@ fn mdor_with_key(dir: &Path, key: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", TEST_KEK)
         .env("MDOR_AUDIT__SIGNING_KEY", key)
         .output()
         .unwrap()
@@ -296,9 +303,15 @@ fn with_store(dir: &Path, entries: u64, statements: &[&str]) {
         .unwrap()
         .block_on(async {
             use sqlx::Connection;
-            let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
-                .await
-                .unwrap();
+            let store = mdor_store::connect(
+                &url,
+                &mdor_store::ConnectOptions {
+                    kek: Some(mdor_store::KeyEncryptionKey::parse(TEST_KEK).unwrap()),
+                    ..mdor_store::ConnectOptions::default()
+                },
+            )
+            .await
+            .unwrap();
             let regulator = store
                 .upsert_organisation(&mdor_store::NewOrganisation {
                     ods_code: mdor_domain::OdsCode::parse("MHRA").unwrap(),
@@ -460,9 +473,15 @@ fn the_printed_postgres_grants_apply_to_the_migrated_schema() {
                 .unwrap();
             let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
             let outcome = async {
-                let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
-                    .await
-                    .unwrap();
+                let store = mdor_store::connect(
+                    &url,
+                    &mdor_store::ConnectOptions {
+                        kek: Some(mdor_store::KeyEncryptionKey::parse(TEST_KEK).unwrap()),
+                        ..mdor_store::ConnectOptions::default()
+                    },
+                )
+                .await
+                .unwrap();
                 store.migrate().await.unwrap();
                 let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
                 sqlx::raw_sql(&grants).execute(&mut conn).await
@@ -572,6 +591,7 @@ fn mdor_with_accounts_key(dir: &Path, key: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", TEST_KEK)
         .env("MDOR_ACCOUNTS__KEY_FILE", key)
         .output()
         .unwrap()
@@ -671,9 +691,15 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         .build()
         .unwrap()
         .block_on(async {
-            let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
-                .await
-                .unwrap();
+            let store = mdor_store::connect(
+                &url,
+                &mdor_store::ConnectOptions {
+                    kek: Some(mdor_store::KeyEncryptionKey::parse(TEST_KEK).unwrap()),
+                    ..mdor_store::ConnectOptions::default()
+                },
+            )
+            .await
+            .unwrap();
             let ctx = mdor_service::Ctx::new(store)
                 .with_account_key(mdor_service::AccountKey::parse(&key_text).unwrap());
             mdor_service::login(&ctx, "j.smith", &password, codes[0]).await
@@ -697,9 +723,15 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         .build()
         .unwrap()
         .block_on(async {
-            let store = mdor_store::connect(&url, &mdor_store::ConnectOptions::default())
-                .await
-                .unwrap();
+            let store = mdor_store::connect(
+                &url,
+                &mdor_store::ConnectOptions {
+                    kek: Some(mdor_store::KeyEncryptionKey::parse(TEST_KEK).unwrap()),
+                    ..mdor_store::ConnectOptions::default()
+                },
+            )
+            .await
+            .unwrap();
             let ctx = mdor_service::Ctx::new(store)
                 .with_account_key(mdor_service::AccountKey::parse(&key_text).unwrap());
             mdor_service::login(&ctx, "j.smith", &password, codes[1]).await
@@ -708,4 +740,167 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         refused,
         Err(mdor_service::ServiceError::Unauthenticated)
     ));
+}
+
+fn mdor_with_kek(dir: &Path, kek: &str, args: &[&str]) -> Output {
+    let database = format!("sqlite://{}", dir.join("mdor.db").display());
+    Command::new(env!("CARGO_BIN_EXE_mdor"))
+        .args(["--database-url", &database])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MDOR_DATABASE__URL")
+        .env("MDOR_KEYS__KEK", kek)
+        .output()
+        .unwrap()
+}
+
+/// Whether the SQLite database under `dir` or its write-ahead log holds `needle` anywhere.
+fn database_bytes_contain(dir: &Path, needle: &str) -> bool {
+    let mut bytes = std::fs::read(dir.join("mdor.db")).unwrap();
+    bytes.extend(std::fs::read(dir.join("mdor.db-wal")).unwrap_or_default());
+    bytes
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Canary identifiers go in through bulk submission: accepted, rejected into quarantine and
+/// corrected (which keeps the earlier version). Not one of them is in the database file or its
+/// log, before or after `mdor keys rotate`; rotating to a new key-encryption key leaves the
+/// old one refused by name.
+#[test]
+fn submitted_identifiers_never_reach_the_database_file_in_clear_and_keys_rotate() {
+    let dir = TempDir::new("identifiers");
+    stdout(&mdor(&dir.0, &["migrate"]));
+    stdout(&mdor(
+        &dir.0,
+        &[
+            "org",
+            "add",
+            "--ods",
+            "RA1",
+            "--name",
+            "Canary Trust",
+            "--kind",
+            "provider",
+        ],
+    ));
+    std::fs::write(
+        dir.0.join("register.csv"),
+        "udi_di,manufacturer,brand,model,device_type,risk_class,registry\n\
+         05012345678917,Acme Orthopaedics,Acme,Stem 12,hip_stem,III,njr\n",
+    )
+    .unwrap();
+    stdout(&mdor(&dir.0, &["register", "load", "register.csv"]));
+    let canaries = [
+        (
+            "9990000018",
+            "Quillfeatherstonehaugh",
+            "Wenceslaus",
+            "1937-07-23",
+            "ZE2 9QX",
+            "female",
+        ),
+        (
+            "9990000026",
+            "Marjoribanksworth",
+            "Perpetua",
+            "1941-11-05",
+            "KW17 2PX",
+            "z",
+        ),
+    ];
+    let record =
+        |(nhs, family, given, born, postcode, sex): (&str, &str, &str, &str, &str, &str),
+         local: &str,
+         lot: &str| {
+            serde_json::json!({
+                "patient": {"nhs_number": nhs, "family_name": family, "given_name": given,
+                    "date_of_birth": born, "sex": sex, "postcode": postcode},
+                "procedure": {"local_record_id": local, "provider": "RA1", "consultant": "1234567",
+                    "date": "2024-06-01", "opcs4_code": "W37.1", "action": "implant",
+                    "laterality": "left", "urgency": "elective"},
+                "devices": [{"udi_di": "05012345678917", "lot": lot, "role": "implanted"}]
+            })
+            .to_string()
+        };
+    std::fs::write(
+        dir.0.join("first.ndjson"),
+        format!(
+            "{}\n{}\n",
+            record(canaries[0], "CAN-1", "LOT1"),
+            record(canaries[1], "CAN-2", "LOT1")
+        ),
+    )
+    .unwrap();
+    let submit = |file: &str| {
+        stdout(&mdor(
+            &dir.0,
+            &[
+                "submit",
+                file,
+                "--registry",
+                "mdor_core",
+                "--provider",
+                "RA1",
+            ],
+        ))
+    };
+    let first = submit("first.ndjson");
+    assert!(first.contains("rejected"), "{first}");
+    // The same procedure with another lot: a correction, the first version kept.
+    std::fs::write(
+        dir.0.join("second.ndjson"),
+        format!("{}\n", record(canaries[0], "CAN-1", "LOT2")),
+    )
+    .unwrap();
+    let second = submit("second.ndjson");
+    assert!(second.contains("corrected"), "{second}");
+
+    let scan = |when: &str| {
+        // The search finds what is stored in clear, so it would find a leak.
+        assert!(database_bytes_contain(&dir.0, "Acme Orthopaedics"));
+        assert!(database_bytes_contain(&dir.0, "CAN-1"));
+        for (nhs, family, given, born, postcode, _) in canaries {
+            for canary in [nhs, family, given, born, postcode] {
+                assert!(
+                    !database_bytes_contain(&dir.0, canary),
+                    "{canary} is in the database file {when}"
+                );
+            }
+        }
+    };
+    scan("after submission");
+    let status = stdout(&mdor(&dir.0, &["keys", "status"]));
+    assert!(status.contains("\"plain_patients\": 0"), "{status}");
+
+    let rotated = stdout(&mdor(&dir.0, &["keys", "rotate"]));
+    assert!(rotated.contains("\"current_field_key\": 3"), "{rotated}");
+    // Two versions of the accepted record's source (current and earlier, with its core
+    // record) and the quarantined one were sealed again.
+    assert!(rotated.contains("\"records\": 3"), "{rotated}");
+    scan("after rotation");
+
+    let new_key = dir.0.join("new.kek");
+    stdout(&mdor(&dir.0, &["keys", "keygen", "--out", "new.kek"]));
+    let new_kek = std::fs::read_to_string(&new_key).unwrap();
+    let moved = stdout(&mdor(
+        &dir.0,
+        &[
+            "keys",
+            "rotate",
+            "--new-kek-file",
+            new_key.to_str().unwrap(),
+        ],
+    ));
+    assert!(moved.contains("set keys.kek_file"), "{moved}");
+    let refused = mdor(&dir.0, &["keys", "status"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("wrapped by key-encryption key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let status = stdout(&mdor_with_kek(&dir.0, new_kek.trim(), &["keys", "status"]));
+    assert!(status.contains("\"live_field_keys\": 1"), "{status}");
+    scan("after moving to a new key-encryption key");
 }

@@ -159,9 +159,15 @@ async fn tamper_and_verify(
     tampering: Tampering,
 ) -> Result<mdor_service::VerifyReport, ServiceError> {
     let database = Database::create(postgres).await;
-    let store: Arc<dyn Store> = mdor_store::connect(&database.url(), &ConnectOptions::default())
-        .await
-        .unwrap();
+    let store: Arc<dyn Store> = mdor_store::connect(
+        &database.url(),
+        &ConnectOptions {
+            kek: Some(mdor_store::KeyEncryptionKey::random()),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     store.migrate().await.unwrap();
     let ctx = Ctx::new(store.clone());
     let organisation = mdor_service::ensure_organisations(

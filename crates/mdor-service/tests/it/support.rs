@@ -64,9 +64,15 @@ pub async fn open(backend: &str) -> TestStore {
 /// `open`, with the context's clock reading `clock`.
 pub async fn open_with_clock(backend: &str, clock: fn() -> DateTime<Utc>) -> TestStore {
     let (store, postgres): (Arc<dyn Store>, _) = if backend == "sqlite" {
-        let store = mdor_store::connect("sqlite::memory:", &ConnectOptions::default())
-            .await
-            .unwrap();
+        let store = mdor_store::connect(
+            "sqlite::memory:",
+            &ConnectOptions {
+                kek: Some(mdor_store::KeyEncryptionKey::random()),
+                ..ConnectOptions::default()
+            },
+        )
+        .await
+        .unwrap();
         (store, None)
     } else {
         use sqlx::Connection;
@@ -87,6 +93,7 @@ pub async fn open_with_clock(backend: &str, clock: fn() -> DateTime<Utc>) -> Tes
             &ConnectOptions {
                 max_connections: 4,
                 create_if_missing: false,
+                kek: Some(mdor_store::KeyEncryptionKey::random()),
                 ..ConnectOptions::default()
             },
         )

@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::field_crypto::FieldCipher;
+use crate::rows::birth_month_mid;
 use crate::types::{BulkBatch, BulkLoadOutcome};
 
 /// Existing rows the plan must know about, looked up by the backend first.
 #[derive(Default)]
 pub struct BulkLookups {
-    /// NHS number → (patient id, date of birth).
+    /// NHS number → (patient id, date of birth), found by blind index and opened.
     pub patients: HashMap<String, (i64, NaiveDate)>,
     /// (provider id, local record id) already stored.
     pub local_ids: HashSet<(i64, String)>,
@@ -40,10 +42,13 @@ enum Decision {
 #[derive(Default)]
 pub struct PatientColumns {
     pub id: Vec<i64>,
+    /// The identifiers are sealed (`field_crypto`); the index is the NHS number's blind index.
+    pub nhs_number_index: Vec<String>,
     pub nhs_number: Vec<String>,
     pub family_name: Vec<String>,
     pub given_name: Vec<String>,
-    pub date_of_birth: Vec<NaiveDate>,
+    pub date_of_birth: Vec<String>,
+    pub birth_month_mid: Vec<NaiveDate>,
     pub sex: Vec<String>,
     pub postcode: Vec<Option<String>>,
     pub created_at: Vec<DateTime<Utc>>,
@@ -196,7 +201,8 @@ impl<'a> BulkPlan<'a> {
         procedure_ids: &[i64],
         implant_ids: &[i64],
         lookups: &BulkLookups,
-    ) -> BulkRows {
+        cipher: &FieldCipher,
+    ) -> crate::StoreResult<BulkRows> {
         let mut patients = PatientColumns::default();
         let mut procedures = ProcedureColumns::default();
         let mut implants = ImplantColumns::default();
@@ -212,17 +218,18 @@ impl<'a> BulkPlan<'a> {
                     if !patient_written[slot] {
                         patient_written[slot] = true;
                         let p = &s.patient;
+                        let sealed = cipher.seal_patient(p)?;
                         patients.id.push(patient_ids[slot]);
-                        patients.nhs_number.push(p.nhs_number.as_str().to_string());
+                        patients.nhs_number_index.push(sealed.index);
+                        patients.nhs_number.push(sealed.nhs_number);
+                        patients.family_name.push(sealed.family_name);
+                        patients.given_name.push(sealed.given_name);
+                        patients.date_of_birth.push(sealed.date_of_birth);
                         patients
-                            .family_name
-                            .push(p.family_name.as_str().to_string());
-                        patients.given_name.push(p.given_name.as_str().to_string());
-                        patients.date_of_birth.push(p.date_of_birth);
+                            .birth_month_mid
+                            .push(birth_month_mid(p.date_of_birth));
                         patients.sex.push(p.sex.as_str().to_string());
-                        patients
-                            .postcode
-                            .push(p.postcode.as_ref().map(|c| c.as_str().to_string()));
+                        patients.postcode.push(sealed.postcode);
                         patients.created_at.push(prepared.received_at);
                     }
                     patient_ids[slot]
@@ -290,11 +297,11 @@ impl<'a> BulkPlan<'a> {
                 }
             }
         }
-        BulkRows {
+        Ok(BulkRows {
             patients,
             procedures,
             implants,
             flags,
-        }
+        })
     }
 }

@@ -3,6 +3,7 @@
 mod accounts;
 mod bulk;
 mod data_quality;
+mod keys;
 mod postgres;
 mod recall_cases;
 mod sessions;
@@ -17,6 +18,7 @@ pub use sqlite::SqliteStore;
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::field_crypto::KeyEncryptionKey;
 use crate::types::{NewAuditEvent, OrganisationId, ProcedureRecord};
 
 /// How to open a store.
@@ -29,6 +31,9 @@ pub struct ConnectOptions {
     /// Rows per page when SQLite reads the large tables of an analysis extract. The default
     /// keeps a page to a few megabytes; tests set it small to cross page boundaries.
     pub extract_page_rows: u32,
+    /// The key-encryption key that wraps the identifier data keys (`field_crypto`). Without
+    /// it, every read or write of a patient's identifiers fails with `StoreError::Keys`.
+    pub kek: Option<KeyEncryptionKey>,
 }
 
 impl Default for ConnectOptions {
@@ -37,6 +42,7 @@ impl Default for ConnectOptions {
             max_connections: 8,
             create_if_missing: true,
             extract_page_rows: 100_000,
+            kek: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! insert them with `UNNEST`; ids for bulk rows are reserved from the tables' sequences.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
+use super::keys::{self, KeySlot};
 use super::submissions::{ReportRow, SourceRow};
 use crate::accounts::{
     Account, AccountId, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
@@ -22,6 +24,7 @@ use crate::analysis::{
     self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
     StoredSignal, SurveillanceRunId, SurveillanceRunInfo,
 };
+use crate::field_crypto::{FieldCipher, KeyEncryptionKey, SealedPatient};
 use crate::load_schema;
 use crate::rows::*;
 use crate::sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
@@ -36,6 +39,8 @@ const ROWS_PER_STATEMENT: usize = 20_000;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The identifier keys (`field_crypto`), loaded on first use.
+    keys: KeySlot,
 }
 
 impl PostgresStore {
@@ -46,7 +51,49 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect)
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            keys: KeySlot::new(options.kek.clone()),
+        })
+    }
+
+    /// The identifier keys, unwrapped once (the first call creates them in a new database).
+    async fn cipher(&self) -> StoreResult<Arc<FieldCipher>> {
+        if let Some(cipher) = self.keys.cached() {
+            return Ok(cipher);
+        }
+        self.reload_keys().await
+    }
+
+    /// Serialises key creation and rotation between processes sharing the database.
+    async fn lock_keys(&self, tx: &mut PgConnection) -> StoreResult<()> {
+        sqlx::query("LOCK TABLE data_key IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
+    super::keys::key_store_methods!(inherent);
+    super::keys::key_store_methods!(shared);
+
+    async fn reload_keys(&self) -> StoreResult<Arc<FieldCipher>> {
+        let kek = self.keys.kek()?;
+        let mut tx = self.begin_write().await?;
+        self.lock_keys(&mut tx).await?;
+        let cipher = Arc::new(key_sql::load_or_create_keys(&mut tx, &kek, Utc::now()).await?);
+        tx.commit().await?;
+        self.keys.replace(cipher.clone());
+        Ok(cipher)
+    }
+
+    async fn sealed_idempotency(
+        &self,
+        record: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<Option<NewIdempotencyRecord>> {
+        match record {
+            Some(r) => Ok(Some(keys::sealed_idempotency(&*self.cipher().await?, r)?)),
+            None => Ok(None),
+        }
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
@@ -56,6 +103,7 @@ impl PostgresStore {
 
 async fn read_procedure(
     conn: &mut PgConnection,
+    cipher: &FieldCipher,
     id: ProcedureId,
 ) -> StoreResult<Option<ProcedureRecord>> {
     let Some(row): Option<ProcedureRow> = sqlx::query_as(sql::PROCEDURE_SELECT)
@@ -73,11 +121,12 @@ async fn read_procedure(
         .bind(id.0)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(Some(procedure_record(row, implants, flags)))
+    Ok(Some(procedure_record(cipher, row, implants, flags)?))
 }
 
 async fn read_recall(
     conn: &mut PgConnection,
+    cipher: &FieldCipher,
     criteria: &RecallCriteria,
 ) -> StoreResult<Vec<RecallRow>> {
     let (text, params) = sql::recall_query(criteria);
@@ -89,12 +138,12 @@ async fn read_recall(
             Param::Int(v) => query.bind(v),
         };
     }
-    Ok(query
+    query
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(RecallRow::from)
-        .collect())
+        .map(|r| r.open(cipher))
+        .collect()
 }
 
 async fn put_idempotency(
@@ -118,26 +167,30 @@ async fn put_idempotency(
 /// Creates a patient unless one with the NHS number exists or is being created by a concurrent
 /// transaction (which this waits for); returns the new id, or nothing when it existed.
 const PATIENT_INSERT_IF_NEW: &str = "INSERT INTO patient \
-     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (nhs_number) DO NOTHING RETURNING id";
+     (nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at, \
+      nhs_number_index, birth_month_mid) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (nhs_number_index) DO NOTHING RETURNING id";
 
 /// Checks a stored patient's date of birth against a submission's and keeps the submission's
 /// demographics; returns the patient's id.
 async fn update_patient(
     conn: &mut PgConnection,
+    cipher: &FieldCipher,
     id: i64,
-    stored_date_of_birth: NaiveDate,
+    stored_date_of_birth: &str,
     patient: &mdor_domain::record::Patient,
+    sealed: &SealedPatient,
 ) -> StoreResult<i64> {
-    if stored_date_of_birth != patient.date_of_birth {
+    if open_date_of_birth(cipher, &sealed.index, stored_date_of_birth)? != patient.date_of_birth {
         return Err(StoreError::PatientMismatch);
     }
     sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
         .bind(id)
-        .bind(patient.family_name.as_str())
-        .bind(patient.given_name.as_str())
+        .bind(&sealed.family_name)
+        .bind(&sealed.given_name)
         .bind(patient.sex.as_str())
-        .bind(patient.postcode.as_ref().map(|c| c.as_str()))
+        .bind(&sealed.postcode)
         .execute(&mut *conn)
         .await?;
     Ok(id)
@@ -162,7 +215,20 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
+        self.seal_legacy_identifiers().await?;
         Ok(())
+    }
+
+    async fn key_status(&self) -> StoreResult<KeyStatus> {
+        self.key_status_now().await
+    }
+
+    async fn reseal_identifiers(&self) -> StoreResult<ResealReport> {
+        self.reseal_now().await
+    }
+
+    async fn rotate_keys(&self, new_kek: Option<KeyEncryptionKey>) -> StoreResult<KeyRotation> {
+        self.rotate_now(new_kek).await
     }
 
     async fn check_migrations(&self) -> StoreResult<()> {
@@ -273,37 +339,43 @@ impl Store for PostgresStore {
         prepared.check_shape()?;
         let s = &prepared.submission;
         let p = &s.patient;
+        let cipher = self.cipher().await?;
+        let sealed = cipher.seal_patient(p)?;
+        let idempotency = self.sealed_idempotency(idempotency).await?;
+        let idempotency = idempotency.as_ref();
         let mut tx = self.begin_write().await?;
-        let existing: Option<(i64, NaiveDate)> = sqlx::query_as(sql::PATIENT_BY_NHS)
-            .bind(p.nhs_number.as_str())
+        let existing: Option<(i64, String)> = sqlx::query_as(sql::PATIENT_BY_NHS)
+            .bind(&sealed.index)
             .fetch_optional(&mut *tx)
             .await?;
         let patient_id = match existing {
-            Some((id, stored_dob)) => update_patient(&mut tx, id, stored_dob, p).await?,
+            Some((id, stored_dob)) => {
+                update_patient(&mut tx, &cipher, id, &stored_dob, p, &sealed).await?
+            }
             None => {
                 // A concurrent submission may be creating the same patient: the insert then
                 // waits for it and does nothing, and the patient it created is used instead,
                 // as SQLite's serialised writers would.
-                let postcode = p.postcode.as_ref().map(|c| c.as_str());
                 let inserted: Option<i64> = sqlx::query_scalar(PATIENT_INSERT_IF_NEW)
-                    .bind(p.nhs_number.as_str())
-                    .bind(p.family_name.as_str())
-                    .bind(p.given_name.as_str())
-                    .bind(p.date_of_birth)
+                    .bind(&sealed.nhs_number)
+                    .bind(&sealed.family_name)
+                    .bind(&sealed.given_name)
+                    .bind(&sealed.date_of_birth)
                     .bind(p.sex.as_str())
-                    .bind(postcode)
+                    .bind(&sealed.postcode)
                     .bind(prepared.received_at)
+                    .bind(&sealed.index)
+                    .bind(birth_month_mid(p.date_of_birth))
                     .fetch_optional(&mut *tx)
                     .await?;
                 match inserted {
                     Some(id) => id,
                     None => {
-                        let (id, stored_dob): (i64, NaiveDate) =
-                            sqlx::query_as(sql::PATIENT_BY_NHS)
-                                .bind(p.nhs_number.as_str())
-                                .fetch_one(&mut *tx)
-                                .await?;
-                        update_patient(&mut tx, id, stored_dob, p).await?
+                        let (id, stored_dob): (i64, String) = sqlx::query_as(sql::PATIENT_BY_NHS)
+                            .bind(&sealed.index)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        update_patient(&mut tx, &cipher, id, &stored_dob, p, &sealed).await?
                     }
                 }
             }
@@ -354,8 +426,9 @@ impl Store for PostgresStore {
     }
 
     async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        read_procedure(&mut conn, id).await
+        read_procedure(&mut conn, &cipher, id).await
     }
 
     async fn procedure_by_local_id(
@@ -384,6 +457,8 @@ impl Store for PostgresStore {
         removals: &[NewRemoval],
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<Vec<RemovalId>> {
+        let idempotency = self.sealed_idempotency(idempotency).await?;
+        let idempotency = idempotency.as_ref();
         let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(removals.len());
         for r in removals {
@@ -407,9 +482,10 @@ impl Store for PostgresStore {
         &self,
         nhs_number: &NhsNumber,
     ) -> StoreResult<Option<PatientBounds>> {
+        let index = self.cipher().await?.blind_index(nhs_number.as_str());
         let mut conn = self.pool.acquire().await?;
         let Some(row): Option<PatientBoundsRow> = sqlx::query_as(sql::PATIENT_BOUNDS)
-            .bind(nhs_number.as_str())
+            .bind(index)
             .fetch_optional(&mut *conn)
             .await?
         else {
@@ -434,6 +510,8 @@ impl Store for PostgresStore {
         date_of_death: NaiveDate,
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<()> {
+        let idempotency = self.sealed_idempotency(idempotency).await?;
+        let idempotency = idempotency.as_ref();
         let mut tx = self.begin_write().await?;
         sqlx::query(sql::PATIENT_DEATH_UPDATE)
             .bind(patient.0)
@@ -446,8 +524,9 @@ impl Store for PostgresStore {
     }
 
     async fn recall(&self, criteria: &RecallCriteria) -> StoreResult<Vec<RecallRow>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        read_recall(&mut conn, criteria).await
+        read_recall(&mut conn, &cipher, criteria).await
     }
 
     async fn insert_token(&self, t: &NewApiToken) -> StoreResult<TokenId> {
@@ -499,7 +578,10 @@ impl Store for PostgresStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(IdempotencyRecord::from))
+        match row {
+            Some(row) => Ok(Some(row.open(&*self.cipher().await?, token, key)?)),
+            None => Ok(None),
+        }
     }
 
     async fn defer_load_schema(&self) -> StoreResult<bool> {
@@ -599,8 +681,9 @@ impl Store for PostgresStore {
     }
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let (outcome, _) = bulk_write(&mut tx, batch).await?;
+        let (outcome, _) = bulk_write(&mut tx, &cipher, batch).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -683,22 +766,26 @@ impl Store for PostgresStore {
     }
 
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {
-        let mut tx = self.begin_write().await?;
-        let nhs: Vec<&str> = deaths.iter().map(|(n, _)| n.as_str()).collect();
+        let cipher = self.cipher().await?;
+        let indexes: Vec<String> = deaths
+            .iter()
+            .map(|(n, _)| cipher.blind_index(n.as_str()))
+            .collect();
         let dates: Vec<NaiveDate> = deaths.iter().map(|(_, d)| *d).collect();
+        let mut tx = self.begin_write().await?;
         let updated: Vec<String> = sqlx::query_scalar(
             "UPDATE patient p SET date_of_death = d.date_of_death \
-             FROM UNNEST($1::text[], $2::date[]) AS d (nhs_number, date_of_death) \
-             WHERE p.nhs_number = d.nhs_number RETURNING p.nhs_number",
+             FROM UNNEST($1::text[], $2::date[]) AS d (nhs_number_index, date_of_death) \
+             WHERE p.nhs_number_index = d.nhs_number_index RETURNING p.nhs_number_index",
         )
-        .bind(&nhs)
+        .bind(&indexes)
         .bind(&dates)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         let updated: HashSet<&str> = updated.iter().map(String::as_str).collect();
         Ok((0..deaths.len())
-            .filter(|&i| !updated.contains(deaths[i].0.as_str()))
+            .filter(|&i| !updated.contains(indexes[i].as_str()))
             .collect())
     }
 
@@ -734,8 +821,9 @@ impl Store for PostgresStore {
         query: &RecallWorkQuery,
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<RecallEntry>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let entries = recall::entries(&mut tx, query, audit).await?;
+        let entries = recall::entries(&mut tx, &cipher, query, audit).await?;
         tx.commit().await?;
         Ok(entries)
     }
@@ -765,8 +853,9 @@ impl Store for PostgresStore {
         patient: PatientId,
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<PatientTimeline>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let timeline = timeline::patient_timeline(&mut tx, patient).await?;
+        let timeline = timeline::patient_timeline(&mut tx, &cipher, patient).await?;
         let mut audit = audit.clone();
         audit.patient = Some(patient);
         audit.record_count = timeline.as_ref().map_or(0, |t| t.procedures.len() as u64);
@@ -853,13 +942,14 @@ impl Store for PostgresStore {
         &self,
         chunk: &SubmissionChunk,
     ) -> StoreResult<Vec<ChunkRecordResult>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
         // As in `bulk_write`: the chunk's view of existing patients and procedures must stay
         // true until commit, including for corrections, which write without the bulk path.
         sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let results = submission::commit_chunk(&mut tx, chunk).await?;
+        let results = submission::commit_chunk(&mut tx, &cipher, chunk).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -875,24 +965,27 @@ impl Store for PostgresStore {
     }
 
     async fn quarantine(&self, query: &QuarantineQuery) -> StoreResult<Vec<QuarantineEntry>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        submission::quarantine(&mut conn, query).await
+        submission::quarantine(&mut conn, &cipher, query).await
     }
 
     async fn quarantine_entry(
         &self,
         id: SubmissionRecordId,
     ) -> StoreResult<Option<QuarantineEntry>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        submission::quarantine_entry(&mut conn, id).await
+        submission::quarantine_entry(&mut conn, &cipher, id).await
     }
 
     async fn procedure_history(
         &self,
         procedure: ProcedureId,
     ) -> StoreResult<Vec<ProcedureSourceVersion>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        submission::history(&mut conn, procedure).await
+        submission::history(&mut conn, &cipher, procedure).await
     }
 
     async fn upsert_expected_activity(
@@ -1021,8 +1114,9 @@ impl Store for PostgresStore {
         provider: Option<OrganisationId>,
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<ProcedureRecord>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let record = read_procedure(&mut tx, id).await?;
+        let record = read_procedure(&mut tx, &cipher, id).await?;
         let (audit, visible) = super::procedure_read_audit(record.as_ref(), provider, audit);
         recall::insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
@@ -1034,8 +1128,9 @@ impl Store for PostgresStore {
         criteria: &RecallCriteria,
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<RecallRow>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let rows = read_recall(&mut tx, criteria).await?;
+        let rows = read_recall(&mut tx, &cipher, criteria).await?;
         let mut audit = audit.clone();
         audit.record_count = rows.len() as u64;
         recall::insert_audit(&mut tx, &audit).await?;
@@ -1247,6 +1342,7 @@ impl Store for PostgresStore {
 /// submission, the id of the procedure written for it (`None` when skipped).
 async fn bulk_write(
     tx: &mut PgConnection,
+    cipher: &FieldCipher,
     batch: &BulkBatch,
 ) -> StoreResult<(BulkLoadOutcome, Vec<Option<ProcedureId>>)> {
     for prepared in &batch.submissions {
@@ -1259,21 +1355,22 @@ async fn bulk_write(
     sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let mut lookups = bulk_lookups(&mut *tx, batch).await?;
+    let mut lookups = bulk_lookups(&mut *tx, cipher, batch).await?;
     let plan = BulkPlan::new(batch, &lookups);
     lookups.consultants = ensure_consultants(&mut *tx, &plan.consultants()).await?;
     let (n_patients, n_procedures, n_implants) = plan.id_counts();
     let patient_ids = next_ids(&mut *tx, "patient", n_patients).await?;
     let procedure_ids = next_ids(&mut *tx, "procedure", n_procedures).await?;
     let implant_ids = next_ids(&mut *tx, "implant", n_implants).await?;
-    let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
+    let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups, cipher)?;
 
     let p = &rows.patients;
     for r in chunks(p.id.len()) {
-        sqlx::query("INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[], $8::timestamptz[])")
+        sqlx::query("INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at, nhs_number_index, birth_month_mid) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::date[])")
             .bind(&p.id[r.clone()]).bind(&p.nhs_number[r.clone()]).bind(&p.family_name[r.clone()]).bind(&p.given_name[r.clone()])
-            .bind(&p.date_of_birth[r.clone()]).bind(&p.sex[r.clone()]).bind(&p.postcode[r.clone()]).bind(&p.created_at[r])
+            .bind(&p.date_of_birth[r.clone()]).bind(&p.sex[r.clone()]).bind(&p.postcode[r.clone()]).bind(&p.created_at[r.clone()])
+            .bind(&p.nhs_number_index[r.clone()]).bind(&p.birth_month_mid[r])
             .execute(&mut *tx).await?;
     }
     let q = &rows.procedures;
@@ -1309,23 +1406,34 @@ async fn bulk_write(
 }
 
 /// Looks up the patients and local record ids a batch refers to.
-async fn bulk_lookups(conn: &mut PgConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
+async fn bulk_lookups(
+    conn: &mut PgConnection,
+    cipher: &FieldCipher,
+    batch: &BulkBatch,
+) -> StoreResult<BulkLookups> {
     let mut lookups = BulkLookups::default();
-    let nhs: HashSet<&str> = batch
+    let by_index: HashMap<String, &str> = batch
         .submissions
         .iter()
-        .map(|s| s.submission.patient.nhs_number.as_str())
+        .map(|s| {
+            let nhs = s.submission.patient.nhs_number.as_str();
+            (cipher.blind_index(nhs), nhs)
+        })
         .collect();
-    let nhs: Vec<&str> = nhs.into_iter().collect();
-    let rows: Vec<(String, i64, NaiveDate)> = sqlx::query_as(
-        "SELECT nhs_number, id, date_of_birth FROM patient WHERE nhs_number = ANY($1)",
+    let indexes: Vec<&str> = by_index.keys().map(String::as_str).collect();
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT nhs_number_index, id, date_of_birth FROM patient \
+         WHERE nhs_number_index = ANY($1)",
     )
-    .bind(&nhs)
+    .bind(&indexes)
     .fetch_all(&mut *conn)
     .await?;
-    lookups
-        .patients
-        .extend(rows.into_iter().map(|(n, id, dob)| (n, (id, dob))));
+    for (index, id, dob) in rows {
+        let dob = open_date_of_birth(cipher, &index, &dob)?;
+        lookups
+            .patients
+            .insert(by_index[&index].to_string(), (id, dob));
+    }
     // Pairs, so that the lookup uses the unique (provider_id, local_record_id) index.
     let (providers, locals): (Vec<i64>, Vec<&str>) = batch
         .submissions
@@ -1400,7 +1508,7 @@ async fn insert_sources(conn: &mut PgConnection, rows: &[SourceRow<'_>]) -> Stor
         let token: Vec<Option<i64>> = rows.iter().map(|r| r.token.map(|t| t.0)).collect();
         let registry: Vec<&str> = rows.iter().map(|r| r.registry).collect();
         let version: Vec<&str> = rows.iter().map(|r| r.dataset_version).collect();
-        let record: Vec<&str> = rows.iter().map(|r| r.record).collect();
+        let record: Vec<&str> = rows.iter().map(|r| r.record.as_str()).collect();
         let hash: Vec<&str> = rows.iter().map(|r| r.content_hash).collect();
         let warnings: Vec<Option<&str>> = rows.iter().map(|r| r.warnings).collect();
         let received: Vec<chrono::DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
@@ -1439,7 +1547,7 @@ async fn insert_report(conn: &mut PgConnection, rows: &[ReportRow<'_>]) -> Store
         let effect: Vec<&str> = rows.iter().map(|r| r.effect).collect();
         let procedure: Vec<Option<i64>> = rows.iter().map(|r| r.procedure.map(|p| p.0)).collect();
         let messages: Vec<Option<&str>> = rows.iter().map(|r| r.messages).collect();
-        let record: Vec<Option<&str>> = rows.iter().map(|r| r.record).collect();
+        let record: Vec<Option<&str>> = rows.iter().map(|r| r.record.as_deref()).collect();
         sqlx::query(
             "INSERT INTO submission_record (job_id, line, organisation_id, local_record_id, outcome, \
              effect, procedure_id, messages, record) \
@@ -1600,4 +1708,13 @@ mod sessions {
     use crate::StoreResult;
 
     super::super::sessions::session_queries!(sqlx::PgConnection);
+}
+
+/// The identifier data keys, shared with the other backend.
+mod key_sql {
+    use chrono::{DateTime, Utc};
+
+    use crate::{StoreError, StoreResult};
+
+    super::super::keys::key_queries!(sqlx::PgConnection, DateTime<Utc>);
 }

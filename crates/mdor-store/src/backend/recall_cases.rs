@@ -59,8 +59,8 @@ pub(crate) const CASE_WORK: &str = "SELECT o.ods_code, o.name, e.status, COUNT(*
      WHERE e.case_id = $1 GROUP BY o.ods_code, o.name, e.status ORDER BY o.ods_code, e.status";
 
 pub(crate) const ENTRIES_PAGE: &str = "SELECT e.id, e.status, e.status_at, \
-       o.ods_code AS provider_ods, o.name AS provider_name, pt.nhs_number, pt.family_name, \
-       pt.given_name, pt.date_of_birth, pt.postcode, pt.date_of_death \
+       o.ods_code AS provider_ods, o.name AS provider_name, pt.nhs_number_index, pt.nhs_number, \
+       pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, pt.date_of_death \
      FROM recall_case_patient e \
      JOIN patient pt ON pt.id = e.patient_id \
      JOIN organisation o ON o.id = e.provider_id \
@@ -344,6 +344,7 @@ macro_rules! recall_case_queries {
 
         pub(super) async fn entries(
             conn: &mut $conn,
+            cipher: &$crate::field_crypto::FieldCipher,
             query: &RecallWorkQuery,
             audit: &NewAuditEvent,
         ) -> StoreResult<Vec<RecallEntry>> {
@@ -358,7 +359,7 @@ macro_rules! recall_case_queries {
                 .await?;
             let mut entries = rows
                 .into_iter()
-                .map(RecallEntry::try_from)
+                .map(|row| row.open(cipher))
                 .collect::<StoreResult<Vec<_>>>()?;
             if let Some(last) = entries.last().map(|e| e.id.0) {
                 let implants: Vec<RecallEntryImplantRow> = sqlx::query_as(rc::ENTRY_IMPLANTS)

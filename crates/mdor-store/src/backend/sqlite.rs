@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +31,7 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
+use super::keys::{self, KeySlot};
 use super::submissions::{ReportRow, SourceRow};
 use crate::accounts::{
     Account, AccountId, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
@@ -38,6 +40,7 @@ use crate::analysis::{
     self, AlertRow, AnalysisExtract, AnalysisScope, NewSurveillanceRun, SignalRow, StoredAlert,
     StoredSignal, SurveillanceRunId, SurveillanceRunInfo,
 };
+use crate::field_crypto::{FieldCipher, KeyEncryptionKey, SealedPatient};
 use crate::load_schema;
 use crate::rows::*;
 use crate::sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
@@ -58,6 +61,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
     /// Rows per page of an analysis extract's large tables (`ConnectOptions`).
     extract_page_rows: i64,
+    /// The identifier keys (`field_crypto`), loaded on first use.
+    keys: KeySlot,
 }
 
 /// One write waiting for the group-commit writer.
@@ -70,6 +75,10 @@ enum WriteJob {
 
 struct PendingSubmission {
     prepared: PreparedSubmission,
+    /// The patient's identifiers, sealed before the job was queued.
+    sealed: SealedPatient,
+    cipher: Arc<FieldCipher>,
+    /// Its `response_body` is sealed.
     idempotency: Option<NewIdempotencyRecord>,
     reply: oneshot::Sender<StoreResult<ProcedureId>>,
 }
@@ -125,7 +134,44 @@ impl SqliteStore {
             pool,
             writer,
             extract_page_rows: i64::from(options.extract_page_rows.max(1)),
+            keys: KeySlot::new(options.kek.clone()),
         })
+    }
+
+    /// The identifier keys, unwrapped once (the first call creates them in a new database).
+    async fn cipher(&self) -> StoreResult<Arc<FieldCipher>> {
+        if let Some(cipher) = self.keys.cached() {
+            return Ok(cipher);
+        }
+        self.reload_keys().await
+    }
+
+    async fn sealed_idempotency(
+        &self,
+        record: Option<&NewIdempotencyRecord>,
+    ) -> StoreResult<Option<NewIdempotencyRecord>> {
+        match record {
+            Some(r) => Ok(Some(keys::sealed_idempotency(&*self.cipher().await?, r)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// SQLite's `BEGIN IMMEDIATE` already serialises every writer, key changes included.
+    async fn lock_keys(&self, _tx: &mut SqliteConnection) -> StoreResult<()> {
+        Ok(())
+    }
+
+    super::keys::key_store_methods!(inherent);
+    super::keys::key_store_methods!(shared);
+
+    async fn reload_keys(&self) -> StoreResult<Arc<FieldCipher>> {
+        let kek = self.keys.kek()?;
+        let mut tx = self.begin_write().await?;
+        self.lock_keys(&mut tx).await?;
+        let cipher = Arc::new(key_sql::load_or_create_keys(&mut tx, &kek, Utc::now()).await?);
+        tx.commit().await?;
+        self.keys.replace(cipher.clone());
+        Ok(cipher)
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -145,6 +191,7 @@ impl SqliteStore {
 
 async fn read_procedure(
     conn: &mut SqliteConnection,
+    cipher: &FieldCipher,
     id: ProcedureId,
 ) -> StoreResult<Option<ProcedureRecord>> {
     let Some(row): Option<ProcedureRow> = sqlx::query_as(sql::PROCEDURE_SELECT)
@@ -162,40 +209,21 @@ async fn read_procedure(
         .bind(id.0)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(Some(procedure_record(row, implants, flags)))
+    Ok(Some(procedure_record(cipher, row, implants, flags)?))
 }
-
-/// One recall row as the engine's `json_array` writes it, in `sql::recall_query`'s order.
-type RecallJsonRow = (
-    i64,
-    i64,
-    NaiveDate,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<NaiveDate>,
-    String,
-    String,
-    String,
-    NaiveDate,
-    Option<String>,
-    Option<NaiveDate>,
-    String,
-    String,
-    Option<NaiveDate>,
-);
 
 /// Reads a recall's rows as one JSON array built by the engine. A large lot returns hundreds
 /// of rows, and sqlx's per-row cost (a channel hop and a decode per value) was most of the
 /// recall route's p99; one aggregated value costs one hop and one `serde_json` pass.
 async fn read_recall(
     conn: &mut SqliteConnection,
+    cipher: &FieldCipher,
     criteria: &RecallCriteria,
 ) -> StoreResult<Vec<RecallRow>> {
     let (text, params) = sql::recall_query(criteria);
     let text = format!(
         "SELECT json_group_array(json_array(implant_id, procedure_id, procedure_date, udi_di, \
-           lot, serial, expiry, nhs_number, family_name, given_name, date_of_birth, postcode, \
+           lot, serial, expiry, nhs_number_index, nhs_number, family_name, given_name, date_of_birth, postcode, \
            date_of_death, provider_ods, provider_name, removal_date)) FROM ({text})"
     );
     let mut query = sqlx::query_scalar::<_, String>(&text);
@@ -208,30 +236,12 @@ async fn read_recall(
     }
     let json = query.fetch_one(&mut *conn).await?;
     // A recall page is kilobytes: parsed in place, not worth a hop to the blocking pool.
-    let parsed: Vec<RecallJsonRow> = parse_json(&json, "recall")?;
+    // `RecallDbRow` reads a JSON array in its fields' order, `sql::recall_query`'s.
+    let parsed: Vec<RecallDbRow> = parse_json(&json, "recall")?;
     let mut rows: Vec<RecallRow> = parsed
         .into_iter()
-        .map(|r| {
-            RecallRow::from(RecallDbRow {
-                implant_id: r.0,
-                procedure_id: r.1,
-                procedure_date: r.2,
-                udi_di: r.3,
-                lot: r.4,
-                serial: r.5,
-                expiry: r.6,
-                nhs_number: r.7,
-                family_name: r.8,
-                given_name: r.9,
-                date_of_birth: r.10,
-                postcode: r.11,
-                date_of_death: r.12,
-                provider_ods: r.13,
-                provider_name: r.14,
-                removal_date: r.15,
-            })
-        })
-        .collect();
+        .map(|r| r.open(cipher))
+        .collect::<StoreResult<_>>()?;
     // An aggregate over an ordered subquery keeps its order in SQLite, but SQL does not
     // promise it; pages are keyed on the implant id, so the order is restored here.
     rows.sort_unstable_by_key(|r| r.implant_id.0);
@@ -275,7 +285,20 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
+        self.seal_legacy_identifiers().await?;
         Ok(())
+    }
+
+    async fn key_status(&self) -> StoreResult<KeyStatus> {
+        self.key_status_now().await
+    }
+
+    async fn reseal_identifiers(&self) -> StoreResult<ResealReport> {
+        self.reseal_now().await
+    }
+
+    async fn rotate_keys(&self, new_kek: Option<KeyEncryptionKey>) -> StoreResult<KeyRotation> {
+        self.rotate_now(new_kek).await
     }
 
     async fn check_migrations(&self) -> StoreResult<()> {
@@ -383,10 +406,15 @@ impl Store for SqliteStore {
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<ProcedureId> {
         prepared.check_shape()?;
+        let cipher = self.cipher().await?;
         let (reply, answer) = oneshot::channel();
         let job = PendingSubmission {
             prepared: prepared.clone(),
-            idempotency: idempotency.cloned(),
+            sealed: cipher.seal_patient(&prepared.submission.patient)?,
+            idempotency: idempotency
+                .map(|r| keys::sealed_idempotency(&cipher, r))
+                .transpose()?,
+            cipher,
             reply,
         };
         self.writer
@@ -397,8 +425,9 @@ impl Store for SqliteStore {
     }
 
     async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        read_procedure(&mut conn, id).await
+        read_procedure(&mut conn, &cipher, id).await
     }
 
     async fn procedure_by_local_id(
@@ -427,6 +456,8 @@ impl Store for SqliteStore {
         removals: &[NewRemoval],
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<Vec<RemovalId>> {
+        let idempotency = self.sealed_idempotency(idempotency).await?;
+        let idempotency = idempotency.as_ref();
         let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(removals.len());
         for r in removals {
@@ -450,9 +481,10 @@ impl Store for SqliteStore {
         &self,
         nhs_number: &NhsNumber,
     ) -> StoreResult<Option<PatientBounds>> {
+        let index = self.cipher().await?.blind_index(nhs_number.as_str());
         let mut conn = self.pool.acquire().await?;
         let Some(row): Option<PatientBoundsRow> = sqlx::query_as(sql::PATIENT_BOUNDS)
-            .bind(nhs_number.as_str())
+            .bind(index)
             .fetch_optional(&mut *conn)
             .await?
         else {
@@ -477,6 +509,8 @@ impl Store for SqliteStore {
         date_of_death: NaiveDate,
         idempotency: Option<&NewIdempotencyRecord>,
     ) -> StoreResult<()> {
+        let idempotency = self.sealed_idempotency(idempotency).await?;
+        let idempotency = idempotency.as_ref();
         let mut tx = self.begin_write().await?;
         sqlx::query(sql::PATIENT_DEATH_UPDATE)
             .bind(patient.0)
@@ -489,8 +523,9 @@ impl Store for SqliteStore {
     }
 
     async fn recall(&self, criteria: &RecallCriteria) -> StoreResult<Vec<RecallRow>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        read_recall(&mut conn, criteria).await
+        read_recall(&mut conn, &cipher, criteria).await
     }
 
     async fn insert_token(&self, t: &NewApiToken) -> StoreResult<TokenId> {
@@ -542,7 +577,10 @@ impl Store for SqliteStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(IdempotencyRecord::from))
+        match row {
+            Some(row) => Ok(Some(row.open(&*self.cipher().await?, token, key)?)),
+            None => Ok(None),
+        }
     }
 
     async fn defer_load_schema(&self) -> StoreResult<bool> {
@@ -591,8 +629,9 @@ impl Store for SqliteStore {
     }
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let (outcome, _) = bulk_write(&mut tx, batch).await?;
+        let (outcome, _) = bulk_write(&mut tx, &cipher, batch).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -664,23 +703,36 @@ impl Store for SqliteStore {
     }
 
     async fn bulk_deaths(&self, deaths: &[(NhsNumber, NaiveDate)]) -> StoreResult<Vec<usize>> {
+        let cipher = self.cipher().await?;
+        let indexes: Vec<String> = deaths
+            .iter()
+            .map(|(nhs, _)| cipher.blind_index(nhs.as_str()))
+            .collect();
         let mut tx = self.begin_write().await?;
         let mut updated: HashSet<String> = HashSet::new();
-        for chunk in deaths.chunks(MAX_VARIABLES / 2) {
-            let mut q = QueryBuilder::<Sqlite>::new("WITH d (nhs_number, date_of_death) AS (");
-            q.push_values(chunk, |mut b, (nhs, date)| {
-                b.push_bind(nhs.as_str()).push_bind(*date);
-            });
+        for (chunk, chunk_indexes) in deaths
+            .chunks(MAX_VARIABLES / 2)
+            .zip(indexes.chunks(MAX_VARIABLES / 2))
+        {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("WITH d (nhs_number_index, date_of_death) AS (");
+            q.push_values(
+                chunk.iter().zip(chunk_indexes),
+                |mut b, ((_, date), index)| {
+                    b.push_bind(index.as_str()).push_bind(*date);
+                },
+            );
             q.push(
                 ") UPDATE patient SET date_of_death = d.date_of_death FROM d \
-                 WHERE patient.nhs_number = d.nhs_number RETURNING patient.nhs_number",
+                 WHERE patient.nhs_number_index = d.nhs_number_index \
+                 RETURNING patient.nhs_number_index",
             );
             let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
             updated.extend(rows);
         }
         tx.commit().await?;
         Ok((0..deaths.len())
-            .filter(|&i| !updated.contains(deaths[i].0.as_str()))
+            .filter(|&i| !updated.contains(&indexes[i]))
             .collect())
     }
 
@@ -716,8 +768,9 @@ impl Store for SqliteStore {
         query: &RecallWorkQuery,
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<RecallEntry>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let entries = recall::entries(&mut tx, query, audit).await?;
+        let entries = recall::entries(&mut tx, &cipher, query, audit).await?;
         tx.commit().await?;
         Ok(entries)
     }
@@ -747,8 +800,9 @@ impl Store for SqliteStore {
         patient: PatientId,
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<PatientTimeline>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
-        let timeline = timeline::patient_timeline(&mut tx, patient).await?;
+        let timeline = timeline::patient_timeline(&mut tx, &cipher, patient).await?;
         let mut audit = audit.clone();
         audit.patient = Some(patient);
         audit.record_count = timeline.as_ref().map_or(0, |t| t.procedures.len() as u64);
@@ -835,9 +889,10 @@ impl Store for SqliteStore {
         &self,
         chunk: &SubmissionChunk,
     ) -> StoreResult<Vec<ChunkRecordResult>> {
+        let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
         // BEGIN IMMEDIATE already holds the write lock.
-        let results = submission::commit_chunk(&mut tx, chunk).await?;
+        let results = submission::commit_chunk(&mut tx, &cipher, chunk).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -853,24 +908,27 @@ impl Store for SqliteStore {
     }
 
     async fn quarantine(&self, query: &QuarantineQuery) -> StoreResult<Vec<QuarantineEntry>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        submission::quarantine(&mut conn, query).await
+        submission::quarantine(&mut conn, &cipher, query).await
     }
 
     async fn quarantine_entry(
         &self,
         id: SubmissionRecordId,
     ) -> StoreResult<Option<QuarantineEntry>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        submission::quarantine_entry(&mut conn, id).await
+        submission::quarantine_entry(&mut conn, &cipher, id).await
     }
 
     async fn procedure_history(
         &self,
         procedure: ProcedureId,
     ) -> StoreResult<Vec<ProcedureSourceVersion>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        submission::history(&mut conn, procedure).await
+        submission::history(&mut conn, &cipher, procedure).await
     }
 
     async fn upsert_expected_activity(
@@ -1001,8 +1059,9 @@ impl Store for SqliteStore {
         provider: Option<OrganisationId>,
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<ProcedureRecord>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        let record = read_procedure(&mut conn, id).await?;
+        let record = read_procedure(&mut conn, &cipher, id).await?;
         drop(conn);
         let (audit, visible) = super::procedure_read_audit(record.as_ref(), provider, audit);
         self.audit_through_writer(audit).await?;
@@ -1014,8 +1073,9 @@ impl Store for SqliteStore {
         criteria: &RecallCriteria,
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<RecallRow>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        let rows = read_recall(&mut conn, criteria).await?;
+        let rows = read_recall(&mut conn, &cipher, criteria).await?;
         drop(conn);
         let mut audit = audit.clone();
         audit.record_count = rows.len() as u64;
@@ -1225,38 +1285,43 @@ impl Store for SqliteStore {
 /// Writes one submission on a connection that is already inside a transaction or savepoint.
 async fn write_submission(
     conn: &mut SqliteConnection,
+    cipher: &FieldCipher,
     prepared: &PreparedSubmission,
+    sealed: &SealedPatient,
     idempotency: Option<&NewIdempotencyRecord>,
 ) -> StoreResult<ProcedureId> {
     let s = &prepared.submission;
     let p = &s.patient;
-    let existing: Option<(i64, NaiveDate)> = sqlx::query_as(sql::PATIENT_BY_NHS)
-        .bind(p.nhs_number.as_str())
+    let existing: Option<(i64, String)> = sqlx::query_as(sql::PATIENT_BY_NHS)
+        .bind(&sealed.index)
         .fetch_optional(&mut *conn)
         .await?;
-    let postcode = p.postcode.as_ref().map(|c| c.as_str());
     let patient_id = match existing {
-        Some((_, dob)) if dob != p.date_of_birth => return Err(StoreError::PatientMismatch),
-        Some((id, _)) => {
+        Some((id, dob)) => {
+            if open_date_of_birth(cipher, &sealed.index, &dob)? != p.date_of_birth {
+                return Err(StoreError::PatientMismatch);
+            }
             sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
                 .bind(id)
-                .bind(p.family_name.as_str())
-                .bind(p.given_name.as_str())
+                .bind(&sealed.family_name)
+                .bind(&sealed.given_name)
                 .bind(p.sex.as_str())
-                .bind(postcode)
+                .bind(&sealed.postcode)
                 .execute(&mut *conn)
                 .await?;
             id
         }
         None => {
             sqlx::query_scalar(sql::PATIENT_INSERT)
-                .bind(p.nhs_number.as_str())
-                .bind(p.family_name.as_str())
-                .bind(p.given_name.as_str())
-                .bind(p.date_of_birth)
+                .bind(&sealed.nhs_number)
+                .bind(&sealed.family_name)
+                .bind(&sealed.given_name)
+                .bind(&sealed.date_of_birth)
                 .bind(p.sex.as_str())
-                .bind(postcode)
+                .bind(&sealed.postcode)
                 .bind(prepared.received_at)
+                .bind(&sealed.index)
+                .bind(birth_month_mid(p.date_of_birth))
                 .fetch_one(&mut *conn)
                 .await?
         }
@@ -1309,12 +1374,13 @@ async fn write_submission(
 /// submission, the id of the procedure written for it (`None` when skipped).
 async fn bulk_write(
     tx: &mut SqliteConnection,
+    cipher: &FieldCipher,
     batch: &BulkBatch,
 ) -> StoreResult<(BulkLoadOutcome, Vec<Option<ProcedureId>>)> {
     for prepared in &batch.submissions {
         prepared.check_shape()?;
     }
-    let mut lookups = bulk_lookups(&mut *tx, batch).await?;
+    let mut lookups = bulk_lookups(&mut *tx, cipher, batch).await?;
     let plan = BulkPlan::new(batch, &lookups);
     lookups.consultants = ensure_consultants(&mut *tx, &plan.consultants()).await?;
     let (n_patients, n_procedures, n_implants) = plan.id_counts();
@@ -1323,12 +1389,13 @@ async fn bulk_write(
     let patient_ids = next_ids(&mut *tx, "patient", n_patients).await?;
     let procedure_ids = next_ids(&mut *tx, "procedure", n_procedures).await?;
     let implant_ids = next_ids(&mut *tx, "implant", n_implants).await?;
-    let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups);
+    let rows = plan.rows(&patient_ids, &procedure_ids, &implant_ids, &lookups, cipher)?;
 
     let p = &rows.patients;
-    insert_rows(&mut *tx, "INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at) ", p.id.len(), 8, |b, i| {
+    insert_rows(&mut *tx, "INSERT INTO patient (id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, created_at, nhs_number_index, birth_month_mid) ", p.id.len(), 10, |b, i| {
         b.push_bind(p.id[i]).push_bind(p.nhs_number[i].as_str()).push_bind(p.family_name[i].as_str()).push_bind(p.given_name[i].as_str())
-            .push_bind(p.date_of_birth[i]).push_bind(p.sex[i].as_str()).push_bind(p.postcode[i].as_deref()).push_bind(p.created_at[i]);
+            .push_bind(p.date_of_birth[i].as_str()).push_bind(p.sex[i].as_str()).push_bind(p.postcode[i].as_deref()).push_bind(p.created_at[i])
+            .push_bind(p.nhs_number_index[i].as_str()).push_bind(p.birth_month_mid[i]);
     }).await?;
     let r = &rows.procedures;
     insert_rows(&mut *tx, "INSERT INTO procedure (id, patient_id, provider_id, consultant_id, procedure_date, opcs4_code, opcs4_version, snomed_ct_id, laterality, registry, local_record_id, created_at, indication) ", r.id.len(), 13, |b, i| {
@@ -1397,11 +1464,15 @@ impl WriteJob {
     /// Writes the job on a connection already inside a transaction or savepoint.
     async fn write(&self, conn: &mut SqliteConnection) -> JobResult {
         match self {
-            WriteJob::Submission(job) => {
-                write_submission(conn, &job.prepared, job.idempotency.as_ref())
-                    .await
-                    .map(Some)
-            }
+            WriteJob::Submission(job) => write_submission(
+                conn,
+                &job.cipher,
+                &job.prepared,
+                &job.sealed,
+                job.idempotency.as_ref(),
+            )
+            .await
+            .map(Some),
             WriteJob::Audit(job) => recall::insert_audit(conn, &job.event).await.map(|()| None),
         }
     }
@@ -1449,23 +1520,33 @@ async fn commit_one(pool: &SqlitePool, job: &WriteJob) -> JobResult {
 }
 
 /// Looks up the patients and local record ids a batch refers to.
-async fn bulk_lookups(conn: &mut SqliteConnection, batch: &BulkBatch) -> StoreResult<BulkLookups> {
+async fn bulk_lookups(
+    conn: &mut SqliteConnection,
+    cipher: &FieldCipher,
+    batch: &BulkBatch,
+) -> StoreResult<BulkLookups> {
     let mut lookups = BulkLookups::default();
-    let nhs: HashSet<&str> = batch
+    let by_index: HashMap<String, &str> = batch
         .submissions
         .iter()
-        .map(|s| s.submission.patient.nhs_number.as_str())
+        .map(|s| {
+            let nhs = s.submission.patient.nhs_number.as_str();
+            (cipher.blind_index(nhs), nhs)
+        })
         .collect();
-    let nhs: Vec<&str> = nhs.into_iter().collect();
-    for chunk in nhs.chunks(MAX_VARIABLES) {
+    let indexes: Vec<&str> = by_index.keys().map(String::as_str).collect();
+    for chunk in indexes.chunks(MAX_VARIABLES) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT nhs_number, id, date_of_birth FROM patient WHERE nhs_number IN ",
+            "SELECT nhs_number_index, id, date_of_birth FROM patient WHERE nhs_number_index IN ",
         );
         push_in_list(&mut q, chunk.iter().copied());
-        let rows: Vec<(String, i64, NaiveDate)> = q.build_query_as().fetch_all(&mut *conn).await?;
-        lookups
-            .patients
-            .extend(rows.into_iter().map(|(n, id, dob)| (n, (id, dob))));
+        let rows: Vec<(String, i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (index, id, dob) in rows {
+            let dob = open_date_of_birth(cipher, &index, &dob)?;
+            lookups
+                .patients
+                .insert(by_index[&index].to_string(), (id, dob));
+        }
     }
     // Grouped by provider so that each query is a range of the unique
     // (provider_id, local_record_id) index rather than a scan of every procedure.
@@ -1554,7 +1635,7 @@ async fn insert_sources(conn: &mut SqliteConnection, rows: &[SourceRow<'_>]) -> 
                 .push_bind(1_i64)
                 .push_bind(r.registry)
                 .push_bind(r.dataset_version)
-                .push_bind(r.record)
+                .push_bind(r.record.as_str())
                 .push_bind(r.content_hash)
                 .push_bind(r.warnings)
                 .push_bind(r.job.0)
@@ -1584,7 +1665,7 @@ async fn insert_report(conn: &mut SqliteConnection, rows: &[ReportRow<'_>]) -> S
                 .push_bind(r.effect)
                 .push_bind(r.procedure.map(|p| p.0))
                 .push_bind(r.messages)
-                .push_bind(r.record);
+                .push_bind(r.record.as_deref());
         },
     )
     .await
@@ -1726,8 +1807,8 @@ async fn read_extract_rows(
         ExtractTable {
             table: "patient",
             key: "id",
-            columns: "id, date_of_birth, sex, date_of_death",
-            json: "id, unixepoch(date_of_birth) / 86400, sex, unixepoch(date_of_death) / 86400",
+            columns: "id, birth_month_mid, sex, date_of_death",
+            json: "id, unixepoch(birth_month_mid) / 86400, sex, unixepoch(date_of_death) / 86400",
         },
         &filters.patients,
         params,
@@ -1831,7 +1912,7 @@ async fn read_scoped_extract_rows(
         "SELECT json_group_array(json_array(\
            json_array(i.id, i.procedure_id, i.position, i.device_model_id, i.lot), \
            json_array(p.id, p.patient_id, p.provider_id, p.consultant_id, p.indication), \
-           json_array(unixepoch(p.procedure_date) / 86400, unixepoch(pt.date_of_birth) / 86400, pt.sex, unixepoch(pt.date_of_death) / 86400), \
+           json_array(unixepoch(p.procedure_date) / 86400, unixepoch(pt.birth_month_mid) / 86400, pt.sex, unixepoch(pt.date_of_death) / 86400), \
            json_array(unixepoch(r.removal_date) / 86400, r.kind))) \
          FROM implant i \
          JOIN procedure p ON p.id = i.procedure_id \
@@ -2012,4 +2093,13 @@ mod sessions {
     use crate::StoreResult;
 
     super::super::sessions::session_queries!(sqlx::SqliteConnection);
+}
+
+/// The identifier data keys, shared with the other backend.
+mod key_sql {
+    use chrono::{DateTime, Utc};
+
+    use crate::{StoreError, StoreResult};
+
+    super::super::keys::key_queries!(sqlx::SqliteConnection, DateTime<Utc>);
 }

@@ -21,7 +21,8 @@ pub(crate) struct SourceRow<'a> {
     pub procedure: ProcedureId,
     pub registry: &'a str,
     pub dataset_version: &'a str,
-    pub record: &'a str,
+    /// Sealed (`Field::SourceRecord`): the raw input names the patient.
+    pub record: String,
     pub content_hash: &'a str,
     pub warnings: Option<&'a str>,
     pub job: SubmissionJobId,
@@ -41,8 +42,9 @@ pub(crate) struct ReportRow<'a> {
     pub effect: &'static str,
     pub procedure: Option<ProcedureId>,
     pub messages: Option<&'a str>,
-    /// Kept for rejected records only: accepted ones keep theirs in `procedure_source`.
-    pub record: Option<&'a str>,
+    /// Kept for rejected records only, sealed (`Field::RejectedRecord`): accepted ones keep
+    /// theirs in `procedure_source`.
+    pub record: Option<String>,
 }
 
 pub(crate) const JOB_INSERT: &str = "INSERT INTO submission_job \
@@ -157,13 +159,14 @@ macro_rules! submission_queries {
     ($conn:ty) => {
         use std::collections::HashMap;
 
-        use chrono::{DateTime, NaiveDate, Utc};
+        use chrono::{DateTime, Utc};
 
         use $crate::backend::submissions::{self as sq, ReportRow, SourceRow};
         use $crate::rows::{
             ImplantRow, ProcedureRow, QuarantineRow, SourceVersionRow, SubmissionJobRow,
-            SubmissionRecordRow, procedure_record,
+            SubmissionRecordRow, birth_month_mid, open_date_of_birth, procedure_record,
         };
+        use $crate::field_crypto::{Field, FieldCipher};
         use $crate::sql;
 
         pub(super) async fn create_job(
@@ -274,6 +277,7 @@ macro_rules! submission_queries {
 
         pub(super) async fn quarantine(
             conn: &mut $conn,
+            cipher: &FieldCipher,
             query: &QuarantineQuery,
         ) -> StoreResult<Vec<QuarantineEntry>> {
             let filter = if query.include_resolved {
@@ -288,11 +292,14 @@ macro_rules! submission_queries {
                     .bind(i64::from(query.limit))
                     .fetch_all(&mut *conn)
                     .await?;
-            Ok(rows.into_iter().map(QuarantineEntry::from).collect())
+            rows.into_iter()
+                .map(|row| open_quarantined(cipher, row))
+                .collect()
         }
 
         pub(super) async fn quarantine_entry(
             conn: &mut $conn,
+            cipher: &FieldCipher,
             id: SubmissionRecordId,
         ) -> StoreResult<Option<QuarantineEntry>> {
             let row: Option<QuarantineRow> = sqlx::query_as(&format!(
@@ -302,11 +309,20 @@ macro_rules! submission_queries {
             .bind(id.0)
             .fetch_optional(&mut *conn)
             .await?;
-            Ok(row.map(QuarantineEntry::from))
+            row.map(|row| open_quarantined(cipher, row)).transpose()
+        }
+
+        fn open_quarantined(cipher: &FieldCipher, mut row: QuarantineRow) -> StoreResult<QuarantineEntry> {
+            if let Some(record) = &row.record {
+                let at = format!("{}/{}", row.job_id, row.line);
+                row.record = Some(cipher.open_record(Field::RejectedRecord, &at, record)?);
+            }
+            Ok(QuarantineEntry::from(row))
         }
 
         pub(super) async fn history(
             conn: &mut $conn,
+            cipher: &FieldCipher,
             procedure: ProcedureId,
         ) -> StoreResult<Vec<ProcedureSourceVersion>> {
             let current: Option<SourceVersionRow> = sqlx::query_as(sq::SOURCE_CURRENT)
@@ -317,15 +333,30 @@ macro_rules! submission_queries {
                 .bind(procedure.0)
                 .fetch_all(&mut *conn)
                 .await?;
-            let mut versions: Vec<ProcedureSourceVersion> =
-                current.into_iter().map(|row| row.into_version(true)).collect();
-            versions.extend(earlier.into_iter().map(|row| row.into_version(false)));
+            let row = procedure.0.to_string();
+            let open = |mut version: SourceVersionRow| -> StoreResult<SourceVersionRow> {
+                if let Some(record) = &version.record {
+                    version.record = Some(cipher.open_record(Field::SourceRecord, &row, record)?);
+                }
+                if let Some(core) = &version.core_record {
+                    version.core_record = Some(cipher.open_record(Field::CoreRecord, &row, core)?);
+                }
+                Ok(version)
+            };
+            let mut versions = Vec::new();
+            if let Some(current) = current {
+                versions.push(open(current)?.into_version(true));
+            }
+            for earlier in earlier {
+                versions.push(open(earlier)?.into_version(false));
+            }
             Ok(versions)
         }
 
         /// Commits one chunk; see the module header of `backend/submissions.rs`.
         pub(super) async fn commit_chunk(
             conn: &mut $conn,
+            cipher: &FieldCipher,
             chunk: &SubmissionChunk,
         ) -> StoreResult<Vec<ChunkRecordResult>> {
             let guard: Option<(i64, String, Option<i64>)> = sqlx::query_as(
@@ -400,7 +431,7 @@ macro_rules! submission_queries {
             }
 
             if !batch.submissions.is_empty() {
-                let (outcome, ids) = super::bulk_write(&mut *conn, &batch).await?;
+                let (outcome, ids) = super::bulk_write(&mut *conn, cipher, &batch).await?;
                 for (k, &index) in batch_index.iter().enumerate() {
                     let accepted = match &chunk.records[index].body {
                         ChunkRecordBody::Valid { warnings: Some(_), .. } => {
@@ -431,7 +462,7 @@ macro_rules! submission_queries {
 
             for (index, procedure) in corrections {
                 let record = &chunk.records[index];
-                let refusal = correct(&mut *conn, chunk, record, procedure).await?;
+                let refusal = correct(&mut *conn, cipher, chunk, record, procedure).await?;
                 results[index] = Some(match refusal {
                     None => ChunkRecordResult {
                         outcome: match &record.body {
@@ -475,6 +506,11 @@ macro_rules! submission_queries {
                     }
                     (ChunkRecordBody::Valid { warnings, .. }, None) => (warnings.as_deref(), None),
                 };
+                let raw = raw
+                    .map(|raw| {
+                        cipher.seal(Field::RejectedRecord, &format!("{}/{line}", chunk.job.0), raw)
+                    })
+                    .transpose()?;
                 report.push(ReportRow {
                     job: chunk.job,
                     line,
@@ -506,7 +542,11 @@ macro_rules! submission_queries {
                         procedure,
                         registry: &chunk.registry,
                         dataset_version: &chunk.dataset_version,
-                        record: &record.record,
+                        record: cipher.seal(
+                            Field::SourceRecord,
+                            &procedure.0.to_string(),
+                            &record.record,
+                        )?,
                         content_hash,
                         warnings: warnings.as_deref(),
                         job: chunk.job,
@@ -587,6 +627,7 @@ macro_rules! submission_queries {
         /// returns the errors (JSON) when the change cannot be applied, having written nothing.
         async fn correct(
             conn: &mut $conn,
+            cipher: &FieldCipher,
             chunk: &SubmissionChunk,
             record: &ChunkRecord,
             procedure: ProcedureId,
@@ -601,23 +642,29 @@ macro_rules! submission_queries {
                 return Ok(None);
             };
             let s = &prepared.submission;
-            let (patient_id, nhs_number, date_of_birth): (i64, String, NaiveDate) = sqlx::query_as(
-                "SELECT p.patient_id, pt.nhs_number, pt.date_of_birth FROM procedure p \
+            let sealed = cipher.seal_patient(&s.patient)?;
+            let (patient_id, index, date_of_birth): (i64, String, String) = sqlx::query_as(
+                "SELECT p.patient_id, pt.nhs_number_index, pt.date_of_birth FROM procedure p \
                  JOIN patient pt ON pt.id = p.patient_id WHERE p.id = $1",
             )
             .bind(procedure.0)
             .fetch_one(&mut *conn)
             .await?;
-            let target: Option<(i64, NaiveDate)> =
-                if nhs_number == s.patient.nhs_number.as_str() {
-                    Some((patient_id, date_of_birth))
-                } else {
-                    sqlx::query_as(sql::PATIENT_BY_NHS)
-                        .bind(s.patient.nhs_number.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await?
-                };
-            if target.is_some_and(|(_, dob)| dob != s.patient.date_of_birth) {
+            let target: Option<(i64, String)> = if index == sealed.index {
+                Some((patient_id, date_of_birth))
+            } else {
+                sqlx::query_as(sql::PATIENT_BY_NHS)
+                    .bind(&sealed.index)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            };
+            let same_birth_date = match &target {
+                Some((_, dob)) => {
+                    open_date_of_birth(cipher, &sealed.index, dob)? == s.patient.date_of_birth
+                }
+                None => true,
+            };
+            if !same_birth_date {
                 return Ok(Some(sq::store_error(
                     "patient.date_of_birth",
                     "patient_details_conflict",
@@ -641,7 +688,7 @@ macro_rules! submission_queries {
                     "The devices of this procedure have recorded removals or recall cases, so a resubmission cannot add, remove or replace devices; ask the registry to correct it",
                 )));
             }
-            let patient_changes = target.map(|(id, _)| id) != Some(patient_id);
+            let patient_changes = target.as_ref().map(|(id, _)| *id) != Some(patient_id);
             if referenced && patient_changes {
                 return Ok(Some(sq::store_error(
                     "patient.nhs_number",
@@ -650,7 +697,13 @@ macro_rules! submission_queries {
                 )));
             }
 
-            let core_record = core_snapshot(&mut *conn, procedure).await?;
+            let core_record = cipher.seal(
+                Field::CoreRecord,
+                &procedure.0.to_string(),
+                &core_snapshot(&mut *conn, cipher, procedure).await?,
+            )?;
+            let sealed_record =
+                cipher.seal(Field::SourceRecord, &procedure.0.to_string(), &record.record)?;
             let had_source = sqlx::query(sq::SOURCE_VERSION_INSERT)
                 .bind(procedure.0)
                 .bind(&core_record)
@@ -665,7 +718,7 @@ macro_rules! submission_queries {
                     .bind(procedure.0)
                     .bind(&chunk.registry)
                     .bind(&chunk.dataset_version)
-                    .bind(&record.record)
+                    .bind(&sealed_record)
                     .bind(content_hash)
                     .bind(warnings.as_deref())
                     .bind(chunk.job.0)
@@ -688,7 +741,7 @@ macro_rules! submission_queries {
                     .bind(2_i64)
                     .bind(&chunk.registry)
                     .bind(&chunk.dataset_version)
-                    .bind(&record.record)
+                    .bind(&sealed_record)
                     .bind(content_hash)
                     .bind(warnings.as_deref())
                     .bind(chunk.job.0)
@@ -701,18 +754,19 @@ macro_rules! submission_queries {
             }
 
             let p = &s.patient;
-            let postcode = p.postcode.as_ref().map(|c| c.as_str());
             let patient = match target {
                 Some((id, _)) => id,
                 None => {
                     sqlx::query_scalar(sql::PATIENT_INSERT)
-                        .bind(p.nhs_number.as_str())
-                        .bind(p.family_name.as_str())
-                        .bind(p.given_name.as_str())
-                        .bind(p.date_of_birth)
+                        .bind(&sealed.nhs_number)
+                        .bind(&sealed.family_name)
+                        .bind(&sealed.given_name)
+                        .bind(&sealed.date_of_birth)
                         .bind(p.sex.as_str())
-                        .bind(postcode)
+                        .bind(&sealed.postcode)
                         .bind(chunk.received_at)
+                        .bind(&sealed.index)
+                        .bind(birth_month_mid(p.date_of_birth))
                         .fetch_one(&mut *conn)
                         .await?
                 }
@@ -720,17 +774,17 @@ macro_rules! submission_queries {
             if *names_given {
                 sqlx::query(sql::PATIENT_UPDATE_DEMOGRAPHICS)
                     .bind(patient)
-                    .bind(p.family_name.as_str())
-                    .bind(p.given_name.as_str())
+                    .bind(&sealed.family_name)
+                    .bind(&sealed.given_name)
                     .bind(p.sex.as_str())
-                    .bind(postcode)
+                    .bind(&sealed.postcode)
                     .execute(&mut *conn)
                     .await?;
             } else {
                 sqlx::query(sq::PATIENT_CORRECT_WITHOUT_NAMES)
                     .bind(patient)
                     .bind(p.sex.as_str())
-                    .bind(postcode)
+                    .bind(&sealed.postcode)
                     .execute(&mut *conn)
                     .await?;
             }
@@ -830,7 +884,11 @@ macro_rules! submission_queries {
         }
 
         /// The core record of a procedure as it stands, as JSON text, for its version history.
-        async fn core_snapshot(conn: &mut $conn, procedure: ProcedureId) -> StoreResult<String> {
+        async fn core_snapshot(
+            conn: &mut $conn,
+            cipher: &FieldCipher,
+            procedure: ProcedureId,
+        ) -> StoreResult<String> {
             let row: ProcedureRow = sqlx::query_as(sql::PROCEDURE_SELECT)
                 .bind(procedure.0)
                 .fetch_one(&mut *conn)
@@ -839,7 +897,7 @@ macro_rules! submission_queries {
                 .bind(procedure.0)
                 .fetch_all(&mut *conn)
                 .await?;
-            let r = procedure_record(row, implants, Vec::new());
+            let r = procedure_record(cipher, row, implants, Vec::new())?;
             Ok(serde_json::json!({
                 "patient": {
                     "nhs_number": r.nhs_number,

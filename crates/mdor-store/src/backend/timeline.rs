@@ -1,7 +1,7 @@
 //! One patient's timeline across every registry, written once for both engines (see
 //! `recall_cases` for why a macro expands the same bodies per connection type).
 
-pub(crate) const PATIENT: &str = "SELECT id, nhs_number, family_name, given_name, date_of_birth, \
+pub(crate) const PATIENT: &str = "SELECT id, nhs_number_index, nhs_number, family_name, given_name, date_of_birth, \
        sex, postcode, date_of_death FROM patient WHERE id = $1";
 
 /// Every implant of patient `$1` with its procedure, register entry and removal, oldest first.
@@ -38,6 +38,7 @@ macro_rules! timeline_queries {
 
         pub(super) async fn patient_timeline(
             conn: &mut $conn,
+            cipher: &$crate::field_crypto::FieldCipher,
             patient: PatientId,
         ) -> StoreResult<Option<PatientTimeline>> {
             let row: Option<TimelinePatientRow> = sqlx::query_as(tl::PATIENT)
@@ -55,7 +56,7 @@ macro_rules! timeline_queries {
                 .bind(patient.0)
                 .fetch_all(&mut *conn)
                 .await?;
-            let mut timeline = row.into_timeline();
+            let mut timeline = row.into_timeline(cipher)?;
             for implant in implants {
                 implant.push_into(&mut timeline);
             }

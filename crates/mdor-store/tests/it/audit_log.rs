@@ -7,9 +7,7 @@ use std::str::FromStr;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection, PgConnection};
 
-use mdor_store::{
-    ConnectOptions, NewAuditEvent, NewRecallCase, RecallCaseCriteria, Store, connect,
-};
+use mdor_store::{NewAuditEvent, NewRecallCase, RecallCaseCriteria, Store, connect};
 
 use crate::fixtures::{add_provider, instant, udi};
 use crate::harness::{TempSqliteFile, postgres_url, unique_name, with_database};
@@ -53,7 +51,7 @@ async fn write_one_audit_entry(store: &dyn Store) {
 #[tokio::test]
 async fn sqlite_audit_rows_cannot_be_updated_or_deleted() {
     let file = TempSqliteFile::new("audit-append-only");
-    let store = connect(&file.url(), &ConnectOptions::default())
+    let store = connect(&file.url(), &crate::harness::keyed())
         .await
         .unwrap();
     write_one_audit_entry(&*store).await;
@@ -88,7 +86,7 @@ async fn postgres_audit_rows_cannot_be_updated_deleted_or_truncated() {
         .unwrap();
     let url = with_database(&admin_url, &database);
     let outcome = tokio::spawn(async move {
-        let store = connect(&url, &ConnectOptions::default()).await.unwrap();
+        let store = connect(&url, &crate::harness::keyed()).await.unwrap();
         write_one_audit_entry(&*store).await;
         let mut side = PgConnection::connect(&url).await.unwrap();
         for statement in [

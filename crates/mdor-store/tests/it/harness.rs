@@ -24,7 +24,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, PgConnection};
 
-use mdor_store::{ConnectOptions, Store, connect};
+use mdor_store::{ConnectOptions, KeyEncryptionKey, Store, connect};
+
+/// Options for a test store: a fresh key-encryption key, as every deployment has one.
+pub fn keyed() -> ConnectOptions {
+    keyed_with(KeyEncryptionKey::random())
+}
+
+/// Options with this key-encryption key (reopening a database).
+pub fn keyed_with(kek: KeyEncryptionKey) -> ConnectOptions {
+    ConnectOptions {
+        kek: Some(kek),
+        ..ConnectOptions::default()
+    }
+}
 
 /// Runs `case` on a fresh in-memory SQLite store.
 pub async fn on_sqlite_memory<F, Fut>(_name: &str, case: F)
@@ -32,9 +45,7 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let store = connect("sqlite::memory:", &ConnectOptions::default())
-        .await
-        .unwrap();
+    let store = connect("sqlite::memory:", &keyed()).await.unwrap();
     finish(tokio::spawn(case(store)).await);
 }
 
@@ -45,9 +56,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let file = TempSqliteFile::new(name);
-    let store = connect(&file.url(), &ConnectOptions::default())
-        .await
-        .unwrap();
+    let store = connect(&file.url(), &keyed()).await.unwrap();
     let outcome = tokio::spawn(case(store)).await;
     drop(file);
     finish(outcome);
@@ -67,11 +76,7 @@ where
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
     let create = format!("CREATE DATABASE {database}");
     sqlx::raw_sql(&create).execute(&mut admin).await.unwrap();
-    let store = connect(
-        &with_database(&admin_url, &database),
-        &ConnectOptions::default(),
-    )
-    .await;
+    let store = connect(&with_database(&admin_url, &database), &keyed()).await;
     let outcome = match store {
         Ok(store) => Some(tokio::spawn(case(store)).await),
         Err(error) => {

@@ -21,6 +21,7 @@ mod conformance;
 mod data_quality;
 mod fixtures;
 mod harness;
+mod identifiers_at_rest;
 mod recall_cases;
 mod sessions;
 mod sqlite_file;

@@ -18,12 +18,13 @@ use mdor_store::{
 };
 
 use crate::fixtures::{add_provider, date, instant, simple, udi};
-use crate::harness::TempSqliteFile;
+use crate::harness::{TempSqliteFile, keyed, keyed_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_store_runs_in_wal_mode_with_foreign_keys_and_stays_intact() {
     let file = TempSqliteFile::new("wal");
-    let store = connect(&file.url(), &ConnectOptions::default())
+    let kek = mdor_store::KeyEncryptionKey::random();
+    let store = connect(&file.url(), &keyed_with(kek.clone()))
         .await
         .unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
@@ -109,9 +110,7 @@ async fn sqlite_file_store_runs_in_wal_mode_with_foreign_keys_and_stays_intact()
     // Everything is there when the file is opened again.
     let counts = store.counts().await.unwrap();
     drop(store);
-    let reopened = connect(&file.url(), &ConnectOptions::default())
-        .await
-        .unwrap();
+    let reopened = connect(&file.url(), &keyed_with(kek)).await.unwrap();
     reopened.check_migrations().await.unwrap();
     assert_eq!(reopened.counts().await.unwrap(), counts);
     assert_eq!(counts.procedures, 10);
@@ -147,7 +146,7 @@ async fn an_extract_read_one_row_per_page_is_the_same_extract() {
     let file = TempSqliteFile::new("extract-pages");
     let options = ConnectOptions {
         extract_page_rows: 1,
-        ..ConnectOptions::default()
+        ..keyed()
     };
     let store = connect(&file.url(), &options).await.unwrap();
     store.migrate().await.unwrap();

@@ -91,9 +91,15 @@ impl Drop for PostgresDatabase {
 
 async fn open(backend: &str) -> (Arc<dyn Store>, Option<PostgresDatabase>) {
     if backend == "sqlite" {
-        let store = mdor_store::connect("sqlite::memory:", &ConnectOptions::default())
-            .await
-            .unwrap();
+        let store = mdor_store::connect(
+            "sqlite::memory:",
+            &ConnectOptions {
+                kek: Some(mdor_store::KeyEncryptionKey::random()),
+                ..ConnectOptions::default()
+            },
+        )
+        .await
+        .unwrap();
         return (store, None);
     }
     use sqlx::Connection;
@@ -111,6 +117,7 @@ async fn open(backend: &str) -> (Arc<dyn Store>, Option<PostgresDatabase>) {
         &ConnectOptions {
             max_connections: 4,
             create_if_missing: false,
+            kek: Some(mdor_store::KeyEncryptionKey::random()),
             ..ConnectOptions::default()
         },
     )
