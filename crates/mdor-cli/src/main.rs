@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod keys;
 mod load;
+mod research;
 mod submit;
 mod surveillance;
 mod telemetry;
@@ -142,6 +143,9 @@ enum Command {
     /// The key-encryption key of patient identifiers: create one, show, rotate.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Approved research projects and their pseudonymised extracts.
+    #[command(subcommand)]
+    Research(research::ResearchCommand),
 }
 
 #[derive(Subcommand)]
@@ -385,6 +389,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Audit(command) => audit::run(&ctx, &config, command).await,
                 Command::Account(command) => account::run(ctx, &config, command).await,
                 Command::Keys(command) => keys::run(&ctx, command).await,
+                Command::Research(command) => research::run(&ctx, command).await,
                 Command::Report(ReportCommand::Survivorship { udi_di, repeat }) => {
                     ctx.check_ready().await?;
                     let grouping =

@@ -23,6 +23,7 @@ mod recall;
 mod recall_cases;
 mod register;
 pub mod registries;
+pub mod research;
 pub mod sessions;
 mod submissions;
 mod surveillance;

@@ -353,6 +353,19 @@ impl FieldCipher {
     }
 }
 
+/// A patient's pseudonym in a research project: HMAC-SHA256 of the patient's blind index
+/// under the project's own data key, 128 bits in hex. The blind index is itself a keyed hash
+/// of the NHS number, so without both keys the pseudonym reveals nothing, and two projects'
+/// pseudonyms of one patient cannot be linked.
+pub fn research_pseudonym(project_key: &[u8; 32], blind_index: &str) -> String {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(project_key);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
+    mac.update(b"mdor-research-v1\0");
+    mac.update(blind_index.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
 /// The key id and body of a sealed value, or `None` when it is not one.
 pub(crate) fn sealed_key_id(sealed: &str) -> Option<(i64, &str)> {
     let rest = sealed.strip_prefix('k')?;

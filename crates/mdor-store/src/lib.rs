@@ -67,6 +67,24 @@ pub trait Store: Send + Sync + 'static {
     /// retires the old ones. Rerun after a crash, it finishes the interrupted rotation.
     async fn rotate_keys(&self, new_kek: Option<KeyEncryptionKey>) -> StoreResult<KeyRotation>;
 
+    /// Creates an approved research project with its own pseudonym key.
+    async fn create_research_project(
+        &self,
+        project: &NewResearchProject,
+    ) -> StoreResult<ResearchProjectId>;
+
+    async fn research_project(&self, reference: &str) -> StoreResult<Option<ResearchProject>>;
+
+    /// A page of a project's pseudonymised extract after implant `after` (`ResearchRow`),
+    /// written with its audit entry in one transaction: no audit, no extract.
+    async fn research_extract_page(
+        &self,
+        project: ResearchProjectId,
+        after: i64,
+        limit: u32,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<ResearchRow>>;
+
     /// Inserts the organisation or updates its name, kind and region; returns its id.
     async fn upsert_organisation(
         &self,

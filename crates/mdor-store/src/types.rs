@@ -1144,3 +1144,52 @@ pub struct KeyRotation {
     pub current_field_key: i64,
     pub resealed: ResealReport,
 }
+
+id_type!(ResearchProjectId);
+
+/// An approved research project, created by the registry's operator.
+#[derive(Debug, Clone)]
+pub struct NewResearchProject {
+    pub reference: String,
+    pub title: String,
+    pub organisation: OrganisationId,
+    pub registry: Option<String>,
+    pub approved_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResearchProject {
+    pub id: ResearchProjectId,
+    pub reference: String,
+    pub title: String,
+    pub organisation: OrganisationId,
+    pub organisation_ods: String,
+    pub registry: Option<String>,
+    pub approved_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One implant of a research extract: no direct identifier, no date that could single a
+/// patient out (ages in whole years, the month of the procedure, intervals in days), and the
+/// patient named only by the project's pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResearchRow {
+    /// Where the next page starts; not part of the extract.
+    #[serde(skip)]
+    pub cursor: i64,
+    /// HMAC-SHA256 of the patient under the project's key, 128 bits in hex.
+    pub patient: String,
+    pub sex: String,
+    /// Whole years from the middle of the birth month to the procedure.
+    pub age_at_procedure: i64,
+    /// `YYYY-MM`.
+    pub procedure_month: String,
+    pub provider_ods: String,
+    pub registry: String,
+    pub laterality: String,
+    pub udi_di: String,
+    pub removal_kind: Option<String>,
+    pub days_to_removal: Option<i64>,
+    pub days_to_death: Option<i64>,
+}

@@ -880,6 +880,68 @@ fn submitted_identifiers_never_reach_the_database_file_in_clear_and_keys_rotate(
     assert!(rotated.contains("\"records\": 3"), "{rotated}");
     scan("after rotation");
 
+    // A research project's extract: pseudonymised, written 0600, audited.
+    stdout(&mdor(
+        &dir.0,
+        &[
+            "research",
+            "create",
+            "--reference",
+            "DAC-1",
+            "--title",
+            "Stem survival",
+            "--org",
+            "RA1",
+            "--approved-by",
+            "Data Access Committee",
+        ],
+    ));
+    let written = stdout(&mdor(
+        &dir.0,
+        &[
+            "research",
+            "extract",
+            "--project",
+            "DAC-1",
+            "--out",
+            "extract.ndjson",
+        ],
+    ));
+    assert!(written.contains("1 rows"), "{written}");
+    let extract = std::fs::read_to_string(dir.0.join("extract.ndjson")).unwrap();
+    let row: serde_json::Value = serde_json::from_str(extract.trim()).unwrap();
+    assert_eq!(row["patient"].as_str().map(str::len), Some(32));
+    assert_eq!(row["age_at_procedure"], 86);
+    for (nhs, family, given, born, postcode, _) in canaries {
+        for canary in [nhs, family, given, born, postcode, "CAN-1"] {
+            assert!(
+                !extract.contains(canary),
+                "{canary} is in the research extract"
+            );
+        }
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.0.join("extract.ndjson"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = mdor(
+        &dir.0,
+        &[
+            "research",
+            "extract",
+            "--project",
+            "DAC-1",
+            "--out",
+            "extract.ndjson",
+        ],
+    );
+    assert!(
+        !again.status.success(),
+        "an existing extract is never overwritten"
+    );
+
     let new_key = dir.0.join("new.kek");
     stdout(&mdor(&dir.0, &["keys", "keygen", "--out", "new.kek"]));
     let new_kek = std::fs::read_to_string(&new_key).unwrap();

@@ -9,7 +9,7 @@
 -- Data keys, each wrapped by the key-encryption key that lives outside the database.
 CREATE TABLE data_key (
     id INTEGER PRIMARY KEY,
-    purpose TEXT NOT NULL CHECK (purpose IN ('field', 'blind_index')),
+    purpose TEXT NOT NULL CHECK (purpose IN ('field', 'blind_index', 'research')),
     -- The fingerprint of the key-encryption key that wrapped it (not secret).
     kek_id TEXT NOT NULL,
     -- XChaCha20-Poly1305 of the 32-byte key, base64, bound to (id, purpose).

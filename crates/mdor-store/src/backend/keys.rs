@@ -102,6 +102,8 @@ pub(crate) fn unwrap_keys(kek: &KeyEncryptionKey, rows: &[DataKeyRow]) -> StoreR
         match row.purpose.as_str() {
             "field" => field.push((row.id, key)),
             "blind_index" => blind = Some(key),
+            // A research project's pseudonym key, unwrapped when its extract is read.
+            "research" => {}
             other => return Err(StoreError::Corrupt(format!("data_key purpose {other}"))),
         }
     }
@@ -119,12 +121,12 @@ macro_rules! key_queries {
         const SELECT_KEYS: &str =
             "SELECT id, purpose, kek_id, wrapped FROM data_key ORDER BY id";
 
-        async fn insert_key(
+        pub(super) async fn insert_key(
             conn: &mut $conn,
             kek: &KeyEncryptionKey,
             purpose: &str,
             now: $now,
-        ) -> StoreResult<()> {
+        ) -> StoreResult<i64> {
             let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM data_key")
                 .fetch_one(&mut *conn)
                 .await?;
@@ -139,7 +141,7 @@ macro_rules! key_queries {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            Ok(())
+            Ok(id)
         }
 
         /// The database's keys, creating the first field and blind-index keys if there are none.

@@ -6,6 +6,7 @@ mod data_quality;
 mod keys;
 mod postgres;
 mod recall_cases;
+mod research;
 mod sessions;
 mod sqlite;
 mod submissions;

@@ -75,6 +75,7 @@ impl PostgresStore {
 
     super::keys::key_store_methods!(inherent);
     super::keys::key_store_methods!(shared);
+    super::research::research_store_methods!();
 
     async fn reload_keys(&self) -> StoreResult<Arc<FieldCipher>> {
         let kek = self.keys.kek()?;
@@ -229,6 +230,28 @@ impl Store for PostgresStore {
 
     async fn rotate_keys(&self, new_kek: Option<KeyEncryptionKey>) -> StoreResult<KeyRotation> {
         self.rotate_now(new_kek).await
+    }
+
+    async fn create_research_project(
+        &self,
+        project: &NewResearchProject,
+    ) -> StoreResult<ResearchProjectId> {
+        self.create_research_project_now(project).await
+    }
+
+    async fn research_project(&self, reference: &str) -> StoreResult<Option<ResearchProject>> {
+        self.research_project_now(reference).await
+    }
+
+    async fn research_extract_page(
+        &self,
+        project: ResearchProjectId,
+        after: i64,
+        limit: u32,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<ResearchRow>> {
+        self.research_extract_page_now(project, after, limit, audit)
+            .await
     }
 
     async fn check_migrations(&self) -> StoreResult<()> {
@@ -1717,4 +1740,11 @@ mod key_sql {
     use crate::{StoreError, StoreResult};
 
     super::super::keys::key_queries!(sqlx::PgConnection, DateTime<Utc>);
+}
+
+/// Research projects and their extracts, shared with the other backend.
+mod research_sql {
+    use crate::{StoreError, StoreResult};
+
+    super::super::research::research_queries!(sqlx::PgConnection);
 }

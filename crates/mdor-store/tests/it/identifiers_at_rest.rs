@@ -573,3 +573,182 @@ on_both!(
     interrupted_rotation,
     an_interrupted_rotation_is_finished_by_the_next_run
 );
+
+/// A research extract names patients only by a pseudonym keyed per project (one patient, one
+/// pseudonym within a project; unlinkable across projects; stable across key rotation), keeps
+/// ages in whole years from the middle of the birth month and outcomes as days, pages by
+/// cursor, honours a project's registry, and audits every page in its transaction.
+async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
+    use mdor_domain::record::RemovalKind;
+    use mdor_store::{NewAuditEvent, NewRemoval, NewResearchProject};
+
+    let kek = KeyEncryptionKey::random();
+    let store = db.open(Some(kek.clone())).await;
+    store.migrate().await.unwrap();
+    let provider = add_provider(&*store, "RXX").await;
+    let recipient = add_provider(&*store, "RES").await;
+    // Patient 7 (born 1950-03-14) twice, patient 8 once.
+    let mut ids = Vec::new();
+    for (k, local, day) in [
+        (7, "R1", date(2024, 5, 2)),
+        (7, "R2", date(2024, 9, 30)),
+        (8, "R3", date(2024, 5, 2)),
+    ] {
+        let prepared = prepare(
+            submission(
+                patient(&nhs(k), date(1950, 3, 14)),
+                procedure("RXX", local, day),
+                vec![manual_device(&udi(1), Some("LOT1"), None, None)],
+            ),
+            provider,
+            &[None],
+        );
+        ids.push(store.insert_submission(&prepared, None).await.unwrap());
+    }
+    let first = store.procedure(ids[0]).await.unwrap().unwrap();
+    store
+        .insert_removals(
+            &[NewRemoval {
+                implant: first.implants[0].id,
+                kind: RemovalKind::Revision,
+                removal_date: date(2025, 6, 6),
+                reason: None,
+                revising_provider: provider,
+                recorded_at: crate::fixtures::instant(2025, 6, 7, 9),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .record_death(first.patient_id, date(2025, 12, 31), None)
+        .await
+        .unwrap();
+    let project = |reference: &str, registry: Option<&str>| NewResearchProject {
+        reference: reference.into(),
+        title: "Hip stem survival".into(),
+        organisation: recipient,
+        registry: registry.map(str::to_string),
+        approved_by: "Data Access Committee".into(),
+        created_at: crate::fixtures::instant(2026, 11, 1, 9),
+    };
+    let a = store
+        .create_research_project(&project("DAC-1", None))
+        .await
+        .unwrap();
+    let b = store
+        .create_research_project(&project("DAC-2", Some("njr")))
+        .await
+        .unwrap();
+    let c = store
+        .create_research_project(&project("DAC-3", Some("bcir")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_research_project(&project("DAC-1", None)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let stored = store.research_project("DAC-2").await.unwrap().unwrap();
+    assert_eq!((stored.id, stored.organisation_ods.as_str()), (b, "RES"));
+    assert_eq!(stored.registry.as_deref(), Some("njr"));
+
+    let audit = NewAuditEvent {
+        at: crate::fixtures::instant(2026, 11, 2, 9),
+        organisation: recipient,
+        role: "operator",
+        token: None,
+        account: None,
+        action: "research.extract",
+        resource: "research_project/DAC-1".into(),
+        patient: None,
+        record_count: 0,
+        purpose: "research",
+        outcome: "ok",
+    };
+    let rows_a = store
+        .research_extract_page(a, 0, 100, &audit)
+        .await
+        .unwrap();
+    assert_eq!(rows_a.len(), 3);
+    let r = &rows_a[0];
+    assert_eq!(r.patient.len(), 32);
+    assert_eq!(r.patient, rows_a[1].patient, "one patient, one pseudonym");
+    assert_ne!(r.patient, rows_a[2].patient);
+    // Born 1950-03-14, counted from 1950-03-15: 74 on 2024-05-02.
+    assert_eq!(
+        (r.age_at_procedure, r.procedure_month.as_str()),
+        (74, "2024-05")
+    );
+    assert_eq!(r.removal_kind.as_deref(), Some("revision"));
+    // 2024-05-02 to 2025-06-06: 400 days; to 2025-12-31: 608 days.
+    assert_eq!((r.days_to_removal, r.days_to_death), (Some(400), Some(608)));
+    assert_eq!(rows_a[1].days_to_death, Some(457));
+    assert_eq!(
+        (rows_a[2].days_to_removal, rows_a[2].days_to_death),
+        (None, None)
+    );
+    assert_eq!(
+        (r.provider_ods.as_str(), r.registry.as_str()),
+        ("RXX", "njr")
+    );
+
+    // Another project: the same rows under unlinkable pseudonyms.
+    let rows_b = store
+        .research_extract_page(b, 0, 100, &audit)
+        .await
+        .unwrap();
+    assert_eq!(rows_b.len(), 3);
+    for (x, y) in rows_a.iter().zip(&rows_b) {
+        assert_eq!(x.cursor, y.cursor);
+        assert_ne!(x.patient, y.patient);
+    }
+    assert!(
+        store
+            .research_extract_page(c, 0, 100, &audit)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Pages follow the cursor.
+    let page = store.research_extract_page(a, 0, 2, &audit).await.unwrap();
+    let rest = store
+        .research_extract_page(a, page[1].cursor, 2, &audit)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0], rows_a[2]);
+    // Every page read wrote an audit entry with its row count.
+    let counts: Vec<u64> = store
+        .audit_events(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "research.extract")
+        .map(|e| e.record_count)
+        .collect();
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2, 3, 3]);
+
+    // Rotation re-wraps the project keys with the others: pseudonyms do not change.
+    let new = KeyEncryptionKey::random();
+    store.rotate_keys(Some(new.clone())).await.unwrap();
+    drop(store);
+    let reopened = db.open(Some(new)).await;
+    assert_eq!(
+        reopened
+            .research_extract_page(a, 0, 100, &audit)
+            .await
+            .unwrap(),
+        rows_a
+    );
+    let with_old = db.open(Some(kek)).await;
+    assert!(matches!(
+        with_old.research_extract_page(a, 0, 100, &audit).await,
+        Err(StoreError::Keys(_))
+    ));
+}
+on_both!(
+    research,
+    research_extracts_are_pseudonymised_per_project_and_audited
+);

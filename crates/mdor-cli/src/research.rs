@@ -1,0 +1,97 @@
+//! `mdor research`: approved research projects and their pseudonymised extracts, written by
+//! the registry's operator for release to the project's organisation.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use mdor_domain::OdsCode;
+use mdor_service::Ctx;
+use mdor_service::research::ResearchProjectRequest;
+
+use crate::{load, print};
+
+#[derive(Subcommand)]
+pub enum ResearchCommand {
+    /// Record an approved project; it gets its own pseudonym key, so its extracts cannot be
+    /// linked with another project's.
+    Create {
+        /// The approval's reference, e.g. the data access committee's.
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        title: String,
+        /// ODS code of the organisation the extract is released to.
+        #[arg(long)]
+        org: String,
+        /// Who approved it.
+        #[arg(long)]
+        approved_by: String,
+        /// Only this registry's procedures.
+        #[arg(long)]
+        registry: Option<String>,
+    },
+    /// Write a project's pseudonymised extract as NDJSON to a new file (mode 0600); every page
+    /// read is audited.
+    Extract {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
+    ctx.check_ready().await?;
+    match command {
+        ResearchCommand::Create {
+            reference,
+            title,
+            org,
+            approved_by,
+            registry,
+        } => {
+            let request = ResearchProjectRequest {
+                reference,
+                title,
+                organisation: OdsCode::parse(&org)?,
+                registry,
+                approved_by,
+            };
+            let project = mdor_service::research::create_research_project(ctx, &request)
+                .await
+                .map_err(load::describe)?;
+            print(&format!(
+                "research project {} created for {}\n",
+                project.reference, project.organisation_ods
+            ));
+            Ok(())
+        }
+        ResearchCommand::Extract { project, out } => {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let rows = mdor_service::research::research_extract(ctx, &project, |row| {
+                serde_json::to_writer(&mut writer, row)?;
+                writer.write_all(b"\n")
+            })
+            .await
+            .map_err(load::describe)?;
+            writer
+                .flush()
+                .with_context(|| format!("writing {}", out.display()))?;
+            print(&format!(
+                "{rows} rows of project {project} written to {}\n",
+                out.display()
+            ));
+            Ok(())
+        }
+    }
+}
