@@ -3,6 +3,7 @@
 //! Every type here is valid by construction: a value that exists has passed its parser.
 //! Nothing in this crate does I/O, async work, SQL or HTTP.
 
+pub mod access;
 pub mod dataset;
 pub mod identifiers;
 pub mod month;
@@ -11,6 +12,7 @@ pub mod register;
 pub mod rules;
 pub mod udi;
 
+pub use access::{AccessPurpose, BreakGlassReason};
 pub use identifiers::{
     GmcNumber, IdentifierError, Indication, Laterality, NhsNumber, OdsCode, Opcs4Code, Postcode,
     RegistryCode, Sex, Slug, SnomedCtId,

@@ -138,6 +138,7 @@ impl Principal {
             record_count: 0,
             purpose,
             outcome: "ok",
+            break_glass: None,
         }
     }
 }

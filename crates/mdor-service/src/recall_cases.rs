@@ -61,6 +61,7 @@ fn audit(
         record_count: 0,
         purpose: "recall",
         outcome: "ok",
+        break_glass: None,
     }
 }
 

@@ -144,6 +144,7 @@ pub async fn research_extract(
             record_count: 0,
             purpose: "research",
             outcome: "ok",
+            break_glass: None,
         };
         let rows = ctx
             .store

@@ -93,6 +93,7 @@ pub async fn patient_timeline(
         record_count: 0,
         purpose: purpose.as_str(),
         outcome: "ok",
+        break_glass: None,
     };
     let bounds = ctx.store.patient_timeline_bounds(nhs_number).await?;
     // A patient is the caller's organisation's own when it has treated them.

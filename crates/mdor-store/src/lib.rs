@@ -5,6 +5,7 @@
 //! service layer prepares records (register matches, follow-up flags) and the store writes
 //! them, each submission in one transaction.
 
+mod access_reviews;
 mod accounts;
 mod analysis;
 pub mod audit_log;
@@ -17,6 +18,9 @@ mod sessions;
 mod sql;
 mod types;
 
+pub use access_reviews::{
+    AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery, ReviewDecision,
+};
 pub use accounts::{
     Account, AccountId, AccountRole, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
     SecondFactorUse,
@@ -247,7 +251,8 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<PatientTimeline>>;
 
-    /// Writes an audit entry on its own, for accesses refused before any data was read.
+    /// Writes an audit entry on its own, for accesses refused before any data was read (and
+    /// its review item, when the entry is of a break-glass access).
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
 
     /// Audit entries after `after`, oldest first.
@@ -469,6 +474,23 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         at: DateTime<Utc>,
         audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
+
+    // Review items of break-glass accesses (`access_reviews`): each is written with its
+    // access's audit entry by every method that writes one (`NewAuditEvent::break_glass`).
+
+    /// Review items, oldest first; open ones only unless `include_decided`.
+    async fn access_reviews(&self, query: &AccessReviewQuery) -> StoreResult<Vec<AccessReview>>;
+
+    async fn access_review(&self, id: AccessReviewId) -> StoreResult<Option<AccessReview>>;
+
+    /// Records a decision on an open review item and writes its audit entry, in one
+    /// transaction; false, with nothing written, when the item is absent, already decided or
+    /// names the reviewer's own access.
+    async fn decide_access_review(
+        &self,
+        decision: &AccessReviewDecision,
+        audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
 
     // Sessions of accounts (`sessions`): the service decides when one has expired.

@@ -562,6 +562,10 @@ pub struct NewAuditEvent {
     pub record_count: u64,
     pub purpose: &'static str,
     pub outcome: &'static str,
+    /// Set on a break-glass access: the store writes its review item (`access_review`), naming
+    /// this entry and holding the reason, in the same transaction as the entry. Not part of
+    /// the entry's canonical encoding.
+    pub break_glass: Option<mdor_domain::BreakGlassReason>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -335,6 +335,7 @@ fn with_store(dir: &Path, entries: u64, statements: &[&str]) {
                         record_count: i,
                         purpose: "recall",
                         outcome: "ok",
+                        break_glass: None,
                     })
                     .await
                     .unwrap();

@@ -150,6 +150,7 @@ fn entry(
         record_count: i,
         purpose: "recall",
         outcome: "ok",
+        break_glass: None,
     }
 }
 

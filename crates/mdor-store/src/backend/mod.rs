@@ -1,5 +1,6 @@
 //! Backend selection by URL scheme, and the bulk-load planning both backends share.
 
+mod access_reviews;
 mod accounts;
 mod bulk;
 mod data_quality;

@@ -17,6 +17,9 @@ use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
 use super::keys::{self, KeySlot};
 use super::submissions::{ReportRow, SourceRow};
+use crate::access_reviews::{
+    AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery,
+};
 use crate::accounts::{
     Account, AccountId, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
 };
@@ -1300,6 +1303,29 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn access_reviews(&self, query: &AccessReviewQuery) -> StoreResult<Vec<AccessReview>> {
+        let mut conn = self.pool.acquire().await?;
+        reviews::list(&mut conn, query).await
+    }
+
+    async fn access_review(&self, id: AccessReviewId) -> StoreResult<Option<AccessReview>> {
+        let mut conn = self.pool.acquire().await?;
+        reviews::get(&mut conn, id).await
+    }
+
+    async fn decide_access_review(
+        &self,
+        decision: &AccessReviewDecision,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !reviews::decide(&mut tx, decision, audit).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn insert_session(&self, session: &NewSession) -> StoreResult<SessionId> {
         let mut tx = self.begin_write().await?;
         let id = sessions::insert_session(&mut tx, session).await?;
@@ -1652,6 +1678,15 @@ mod recall {
         sqlx::PgConnection,
         Some("SELECT pg_advisory_xact_lock(7882547784857248884)")
     );
+}
+
+/// Review items of break-glass accesses, shared with the other backend.
+mod reviews {
+    use crate::StoreResult;
+    use crate::types::*;
+    use crate::{AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery};
+
+    super::super::access_reviews::access_review_queries!(sqlx::PgConnection);
 }
 
 /// One patient's timeline, shared with the other backend.

@@ -113,20 +113,31 @@ macro_rules! recall_case_queries {
             RecallEntryImplantRow, RecallEntryRow,
         };
 
-        /// Appends `event` to the log as its next leaf.
+        /// Appends `event` to the log as its next leaf; a break-glass access raises its
+        /// review item in the same transaction, naming the entry's position, so that neither
+        /// exists without the other.
         pub(super) async fn insert_audit(
             conn: &mut $conn,
             event: &NewAuditEvent,
         ) -> StoreResult<()> {
-            insert_audit_entry(conn, |seq| AuditLogEntry::appended(seq, event)).await
+            let seq = insert_audit_entry(conn, |seq| AuditLogEntry::appended(seq, event)).await?;
+            if let Some(reason) = &event.break_glass {
+                sqlx::query($crate::backend::access_reviews::REVIEW_INSERT)
+                    .bind(seq as i64)
+                    .bind(event.account.map(|a| a.0))
+                    .bind(reason.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
         }
 
         /// Appends the entry `entry_at` builds for the next position, under the audit write
-        /// lock; shared by data-access and authentication events.
+        /// lock, and returns that position; shared by data-access and authentication events.
         pub(super) async fn insert_audit_entry(
             conn: &mut $conn,
             entry_at: impl FnOnce(u64) -> AuditLogEntry,
-        ) -> StoreResult<()> {
+        ) -> StoreResult<u64> {
             let lock: Option<&str> = $audit_lock;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *conn).await?;
@@ -134,7 +145,8 @@ macro_rules! recall_case_queries {
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_event")
                 .fetch_one(&mut *conn)
                 .await?;
-            let entry = entry_at(last.unwrap_or(0) as u64 + 1);
+            let seq = last.unwrap_or(0) as u64 + 1;
+            let entry = entry_at(seq);
             let leaf = $crate::audit_log::leaf_hash(&entry);
             sqlx::query(rc::AUDIT_INSERT)
                 .bind(entry.at)
@@ -152,7 +164,7 @@ macro_rules! recall_case_queries {
                 .bind(entry.account.map(|a| a.0))
                 .execute(&mut *conn)
                 .await?;
-            Ok(())
+            Ok(seq)
         }
 
         pub(super) async fn patient_access(

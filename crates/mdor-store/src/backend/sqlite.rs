@@ -33,6 +33,9 @@ use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
 use super::keys::{self, KeySlot};
 use super::submissions::{ReportRow, SourceRow};
+use crate::access_reviews::{
+    AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery,
+};
 use crate::accounts::{
     Account, AccountId, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
 };
@@ -1244,6 +1247,29 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn access_reviews(&self, query: &AccessReviewQuery) -> StoreResult<Vec<AccessReview>> {
+        let mut conn = self.pool.acquire().await?;
+        reviews::list(&mut conn, query).await
+    }
+
+    async fn access_review(&self, id: AccessReviewId) -> StoreResult<Option<AccessReview>> {
+        let mut conn = self.pool.acquire().await?;
+        reviews::get(&mut conn, id).await
+    }
+
+    async fn decide_access_review(
+        &self,
+        decision: &AccessReviewDecision,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !reviews::decide(&mut tx, decision, audit).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn insert_session(&self, session: &NewSession) -> StoreResult<SessionId> {
         let mut tx = self.begin_write().await?;
         let id = sessions::insert_session(&mut tx, session).await?;
@@ -1763,6 +1789,15 @@ mod recall {
     use crate::types::*;
 
     super::super::recall_cases::recall_case_queries!(sqlx::SqliteConnection, None);
+}
+
+/// Review items of break-glass accesses, shared with the other backend.
+mod reviews {
+    use crate::StoreResult;
+    use crate::types::*;
+    use crate::{AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery};
+
+    super::super::access_reviews::access_review_queries!(sqlx::SqliteConnection);
 }
 
 /// One patient's timeline, shared with the other backend.

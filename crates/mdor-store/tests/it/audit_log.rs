@@ -41,6 +41,7 @@ async fn write_one_audit_entry(store: &dyn Store) {
                 record_count: 0,
                 purpose: "recall",
                 outcome: "ok",
+                break_glass: None,
             },
         )
         .await
@@ -124,6 +125,7 @@ fn access(
         record_count: 0,
         purpose: "recall",
         outcome: "ok",
+        break_glass: None,
     }
 }
 

@@ -664,6 +664,7 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
         record_count: 0,
         purpose: "research",
         outcome: "ok",
+        break_glass: None,
     };
     let rows_a = store
         .research_extract_page(a, 0, 100, &audit)

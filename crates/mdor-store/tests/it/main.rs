@@ -13,6 +13,7 @@
     reason = "a failed unwrap in a test is a test failure with a location"
 )]
 
+mod access_reviews;
 mod accounts;
 mod audit_log;
 mod bulk;
@@ -116,6 +117,7 @@ macro_rules! all_cases {
                 accounts::a_chosen_password_replaces_the_initial_one_with_its_audit_entry,
                 sessions::a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_its_account,
                 sessions::disabling_an_account_or_expiring_it_idle_ends_its_sessions_only,
+                access_reviews::a_break_glass_access_raises_one_review_item_decided_once_by_another_person,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,

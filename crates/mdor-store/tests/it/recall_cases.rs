@@ -24,6 +24,7 @@ fn audit(organisation: OrganisationId, action: &'static str) -> NewAuditEvent {
         record_count: 0,
         purpose: "recall",
         outcome: "ok",
+        break_glass: None,
     }
 }
 
