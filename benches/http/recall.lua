@@ -1,5 +1,6 @@
 -- wrk script: GET /api/v1/recall by UDI-DI and lot, cycling through the (udi_di, lot) pairs
--- in MDOR_RECALL_TARGETS (one "udi_di lot" pair per line). Token from MDOR_TOKEN (regulator).
+-- in MDOR_RECALL_TARGETS (one "udi_di lot" pair per line). Token from MDOR_TOKEN (regulator),
+-- which states its purpose as every identifiable read beyond its organisation must.
 
 local token = os.getenv("MDOR_TOKEN")
 local targets = {}
@@ -14,6 +15,7 @@ function request()
   local t = targets[i]
   return wrk.format("GET", "/api/v1/recall?udi_di=" .. t[1] .. "&lot=" .. t[2] .. "&limit=1000", {
     ["Authorization"] = "Bearer " .. token,
+    ["Access-Purpose"] = "recall",
   })
 end
 

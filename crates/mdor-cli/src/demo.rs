@@ -112,9 +112,9 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
          Tokens (synthetic data only; NHS numbers are in the 999 test range):\n  \
          provider {provider} (submit and read own procedures): {provider_token}\n  \
          regulator MHRA (recall queries):                   {regulator_token}\n  \
-         administrator MDOR:                                {admin_token}\n\n\
-         Try the recall of the injected faulty lot:\n  \
-         curl -H 'Authorization: Bearer {regulator_token}' 'http://{listen}/api/v1/recall?udi_di={lot_udi}&lot={lot}&limit=5'\n\n\
+         administrator MDOR (administration; records only by breaking glass): {admin_token}\n\n\
+         Try the recall of the injected faulty lot (a regulator states its purpose):\n  \
+         curl -H 'Authorization: Bearer {regulator_token}' -H 'Access-Purpose: recall' 'http://{listen}/api/v1/recall?udi_di={lot_udi}&lot={lot}&limit=5'\n\n\
          Press Ctrl-C to stop.\n",
         started.elapsed().as_secs_f64(),
         loaded.procedures,

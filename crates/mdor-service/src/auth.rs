@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use mdor_domain::OdsCode;
 use mdor_store::{
     AccountId, AccountRole, ApiToken, NewApiToken, NewAuditEvent, OrganisationId, OrganisationKind,
-    Role, SessionId, TokenId,
+    PatientId, Role, SessionId, TokenId,
 };
 
 use crate::ctx::Ctx;
@@ -27,13 +27,15 @@ const TOKEN_PREFIX: &str = "mdor_";
 /// token's role acts as (`policy::policy_role`). A patient belongs to no organisation and acts
 /// under the registry's own, which the audit names for them (as for their sign-ins); no
 /// record is ever their own organisation's (`relationship_to`), and `organisation_ods` is
-/// empty.
+/// empty. Their own record is the one their account is linked to (`patient`).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub credential: Credential,
     pub organisation: OrganisationId,
     pub organisation_ods: String,
     pub role: AccountRole,
+    /// The patient record a patient's account is linked to; `None` for everyone else.
+    pub patient: Option<PatientId>,
 }
 
 /// What the caller authenticated with.
@@ -79,6 +81,17 @@ impl Principal {
     pub fn relationship_to(&self, organisation: OrganisationId) -> Relationship {
         if self.role != AccountRole::Patient && organisation == self.organisation {
             Relationship::OwnOrganisation
+        } else {
+            Relationship::OtherOrganisation
+        }
+    }
+
+    /// The caller against a patient's record: a patient's own linked record is
+    /// `OwnPatientRecord`; any other patient's is another organisation's, which the policy
+    /// gives patients nothing of.
+    pub fn relationship_to_patient(&self, patient: PatientId) -> Relationship {
+        if self.role == AccountRole::Patient && self.patient == Some(patient) {
+            Relationship::OwnPatientRecord
         } else {
             Relationship::OtherOrganisation
         }
@@ -220,6 +233,7 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, ServiceE
         organisation: token.organisation,
         organisation_ods: token.organisation_ods,
         role: policy::policy_role(token.role),
+        patient: None,
     })
 }
 

@@ -18,6 +18,16 @@ pub enum ServiceError {
     /// A person's session must re-enter its password and second factor first (step-up).
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// An identifiable read beyond the caller's own organisation without a stated purpose
+    /// the caller may give; `message` says which purposes it may state.
+    #[error("{message}")]
+    PurposeRequired { message: &'static str },
+    /// A stated purpose this caller may not give for this read.
+    #[error("{message}")]
+    PurposeNotAllowed { message: &'static str },
+    /// The caller's role reaches these records only by breaking glass, and it did not.
+    #[error("this role reaches these records only by breaking glass, with a written reason")]
+    BreakGlassRequired,
     #[error("{message}")]
     Conflict {
         code: &'static str,

@@ -1,12 +1,16 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! create accounts and sign people in (`accounts`) to server-side sessions (`sessions`), bulk-load prepared datasets, and load the
-//! registries' dataset definitions.
+//! create accounts and sign people in (`accounts`) to server-side sessions (`sessions`),
+//! bulk-load prepared datasets, load the registries' dataset definitions, and apply the
+//! purpose and break-glass rules of identifiable reads (`access`) with their review
+//! (`access_reviews`).
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI, or is sign-in itself, which establishes who the caller is) and asks the policy
 //! (`policy::POLICIES`) what that principal may do before touching the store.
 
+mod access;
+mod access_reviews;
 pub mod accounts;
 mod audit_log;
 mod auth;
@@ -29,6 +33,10 @@ mod submissions;
 mod surveillance;
 mod timeline;
 
+pub use access::StatedAccess;
+pub use access_reviews::{
+    MAX_REVIEW_NOTE_CHARS, MAX_REVIEW_PAGE, access_reviews, decide_access_review,
+};
 pub use accounts::{
     AccountKey, AccountRequest, CreatedAccount, SignedIn, change_password, create_account,
     expire_idle_accounts, login,
@@ -52,6 +60,7 @@ pub use data_quality::{
 };
 pub use error::ServiceError;
 pub use idempotency::{IdempotencyRequest, Outcome};
+pub use mdor_domain::{AccessPurpose, BreakGlassReason};
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;
@@ -70,7 +79,8 @@ pub use submissions::{
     DEFAULT_CHUNK_RECORDS, DEFAULT_MAX_UPLOAD_BYTES, MAX_RECORD_BYTES, NAME_NOT_COLLECTED,
     SubmissionRequest, SubmissionSettings, SubmissionUpload, Submitter, begin_submission,
     operator_submission_report, procedure_history, process_submission, quarantine,
-    resubmit_quarantined, run_submission_worker, submission_job, submission_report, submit_file,
+    resubmit_quarantined, run_submission_worker, submission_job, submission_report,
+    submission_report_job, submit_file,
 };
 pub use surveillance::{
     COHORT_KEEP_WHILE_USED, COHORT_REFRESH, COHORT_REUSE, cached_cohorts, keep_cohorts_warm,
@@ -86,18 +96,21 @@ pub use surveillance::{
     latest_alerts, latest_surveillance_run, operator_feedback_report, operator_survivorship,
     run_surveillance, surveil_after_ingests, surveillance_alerts,
 };
-pub use timeline::{AccessPurpose, patient_access_log, patient_timeline};
+pub use timeline::{
+    own_patient_access_log, own_patient_timeline, patient_access_log, patient_timeline,
+};
 
 // The store's records are the service's results; re-exported so callers need not name the
 // store crate (the web layer must never reach the `Store` itself).
 pub use mdor_store::{
-    AccountId, AccountRole, ApiToken, AuditEvent, Backend, BulkLoadOutcome, Counts, DeviceModel,
-    DeviceModelId, ImplantId, NewConsultant, NewOrganisation, OpenFlagCount, OrganisationId,
-    OrganisationKind, PatientAccess, PatientTimeline, ProcedureId, ProcedureRecord,
-    ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria, RecallCaseGrowth,
-    RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow,
-    RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role, SessionId,
-    StoredAlert, StoredImplant, StoredRemoval, StoredSession, SubmissionCounts, SubmissionFormat,
-    SubmissionJob, SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId,
-    SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    AccessReview, AccessReviewId, AccessReviewQuery, AccountId, AccountRole, ApiToken, AuditEvent,
+    Backend, BulkLoadOutcome, Counts, DeviceModel, DeviceModelId, ImplantId, NewConsultant,
+    NewOrganisation, OpenFlagCount, OrganisationId, OrganisationKind, PatientAccess, PatientId,
+    PatientTimeline, ProcedureId, ProcedureRecord, ProcedureSourceVersion, QuarantineEntry,
+    RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
+    RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RecordEffect,
+    RecordOutcome, RemovalId, ReviewDecision, Role, SessionId, StoredAlert, StoredImplant,
+    StoredRemoval, StoredSession, SubmissionCounts, SubmissionFormat, SubmissionJob,
+    SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId, SubmissionState,
+    TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
 };

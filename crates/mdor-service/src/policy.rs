@@ -7,10 +7,15 @@
 //! The roles are the nine account roles; an API token's role acts as one of them
 //! (`policy_role`). The relationship is the caller's organisation against the record's: the
 //! same organisation, another one, or none at all (the device register, national analyses,
-//! recall queries and cases as a whole). A role allowed an action only for its own
+//! recall queries and cases as a whole); for a patient, their own patient record; and
+//! break-glass, another organisation's record reached only by a person who states a written
+//! reason, which raises a review item (`access`). A role allowed an action only for its own
 //! organisation gets another organisation's record as `NotFound`, indistinguishable from an
 //! absent one, where the record's existence would tell something; a role with no row for the
 //! action at all is `Forbidden`.
+//!
+//! Identifiable reads beyond the caller's own organisation (`Action::takes_stated_purpose`)
+//! carry a stated purpose; `access::begin_access` applies these rules for every one of them.
 
 use AccountRole::{
     Consultant, Manufacturer, ProviderDataManager, ProviderSubmitter, RegistryAnalyst, Regulator,
@@ -67,6 +72,10 @@ actions! {
     ExportRecallWorklist,
     UpdateRecallStatus,
     DisableAccount,
+    ReadOwnTimeline,
+    ReadOwnAccessLog,
+    ReadAccessReviews,
+    DecideAccessReview,
 }
 
 /// The caller's organisation against the organisation of the record an action touches.
@@ -78,6 +87,11 @@ pub enum Relationship {
     OtherOrganisation,
     /// The action concerns no organisation's records in particular.
     Independent,
+    /// Another organisation's record, reached by a person who breaks glass: states a written
+    /// reason, is audited as break-glass and raises a review item. Never for API tokens.
+    BreakGlass,
+    /// The caller's own patient record: a patient account's linked record, and no other.
+    OwnPatientRecord,
 }
 
 /// One row of the policy: `role` may do `action` in each of `relationships`.
@@ -94,6 +108,10 @@ const ANY: &[Relationship] = &[
     Relationship::OtherOrganisation,
 ];
 const INDEPENDENT: &[Relationship] = &[Relationship::Independent];
+const BREAK_GLASS: &[Relationship] = &[Relationship::BreakGlass];
+const OWN_OR_BREAK_GLASS: &[Relationship] =
+    &[Relationship::OwnOrganisation, Relationship::BreakGlass];
+const OWN_PATIENT_RECORD: &[Relationship] = &[Relationship::OwnPatientRecord];
 
 const fn allow(
     action: Action,
@@ -107,25 +125,29 @@ const fn allow(
     }
 }
 
-/// The policy. Anything not listed is denied: patients have no row (they belong to no
-/// organisation and have no routes of their own yet), manufacturers and researchers only read
-/// the device register (their pseudonymised views are not built), and registry analysts read
-/// only aggregates. `docs/security.md` shows this table as a matrix; keep the two in step.
+/// The policy. Anything not listed is denied: patients reach only their own record,
+/// manufacturers and researchers only read the device register (their pseudonymised views are
+/// not built), and registry analysts read only aggregates. Administrators administer (the
+/// device register, accounts, the access log on a patient's behalf, review decisions) and read
+/// aggregates; they reach an organisation's identifiable records only by breaking glass.
+/// `docs/security.md` shows this table as a matrix; keep the two in step.
 pub const POLICIES: &[Policy] = &[
-    // Procedures: a provider's own; regulators and administrators any.
+    // Procedures: a provider's own; regulators any, with a stated purpose; a consultant
+    // treating another provider's patient, and administrators, by breaking glass.
     allow(RegisterProcedure, ProviderSubmitter, OWN),
     allow(RegisterProcedure, ProviderDataManager, OWN),
     allow(ReadProcedure, ProviderSubmitter, OWN),
     allow(ReadProcedure, ProviderDataManager, OWN),
-    allow(ReadProcedure, Consultant, OWN),
+    allow(ReadProcedure, Consultant, OWN_OR_BREAK_GLASS),
     allow(ReadProcedure, Regulator, ANY),
-    allow(ReadProcedure, SystemAdmin, ANY),
+    allow(ReadProcedure, SystemAdmin, BREAK_GLASS),
     allow(ReadProcedureVersions, ProviderSubmitter, OWN),
     allow(ReadProcedureVersions, ProviderDataManager, OWN),
     allow(ReadProcedureVersions, Regulator, ANY),
-    allow(ReadProcedureVersions, SystemAdmin, ANY),
+    allow(ReadProcedureVersions, SystemAdmin, BREAK_GLASS),
     // Outcomes: recorded by the caller's organisation (a revision may be of an implant done
-    // elsewhere, for a patient the caller names by NHS number).
+    // elsewhere, for a patient the caller names by NHS number); administrators record deaths
+    // traced nationally, a write that returns nothing the caller did not send.
     allow(RecordRemoval, ProviderSubmitter, OWN),
     allow(RecordRemoval, ProviderDataManager, OWN),
     allow(RecordDeath, ProviderSubmitter, OWN),
@@ -147,17 +169,21 @@ pub const POLICIES: &[Policy] = &[
     allow(ReadSurvivorship, SystemAdmin, INDEPENDENT),
     allow(ReadSurveillanceAlerts, Regulator, INDEPENDENT),
     allow(ReadSurveillanceAlerts, SystemAdmin, INDEPENDENT),
-    // Identifiable searches across providers.
+    // Identifiable searches across providers, with a stated purpose.
     allow(RecallSearch, Regulator, INDEPENDENT),
-    allow(RecallSearch, SystemAdmin, INDEPENDENT),
-    // A patient's timeline: a provider's own patients (direct care); regulators and
-    // administrators any, with a stated purpose.
+    // A patient's timeline: a provider's own patients (direct care); regulators any, with a
+    // stated purpose; a consultant treating another provider's patient, and administrators,
+    // by breaking glass.
     allow(ReadTimeline, ProviderSubmitter, OWN),
     allow(ReadTimeline, ProviderDataManager, OWN),
-    allow(ReadTimeline, Consultant, OWN),
+    allow(ReadTimeline, Consultant, OWN_OR_BREAK_GLASS),
     allow(ReadTimeline, Regulator, ANY),
-    allow(ReadTimeline, SystemAdmin, ANY),
+    allow(ReadTimeline, SystemAdmin, BREAK_GLASS),
+    // Who accessed a patient's record: an administrator on the patient's behalf.
     allow(ReadAccessLog, SystemAdmin, INDEPENDENT),
+    // A patient's own record and who accessed it.
+    allow(ReadOwnTimeline, AccountRole::Patient, OWN_PATIENT_RECORD),
+    allow(ReadOwnAccessLog, AccountRole::Patient, OWN_PATIENT_RECORD),
     // Reports: a provider's own; regulators, analysts and administrators any.
     allow(ReadFeedbackReport, ProviderSubmitter, OWN),
     allow(ReadFeedbackReport, ProviderDataManager, OWN),
@@ -170,7 +196,8 @@ pub const POLICIES: &[Policy] = &[
     allow(ReadDataQuality, RegistryAnalyst, ANY),
     allow(ReadDataQuality, Regulator, ANY),
     allow(ReadDataQuality, SystemAdmin, ANY),
-    // Bulk submission: a provider's own; administrators read every job and quarantine.
+    // Bulk submission: a provider's own; administrators follow every job's progress (its
+    // state and counts, nothing of its records).
     allow(CreateSubmission, ProviderSubmitter, OWN),
     allow(CreateSubmission, ProviderDataManager, OWN),
     allow(ReadSubmission, ProviderSubmitter, OWN),
@@ -178,13 +205,12 @@ pub const POLICIES: &[Policy] = &[
     allow(ReadSubmission, SystemAdmin, ANY),
     allow(ReadSubmissionReport, ProviderSubmitter, OWN),
     allow(ReadSubmissionReport, ProviderDataManager, OWN),
-    allow(ReadSubmissionReport, SystemAdmin, ANY),
     allow(ReadQuarantine, ProviderSubmitter, OWN),
     allow(ReadQuarantine, ProviderDataManager, OWN),
-    allow(ReadQuarantine, SystemAdmin, ANY),
     allow(ResubmitQuarantined, ProviderSubmitter, OWN),
     allow(ResubmitQuarantined, ProviderDataManager, OWN),
-    // Recall cases: opened by the regulator; each provider works its own patients.
+    // Recall cases: opened by the regulator; each provider works its own patients. A case's
+    // summary holds no identifiers; its work items are read with a stated purpose.
     allow(OpenRecallCase, Regulator, INDEPENDENT),
     allow(OpenRecallCase, SystemAdmin, INDEPENDENT),
     allow(RefreshRecallCase, Regulator, INDEPENDENT),
@@ -198,19 +224,18 @@ pub const POLICIES: &[Policy] = &[
     allow(ReadRecallWorklist, ProviderDataManager, OWN),
     allow(ReadRecallWorklist, Consultant, OWN),
     allow(ReadRecallWorklist, Regulator, ANY),
-    allow(ReadRecallWorklist, SystemAdmin, ANY),
     allow(ExportRecallWorklist, ProviderSubmitter, OWN),
     allow(ExportRecallWorklist, ProviderDataManager, OWN),
     allow(ExportRecallWorklist, Consultant, OWN),
     allow(ExportRecallWorklist, Regulator, ANY),
-    allow(ExportRecallWorklist, SystemAdmin, ANY),
     allow(UpdateRecallStatus, ProviderSubmitter, OWN),
     allow(UpdateRecallStatus, ProviderDataManager, OWN),
     allow(UpdateRecallStatus, Consultant, OWN),
     allow(UpdateRecallStatus, Regulator, ANY),
-    allow(UpdateRecallStatus, SystemAdmin, ANY),
-    // Accounts.
+    // Accounts, and the review of break-glass accesses.
     allow(DisableAccount, SystemAdmin, INDEPENDENT),
+    allow(ReadAccessReviews, SystemAdmin, INDEPENDENT),
+    allow(DecideAccessReview, SystemAdmin, INDEPENDENT),
 ];
 
 impl Action {
@@ -221,6 +246,27 @@ impl Action {
             .iter()
             .filter(|p| p.action == self)
             .all(|p| p.relationships == INDEPENDENT)
+    }
+
+    /// Whether the action is an identifiable read that some role makes beyond its own
+    /// organisation: such a read states its purpose (and a break-glass one its reason), and
+    /// the audit records it.
+    pub fn takes_stated_purpose(self) -> bool {
+        matches!(
+            self,
+            ReadProcedure
+                | ReadProcedureVersions
+                | RecallSearch
+                | ReadTimeline
+                | ReadRecallWorklist
+                | ExportRecallWorklist
+        )
+    }
+
+    /// Whether only a person (a session, never an API token) may do the action: a review
+    /// decision is someone's judgement and names them. Breaking glass needs a person too.
+    pub fn needs_a_person(self) -> bool {
+        matches!(self, DecideAccessReview)
     }
 
     /// What a refusal says the role may not do.
@@ -252,6 +298,10 @@ impl Action {
             ExportRecallWorklist => "export recall work lists",
             UpdateRecallStatus => "update recall follow-up",
             DisableAccount => "disable accounts",
+            ReadOwnTimeline => "read your own record (patients only)",
+            ReadOwnAccessLog => "read who accessed your own record (patients only)",
+            ReadAccessReviews => "read break-glass review items",
+            DecideAccessReview => "decide break-glass review items",
         }
     }
 }
@@ -270,6 +320,28 @@ pub fn allows(role: AccountRole, action: Action, relationship: Relationship) -> 
     POLICIES
         .iter()
         .any(|p| p.action == action && p.role == role && p.relationships.contains(&relationship))
+}
+
+/// Whether `role` may break glass for `action` (a person only: `access::begin_access`).
+pub fn allows_break_glass(role: AccountRole, action: Action) -> bool {
+    allows(role, action, Relationship::BreakGlass)
+}
+
+/// Whether `role` reaches `action`'s records only by breaking glass: without it, refused.
+pub fn only_by_break_glass(role: AccountRole, action: Action) -> bool {
+    allows_break_glass(role, action)
+        && POLICIES
+            .iter()
+            .filter(|p| p.action == action && p.role == role)
+            .all(|p| p.relationships == BREAK_GLASS)
+}
+
+/// Whether `role` must state a purpose for `action` when not breaking glass: an identifiable
+/// read of other organisations' records, or across all of them.
+pub fn needs_stated_purpose(role: AccountRole, action: Action) -> bool {
+    action.takes_stated_purpose()
+        && (allows(role, action, Relationship::OtherOrganisation)
+            || allows(role, action, Relationship::Independent))
 }
 
 /// Whether the policy lets `role` do `action` in any relationship at all.
@@ -370,11 +442,23 @@ mod tests {
     }
 
     #[test]
-    fn patients_are_allowed_nothing_and_an_action_is_either_independent_or_organisational() {
-        assert!(
-            POLICIES.iter().all(|p| p.role != AccountRole::Patient),
-            "patients have no row"
-        );
+    fn patients_reach_only_their_own_record_and_an_action_is_either_independent_or_organisational()
+    {
+        for p in POLICIES {
+            let own_record = p.relationships.contains(&Relationship::OwnPatientRecord);
+            assert_eq!(
+                p.role == AccountRole::Patient,
+                own_record,
+                "{:?} {:?}: patients' rows, and only theirs, are their own record",
+                p.action,
+                p.role
+            );
+            assert!(
+                !own_record || p.relationships == OWN_PATIENT_RECORD,
+                "{:?}: a patient reaches nothing else",
+                p.action
+            );
+        }
         for action in Action::ALL {
             let rows: Vec<_> = POLICIES.iter().filter(|p| p.action == action).collect();
             let independent = rows
@@ -385,6 +469,65 @@ mod tests {
                 independent == 0 || independent == rows.len(),
                 "{action:?} mixes independent and organisational rows"
             );
+        }
+    }
+
+    #[test]
+    fn break_glass_is_for_direct_care_roles_and_administrators_and_only_for_single_records() {
+        let breakers: Vec<(Action, AccountRole)> = POLICIES
+            .iter()
+            .filter(|p| p.relationships.contains(&Relationship::BreakGlass))
+            .map(|p| (p.action, p.role))
+            .collect();
+        assert_eq!(
+            breakers,
+            vec![
+                (ReadProcedure, Consultant),
+                (ReadProcedure, SystemAdmin),
+                (ReadProcedureVersions, SystemAdmin),
+                (ReadTimeline, Consultant),
+                (ReadTimeline, SystemAdmin),
+            ],
+            "no writes, no bulk reads, no manufacturers, researchers or analysts"
+        );
+        for (action, role) in breakers {
+            assert!(
+                action.takes_stated_purpose(),
+                "{action:?} is audited with its purpose"
+            );
+            assert!(!allows(role, action, Relationship::OtherOrganisation));
+        }
+        assert!(only_by_break_glass(SystemAdmin, ReadTimeline));
+        assert!(!only_by_break_glass(Consultant, ReadTimeline));
+    }
+
+    #[test]
+    fn administrators_reach_no_organisations_identifiable_records_without_breaking_glass() {
+        for action in Action::ALL.into_iter().filter(|a| a.takes_stated_purpose()) {
+            assert!(
+                !allows(SystemAdmin, action, Relationship::OtherOrganisation)
+                    && !allows(SystemAdmin, action, Relationship::Independent),
+                "{action:?}"
+            );
+        }
+        for action in [
+            ReadSubmissionReport,
+            ReadQuarantine,
+            ReadRecallWorklist,
+            ExportRecallWorklist,
+            UpdateRecallStatus,
+            RecallSearch,
+        ] {
+            assert!(!allows_some(SystemAdmin, action), "{action:?}");
+        }
+        for action in [
+            RegisterDevice,
+            DisableAccount,
+            ReadAccessLog,
+            ReadAccessReviews,
+            DecideAccessReview,
+        ] {
+            assert!(allows(SystemAdmin, action, Relationship::Independent));
         }
     }
 

@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 
+use mdor_domain::AccessPurpose;
 use mdor_domain::record::Submission;
 use mdor_domain::rules::follow_up_flags;
 use mdor_store::{
     OrganisationId, PreparedImplant, PreparedSubmission, ProcedureId, ProcedureRecord, StoreError,
 };
 
+use crate::access::{StatedAccess, begin_access};
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
@@ -76,16 +78,18 @@ pub async fn register_procedure(
     Ok(Outcome::Created(record))
 }
 
-/// Reads a procedure. Providers see only their own organisation's procedures; anything else
-/// is reported as not found so that ids cannot be probed. Every read, refusal and miss is
-/// audited, and the record is returned only after its audit entry is committed.
+/// Reads a procedure. Providers see only their own organisation's procedures, and anything
+/// else is reported as not found so that ids cannot be probed; regulators state a purpose,
+/// and a consultant or administrator may break glass (`access`). Every read, refusal and miss
+/// is audited, and the record is returned only after its audit entry is committed.
 #[tracing::instrument(skip_all, fields(procedure = id.0))]
 pub async fn get_procedure(
     ctx: &Ctx,
     principal: &Principal,
     id: ProcedureId,
+    stated: &StatedAccess,
 ) -> Result<ProcedureRecord, ServiceError> {
-    read_procedure(ctx, principal, id, Action::ReadProcedure).await
+    read_procedure(ctx, principal, id, Action::ReadProcedure, stated).await
 }
 
 /// `get_procedure` under `action` (reading a procedure's versions checks that the caller may
@@ -95,18 +99,20 @@ pub(crate) async fn read_procedure(
     principal: &Principal,
     id: ProcedureId,
     action: Action,
+    stated: &StatedAccess,
 ) -> Result<ProcedureRecord, ServiceError> {
-    let only_provider = principal.scope(action);
-    // A provider reads its own records for direct care; the route asks others for no
-    // purpose, and the audit says so rather than guessing one.
-    let purpose = match only_provider {
-        Some(_) => "direct_care",
-        None => "unstated",
-    };
-    let audit = principal.audit(ctx, "procedure.read", format!("procedure/{id}"), purpose);
-    policy::authorize_some_audited(ctx, principal, action, &audit).await?;
+    let access = begin_access(
+        ctx,
+        principal,
+        action,
+        stated,
+        AccessPurpose::DirectCare,
+        "procedure.read",
+        format!("procedure/{id}"),
+    )
+    .await?;
     ctx.store
-        .audited_procedure(id, only_provider, &audit)
+        .audited_procedure(id, access.scope, &access.audit)
         .await?
         .ok_or(ServiceError::NotFound { what: "procedure" })
 }

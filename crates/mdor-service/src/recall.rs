@@ -1,31 +1,37 @@
 //! The recall query: every implant of a device, narrowed by lot, serial, expiry or implant
-//! date, with the patient and the provider that implanted it. Identifiable: every query and
-//! refusal is audited with the criteria as its resource and the number of rows returned.
+//! date, with the patient and the provider that implanted it. Identifiable across every
+//! provider, so the caller states its purpose (recall, clinical audit or investigation), and
+//! every query and refusal is audited with the criteria as its resource, that purpose and the
+//! number of rows returned.
 
+use mdor_domain::AccessPurpose;
 use mdor_store::{RecallCriteria, RecallRow};
 
+use crate::access::{StatedAccess, begin_access};
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
-use crate::policy::{self, Action, Relationship};
+use crate::policy::Action;
 
 /// The most rows one page of a recall returns.
 pub const MAX_RECALL_PAGE: u32 = 10_000;
 
-/// Runs a recall query for the regulator (or an administrator).
+/// Runs a recall query for the regulator, for its stated purpose.
 #[tracing::instrument(skip_all, fields(udi_di = %criteria.udi_di))]
 pub async fn recall(
     ctx: &Ctx,
     principal: &Principal,
     criteria: &RecallCriteria,
+    stated: &StatedAccess,
 ) -> Result<Vec<RecallRow>, ServiceError> {
-    let audit = principal.audit(ctx, "recall.query", query_resource(criteria), "recall");
-    policy::authorize_audited(
+    let access = begin_access(
         ctx,
         principal,
         Action::RecallSearch,
-        Relationship::Independent,
-        &audit,
+        stated,
+        AccessPurpose::Recall,
+        "recall.query",
+        query_resource(criteria),
     )
     .await?;
     if criteria.limit == 0 || criteria.limit > MAX_RECALL_PAGE {
@@ -54,7 +60,7 @@ pub async fn recall(
             ));
         }
     }
-    Ok(ctx.store.audited_recall(criteria, &audit).await?)
+    Ok(ctx.store.audited_recall(criteria, &access.audit).await?)
 }
 
 /// The query as the audit records it: the criteria given, none of them identifying a person.

@@ -4,18 +4,20 @@
 //! the device, and tracks each patient's follow-up. Every access is audited in the same
 //! transaction as the data it touches.
 //!
-//! Who may do what: regulators and administrators open, refresh and read every case; a
-//! provider reads and updates only its own work items, and sees only its own line of a
-//! case's summary.
+//! Who may do what: regulators and administrators open, refresh and read every case's summary
+//! (no identifiers); regulators read and update every provider's work items, stating their
+//! purpose; a provider reads and updates only its own work items, and sees only its own line
+//! of a case's summary.
 
 use mdor_domain::record::FieldError;
-use mdor_domain::{OdsCode, UdiDi};
+use mdor_domain::{AccessPurpose, OdsCode, UdiDi};
 use mdor_store::{
     NewAuditEvent, NewRecallCase, OrganisationId, RecallCase, RecallCaseCriteria, RecallCaseGrowth,
     RecallCaseId, RecallEntry, RecallEntryId, RecallStatus, RecallStatusChange, RecallWorkQuery,
     StoreError,
 };
 
+use crate::access::{StatedAccess, begin_access};
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
@@ -252,8 +254,13 @@ pub async fn recall_case(
     Ok(case)
 }
 
-/// A page of work items: a provider's own, or for the regulator any provider's (or all).
-/// `action` is `ReadRecallWorklist` for a page, `ExportRecallWorklist` for the export.
+/// A page of work items: a provider's own, or for the regulator, with a stated purpose, any
+/// provider's (or all). `action` is `ReadRecallWorklist` for a page, `ExportRecallWorklist`
+/// for the export.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one of the request's parameters; a struct would only rename them"
+)]
 pub async fn recall_worklist(
     ctx: &Ctx,
     principal: &Principal,
@@ -262,8 +269,18 @@ pub async fn recall_worklist(
     provider: Option<&OdsCode>,
     after: Option<RecallEntryId>,
     limit: u32,
+    stated: &StatedAccess,
 ) -> Result<Vec<RecallEntry>, ServiceError> {
-    policy::authorize_some(principal, action)?;
+    let access = begin_access(
+        ctx,
+        principal,
+        action,
+        stated,
+        AccessPurpose::Recall,
+        "recall_case.worklist",
+        format!("recall_case/{id}"),
+    )
+    .await?;
     if limit == 0 || limit > MAX_WORK_PAGE {
         return Err(ServiceError::invalid(
             "limit",
@@ -271,7 +288,7 @@ pub async fn recall_worklist(
             format!("limit must be 1 to {MAX_WORK_PAGE}"),
         ));
     }
-    let provider: Option<OrganisationId> = match (principal.scope(action), provider) {
+    let provider: Option<OrganisationId> = match (access.scope, provider) {
         (None, None) => None,
         (None, Some(ods)) => Some(
             ctx.store
@@ -300,13 +317,7 @@ pub async fn recall_worklist(
         after,
         limit,
     };
-    let audit = audit(
-        ctx,
-        principal,
-        "recall_case.worklist",
-        format!("recall_case/{id}"),
-    );
-    Ok(ctx.store.recall_entries(&query, &audit).await?)
+    Ok(ctx.store.recall_entries(&query, &access.audit).await?)
 }
 
 /// Moves a patient's follow-up forward. Work moves one way: a status can only be followed

@@ -142,7 +142,7 @@ impl SessionCaller {
     /// The principal the session acts as on the registry's records, judged by the same
     /// policy as API tokens (`policy::POLICIES`) under the account's own role. A patient, who
     /// belongs to no organisation, acts under the registry's own (the audit names it, as for
-    /// their sign-ins); the policy gives patients nothing yet.
+    /// their sign-ins) and reaches only the patient record the account is linked to.
     pub async fn principal(&self, ctx: &Ctx) -> Result<Principal, ServiceError> {
         let (organisation, organisation_ods) = match (self.organisation, &self.organisation_ods) {
             (Some(organisation), Some(ods)) => (organisation, ods.clone()),
@@ -166,6 +166,7 @@ impl SessionCaller {
             organisation,
             organisation_ods,
             role: self.role,
+            patient: self.patient.filter(|_| self.role == AccountRole::Patient),
         })
     }
 }

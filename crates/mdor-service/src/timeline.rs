@@ -3,107 +3,44 @@
 //! and searches that find nobody included.
 //!
 //! A provider may read the timeline of a patient it has treated (direct care: a surgeon about
-//! to revise a hip needs to know what else is implanted, wherever it was done); regulators and
-//! administrators must state a purpose other than direct care.
+//! to revise a hip needs to know what else is implanted, wherever it was done); regulators
+//! must state a purpose other than direct care; a consultant treating someone else's patient,
+//! and an administrator, break glass (`access`). A patient reads their own record and who
+//! accessed it, and nobody else's.
 
-use mdor_domain::NhsNumber;
-use mdor_store::{NewAuditEvent, PatientAccess, PatientTimeline};
+use mdor_domain::{AccessPurpose, NhsNumber};
+use mdor_store::{PatientAccess, PatientTimeline};
 
+use crate::access::{StatedAccess, begin_access};
 use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 use crate::policy::{self, Action, Relationship};
 
-/// Why identifiable data is being read; recorded with every access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessPurpose {
-    DirectCare,
-    Recall,
-    ClinicalAudit,
-    Investigation,
-}
-
-impl AccessPurpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessPurpose::DirectCare => "direct_care",
-            AccessPurpose::Recall => "recall",
-            AccessPurpose::ClinicalAudit => "clinical_audit",
-            AccessPurpose::Investigation => "investigation",
-        }
-    }
-
-    pub fn parse(input: &str) -> Option<AccessPurpose> {
-        [
-            AccessPurpose::DirectCare,
-            AccessPurpose::Recall,
-            AccessPurpose::ClinicalAudit,
-            AccessPurpose::Investigation,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == input)
-    }
-}
-
-/// The patient's timeline, if this principal may see it for this purpose.
+/// The patient's timeline, if this principal may see it as stated.
 #[tracing::instrument(skip_all)]
 pub async fn patient_timeline(
     ctx: &Ctx,
     principal: &Principal,
     nhs_number: &NhsNumber,
-    purpose: Option<AccessPurpose>,
+    stated: &StatedAccess,
 ) -> Result<PatientTimeline, ServiceError> {
-    let refused = principal.audit(
+    let access = begin_access(
         ctx,
+        principal,
+        Action::ReadTimeline,
+        stated,
+        AccessPurpose::DirectCare,
         "patient.timeline",
         "patient".into(),
-        purpose.map_or("unstated", AccessPurpose::as_str),
-    );
-    policy::authorize_some_audited(ctx, principal, Action::ReadTimeline, &refused).await?;
-    // Roles limited to their own organisation's patients read for direct care; the others
-    // read any patient's and must say why.
-    let own_patients_only = principal.scope(Action::ReadTimeline).is_some();
-    let purpose = match (own_patients_only, purpose) {
-        (true, None | Some(AccessPurpose::DirectCare)) => AccessPurpose::DirectCare,
-        (true, Some(_)) => {
-            return Err(ServiceError::invalid(
-                "purpose",
-                "not_allowed",
-                "a provider reads its own patients' records for direct care only",
-            ));
-        }
-        (false, Some(p)) if p != AccessPurpose::DirectCare => p,
-        (false, _) => {
-            return Err(ServiceError::invalid(
-                "purpose",
-                "required",
-                "state the purpose: recall, clinical_audit or investigation",
-            ));
-        }
-    };
-    let mut audit = NewAuditEvent {
-        at: ctx.now(),
-        organisation: principal.organisation,
-        role: principal.audit_role(),
-        token: principal.token(),
-        account: principal.account(),
-        action: "patient.timeline",
-        resource: "patient".into(),
-        patient: None,
-        record_count: 0,
-        purpose: purpose.as_str(),
-        outcome: "ok",
-        break_glass: None,
-    };
+    )
+    .await?;
+    let mut audit = access.audit;
     let bounds = ctx.store.patient_timeline_bounds(nhs_number).await?;
     // A patient is the caller's organisation's own when it has treated them.
-    let visible = bounds.as_ref().filter(|b| {
-        let relationship = if b.providers.contains(&principal.organisation) {
-            Relationship::OwnOrganisation
-        } else {
-            Relationship::OtherOrganisation
-        };
-        policy::allows(principal.role, Action::ReadTimeline, relationship)
+    let visible = bounds.as_ref().filter(|b| match access.scope {
+        None => true,
+        Some(own) => b.providers.contains(&own),
     });
     let Some(bounds) = visible else {
         // Absent and not visible look the same to the caller; the audit tells them apart.
@@ -123,10 +60,74 @@ pub async fn patient_timeline(
         .ok_or(ServiceError::NotFound { what: "patient" })
 }
 
+/// A patient's own timeline: the record their account is linked to, and nothing else.
+/// Audited under the purpose `patient_access`, so it shows in their own access log.
+#[tracing::instrument(skip_all)]
+pub async fn own_patient_timeline(
+    ctx: &Ctx,
+    principal: &Principal,
+) -> Result<PatientTimeline, ServiceError> {
+    let mut audit = principal.audit(ctx, "patient.timeline", "patient".into(), "patient_access");
+    let patient = own_patient_record(ctx, principal, Action::ReadOwnTimeline, &mut audit).await?;
+    ctx.store
+        .patient_timeline(patient, &audit)
+        .await?
+        .ok_or(ServiceError::NotFound {
+            what: "linked patient record",
+        })
+}
+
+/// Who accessed the patient's own record: organisation, role, action, purpose, time and
+/// outcome of every audited access naming it, oldest first (never the token or the person).
+#[tracing::instrument(skip_all)]
+pub async fn own_patient_access_log(
+    ctx: &Ctx,
+    principal: &Principal,
+) -> Result<Vec<PatientAccess>, ServiceError> {
+    let mut audit = principal.audit(
+        ctx,
+        "patient.access_log",
+        "patient".into(),
+        "patient_access",
+    );
+    let patient = own_patient_record(ctx, principal, Action::ReadOwnAccessLog, &mut audit).await?;
+    audit.resource = format!("patient/{patient}/access_log");
+    Ok(ctx.store.patient_access_log(patient, &audit).await?)
+}
+
+/// The patient record the principal's account is linked to, once the policy lets it read its
+/// own record: anyone but a patient is refused, and a patient account without a link has no
+/// record to read. Refusals and the missing link are audited.
+async fn own_patient_record(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    audit: &mut mdor_store::NewAuditEvent,
+) -> Result<mdor_store::PatientId, ServiceError> {
+    policy::authorize_some_audited(ctx, principal, action, audit).await?;
+    let Some(patient) = principal.patient else {
+        audit.outcome = "not_found";
+        ctx.store.append_audit(audit).await?;
+        return Err(ServiceError::NotFound {
+            what: "linked patient record",
+        });
+    };
+    audit.resource = format!("patient/{patient}");
+    policy::authorize_audited(
+        ctx,
+        principal,
+        action,
+        principal.relationship_to_patient(patient),
+        audit,
+    )
+    .await?;
+    Ok(patient)
+}
+
 /// Who accessed a patient's record: organisation, role, action, purpose, time and outcome of
-/// every audited access naming the patient, oldest first (never the token). For now only an
-/// administrator may read it, on the patient's behalf; patients reading their own waits for
-/// patient accounts. The read, a refusal and a miss are audited like any other.
+/// every audited access naming the patient, oldest first (never the token). An administrator
+/// reads it on the patient's behalf (a patient with an account reads their own,
+/// `own_patient_access_log`). The read, a refusal and a miss are audited like any other.
 #[tracing::instrument(skip_all)]
 pub async fn patient_access_log(
     ctx: &Ctx,

@@ -37,6 +37,17 @@ pub enum ApiError {
     CsrfTokenInvalid,
     /// 403: a person must re-enter their password and second factor first (step-up).
     ReauthenticationRequired,
+    /// 422: an `Access-Purpose` or `Break-Glass-Reason` header that cannot be read; the code
+    /// is the field error's (`purpose_not_in_code_list`, `break_glass_reason_required`, …).
+    AccessHeader(FieldError),
+    /// 422: an identifiable read beyond the caller's own organisation without the purpose it
+    /// must state (`Access-Purpose`).
+    PurposeRequired(&'static str),
+    /// 422: a stated purpose this caller may not give for this read.
+    PurposeNotAllowed(&'static str),
+    /// 403: the caller's role reaches these records only by breaking glass
+    /// (`Break-Glass-Reason`).
+    BreakGlassRequired,
     /// 429: too many attempts from this address; try again after this many seconds.
     TooManyRequests {
         retry_after_seconds: u64,
@@ -81,11 +92,15 @@ impl ApiError {
             ApiError::MalformedJson(_) | ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. }
             | ApiError::Validation(_)
-            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::IdempotencyKeyReused
+            | ApiError::AccessHeader(_)
+            | ApiError::PurposeRequired(_)
+            | ApiError::PurposeNotAllowed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated | ApiError::SignInFailed => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::CsrfTokenInvalid
-            | ApiError::ReauthenticationRequired => StatusCode::FORBIDDEN,
+            | ApiError::ReauthenticationRequired
+            | ApiError::BreakGlassRequired => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -150,6 +165,26 @@ impl ApiError {
                 "reauthentication_required",
                 "enter your password and second factor again (POST /api/v1/session/reauthenticate) within 10 minutes of this request".into(),
                 None,
+            ),
+            ApiError::AccessHeader(error) => simple(
+                error.code,
+                error.message.clone(),
+                Some(error.field.clone()),
+            ),
+            ApiError::PurposeRequired(message) => simple(
+                "purpose_required",
+                (*message).to_string(),
+                Some(crate::access_headers::ACCESS_PURPOSE_HEADER.into()),
+            ),
+            ApiError::PurposeNotAllowed(message) => simple(
+                "purpose_not_allowed",
+                (*message).to_string(),
+                Some(crate::access_headers::ACCESS_PURPOSE_HEADER.into()),
+            ),
+            ApiError::BreakGlassRequired => simple(
+                "break_glass_required",
+                "this role reads these records only by breaking glass: send Break-Glass-Reason with a written reason (and Access-Purpose); the access is reviewed".into(),
+                Some(crate::access_headers::BREAK_GLASS_REASON_HEADER.into()),
             ),
             ApiError::TooManyRequests {
                 retry_after_seconds,
@@ -227,6 +262,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthenticated => ApiError::Unauthenticated,
             ServiceError::Forbidden { action } => ApiError::Forbidden(action.to_string()),
             ServiceError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
+            ServiceError::PurposeRequired { message } => ApiError::PurposeRequired(message),
+            ServiceError::PurposeNotAllowed { message } => ApiError::PurposeNotAllowed(message),
+            ServiceError::BreakGlassRequired => ApiError::BreakGlassRequired,
             ServiceError::Conflict {
                 code,
                 field,

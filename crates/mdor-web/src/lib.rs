@@ -6,6 +6,7 @@
 //! render the result; this crate never names the `Store`, so it cannot bypass the service's
 //! permission checks.
 
+mod access_headers;
 pub mod api;
 pub mod dto;
 mod error;
@@ -22,6 +23,7 @@ use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use access_headers::{ACCESS_PURPOSE_HEADER, BREAK_GLASS_REASON_HEADER};
 pub use api::route_policy::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy};
 pub use error::ApiError;
 pub use extract::{CSRF_HEADER, SESSION_COOKIE};

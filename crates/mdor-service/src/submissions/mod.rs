@@ -342,7 +342,8 @@ pub async fn run_submission_worker(ctx: Ctx) {
     }
 }
 
-/// A job, if the caller may see it: its own organisation's, or any for an administrator.
+/// A job, if the caller may see it: its own organisation's, or any for an administrator (a
+/// job's state and counts name no patient).
 #[tracing::instrument(skip_all, fields(job = id.0))]
 pub async fn submission_job(
     ctx: &Ctx,
@@ -370,6 +371,17 @@ async fn visible_job(
         return Err(ServiceError::NotFound { what: "submission" });
     }
     Ok(job)
+}
+
+/// The job whose report the caller may read: checked before a streamed report's response
+/// starts, under the report's own action (an administrator may follow a job's progress but
+/// not read its records' report).
+pub async fn submission_report_job(
+    ctx: &Ctx,
+    principal: &Principal,
+    id: SubmissionJobId,
+) -> Result<SubmissionJob, ServiceError> {
+    visible_job(ctx, principal, id, Action::ReadSubmissionReport).await
 }
 
 /// A page of report lines of a visible job after `after_line`.
@@ -401,7 +413,7 @@ pub async fn operator_submission_report(
         .await?)
 }
 
-/// The caller's quarantine (an administrator's: everyone's), oldest first, keyset-paged.
+/// The caller's own organisation's quarantine, oldest first, keyset-paged.
 pub async fn quarantine(
     ctx: &Ctx,
     principal: &Principal,
@@ -477,13 +489,15 @@ pub async fn resubmit_quarantined(
 }
 
 /// A procedure's raw input and provenance, current version first, for those who may read the
-/// procedure.
+/// procedure's versions (with a stated purpose, or by breaking glass, as `get_procedure`).
 pub async fn procedure_history(
     ctx: &Ctx,
     principal: &Principal,
     id: ProcedureId,
+    stated: &crate::access::StatedAccess,
 ) -> Result<Vec<ProcedureSourceVersion>, ServiceError> {
-    crate::procedures::read_procedure(ctx, principal, id, Action::ReadProcedureVersions).await?;
+    crate::procedures::read_procedure(ctx, principal, id, Action::ReadProcedureVersions, stated)
+        .await?;
     Ok(ctx.store.procedure_history(id).await?)
 }
 

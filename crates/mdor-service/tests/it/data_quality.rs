@@ -186,6 +186,7 @@ async fn completeness_is_received_over_expected_per_month_and_months_below_ninet
             organisation: ids["RB2"],
             organisation_ods: "RB2".into(),
             role: mdor_service::AccountRole::ProviderSubmitter,
+            patient: None,
         };
         assert!(matches!(
             report(ctx, &other).await,

@@ -132,5 +132,6 @@ pub async fn principal(ctx: &Ctx, role: Role) -> Principal {
         organisation: ids[ods],
         organisation_ods: ods.to_string(),
         role: mdor_service::policy::policy_role(role),
+        patient: None,
     }
 }

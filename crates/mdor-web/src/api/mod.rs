@@ -1,9 +1,11 @@
 //! The JSON API under `/api/v1` and its OpenAPI description.
 
+mod access_reviews;
 mod data_quality;
 mod data_quality_page;
 mod devices;
 mod health;
+mod me;
 mod outcomes;
 mod patients;
 mod procedures;
@@ -81,6 +83,13 @@ pub fn routes() -> Router<AppState> {
             get(data_quality::provider_data_quality),
         )
         .route("/api/v1/patients/access-log", post(patients::access_log))
+        .route("/api/v1/me/timeline", get(me::own_timeline))
+        .route("/api/v1/me/access-log", get(me::own_access_log))
+        .route("/api/v1/access-reviews", get(access_reviews::list_reviews))
+        .route(
+            "/api/v1/access-reviews/{id}/decision",
+            post(access_reviews::decide_review),
+        )
         .route("/api/v1/recall-cases", post(recall_cases::open_case))
         .route("/api/v1/recall-cases/{id}", get(recall_cases::get_case))
         .route(
@@ -142,6 +151,10 @@ pub fn upload_routes() -> Router<AppState> {
         reports::feedback,
         data_quality::provider_data_quality,
         patients::access_log,
+        me::own_timeline,
+        me::own_access_log,
+        access_reviews::list_reviews,
+        access_reviews::decide_review,
         recall_cases::open_case,
         recall_cases::get_case,
         recall_cases::refresh_case,

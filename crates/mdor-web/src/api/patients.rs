@@ -1,6 +1,8 @@
 //! `POST /api/v1/patients/timeline`: one patient's procedures, devices, outcomes and recalls
 //! across every registry; `POST /api/v1/patients/access-log`: who accessed that record. The
 //! NHS number travels in the body, never in a URL that proxies and access logs would keep.
+//! The timeline takes the purpose and break-glass headers of every identifiable read
+//! (`access_headers`); its body's `purpose`, from before them, is still read.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +15,7 @@ use mdor_domain::record::FieldError;
 use mdor_service::AccessPurpose;
 
 use crate::AppState;
+use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::identifiable;
 use crate::dto::ident;
 use crate::error::{ApiError, ErrorBody};
@@ -22,8 +25,10 @@ use crate::extract::{Caller, JsonCreate};
 #[serde(deny_unknown_fields)]
 pub struct TimelineRequest {
     pub nhs_number: String,
-    /// direct_care (providers, the default for them), recall, clinical_audit or
-    /// investigation (regulators and administrators must give one).
+    /// Deprecated: send the `Access-Purpose` header, as every identifiable read does. Still
+    /// read: direct_care (providers, the default for them), recall, clinical_audit or
+    /// investigation; when both are given they must agree.
+    #[schema(deprecated)]
     pub purpose: Option<String>,
 }
 
@@ -36,14 +41,16 @@ pub struct TimelineView {
     pub timeline: mdor_service::PatientTimeline,
 }
 
-#[utoipa::path(post, path = "/api/v1/patients/timeline", request_body = TimelineRequest, responses(
+#[utoipa::path(post, path = "/api/v1/patients/timeline", request_body = TimelineRequest, params(AccessHeaderParams), responses(
     (status = 200, description = "Identifiable; never cached; audited with its purpose", body = TimelineView),
+    (status = 403, description = "Role may not read timelines, may only by breaking glass (break_glass_required), or may not break glass", body = ErrorBody),
     (status = 404, description = "Unknown patient, or not one this provider has treated", body = ErrorBody),
-    (status = 422, description = "Invalid NHS number or purpose", body = ErrorBody),
+    (status = 422, description = "Invalid NHS number, purpose missing (purpose_required) or not allowed, or an unreadable header", body = ErrorBody),
 ))]
 pub async fn timeline(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    AccessHeaders(mut stated): AccessHeaders,
     JsonCreate { body, .. }: JsonCreate<TimelineRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
@@ -66,11 +73,20 @@ pub async fn timeline(
             parsed
         }
     };
+    match (stated.purpose, purpose) {
+        (Some(header), Some(body)) if header != body => errors.push(FieldError::new(
+            "purpose",
+            "purpose_conflict",
+            "the body's purpose and the Access-Purpose header differ; send the header only",
+        )),
+        (None, Some(body)) => stated.purpose = Some(body),
+        _ => {}
+    }
     let Some(nhs_number) = nhs_number.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
     let timeline =
-        mdor_service::patient_timeline(&state.ctx, &principal, &nhs_number, purpose).await?;
+        mdor_service::patient_timeline(&state.ctx, &principal, &nhs_number, &stated).await?;
     Ok(identifiable(StatusCode::OK, TimelineView { timeline }))
 }
 
@@ -89,7 +105,7 @@ pub struct AccessLogView {
 }
 
 #[utoipa::path(post, path = "/api/v1/patients/access-log", request_body = AccessLogRequest, responses(
-    (status = 200, description = "Administrators only, on the patient's behalf (patient accounts are not built yet); identifiable; audited", body = AccessLogView),
+    (status = 200, description = "Administrators only, on the patient's behalf (a patient with an account reads their own at GET /api/v1/me/access-log); identifiable; audited", body = AccessLogView),
     (status = 403, description = "Not an administrator (the refusal is audited)", body = ErrorBody),
     (status = 404, description = "Unknown patient", body = ErrorBody),
     (status = 422, description = "Invalid NHS number", body = ErrorBody),

@@ -8,6 +8,7 @@ use axum::response::Response;
 use mdor_service::ProcedureId;
 
 use crate::AppState;
+use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::{identifiable, path_error};
 use crate::dto::{ProcedureBody, ProcedureView};
 use crate::error::{ApiError, ErrorBody};
@@ -50,19 +51,24 @@ pub async fn create_procedure(
     Ok(response)
 }
 
-/// Reads a procedure. A provider's token sees only its own organisation's procedures; others
-/// answer 404.
-#[utoipa::path(get, path = "/api/v1/procedures/{id}", params(("id" = i64, Path)), responses(
-    (status = 200, body = ProcedureView),
+/// Reads a procedure. A provider sees only its own organisation's procedures (others answer
+/// 404); a regulator states its purpose; a consultant treating another provider's patient,
+/// or an administrator, breaks glass.
+#[utoipa::path(get, path = "/api/v1/procedures/{id}", params(("id" = i64, Path), AccessHeaderParams), responses(
+    (status = 200, description = "Identifiable; never cached; audited with its purpose", body = ProcedureView),
     (status = 401, body = ErrorBody),
-    (status = 404, description = "Absent or not visible to this token", body = ErrorBody),
+    (status = 403, description = "Role may not read procedures, or may only by breaking glass (break_glass_required), or may not break glass", body = ErrorBody),
+    (status = 404, description = "Absent or not visible to this caller", body = ErrorBody),
+    (status = 422, description = "Purpose missing (purpose_required) or not allowed, or an unreadable Access-Purpose or Break-Glass-Reason", body = ErrorBody),
 ))]
 pub async fn get_procedure(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|r| path_error(r, "id"))?;
-    let record = mdor_service::get_procedure(&state.ctx, &principal, ProcedureId(id)).await?;
+    let record =
+        mdor_service::get_procedure(&state.ctx, &principal, ProcedureId(id), &stated).await?;
     Ok(identifiable(StatusCode::OK, ProcedureView::from(record)))
 }

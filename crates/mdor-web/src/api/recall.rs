@@ -1,4 +1,5 @@
-//! `GET /api/v1/recall`: the regulator's query for every implant of a device.
+//! `GET /api/v1/recall`: the regulator's query for every implant of a device, for a stated
+//! purpose (`Access-Purpose`).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -12,6 +13,7 @@ use mdor_domain::record::FieldError;
 use mdor_service::{ImplantId, RecallCriteria};
 
 use crate::AppState;
+use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::identifiable;
 use crate::dto::{RecallImplant, RecallPage, date};
 use crate::error::{ApiError, ErrorBody};
@@ -35,15 +37,16 @@ pub struct RecallParams {
     pub limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/recall", params(RecallParams), responses(
-    (status = 200, description = "Affected implants with patient and provider; identifiable, never cached", body = RecallPage),
+#[utoipa::path(get, path = "/api/v1/recall", params(RecallParams, AccessHeaderParams), responses(
+    (status = 200, description = "Affected implants with patient and provider; identifiable, never cached; audited with the query and its purpose", body = RecallPage),
     (status = 400, body = ErrorBody),
-    (status = 403, description = "Only regulator and admin tokens", body = ErrorBody),
-    (status = 422, body = ErrorBody),
+    (status = 403, description = "Regulators only", body = ErrorBody),
+    (status = 422, description = "Invalid criteria, or no purpose stated (purpose_required)", body = ErrorBody),
 ))]
 pub async fn recall(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    AccessHeaders(stated): AccessHeaders,
     params: Result<Query<RecallParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|r| ApiError::BadParameter {
@@ -76,7 +79,7 @@ pub async fn recall(
         after: params.after.map(ImplantId),
         limit: params.limit.unwrap_or(1000),
     };
-    let rows = mdor_service::recall(&state.ctx, &principal, &criteria).await?;
+    let rows = mdor_service::recall(&state.ctx, &principal, &criteria, &stated).await?;
     let next_after = if rows.len() as u32 == criteria.limit {
         rows.last().map(|r| r.implant_id.0)
     } else {

@@ -20,6 +20,7 @@ use mdor_service::{
 };
 
 use crate::AppState;
+use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::{identifiable, path_error};
 use crate::dto::date;
 use crate::error::{ApiError, ErrorBody};
@@ -348,14 +349,16 @@ fn work_params(
     Ok((provider, params.after.map(RecallEntryId), params.limit))
 }
 
-#[utoipa::path(get, path = "/api/v1/recall-cases/{id}/patients", params(("id" = i64, Path), WorkParams), responses(
-    (status = 200, description = "Identifiable; never cached; the access is audited", body = RecallWorkPage),
+#[utoipa::path(get, path = "/api/v1/recall-cases/{id}/patients", params(("id" = i64, Path), WorkParams, AccessHeaderParams), responses(
+    (status = 200, description = "Identifiable; never cached; the access is audited with its purpose (regulators state one)", body = RecallWorkPage),
     (status = 400, body = ErrorBody),
     (status = 404, body = ErrorBody),
+    (status = 422, description = "No purpose stated beyond the caller's own organisation (purpose_required)", body = ErrorBody),
 ))]
 pub async fn work_page(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
     params: Result<Query<WorkParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -370,6 +373,7 @@ pub async fn work_page(
         provider.as_ref(),
         after,
         limit,
+        &stated,
     )
     .await?;
     let next_after = if entries.len() as u32 == limit {
@@ -400,14 +404,16 @@ pub(crate) fn cell(value: &str) -> String {
 
 const WORKLIST_HEADER: &str = "entry_id,status,provider_ods,nhs_number,family_name,given_name,date_of_birth,postcode,date_of_death,procedure_date,local_record_id,udi_di,lot,serial,expiry,removal_date\n";
 
-#[utoipa::path(get, path = "/api/v1/recall-cases/{id}/worklist.csv", params(("id" = i64, Path), WorkParams), responses(
-    (status = 200, description = "One row per affected implant, CSV; identifiable; audited", content_type = "text/csv", body = String),
+#[utoipa::path(get, path = "/api/v1/recall-cases/{id}/worklist.csv", params(("id" = i64, Path), WorkParams, AccessHeaderParams), responses(
+    (status = 200, description = "One row per affected implant, CSV; identifiable; audited with its purpose (regulators state one)", content_type = "text/csv", body = String),
     (status = 403, description = "With a session: the password and second factor were not entered in the last 10 minutes (step-up first)", body = ErrorBody),
     (status = 404, body = ErrorBody),
+    (status = 422, description = "No purpose stated beyond the caller's own organisation (purpose_required)", body = ErrorBody),
 ))]
 pub async fn worklist_csv(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
     params: Result<Query<WorkParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -427,6 +433,7 @@ pub async fn worklist_csv(
             provider.as_ref(),
             after,
             page,
+            &stated,
         )
         .await?;
         for e in &entries {

@@ -142,6 +142,26 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
     ),
     route(
         "GET",
+        "/api/v1/me/timeline",
+        RoutePolicy::Action(Action::ReadOwnTimeline),
+    ),
+    route(
+        "GET",
+        "/api/v1/me/access-log",
+        RoutePolicy::Action(Action::ReadOwnAccessLog),
+    ),
+    route(
+        "GET",
+        "/api/v1/access-reviews",
+        RoutePolicy::Action(Action::ReadAccessReviews),
+    ),
+    route(
+        "POST",
+        "/api/v1/access-reviews/{id}/decision",
+        RoutePolicy::Action(Action::DecideAccessReview),
+    ),
+    route(
+        "GET",
         "/api/v1/reports/feedback",
         RoutePolicy::Action(Action::ReadFeedbackReport),
     ),

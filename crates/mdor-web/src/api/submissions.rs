@@ -21,6 +21,7 @@ use mdor_service::{
 };
 
 use crate::AppState;
+use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::recall_cases::cell;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody, FieldErrorBody};
@@ -425,17 +426,22 @@ pub async fn resubmit(
 }
 
 /// A procedure's raw input and provenance: the current version first, then each earlier one.
-#[utoipa::path(get, path = "/api/v1/procedures/{id}/versions", params(("id" = i64, Path)), responses(
-    (status = 200, body = [ProcedureVersionView]),
+/// A regulator states its purpose; an administrator breaks glass.
+#[utoipa::path(get, path = "/api/v1/procedures/{id}/versions", params(("id" = i64, Path), AccessHeaderParams), responses(
+    (status = 200, description = "Identifiable; never cached; the read is audited with its purpose", body = [ProcedureVersionView]),
+    (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
+    (status = 422, description = "Purpose missing (purpose_required) or not allowed", body = ErrorBody),
 ))]
 pub async fn procedure_versions(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|r| path_error(r, "id"))?;
-    let versions = mdor_service::procedure_history(&state.ctx, &principal, ProcedureId(id)).await?;
+    let versions =
+        mdor_service::procedure_history(&state.ctx, &principal, ProcedureId(id), &stated).await?;
     let views: Vec<ProcedureVersionView> = versions
         .into_iter()
         .map(ProcedureVersionView::from)
@@ -459,8 +465,8 @@ async fn report(
     id: SubmissionJobId,
     format: ReportFormat,
 ) -> Result<Response, ApiError> {
-    // Checks visibility before the response starts.
-    mdor_service::submission_job(&state.ctx, &principal, id).await?;
+    // Checks visibility, as the report's pages will, before the response starts.
+    mdor_service::submission_report_job(&state.ctx, &principal, id).await?;
     struct Cursor {
         state: AppState,
         principal: Principal,

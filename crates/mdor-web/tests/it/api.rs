@@ -131,7 +131,8 @@ async fn a_device_missing_from_the_register_is_accepted_and_flagged() {
 }
 
 #[tokio::test]
-async fn another_organisations_procedure_answers_404_but_the_regulator_may_read_it() {
+async fn another_organisations_procedure_answers_404_but_the_regulator_may_read_it_for_a_stated_purpose()
+ {
     for backend in backends() {
         let app = spawn_app(backend).await;
         let id = create(&app, &nhs(3), "LOCAL-3").await["id"]
@@ -148,8 +149,14 @@ async fn another_organisations_procedure_answers_404_but_the_regulator_may_read_
             absent.body, other.body,
             "absent and hidden must look the same"
         );
+        let unstated = app.get(&uri, Some(&app.regulator)).await;
+        assert_eq!(unstated.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(unstated.body["code"], "purpose_required");
+        assert_eq!(unstated.body["field"], "Access-Purpose");
         assert_eq!(
-            app.get(&uri, Some(&app.regulator)).await.status,
+            app.get_for(&uri, &app.regulator, "investigation")
+                .await
+                .status,
             StatusCode::OK
         );
     }
@@ -432,9 +439,10 @@ async fn the_regulator_finds_every_patient_with_a_recalled_lot_and_pages_through
             .await;
         assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
         let page1 = app
-            .get(
+            .get_for(
                 "/api/v1/recall?udi_di=05012345678917&lot=LOT7&limit=3",
-                Some(&app.regulator),
+                &app.regulator,
+                "recall",
             )
             .await;
         assert_eq!(page1.status, StatusCode::OK, "{}", page1.body);
@@ -445,9 +453,10 @@ async fn the_regulator_finds_every_patient_with_a_recalled_lot_and_pages_through
         assert_eq!(rows[0]["nhs_number"], nhs(20));
         let after = page1.body["next_after"].as_i64().unwrap();
         let page2 = app
-            .get(
+            .get_for(
                 &format!("/api/v1/recall?udi_di=05012345678917&lot=LOT7&limit=3&after={after}"),
-                Some(&app.regulator),
+                &app.regulator,
+                "recall",
             )
             .await;
         let rest: Vec<&str> = page2.body["implants"]
@@ -459,16 +468,18 @@ async fn the_regulator_finds_every_patient_with_a_recalled_lot_and_pages_through
         assert_eq!(rest, [nhs(23), nhs(24)]);
         assert_eq!(page2.body["next_after"], Value::Null);
         let none = app
-            .get(
+            .get_for(
                 "/api/v1/recall?udi_di=05012345678917&lot=OTHER",
-                Some(&app.regulator),
+                &app.regulator,
+                "recall",
             )
             .await;
         assert_eq!(none.body["implants"], json!([]));
         let bad = app
-            .get(
+            .get_for(
                 "/api/v1/recall?udi_di=05012345678918&implanted_from=2024-13-01",
-                Some(&app.regulator),
+                &app.regulator,
+                "recall",
             )
             .await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -480,9 +491,10 @@ async fn the_regulator_finds_every_patient_with_a_recalled_lot_and_pages_through
             .collect();
         assert_eq!(fields, ["udi_di", "implanted_from"]);
         let window = app
-            .get(
+            .get_for(
                 "/api/v1/recall?udi_di=05012345678900&implanted_from=2024-06-02",
-                Some(&app.regulator),
+                &app.regulator,
+                "recall",
             )
             .await;
         assert_eq!(window.body["implants"], json!([]));

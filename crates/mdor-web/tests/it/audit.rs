@@ -31,17 +31,19 @@ async fn procedure_reads_and_recalls_are_audited_and_the_patient_sees_who_access
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            app.get(&path, Some(&app.regulator)).await.status,
+            app.get_for(&path, &app.regulator, "investigation")
+                .await
+                .status,
             StatusCode::OK
         );
         assert_eq!(
-            app.get("/api/v1/procedures/999999", Some(&app.regulator))
+            app.get_for("/api/v1/procedures/999999", &app.regulator, "investigation")
                 .await
                 .status,
             StatusCode::NOT_FOUND
         );
         let recall = "/api/v1/recall?udi_di=05012345678917&lot=LOT7";
-        let found = app.get(recall, Some(&app.regulator)).await;
+        let found = app.get_for(recall, &app.regulator, "recall").await;
         assert_eq!(found.status, StatusCode::OK, "{}", found.body);
         assert_eq!(
             app.get(recall, Some(&app.provider)).await.status,
@@ -67,10 +69,18 @@ async fn procedure_reads_and_recalls_are_audited_and_the_patient_sees_who_access
             [
                 ("RA1", "procedure.read", "direct_care", "ok", 1, true),
                 ("RB2", "procedure.read", "direct_care", "denied", 0, true),
-                ("MHRA", "procedure.read", "unstated", "ok", 1, true),
-                ("MHRA", "procedure.read", "unstated", "not_found", 0, false),
+                ("MHRA", "procedure.read", "investigation", "ok", 1, true),
+                (
+                    "MHRA",
+                    "procedure.read",
+                    "investigation",
+                    "not_found",
+                    0,
+                    false
+                ),
                 ("MHRA", "recall.query", "recall", "ok", 1, false),
-                ("RA1", "recall.query", "recall", "denied", 0, false),
+                // A refusal records the purpose as stated (here none).
+                ("RA1", "recall.query", "unstated", "denied", 0, false),
             ],
             "{backend}"
         );
@@ -79,7 +89,8 @@ async fn procedure_reads_and_recalls_are_audited_and_the_patient_sees_who_access
             "recall?udi_di=05012345678917&lot=LOT7&limit=1000"
         );
 
-        // Only an administrator reads the access log for now; the refusal is audited too.
+        // Only an administrator reads a patient's access log on their behalf (patients read
+        // their own, `access::*`); the refusal is audited too.
         let ask = json!({ "nhs_number": nhs(1) });
         let refused = app
             .post("/api/v1/patients/access-log", &app.regulator, &ask, None)

@@ -1,6 +1,7 @@
-//! No NHS number, name, postcode, token, password, one-time code or session secret reaches a
-//! log line. Requests carrying planted canary values (a patient's identifiers, valid and
-//! invalid bearer tokens, a malformed NHS number, a person's credentials and session)
+//! No NHS number, name, postcode, token, password, one-time code, session secret or
+//! break-glass reason reaches a log line. Requests carrying planted canary values (a
+//! patient's identifiers, valid and invalid bearer tokens, a malformed NHS number, a person's
+//! credentials and session, a reason for breaking glass)
 //! go through the real router with every log event and span, at TRACE level from every crate
 //! (sqlx and tower-http included), written to a buffer; then every line is searched.
 
@@ -68,6 +69,7 @@ async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
         "ZZ9 9ZZ".to_string(),
         "9434765918".to_string(),
         "mdor_c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4a7c4a4".to_string(),
+        "Canaryreasonxq".to_string(),
     ];
     let mut secrets = Vec::new();
     for backend in backends() {
@@ -108,13 +110,20 @@ async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
             .post("/api/v1/procedures", &app.provider, &conflict, None)
             .await;
         assert_eq!(refused.status, StatusCode::CONFLICT);
-        for token in [&app.provider, &app.other_provider, &app.regulator] {
+        for token in [&app.provider, &app.other_provider] {
             app.get(&format!("/api/v1/procedures/{id}"), Some(token))
                 .await;
         }
-        app.get(
+        app.get_for(
+            &format!("/api/v1/procedures/{id}"),
+            &app.regulator,
+            "investigation",
+        )
+        .await;
+        app.get_for(
             "/api/v1/recall?udi_di=05012345678917&lot=LOT7",
-            Some(&app.regulator),
+            &app.regulator,
+            "recall",
         )
         .await;
         let timeline = json!({ "nhs_number": canary_nhs, "purpose": "investigation" });
@@ -255,6 +264,78 @@ async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
                 .to_string(),
         );
         secrets.push(stepped.body["csrf_token"].as_str().unwrap().to_string());
+
+        // A consultant of another provider breaks glass on the canary patient's procedure and
+        // timeline; an administrator lists the review items: the reason is never logged.
+        let consultant = mdor_service::create_account(
+            &app.ctx,
+            &mdor_service::AccountRequest {
+                username: mdor_service::accounts::Username::parse("canary.consultant").unwrap(),
+                role: mdor_service::AccountRole::Consultant,
+                organisation: Some(mdor_domain::OdsCode::parse("RB2").unwrap()),
+                patient: None,
+            },
+        )
+        .await
+        .unwrap();
+        secrets.extend([
+            consultant.initial_password.clone(),
+            consultant.totp_secret.clone(),
+        ]);
+        let started = app
+            .send(
+                axum::http::Request::post("/api/v1/session")
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(
+                        json!({
+                            "username": "canary.consultant",
+                            "password": consultant.initial_password,
+                            "second_factor": consultant.backup_codes[0],
+                            "new_password": new_password,
+                        })
+                        .to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+        let cookie = started.headers["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let csrf = started.body["csrf_token"].as_str().unwrap().to_string();
+        secrets.extend([
+            cookie
+                .trim_start_matches("__Host-mdor_session=")
+                .to_string(),
+            csrf.clone(),
+        ]);
+        let reason = "Canaryreasonxq unconscious in ED, implants unknown";
+        let broken = app
+            .send(
+                axum::http::Request::get(format!("/api/v1/procedures/{id}"))
+                    .header("cookie", &cookie)
+                    .header("break-glass-reason", reason)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(broken.status, StatusCode::OK, "{}", broken.body);
+        let timeline = app
+            .send(
+                axum::http::Request::post("/api/v1/patients/timeline")
+                    .header("cookie", &cookie)
+                    .header("x-csrf-token", &csrf)
+                    .header("content-type", "application/json")
+                    .header("break-glass-reason", reason)
+                    .body(axum::body::Body::from(
+                        json!({ "nhs_number": canary_nhs }).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(timeline.status, StatusCode::OK, "{}", timeline.body);
+        let reviews = app.get("/api/v1/access-reviews", Some(&app.admin)).await;
+        assert_eq!(reviews.status, StatusCode::OK, "{}", reviews.body);
+        assert_eq!(reviews.body["reviews"][0]["reason"], reason);
     }
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(

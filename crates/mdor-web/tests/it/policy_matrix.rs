@@ -5,14 +5,22 @@
 //!
 //! - allowed: never 401, 403 or 404 (2xx, or 409 when an earlier allowed cell already made the
 //!   same change), and a role limited to its own organisation gets nothing of the other's
-//!   (its patients' NHS numbers and its ODS code appear nowhere in the response);
+//!   (its patients' NHS numbers and its ODS code appear nowhere in the response; a patient
+//!   sees no NHS number but their own);
 //! - allowed for the own organisation only, asked about another's: 404 where the route hides
 //!   existence, else 403 (submitting for another provider, another provider's feedback report);
+//! - reached only by breaking glass (administrators' identifiable reads) and not breaking it:
+//!   403 `break_glass_required`; an action only a person may do, by an API token: 403;
 //! - no row for the role at all: 403.
+//!
+//! Each cell whose role must state a purpose sends `Access-Purpose`; the same request without
+//! it must be 422 `purpose_required`. On every route where some role may break glass, every
+//! caller also sends `Break-Glass-Reason`: a person whose role may gets 2xx and exactly one new
+//! review item; anyone else 403 and none.
 //!
 //! Provider roles' accounts belong to RA1, so RA1's records are their own and RB2's another's;
 //! for every other role (regulator, registry, manufacturer, patient) both are another
-//! organisation's.
+//! organisation's. The patient's account is linked to RA1's fixture patient.
 
 use std::time::Instant;
 
@@ -22,11 +30,12 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use mdor_domain::OdsCode;
+use mdor_domain::{NhsNumber, OdsCode};
 use mdor_service::accounts::{AccountRequest, Username};
 use mdor_service::policy::{self, Action, Relationship};
 use mdor_service::{
-    AccountRole, NewOrganisation, OrganisationKind, SignInRequest, SubmissionJobId,
+    AccessReviewQuery, AccountRole, NewOrganisation, OrganisationKind, PatientId, SignInRequest,
+    SubmissionJobId,
 };
 use mdor_web::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy, WebSettings};
 
@@ -62,6 +71,9 @@ enum Relation {
     Listing,
     /// No organisation's records in particular.
     Independent,
+    /// The caller's own patient record (a patient's account's link): the same request for
+    /// both targets, checked for leaks.
+    OwnPatient,
 }
 
 /// The caller, with its credential.
@@ -71,6 +83,12 @@ struct Caller {
     /// RA1 for provider roles.
     in_ra1: bool,
     credential: Credential,
+}
+
+impl Caller {
+    fn is_person(&self) -> bool {
+        matches!(self.credential, Credential::Session { .. })
+    }
 }
 
 enum Credential {
@@ -93,6 +111,8 @@ struct Fixtures {
     case_other_only: i64,
     /// Work items of `case_both`, at RA1 and at RB2.
     entry: [i64; 2],
+    /// A review item of a break-glass access by a consultant of RB2, for deciding.
+    review: i64,
 }
 
 impl Fixtures {
@@ -110,6 +130,7 @@ struct Sent {
     uri: String,
     body: Option<Vec<u8>>,
     content_type: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 fn json_request(method: &'static str, uri: String, body: Option<Value>) -> Sent {
@@ -118,7 +139,19 @@ fn json_request(method: &'static str, uri: String, body: Option<Value>) -> Sent 
         uri,
         body: body.map(|b| b.to_string().into_bytes()),
         content_type: "application/json",
+        headers: Vec::new(),
     }
+}
+
+/// How a cell states its access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Statement {
+    /// As the policy asks of the role: a purpose when it reads beyond its organisation.
+    AsRequired,
+    /// The same, without the purpose the role must state.
+    Unstated,
+    /// Breaking glass, with a purpose when the role gives no direct care.
+    BreakGlass,
 }
 
 /// The relation of each action's route, and the status a hidden record gets.
@@ -127,6 +160,7 @@ fn relation_of(action: Action) -> (Relation, StatusCode) {
     match action {
         RecordRemoval | CreateSubmission => (Relation::ActsForOwn, StatusCode::NOT_FOUND),
         ReadQuarantine => (Relation::Listing, StatusCode::NOT_FOUND),
+        ReadOwnTimeline | ReadOwnAccessLog => (Relation::OwnPatient, StatusCode::NOT_FOUND),
         RegisterProcedure | ReadFeedbackReport => (Relation::Record, StatusCode::FORBIDDEN),
         action if action.is_independent() => (Relation::Independent, StatusCode::NOT_FOUND),
         _ => (Relation::Record, StatusCode::NOT_FOUND),
@@ -140,6 +174,35 @@ fn request_for(
     action: Action,
     target: Target,
     caller: &Caller,
+    f: &Fixtures,
+    cell: usize,
+    statement: Statement,
+) -> Sent {
+    let mut sent = request_body_for(route, action, target, f, cell);
+    let gives_direct_care = policy::allows(caller.role, action, Relationship::OwnOrganisation);
+    match statement {
+        Statement::AsRequired if policy::needs_stated_purpose(caller.role, action) => {
+            sent.headers.push(("access-purpose", "investigation"));
+        }
+        Statement::AsRequired | Statement::Unstated => {}
+        Statement::BreakGlass => {
+            sent.headers.push((
+                "break-glass-reason",
+                "emergency admission, implants unknown",
+            ));
+            if !gives_direct_care {
+                sent.headers.push(("access-purpose", "investigation"));
+            }
+        }
+    }
+    sent
+}
+
+/// The request of a route's cell before any statement of access.
+fn request_body_for(
+    route: &RouteDeclaration,
+    action: Action,
+    target: Target,
     f: &Fixtures,
     cell: usize,
 ) -> Sent {
@@ -156,6 +219,7 @@ fn request_for(
         RefreshRecallCase | ReadRecallWorklist | ExportRecallWorklist | UpdateRecallStatus => {
             f.case_both
         }
+        DecideAccessReview => f.review,
         _ => {
             assert!(
                 !route.path.contains("{id}"),
@@ -194,22 +258,14 @@ fn request_for(
             "model": "Liner 52", "device_type": "hip_liner", "risk_class": "III",
             "registry": "njr"
         })),
-        ReadTimeline => {
-            // Roles limited to their own patients read for direct care; the others say why.
-            let own_only =
-                !policy::allows(caller.role, ReadTimeline, Relationship::OtherOrganisation);
-            let purpose = if own_only {
-                "direct_care"
-            } else {
-                "investigation"
-            };
-            Some(json!({ "nhs_number": patient, "purpose": purpose }))
-        }
+        // The purpose travels in the `Access-Purpose` header, as for every identifiable read.
+        ReadTimeline => Some(json!({ "nhs_number": patient })),
         ReadAccessLog => Some(json!({ "nhs_number": patient })),
         ResubmitQuarantined => Some(submission_record(700 + 10 * i as u32, target_ods)),
         OpenRecallCase => Some(case_body("FSN-MATRIX", &["LOT7"])),
         RefreshRecallCase => Some(json!({})),
         UpdateRecallStatus => Some(json!({ "status": "provider_notified" })),
+        DecideAccessReview => Some(json!({ "decision": "appropriate" })),
         _ => None,
     };
     if action == CreateSubmission {
@@ -219,6 +275,7 @@ fn request_for(
             uri: format!("{path}{query}"),
             body: Some(format!("{record}\n").into_bytes()),
             content_type: "application/x-ndjson",
+            headers: Vec::new(),
         };
     }
     json_request(route.method, format!("{path}{query}"), body)
@@ -259,6 +316,9 @@ impl TestApp {
             .method(sent.method)
             .uri(&sent.uri)
             .header("content-type", sent.content_type);
+        for (name, value) in &sent.headers {
+            request = request.header(*name, *value);
+        }
         match &caller.credential {
             Credential::Token(token) => {
                 request = request.header("authorization", format!("Bearer {token}"));
@@ -286,17 +346,22 @@ impl TestApp {
     }
 }
 
-/// A session of a new account of `role` (in `ods`, or none for a patient), signed in with its
-/// own new password.
-async fn session_of(app: &TestApp, role: AccountRole, ods: Option<&str>) -> Credential {
-    let username = format!("matrix.{}", role.as_str().replace('_', "-"));
+/// A session of a new account `username` of `role` (in `ods`, or none for a patient, who is
+/// linked to `patient`), signed in with its own new password.
+async fn session_of(
+    app: &TestApp,
+    username: &str,
+    role: AccountRole,
+    ods: Option<&str>,
+    patient: Option<PatientId>,
+) -> Credential {
     let account = mdor_service::create_account(
         &app.ctx,
         &AccountRequest {
-            username: Username::parse(&username).unwrap(),
+            username: Username::parse(username).unwrap(),
             role,
             organisation: ods.map(|o| OdsCode::parse(o).unwrap()),
-            patient: None,
+            patient,
         },
     )
     .await
@@ -304,7 +369,7 @@ async fn session_of(app: &TestApp, role: AccountRole, ods: Option<&str>) -> Cred
     let started = mdor_service::sign_in(
         &app.ctx,
         &SignInRequest {
-            username: &username,
+            username,
             password: &account.initial_password,
             second_factor: &account.backup_codes[0],
             new_password: Some(PASSWORD),
@@ -332,15 +397,25 @@ fn organisation_of(role: AccountRole) -> Option<&'static str> {
     }
 }
 
-async fn callers(app: &TestApp) -> Vec<Caller> {
+async fn callers(app: &TestApp, f: &Fixtures) -> Vec<Caller> {
+    // The patient's account is linked to RA1's fixture patient.
+    let own_record = app
+        .store
+        .patient_timeline_bounds(&NhsNumber::parse(&f.patient[0]).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .patient;
     let mut callers = Vec::new();
     for role in AccountRole::ALL {
         let ods = organisation_of(role);
+        let username = format!("matrix.{}", role.as_str().replace('_', "-"));
+        let patient = (role == AccountRole::Patient).then_some(own_record);
         callers.push(Caller {
             label: format!("{} session", role.as_str()),
             role,
             in_ra1: ods == Some("RA1"),
-            credential: session_of(app, role, ods).await,
+            credential: session_of(app, &username, role, ods, patient).await,
         });
     }
     for (role, token) in [
@@ -427,14 +502,48 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     let mut entry = [0; 2];
     for (i, ods) in ["RA1", "RB2"].into_iter().enumerate() {
         let page = app
-            .get(
+            .get_for(
                 &format!("/api/v1/recall-cases/{case_both}/patients?provider={ods}"),
-                Some(&app.regulator),
+                &app.regulator,
+                "recall",
             )
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         entry[i] = page.body["entries"][0]["id"].as_i64().unwrap();
     }
+    // A consultant of RB2 breaks glass on RB2's own procedure (kept away from RA1's patient,
+    // whose access log the patient's cells read): a review item to decide.
+    let Credential::Session { cookie, csrf } = session_of(
+        app,
+        "matrix.fixture-consultant",
+        AccountRole::Consultant,
+        Some("RB2"),
+        None,
+    )
+    .await
+    else {
+        unreachable!("a session");
+    };
+    let broke = app
+        .send(
+            Request::get(format!("/api/v1/procedures/{}", procedure[1]))
+                .header("cookie", cookie)
+                .header("x-csrf-token", csrf)
+                .header("break-glass-reason", "fixture")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(broke.status, StatusCode::OK, "{}", broke.body);
+    let review = app
+        .store
+        .access_reviews(&all_reviews())
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .id
+        .0;
     Fixtures {
         procedure,
         patient,
@@ -445,7 +554,35 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         case_both,
         case_other_only,
         entry,
+        review,
     }
+}
+
+fn all_reviews() -> AccessReviewQuery {
+    AccessReviewQuery {
+        include_decided: true,
+        after: None,
+        limit: 500,
+    }
+}
+
+/// Another organisation's data in a response, if any: RB2's ODS code or one of its patients'
+/// NHS numbers; for a patient, any NHS number but their own.
+fn leak_in(text: &str, caller: &Caller, f: &Fixtures, leaks: &[String]) -> Option<String> {
+    if let Some(leak) = leaks.iter().find(|l| text.contains(l.as_str())) {
+        return Some(leak.clone());
+    }
+    if caller.role != AccountRole::Patient {
+        return None;
+    }
+    // Test NHS numbers are 999 and seven more digits, standing alone.
+    let bytes = text.as_bytes();
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    (0..bytes.len().saturating_sub(9))
+        .filter(|&i| bytes[i..i + 3] == *b"999" && (i..i + 10).all(digit))
+        .filter(|&i| (i == 0 || !digit(i - 1)) && !digit(i + 10))
+        .map(|i| String::from_utf8_lossy(&bytes[i..i + 10]).into_owned())
+        .find(|number| *number != f.patient[0])
 }
 
 #[tokio::test]
@@ -467,44 +604,68 @@ async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_
         .await
         .unwrap();
         let fixtures = fixtures(&app).await;
-        let callers = callers(&app).await;
+        let callers = callers(&app, &fixtures).await;
         let set_up = started.elapsed();
         // What another organisation's records would show if they leaked: RB2's ODS code and
         // its patients' NHS numbers (RB2's procedure, quarantined and accepted records).
         let leaks = ["RB2".to_string(), nhs(411), nhs(441), nhs(461)];
+        let reviews = || async {
+            app.store
+                .access_reviews(&all_reviews())
+                .await
+                .unwrap()
+                .len()
+        };
 
         let mut failures = Vec::new();
         let mut cells = 0;
         // Cells allowed, hidden (own organisation only) and forbidden.
         let mut counts = [0; 3];
+        // Cells refused for want of a purpose; break-glass cells allowed and refused.
+        let mut unstated_cells = 0;
+        let mut break_glass = [0; 2];
         for route in ROUTE_POLICIES {
             let RoutePolicy::Action(action) = route.policy else {
                 continue;
             };
             let (relation, hidden) = relation_of(action);
+            let anyone_breaks_glass = AccountRole::ALL
+                .into_iter()
+                .any(|role| policy::allows_break_glass(role, action));
             for caller in &callers {
                 for target in [Target::Own, Target::Other] {
                     cells += 1;
                     let relationship = match relation {
                         Relation::Independent => Relationship::Independent,
+                        Relation::OwnPatient => Relationship::OwnPatientRecord,
                         Relation::ActsForOwn | Relation::Listing => Relationship::OwnOrganisation,
                         Relation::Record if caller.in_ra1 && target == Target::Own => {
                             Relationship::OwnOrganisation
                         }
                         Relation::Record => Relationship::OtherOrganisation,
                     };
-                    let sent = request_for(route, action, target, caller, &fixtures, cells);
-                    let (status, text) = app.send_as(caller, &sent).await;
-                    let cell = format!(
-                        "{} {} as {} for {target:?}: {status} {}",
-                        sent.method,
-                        sent.uri,
-                        caller.label,
-                        text.chars().take(200).collect::<String>()
-                    );
+                    let send = |statement| {
+                        let sent =
+                            request_for(route, action, target, caller, &fixtures, cells, statement);
+                        let app = &app;
+                        async move {
+                            let (status, text) = app.send_as(caller, &sent).await;
+                            let cell = format!(
+                                "{} {} {:?} as {} for {target:?}: {status} {}",
+                                sent.method,
+                                sent.uri,
+                                sent.headers,
+                                caller.label,
+                                text.chars().take(200).collect::<String>()
+                            );
+                            (status, text, cell)
+                        }
+                    };
+                    let (status, text, cell) = send(Statement::AsRequired).await;
                     let own_only =
                         !policy::allows(caller.role, action, Relationship::OtherOrganisation);
-                    if policy::allows(caller.role, action, relationship) {
+                    let allowed = policy::allows(caller.role, action, relationship);
+                    if allowed && (caller.is_person() || !action.needs_a_person()) {
                         counts[0] += 1;
                         let ok = status.is_success() || status == StatusCode::CONFLICT;
                         if !ok {
@@ -512,9 +673,20 @@ async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_
                         }
                         if own_only
                             && relation != Relation::Independent
-                            && let Some(leak) = leaks.iter().find(|l| text.contains(l.as_str()))
+                            && let Some(leak) = leak_in(&text, caller, &fixtures, &leaks)
                         {
                             failures.push(format!("leaks {leak}: {cell}"));
+                        }
+                    } else if allowed {
+                        counts[2] += 1;
+                        if status != StatusCode::FORBIDDEN {
+                            failures.push(format!("a person's action, expected 403: {cell}"));
+                        }
+                    } else if policy::only_by_break_glass(caller.role, action) {
+                        counts[2] += 1;
+                        if status != StatusCode::FORBIDDEN || !text.contains("break_glass_required")
+                        {
+                            failures.push(format!("expected 403 break_glass_required: {cell}"));
                         }
                     } else if policy::allows_some(caller.role, action) {
                         counts[1] += 1;
@@ -527,6 +699,40 @@ async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_
                             failures.push(format!("expected 403: {cell}"));
                         }
                     }
+
+                    // Without the purpose it must state, the same request reads nothing.
+                    if allowed && policy::needs_stated_purpose(caller.role, action) {
+                        unstated_cells += 1;
+                        let (status, text, cell) = send(Statement::Unstated).await;
+                        if status != StatusCode::UNPROCESSABLE_ENTITY
+                            || !text.contains("\"purpose_required\"")
+                        {
+                            failures.push(format!("expected 422 purpose_required: {cell}"));
+                        }
+                    }
+
+                    // Breaking glass: a person whose role may gets the record and raises one
+                    // review item; anyone else is refused and raises none.
+                    if anyone_breaks_glass {
+                        let before = reviews().await;
+                        let (status, _, cell) = send(Statement::BreakGlass).await;
+                        let raised = reviews().await - before;
+                        if policy::allows_break_glass(caller.role, action) && caller.is_person() {
+                            break_glass[0] += 1;
+                            if !status.is_success() || raised != 1 {
+                                failures.push(format!(
+                                    "break-glass allowed, expected 2xx and one review ({raised}): {cell}"
+                                ));
+                            }
+                        } else {
+                            break_glass[1] += 1;
+                            if status != StatusCode::FORBIDDEN || raised != 0 {
+                                failures.push(format!(
+                                    "break-glass refused, expected 403 and no review ({raised}): {cell}"
+                                ));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -537,11 +743,16 @@ async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_
             failures.join("\n")
         );
         assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+        assert!(unstated_cells > 0 && break_glass.iter().all(|&n| n > 0));
         eprintln!(
-            "{backend}: {cells} cells ({} allowed, {} hidden, {} forbidden), set-up {:.1} s, all {:.1} s",
+            "{backend}: {cells} cells ({} allowed, {} hidden, {} forbidden); {unstated_cells} \
+             refused without their purpose; {} break-glass allowed, {} refused; set-up {:.1} s, \
+             all {:.1} s",
             counts[0],
             counts[1],
             counts[2],
+            break_glass[0],
+            break_glass[1],
             set_up.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );

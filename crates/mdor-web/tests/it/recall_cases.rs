@@ -153,7 +153,11 @@ async fn a_recall_case_splits_work_by_provider_and_each_provider_sees_only_its_o
             .await;
         assert_eq!(other.status, StatusCode::NOT_FOUND);
         let missing = app
-            .get("/api/v1/recall-cases/999/patients", Some(&app.regulator))
+            .get_for(
+                "/api/v1/recall-cases/999/patients",
+                &app.regulator,
+                "recall",
+            )
             .await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND);
 

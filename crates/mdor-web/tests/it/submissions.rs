@@ -412,7 +412,8 @@ async fn a_csv_file_uses_the_documented_columns() {
 }
 
 #[tokio::test]
-async fn only_the_submitting_organisation_and_administrators_see_a_submission() {
+async fn only_the_submitting_organisation_sees_a_submissions_records_and_administrators_only_its_progress()
+ {
     for backend in backends() {
         let app = spawn_app(backend).await;
         let job = submit(&app, "registry=mdor_core", ndjson(&[record(1, "L1")])).await;
@@ -426,9 +427,15 @@ async fn only_the_submitting_organisation_and_administrators_see_a_submission() 
             app.get(&uri, Some(&app.regulator)).await.status,
             StatusCode::FORBIDDEN
         );
-        assert_eq!(app.get(&uri, Some(&app.admin)).await.status, StatusCode::OK);
+        // Administrators follow a job's state and counts, which name no patient, but not its
+        // records: its report and the quarantine are the provider's own.
+        let progress = app.get(&uri, Some(&app.admin)).await;
+        assert_eq!(progress.status, StatusCode::OK);
+        assert_eq!(progress.body["accepted"], 1, "{}", progress.body);
         let (status, _) = get_text(&app, &format!("{uri}/report.csv"), &app.other_provider).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = get_text(&app, &format!("{uri}/report.csv"), &app.admin).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, body) = upload(&app, &app.regulator, "registry=mdor_core", vec![]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(
@@ -439,7 +446,7 @@ async fn only_the_submitting_organisation_and_administrators_see_a_submission() 
         );
         assert_eq!(
             app.get("/api/v1/quarantine", Some(&app.admin)).await.status,
-            StatusCode::OK
+            StatusCode::FORBIDDEN
         );
     }
 }

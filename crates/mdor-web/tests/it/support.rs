@@ -242,6 +242,22 @@ impl TestApp {
         self.send(request.body(Body::empty()).unwrap()).await
     }
 
+    /// A GET with extra headers, such as `Access-Purpose` and `Break-Glass-Reason`.
+    pub async fn get_with(&self, uri: &str, token: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = Request::get(uri).header("authorization", format!("Bearer {token}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// A GET stating its purpose, as an identifiable read beyond the caller's own
+    /// organisation must (a regulator's).
+    pub async fn get_for(&self, uri: &str, token: &str, purpose: &str) -> Reply {
+        self.get_with(uri, token, &[("access-purpose", purpose)])
+            .await
+    }
+
     pub async fn post(
         &self,
         uri: &str,

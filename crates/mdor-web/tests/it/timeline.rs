@@ -117,6 +117,7 @@ async fn a_patients_timeline_spans_providers_and_registries_and_every_read_is_au
             )
             .await;
         assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(wrong.body["code"], "purpose_not_allowed");
         let no_purpose = app
             .post(
                 "/api/v1/patients/timeline",
@@ -126,7 +127,8 @@ async fn a_patients_timeline_spans_providers_and_registries_and_every_read_is_au
             )
             .await;
         assert_eq!(no_purpose.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(no_purpose.body["errors"][0]["field"], "purpose");
+        assert_eq!(no_purpose.body["code"], "purpose_required");
+        assert_eq!(no_purpose.body["field"], "Access-Purpose");
         let bad = app
             .post(
                 "/api/v1/patients/timeline",
