@@ -31,21 +31,6 @@ pub struct StatedAccess {
     pub break_glass: Option<BreakGlassReason>,
 }
 
-impl StatedAccess {
-    /// Nothing stated: enough for the caller's own organisation's records.
-    pub fn none() -> StatedAccess {
-        StatedAccess::default()
-    }
-
-    /// A stated purpose, without breaking glass.
-    pub fn purpose(purpose: AccessPurpose) -> StatedAccess {
-        StatedAccess {
-            purpose: Some(purpose),
-            break_glass: None,
-        }
-    }
-}
-
 /// An identifiable read allowed to go ahead: the organisation whose records it is limited to
 /// (`None`: any), and its audit entry with the purpose (and break-glass reason) recorded.
 #[derive(Debug)]
