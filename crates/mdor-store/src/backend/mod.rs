@@ -11,6 +11,7 @@ mod sessions;
 mod sqlite;
 mod submissions;
 mod timeline;
+mod webauthn;
 
 use std::sync::Arc;
 
