@@ -28,6 +28,10 @@ pub enum ServiceError {
     /// The caller's role reaches these records only by breaking glass, and it did not.
     #[error("this role reaches these records only by breaking glass, with a written reason")]
     BreakGlassRequired,
+    /// The caller's role may act only through a session established with a phishing-resistant
+    /// factor (a WebAuthn passkey or security key), and this one was established with a code.
+    #[error("this role needs a session established with a passkey or security key")]
+    PhishingResistantFactorRequired,
     #[error("{message}")]
     Conflict {
         code: &'static str,

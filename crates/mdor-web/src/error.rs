@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 403: the caller's role reaches these records only by breaking glass
     /// (`Break-Glass-Reason`).
     BreakGlassRequired,
+    /// 403: the caller's role acts only through a session established with a passkey or
+    /// security key, and this session was established with a code.
+    PhishingResistantFactorRequired,
     /// 429: too many attempts from this address; try again after this many seconds.
     TooManyRequests {
         retry_after_seconds: u64,
@@ -100,7 +103,8 @@ impl ApiError {
             ApiError::Forbidden(_)
             | ApiError::CsrfTokenInvalid
             | ApiError::ReauthenticationRequired
-            | ApiError::BreakGlassRequired => StatusCode::FORBIDDEN,
+            | ApiError::BreakGlassRequired
+            | ApiError::PhishingResistantFactorRequired => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -186,6 +190,11 @@ impl ApiError {
                 "this role reads these records only by breaking glass: send Break-Glass-Reason with a written reason (and Access-Purpose); the access is reviewed".into(),
                 Some(crate::access_headers::BREAK_GLASS_REASON_HEADER.into()),
             ),
+            ApiError::PhishingResistantFactorRequired => simple(
+                "phishing_resistant_factor_required",
+                "this role acts only through a session signed in with a passkey or security key: register one (POST /api/v1/session/credentials), then sign in with it (POST /api/v1/session/webauthn)".into(),
+                None,
+            ),
             ApiError::TooManyRequests {
                 retry_after_seconds,
             } => simple(
@@ -265,6 +274,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::PurposeRequired { message } => ApiError::PurposeRequired(message),
             ServiceError::PurposeNotAllowed { message } => ApiError::PurposeNotAllowed(message),
             ServiceError::BreakGlassRequired => ApiError::BreakGlassRequired,
+            ServiceError::PhishingResistantFactorRequired => {
+                ApiError::PhishingResistantFactorRequired
+            }
             ServiceError::Conflict {
                 code,
                 field,
