@@ -298,8 +298,8 @@ impl Action {
             ExportRecallWorklist => "export recall work lists",
             UpdateRecallStatus => "update recall follow-up",
             DisableAccount => "disable accounts",
-            ReadOwnTimeline => "read your own record (patients only)",
-            ReadOwnAccessLog => "read who accessed your own record (patients only)",
+            ReadOwnTimeline => "read a patient's own record (patients only)",
+            ReadOwnAccessLog => "read who accessed a patient's own record (patients only)",
             ReadAccessReviews => "read break-glass review items",
             DecideAccessReview => "decide break-glass review items",
         }
