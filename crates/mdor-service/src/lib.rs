@@ -1,9 +1,9 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! create accounts and sign people in (`accounts`) to server-side sessions (`sessions`),
-//! bulk-load prepared datasets, load the registries' dataset definitions, and apply the
-//! purpose and break-glass rules of identifiable reads (`access`) with their review
-//! (`access_reviews`).
+//! create accounts and sign people in (`accounts`, with passkeys and security keys in
+//! `webauthn`) to server-side sessions (`sessions`), bulk-load prepared datasets, load the
+//! registries' dataset definitions, and apply the purpose and break-glass rules of
+//! identifiable reads (`access`) with their review (`access_reviews`).
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI, or is sign-in itself, which establishes who the caller is) and asks the policy
@@ -32,6 +32,7 @@ pub mod sessions;
 mod submissions;
 mod surveillance;
 mod timeline;
+pub mod webauthn;
 
 pub use access::StatedAccess;
 pub use access_reviews::{
@@ -109,8 +110,9 @@ pub use mdor_store::{
     PatientTimeline, ProcedureId, ProcedureRecord, ProcedureSourceVersion, QuarantineEntry,
     RecallCase, RecallCaseCriteria, RecallCaseGrowth, RecallCaseId, RecallCriteria, RecallEntry,
     RecallEntryId, RecallEntryImplant, RecallRow, RecallStatus, RecallWorkCount, RecordEffect,
-    RecordOutcome, RemovalId, ReviewDecision, Role, SessionId, StoredAlert, StoredImplant,
-    StoredRemoval, StoredSession, SubmissionCounts, SubmissionFormat, SubmissionJob,
-    SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId, SubmissionState,
-    TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    RecordOutcome, RemovalId, ReviewDecision, Role, SessionAssurance, SessionFactor, SessionId,
+    StoredAlert, StoredImplant, StoredRemoval, StoredSession, SubmissionCounts, SubmissionFormat,
+    SubmissionJob, SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId,
+    SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    WebauthnCredentialId,
 };

@@ -14,7 +14,9 @@ use mdor_service::accounts::{AccountRequest, Username};
 use mdor_service::{AccountId, AccountRole, SignInRequest};
 use mdor_web::WebSettings;
 
-use crate::support::{Reply, TestApp, backends, nhs, procedure_body, spawn_app};
+use crate::support::{
+    Reply, TestApp, backends, enrol_key_and_sign_in, nhs, procedure_body, spawn_app,
+};
 
 const PASSWORD: &str = "correct horse battery staple 42";
 
@@ -56,6 +58,15 @@ async fn person(
     )
     .await
     .unwrap();
+    // Administrators, regulators and researchers act only through a session signed in with a
+    // passkey or security key.
+    let started = if mdor_service::policy::needs_phishing_resistant_factor(role) {
+        enrol_key_and_sign_in(&app.ctx, &started, username, PASSWORD)
+            .await
+            .0
+    } else {
+        started
+    };
     Person {
         account: started.account,
         cookie: format!("{}={}", mdor_web::SESSION_COOKIE, started.secret.expose()),
