@@ -24,6 +24,8 @@ pub struct Ctx {
     /// surveillance-after-ingest task waits on it. Notifications while a run is under way
     /// coalesce into one more run.
     pub(crate) ingested: Arc<tokio::sync::Notify>,
+    /// The identity provider for OpenID Connect sign-in, when configured (`oidc`).
+    pub(crate) oidc: Option<Arc<crate::oidc::OidcProvider>>,
 }
 
 impl Ctx {
@@ -35,6 +37,7 @@ impl Ctx {
             submissions: Arc::new(SubmissionSettings::default()),
             account_key: None,
             ingested: Arc::default(),
+            oidc: None,
         }
     }
 
@@ -72,6 +75,7 @@ impl Ctx {
             submissions: Arc::new(SubmissionSettings::default()),
             account_key: None,
             ingested: Arc::default(),
+            oidc: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! create accounts and sign people in (`accounts`) to server-side sessions (`sessions`), bulk-load prepared datasets, and load the
+//! create accounts and sign people in (`accounts`, or through an OpenID Connect identity
+//! provider, `oidc`) to server-side sessions (`sessions`), bulk-load prepared datasets, and load the
 //! registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
@@ -16,6 +17,7 @@ mod data_quality;
 pub mod disclosure;
 mod error;
 mod idempotency;
+pub mod oidc;
 mod outcomes;
 pub mod policy;
 mod procedures;
@@ -52,6 +54,10 @@ pub use data_quality::{
 };
 pub use error::ServiceError;
 pub use idempotency::{IdempotencyRequest, Outcome};
+pub use oidc::{
+    OidcBrowserBinding, OidcCallback, OidcConfig, OidcProvider, OidcSettings, OidcSignedIn,
+    OidcStart, begin_oidc_sign_in, finish_oidc_sign_in, link_oidc_identity,
+};
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;

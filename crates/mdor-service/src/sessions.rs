@@ -375,7 +375,12 @@ async fn disable(
     Ok(account.id)
 }
 
-async fn start_session(ctx: &Ctx, signed_in: &SignedIn) -> Result<StartedSession, ServiceError> {
+/// Starts a session for an account that has just signed in, by password and second factor
+/// (`sign_in`) or through the identity provider (`oidc`).
+pub(crate) async fn start_session(
+    ctx: &Ctx,
+    signed_in: &SignedIn,
+) -> Result<StartedSession, ServiceError> {
     let now = stored_instant(ctx.now());
     let secret = SessionSecret::generate();
     let id = ctx

@@ -412,8 +412,9 @@ async fn refuse(
 }
 
 /// The audit entry of a sign-in: under the account's organisation, or the registry's own
-/// for patients and unknown usernames; `None` when there is no organisation to name.
-async fn audit_event(
+/// for patients and unknown usernames; `None` when there is no organisation to name. OpenID
+/// Connect sign-ins (`oidc`) are audited with it too.
+pub(crate) async fn audit_event(
     ctx: &Ctx,
     account: Option<&Account>,
     outcome: &'static str,

@@ -215,7 +215,7 @@ pub async fn revoke_session(
 }
 
 /// Every failure of the credentials is one response; other errors keep their own.
-fn sign_in_error(error: ServiceError) -> ApiError {
+pub(crate) fn sign_in_error(error: ServiceError) -> ApiError {
     match error {
         ServiceError::Unauthenticated => ApiError::SignInFailed,
         other => other.into(),
@@ -235,13 +235,19 @@ fn started_response(status: StatusCode, started: &StartedSession) -> Response {
         csrf_token: started.secret.csrf_token(),
     };
     let mut response = identifiable(status, view);
+    set_session_cookie(&mut response, started);
+    response
+}
+
+/// Gives the browser the cookie of a session just started or stepped up (by password or
+/// through the identity provider, `api::oidc`).
+pub(crate) fn set_session_cookie(response: &mut Response, started: &StartedSession) {
     // The browser may keep the cookie until the absolute timeout, counted from the
     // authentication that just happened.
     let max_age = (started.expires_at - started.reauthenticated_at).num_seconds();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&started.secret, max_age));
-    response
+        .append(header::SET_COOKIE, session_cookie(&started.secret, max_age));
 }
 
 fn cleared(status: StatusCode) -> Response {
