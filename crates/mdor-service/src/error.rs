@@ -18,6 +18,10 @@ pub enum ServiceError {
     /// A person's session must re-enter its password and second factor first (step-up).
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// The caller's role may act only through a session established with a phishing-resistant
+    /// factor (a WebAuthn passkey or security key), and this one was established with a code.
+    #[error("this role needs a session established with a passkey or security key")]
+    PhishingResistantFactorRequired,
     #[error("{message}")]
     Conflict {
         code: &'static str,

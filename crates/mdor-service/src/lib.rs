@@ -55,8 +55,8 @@ pub use data_quality::{
 pub use error::ServiceError;
 pub use idempotency::{IdempotencyRequest, Outcome};
 pub use oidc::{
-    OidcBrowserBinding, OidcCallback, OidcConfig, OidcProvider, OidcSettings, OidcSignedIn,
-    OidcStart, begin_oidc_sign_in, finish_oidc_sign_in, link_oidc_identity,
+    OidcBrowserBinding, OidcCallback, OidcConfig, OidcProvider, OidcSettings, OidcStart,
+    begin_oidc_sign_in, finish_oidc_sign_in, link_oidc_identity,
 };
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};

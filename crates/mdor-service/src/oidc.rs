@@ -40,7 +40,10 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use mdor_store::{Account, AccountId, NewAccountAuditEvent, NewOidcIdentity, NewOidcSignIn};
+use mdor_store::{
+    Account, AccountId, NewAccountAuditEvent, NewOidcIdentity, NewOidcSignIn, SessionAssurance,
+    SessionFactor,
+};
 
 use crate::accounts::{SignedIn, Username, audit_event};
 use crate::ctx::Ctx;
@@ -390,14 +393,6 @@ pub struct OidcCallback<'a> {
     pub browser_binding: Option<&'a OidcBrowserBinding>,
 }
 
-/// An OpenID Connect sign-in that ended in a session.
-#[derive(Debug)]
-pub struct OidcSignedIn {
-    pub session: StartedSession,
-    /// Whether the token's assurance level is one of the phishing-resistant ones.
-    pub phishing_resistant: bool,
-}
-
 /// Starts a sign-in: a fresh state, nonce and PKCE verifier (256 random bits each), stored as
 /// hashes, and the provider's authorization URL asking for the accepted assurance levels.
 #[tracing::instrument(skip_all)]
@@ -443,13 +438,14 @@ pub async fn begin_oidc_sign_in(ctx: &Ctx) -> Result<OidcStart, ServiceError> {
 
 /// Finishes a sign-in at the callback: takes the sign-in by its state, exchanges the code,
 /// verifies the ID token, finds the linked account and starts a session as a password
-/// sign-in does. Every refusal is audited and is the same `Unauthenticated`; storage failures
-/// are errors of their own.
+/// sign-in does, with factor `oidc`, phishing-resistant when the token's assurance level is
+/// one of the configured phishing-resistant ones. Every refusal is audited and is the same
+/// `Unauthenticated`; storage failures are errors of their own.
 #[tracing::instrument(skip_all)]
 pub async fn finish_oidc_sign_in(
     ctx: &Ctx,
     callback: &OidcCallback<'_>,
-) -> Result<OidcSignedIn, ServiceError> {
+) -> Result<StartedSession, ServiceError> {
     let provider = ctx.oidc()?;
     let now = ctx.now();
     let verified = match check_callback(ctx, &provider, callback, now).await? {
@@ -474,11 +470,14 @@ pub async fn finish_oidc_sign_in(
         patient: account.patient,
         // The password plays no part here: the identity provider authenticated the person.
         must_change_password: false,
+        // Phishing-resistant when the provider asserted one of the configured levels (a CIS2
+        // smartcard, say); a session of a role that needs one is limited otherwise.
+        assurance: SessionAssurance {
+            factor: SessionFactor::Oidc,
+            phishing_resistant: verified.phishing_resistant,
+        },
     };
-    Ok(OidcSignedIn {
-        session: start_session(ctx, &signed_in).await?,
-        phishing_resistant: verified.phishing_resistant,
-    })
+    start_session(ctx, &signed_in).await
 }
 
 /// Links an identity provider subject, under the configured issuer, to an existing account

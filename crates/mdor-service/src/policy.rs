@@ -265,6 +265,20 @@ pub fn policy_role(role: Role) -> AccountRole {
     }
 }
 
+/// Roles whose people may act only through a session established with a phishing-resistant
+/// factor (a WebAuthn passkey or security key, or an identity provider's sign-in asserting
+/// one): administrators (they manage accounts and the register), regulators (they read every
+/// provider's identifiable records) and researchers (their work is exporting extracts). A
+/// code typed into a look-alike site can be relayed; a WebAuthn assertion is bound to the
+/// registry's origin. Their sessions established with a code may only manage themselves and
+/// register such a factor (`sessions::SessionCaller::principal`).
+pub const PHISHING_RESISTANT_ROLES: [AccountRole; 3] = [SystemAdmin, Regulator, Researcher];
+
+/// Whether people of `role` must sign in with a phishing-resistant factor.
+pub fn needs_phishing_resistant_factor(role: AccountRole) -> bool {
+    PHISHING_RESISTANT_ROLES.contains(&role)
+}
+
 /// Whether the policy lets `role` do `action` in `relationship`.
 pub fn allows(role: AccountRole, action: Action, relationship: Relationship) -> bool {
     POLICIES

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use mdor_store::{
     AccountId, AccountRole, NewAccountAuditEvent, NewSession, OrganisationId, PatientId,
-    SessionAccount, SessionEnd, SessionId, StoredSession,
+    SessionAccount, SessionAssurance, SessionEnd, SessionId, StoredSession,
 };
 
 use crate::accounts::{SignedIn, Username, change_password, login};
@@ -76,13 +76,13 @@ impl SessionSecret {
             .into()
     }
 
-    fn generate() -> SessionSecret {
+    pub(crate) fn generate() -> SessionSecret {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         SessionSecret(format!("{SECRET_PREFIX}{}", hex::encode(bytes)))
     }
 
-    fn hash(&self) -> String {
+    pub(crate) fn hash(&self) -> String {
         hex::encode(Sha256::digest(self.0.as_bytes()))
     }
 }
@@ -115,6 +115,8 @@ pub struct StartedSession {
     pub reauthenticated_at: DateTime<Utc>,
     /// When the absolute timeout ends the session.
     pub expires_at: DateTime<Utc>,
+    /// The factor the holder just authenticated with.
+    pub assurance: SessionAssurance,
 }
 
 /// A request's live session and the account it acts for.
@@ -170,6 +172,19 @@ impl SessionCaller {
     }
 }
 
+/// Whether a sign-in with `signed_in` may start a session yet: an account still on its
+/// initial password must choose its own first.
+pub(crate) fn check_password_changed(signed_in: &SignedIn) -> Result<(), ServiceError> {
+    if signed_in.must_change_password {
+        return Err(ServiceError::Conflict {
+            code: "password_change_required",
+            field: Some("new_password".into()),
+            message: "this account still has its initial password: sign in again with a new_password of your own".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Signs in (`accounts::login`, or `accounts::change_password` when a new password is given)
 /// and starts a fresh session. Every failure of the credentials is the same
 /// `ServiceError::Unauthenticated`; an account whose password is still the initial one gets
@@ -200,13 +215,7 @@ pub async fn sign_in(
             .await?
         }
     };
-    if signed_in.must_change_password {
-        return Err(ServiceError::Conflict {
-            code: "password_change_required",
-            field: Some("new_password".into()),
-            message: "this account still has its initial password: sign in again with a new_password of your own".into(),
-        });
-    }
+    check_password_changed(&signed_in)?;
     start_session(ctx, &signed_in).await
 }
 
@@ -291,11 +300,20 @@ pub async fn reauthenticate(
         // A username is never reused by another account; refuse rather than mix two up.
         return Err(ServiceError::Unauthenticated);
     }
+    rotate(ctx, caller, signed_in.assurance).await
+}
+
+/// Gives a live session a new secret after its holder re-authenticated with `assurance`.
+pub(crate) async fn rotate(
+    ctx: &Ctx,
+    caller: &SessionCaller,
+    assurance: SessionAssurance,
+) -> Result<StartedSession, ServiceError> {
     let now = stored_instant(ctx.now());
     let secret = SessionSecret::generate();
     if !ctx
         .store
-        .rotate_session(caller.session.id, &secret.hash(), now)
+        .rotate_session(caller.session.id, &secret.hash(), now, assurance)
         .await?
     {
         return Err(ServiceError::Unauthenticated);
@@ -309,6 +327,7 @@ pub async fn reauthenticate(
         created_at: caller.session.created_at,
         reauthenticated_at: now,
         expires_at: caller.expires_at(),
+        assurance,
     })
 }
 
@@ -389,6 +408,7 @@ pub(crate) async fn start_session(
             account: signed_in.account,
             secret_hash: secret.hash(),
             at: now,
+            assurance: signed_in.assurance,
         })
         .await?;
     Ok(StartedSession {
@@ -400,6 +420,7 @@ pub(crate) async fn start_session(
         created_at: now,
         reauthenticated_at: now,
         expires_at: now + ABSOLUTE_TIMEOUT,
+        assurance: signed_in.assurance,
     })
 }
 

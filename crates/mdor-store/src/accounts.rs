@@ -134,6 +134,9 @@ pub enum SecondFactorUse {
     TotpStep(u64),
     /// SHA-256 of the backup code, hex: refused unless the code exists and is unused.
     BackupCode(String),
+    /// A WebAuthn assertion: its ceremony is finished once only and the credential's
+    /// signature counter moves on.
+    Webauthn(crate::webauthn::WebauthnUse),
 }
 
 /// A sign-in that passed every check the service can make without the store.

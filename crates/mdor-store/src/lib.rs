@@ -17,6 +17,7 @@ mod rows;
 mod sessions;
 mod sql;
 mod types;
+mod webauthn;
 
 pub use accounts::{
     Account, AccountId, AccountRole, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
@@ -30,8 +31,15 @@ pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
 pub use field_crypto::KeyEncryptionKey;
 pub use oidc::{NewOidcIdentity, NewOidcSignIn, PendingOidcSignIn};
-pub use sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
+pub use sessions::{
+    NewSession, SessionAccount, SessionAssurance, SessionEnd, SessionFactor, SessionId,
+    StoredSession,
+};
 pub use types::*;
+pub use webauthn::{
+    CeremonyKind, NewWebauthnCeremony, NewWebauthnCredential, WebauthnCeremony, WebauthnCeremonyId,
+    WebauthnCredential, WebauthnCredentialId, WebauthnUse,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -506,10 +514,48 @@ pub trait Store: Send + Sync + 'static {
         session: SessionId,
         secret_hash: &str,
         at: DateTime<Utc>,
+        assurance: SessionAssurance,
     ) -> StoreResult<bool>;
 
     /// The live sessions of an account, oldest first.
     async fn account_sessions(&self, account: AccountId) -> StoreResult<Vec<StoredSession>>;
+
+    // WebAuthn credentials and ceremonies (`webauthn`): the service verifies, the store keeps
+    // and enforces single use.
+
+    async fn insert_webauthn_ceremony(
+        &self,
+        ceremony: &NewWebauthnCeremony,
+    ) -> StoreResult<WebauthnCeremonyId>;
+
+    /// The unfinished ceremony whose handle has this hash.
+    async fn webauthn_ceremony(&self, handle_hash: &str) -> StoreResult<Option<WebauthnCeremony>>;
+
+    /// An account's live credentials, oldest first.
+    async fn webauthn_credentials(
+        &self,
+        account: AccountId,
+    ) -> StoreResult<Vec<WebauthnCredential>>;
+
+    /// Finishes a registration ceremony and stores the credential with its audit entry, in one
+    /// transaction; `None`, with nothing written, when the ceremony was finished before. A
+    /// credential id already registered (to any account) is `Conflict`.
+    async fn register_webauthn_credential(
+        &self,
+        ceremony: WebauthnCeremonyId,
+        credential: &NewWebauthnCredential,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<Option<WebauthnCredentialId>>;
+
+    /// Revokes a live credential of `account` and writes the audit entry, in one transaction;
+    /// false, with nothing written, when the account has no such live credential.
+    async fn revoke_webauthn_credential(
+        &self,
+        account: AccountId,
+        credential: WebauthnCredentialId,
+        at: DateTime<Utc>,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
 
     // OpenID Connect sign-in (`oidc`): the service hashes the secrets and judges the tokens.
 

@@ -46,6 +46,52 @@ impl SessionEnd {
     }
 }
 
+/// The second factor a session's holder last authenticated with (at sign-in, then at each
+/// step-up); the names are `account_session.factor`'s CHECK values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionFactor {
+    Totp,
+    BackupCode,
+    /// A WebAuthn passkey or security key: bound to the registry's origin, so it resists
+    /// phishing.
+    Webauthn,
+    /// A national identity provider's sign-in (OpenID Connect); whether it resists phishing
+    /// depends on the assurance it asserted.
+    Oidc,
+}
+
+impl SessionFactor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionFactor::Totp => "totp",
+            SessionFactor::BackupCode => "backup_code",
+            SessionFactor::Webauthn => "webauthn",
+            SessionFactor::Oidc => "oidc",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<SessionFactor> {
+        [
+            SessionFactor::Totp,
+            SessionFactor::BackupCode,
+            SessionFactor::Webauthn,
+            SessionFactor::Oidc,
+        ]
+        .into_iter()
+        .find(|factor| factor.as_str() == input)
+    }
+}
+
+/// How a session's holder last proved who they are: the factor, and whether it resists
+/// phishing (a code typed into a look-alike site can be relayed; a WebAuthn assertion is
+/// bound to the origin that asked for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionAssurance {
+    pub factor: SessionFactor,
+    pub phishing_resistant: bool,
+}
+
 /// A session to start, right after a sign-in.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -54,6 +100,7 @@ pub struct NewSession {
     pub secret_hash: String,
     /// The sign-in's time: creation, last use and last authentication at once.
     pub at: DateTime<Utc>,
+    pub assurance: SessionAssurance,
 }
 
 /// A live session, as listed to its holder.
@@ -64,6 +111,8 @@ pub struct StoredSession {
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub reauthenticated_at: DateTime<Utc>,
+    /// The factor of the sign-in or latest step-up.
+    pub assurance: SessionAssurance,
 }
 
 /// A live session found by its secret, with the account it acts for.

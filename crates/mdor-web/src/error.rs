@@ -37,6 +37,9 @@ pub enum ApiError {
     CsrfTokenInvalid,
     /// 403: a person must re-enter their password and second factor first (step-up).
     ReauthenticationRequired,
+    /// 403: the caller's role acts only through a session established with a passkey or
+    /// security key, and this session was established with a code.
+    PhishingResistantFactorRequired,
     /// 404: OpenID Connect sign-in was asked for, but this registry has no `[oidc]` settings.
     OidcNotConfigured,
     /// 503: the identity provider could not be reached to start a sign-in.
@@ -89,7 +92,8 @@ impl ApiError {
             ApiError::Unauthenticated | ApiError::SignInFailed => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::CsrfTokenInvalid
-            | ApiError::ReauthenticationRequired => StatusCode::FORBIDDEN,
+            | ApiError::ReauthenticationRequired
+            | ApiError::PhishingResistantFactorRequired => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) | ApiError::OidcNotConfigured => StatusCode::NOT_FOUND,
             ApiError::IdentityProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -154,6 +158,11 @@ impl ApiError {
             ApiError::ReauthenticationRequired => simple(
                 "reauthentication_required",
                 "enter your password and second factor again (POST /api/v1/session/reauthenticate) within 10 minutes of this request".into(),
+                None,
+            ),
+            ApiError::PhishingResistantFactorRequired => simple(
+                "phishing_resistant_factor_required",
+                "this role acts only through a session signed in with a passkey or security key: register one (POST /api/v1/session/credentials), then sign in with it (POST /api/v1/session/webauthn)".into(),
                 None,
             ),
             ApiError::TooManyRequests {
@@ -242,6 +251,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthenticated => ApiError::Unauthenticated,
             ServiceError::Forbidden { action } => ApiError::Forbidden(action.to_string()),
             ServiceError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
+            ServiceError::PhishingResistantFactorRequired => {
+                ApiError::PhishingResistantFactorRequired
+            }
             ServiceError::Conflict {
                 code,
                 field,

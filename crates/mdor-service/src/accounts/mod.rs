@@ -30,7 +30,7 @@ use chrono::{DateTime, Duration, Utc};
 use mdor_domain::OdsCode;
 use mdor_store::{
     Account, AccountId, AccountRole, LoginSuccess, NewAccount, NewAccountAuditEvent,
-    OrganisationId, OrganisationKind, PatientId, SecondFactorUse,
+    OrganisationId, OrganisationKind, PatientId, SecondFactorUse, SessionAssurance, SessionFactor,
 };
 
 use crate::ctx::Ctx;
@@ -53,7 +53,7 @@ pub const MAX_DELAY_SECONDS: i64 = 30;
 /// An account not signed in to for this long is disabled by `expire_idle_accounts`.
 pub const IDLE_DAYS: i64 = 90;
 
-const LOGIN_ACTION: &str = "account.login";
+pub(crate) const LOGIN_ACTION: &str = "account.login";
 const PASSWORD_CHANGE_ACTION: &str = "account.password_change";
 const ISSUER: &str = "mdor";
 
@@ -90,6 +90,8 @@ pub struct SignedIn {
     /// The password is still the generated initial one: the holder must choose their own
     /// (`change_password`) before doing anything else.
     pub must_change_password: bool,
+    /// The second factor the holder signed in with.
+    pub assurance: SessionAssurance,
 }
 
 /// Creates an account with a random initial password, a TOTP secret and backup codes.
@@ -210,6 +212,27 @@ pub async fn login(
 ) -> Result<SignedIn, ServiceError> {
     let key = ctx.account_key()?;
     let now = ctx.now();
+    let account = check_password(ctx, username, password, now).await?;
+    let Some((second_factor_use, factor)) = check_second_factor(&key, &account, second_factor, now)
+    else {
+        return fail(ctx, &account, "bad_second_factor", now).await;
+    };
+    let assurance = SessionAssurance {
+        factor,
+        phishing_resistant: false,
+    };
+    complete_login(ctx, &account, password, second_factor_use, assurance, now).await
+}
+
+/// The first half of every sign-in: the account named by `username`, if it exists, is live,
+/// is not locked or throttled, and `password` is its password. Every failure is audited and
+/// answered with the same `Unauthenticated`; a wrong password counts towards the soft lock.
+pub(crate) async fn check_password(
+    ctx: &Ctx,
+    username: &str,
+    password: &str,
+    now: DateTime<Utc>,
+) -> Result<Account, ServiceError> {
     let account = match Username::parse(username) {
         Ok(username) => ctx.store.account_by_username(username.as_str()).await?,
         Err(_) => None,
@@ -238,15 +261,55 @@ pub async fn login(
     if !password::verify_password(password, &account.password_hash) {
         return fail(ctx, &account, "bad_password", now).await;
     }
-    let Some(second_factor_use) = check_second_factor(&key, &account, second_factor, now) else {
-        return fail(ctx, &account, "bad_second_factor", now).await;
-    };
-    let rehashed_password = if password::needs_rehash(&account.password_hash) {
-        Some(password::hash_password(password)?)
+    Ok(account)
+}
+
+/// The second half of a sign-in whose password and second factor checked out: the store
+/// consumes the factor (once only), records the sign-in and writes its audit entry in one
+/// transaction. A factor used meanwhile is a failure like a wrong one.
+pub(crate) async fn complete_login(
+    ctx: &Ctx,
+    account: &Account,
+    password: &str,
+    second_factor_use: SecondFactorUse,
+    assurance: SessionAssurance,
+    now: DateTime<Utc>,
+) -> Result<SignedIn, ServiceError> {
+    let rehashed_password = rehash_if_weak(account, password)?;
+    complete_login_rehashed(
+        ctx,
+        account,
+        rehashed_password,
+        second_factor_use,
+        assurance,
+        now,
+    )
+    .await
+}
+
+/// A new hash of `password` when the account's is weaker than the current parameters.
+pub(crate) fn rehash_if_weak(
+    account: &Account,
+    password: &str,
+) -> Result<Option<String>, ServiceError> {
+    if password::needs_rehash(&account.password_hash) {
+        Ok(Some(password::hash_password(password)?))
     } else {
-        None
-    };
-    let Some(audit) = audit_event(ctx, Some(&account), "ok", now).await? else {
+        Ok(None)
+    }
+}
+
+/// `complete_login` with the rehash already decided (a WebAuthn sign-in checks the password
+/// one request before it completes).
+pub(crate) async fn complete_login_rehashed(
+    ctx: &Ctx,
+    account: &Account,
+    rehashed_password: Option<String>,
+    second_factor_use: SecondFactorUse,
+    assurance: SessionAssurance,
+    now: DateTime<Utc>,
+) -> Result<SignedIn, ServiceError> {
+    let Some(audit) = audit_event(ctx, Some(account), "ok", now).await? else {
         // No organisation to audit under: fail closed rather than sign in unaudited.
         return Err(ServiceError::Unauthenticated);
     };
@@ -257,16 +320,17 @@ pub async fn login(
         rehashed_password,
     };
     if !ctx.store.record_login_success(&success, &audit).await? {
-        return fail(ctx, &account, "second_factor_reused", now).await;
+        return fail(ctx, account, "second_factor_reused", now).await;
     }
-    tracing::info!("sign-in succeeded");
+    tracing::info!(factor = assurance.factor.as_str(), "sign-in succeeded");
     Ok(SignedIn {
         account: account.id,
         role: account.role,
         organisation: account.organisation,
-        organisation_ods: account.organisation_ods,
+        organisation_ods: account.organisation_ods.clone(),
         patient: account.patient,
         must_change_password: account.must_change_password,
+        assurance,
     })
 }
 
@@ -367,27 +431,28 @@ fn check_second_factor(
     account: &Account,
     input: &str,
     now: DateTime<Utc>,
-) -> Option<SecondFactorUse> {
+) -> Option<(SecondFactorUse, SessionFactor)> {
     match SecondFactor::parse(input)? {
         SecondFactor::Totp(code) => {
             let secret = key.open(&account.username, &account.totp_secret_sealed)?;
             let unix = u64::try_from(now.timestamp()).ok()?;
             totp::matching_step(&secret, &code, time_step(unix), account.totp_last_step)
-                .map(SecondFactorUse::TotpStep)
+                .map(|step| (SecondFactorUse::TotpStep(step), SessionFactor::Totp))
         }
-        SecondFactor::BackupCode(code) => {
-            Some(SecondFactorUse::BackupCode(hash_backup_code(&code)))
-        }
+        SecondFactor::BackupCode(code) => Some((
+            SecondFactorUse::BackupCode(hash_backup_code(&code)),
+            SessionFactor::BackupCode,
+        )),
     }
 }
 
 /// A failure that counts towards the soft lock.
-async fn fail(
+pub(crate) async fn fail<T>(
     ctx: &Ctx,
     account: &Account,
     outcome: &'static str,
     now: DateTime<Utc>,
-) -> Result<SignedIn, ServiceError> {
+) -> Result<T, ServiceError> {
     let audit = audit_event(ctx, Some(account), outcome, now).await?;
     ctx.store
         .record_login_failure(Some(account.id), now, audit.as_ref())
@@ -397,12 +462,12 @@ async fn fail(
 }
 
 /// A refusal that does not count (the password was not what was wrong, or not looked at).
-async fn refuse(
+pub(crate) async fn refuse<T>(
     ctx: &Ctx,
     account: Option<&Account>,
     outcome: &'static str,
     now: DateTime<Utc>,
-) -> Result<SignedIn, ServiceError> {
+) -> Result<T, ServiceError> {
     let audit = audit_event(ctx, account, outcome, now).await?;
     ctx.store
         .record_login_failure(None, now, audit.as_ref())

@@ -39,6 +39,11 @@ pub(crate) const CONSUME_BACKUP_CODE: &str = "UPDATE account_backup_code SET use
      WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL \
        AND account_id IN (SELECT id FROM account WHERE disabled_at IS NULL)";
 
+/// The account, if it is live: a WebAuthn sign-in checks this in its transaction, as the
+/// TOTP and backup-code updates do in their WHERE clauses.
+pub(crate) const LIVE_ACCOUNT: &str =
+    "SELECT id FROM account WHERE id = $1 AND disabled_at IS NULL";
+
 pub(crate) const RECORD_LOGIN: &str = "UPDATE account SET last_login_at = $2, \
        password_hash = COALESCE($3, password_hash) WHERE id = $1";
 
@@ -100,7 +105,7 @@ impl TryFrom<AccountRow> for Account {
 }
 
 /// Expands, inside a backend module next to its `recall` module (whose `insert_audit_entry`
-/// appends to the audit log) and its `sessions` module, the account queries for connection type `$conn`.
+/// appends to the audit log), its `sessions` and its `webauthn_sql` modules, the account queries for connection type `$conn`.
 macro_rules! account_queries {
     ($conn:ty) => {
         use chrono::{DateTime, Utc};
@@ -200,6 +205,19 @@ macro_rules! account_queries {
                     .execute(&mut *conn)
                     .await?
                     .rows_affected(),
+                SecondFactorUse::Webauthn(used) => {
+                    let live: Option<i64> = sqlx::query_scalar(q::LIVE_ACCOUNT)
+                        .bind(success.account.0)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    if live.is_some()
+                        && super::webauthn_sql::use_credential(conn, used, success.at).await?
+                    {
+                        1
+                    } else {
+                        0
+                    }
+                }
             };
             if consumed != 1 {
                 return Ok(false);

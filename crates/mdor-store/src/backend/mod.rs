@@ -12,6 +12,7 @@ mod sessions;
 mod sqlite;
 mod submissions;
 mod timeline;
+mod webauthn;
 
 use std::sync::Arc;
 

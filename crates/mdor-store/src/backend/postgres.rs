@@ -27,9 +27,15 @@ use crate::analysis::{
 use crate::field_crypto::{FieldCipher, KeyEncryptionKey, SealedPatient};
 use crate::load_schema;
 use crate::rows::*;
-use crate::sessions::{NewSession, SessionAccount, SessionEnd, SessionId, StoredSession};
+use crate::sessions::{
+    NewSession, SessionAccount, SessionAssurance, SessionEnd, SessionId, StoredSession,
+};
 use crate::sql::{self, Param};
 use crate::types::*;
+use crate::webauthn::{
+    NewWebauthnCeremony, NewWebauthnCredential, WebauthnCeremony, WebauthnCeremonyId,
+    WebauthnCredential, WebauthnCredentialId,
+};
 use crate::{Store, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -1348,9 +1354,11 @@ impl Store for PostgresStore {
         session: SessionId,
         secret_hash: &str,
         at: chrono::DateTime<Utc>,
+        assurance: SessionAssurance,
     ) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        let rotated = sessions::rotate_session(&mut tx, session, secret_hash, at).await?;
+        let rotated =
+            sessions::rotate_session(&mut tx, session, secret_hash, at, assurance).await?;
         tx.commit().await?;
         Ok(rotated)
     }
@@ -1358,6 +1366,62 @@ impl Store for PostgresStore {
     async fn account_sessions(&self, account: AccountId) -> StoreResult<Vec<StoredSession>> {
         let mut conn = self.pool.acquire().await?;
         sessions::account_sessions(&mut conn, account).await
+    }
+
+    async fn insert_webauthn_ceremony(
+        &self,
+        ceremony: &NewWebauthnCeremony,
+    ) -> StoreResult<WebauthnCeremonyId> {
+        let mut tx = self.begin_write().await?;
+        let id = webauthn_sql::insert_ceremony(&mut tx, ceremony).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn webauthn_ceremony(&self, handle_hash: &str) -> StoreResult<Option<WebauthnCeremony>> {
+        let mut conn = self.pool.acquire().await?;
+        webauthn_sql::ceremony_by_handle(&mut conn, handle_hash).await
+    }
+
+    async fn webauthn_credentials(
+        &self,
+        account: AccountId,
+    ) -> StoreResult<Vec<WebauthnCredential>> {
+        let mut conn = self.pool.acquire().await?;
+        webauthn_sql::credentials(&mut conn, account).await
+    }
+
+    async fn register_webauthn_credential(
+        &self,
+        ceremony: WebauthnCeremonyId,
+        credential: &NewWebauthnCredential,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<Option<WebauthnCredentialId>> {
+        let mut tx = self.begin_write().await?;
+        let Some(id) =
+            webauthn_sql::register_credential(&mut tx, ceremony, credential, audit).await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    async fn revoke_webauthn_credential(
+        &self,
+        account: AccountId,
+        credential: WebauthnCredentialId,
+        at: chrono::DateTime<Utc>,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !webauthn_sql::revoke_credential(&mut tx, account, credential, at, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn insert_oidc_sign_in(&self, sign_in: &crate::NewOidcSignIn) -> StoreResult<()> {
@@ -1783,6 +1847,13 @@ mod sessions {
     use crate::StoreResult;
 
     super::super::sessions::session_queries!(sqlx::PgConnection);
+}
+
+/// WebAuthn credentials and ceremonies, shared with the other backend.
+mod webauthn_sql {
+    use crate::StoreResult;
+
+    super::super::webauthn::webauthn_queries!(sqlx::PgConnection);
 }
 
 /// OpenID Connect sign-ins and identity links, shared with the other backend.

@@ -8,15 +8,16 @@ use chrono::{DateTime, Utc};
 
 use crate::accounts::{AccountId, AccountRole};
 use crate::error::StoreError;
-use crate::sessions::{SessionAccount, SessionId, StoredSession};
+use crate::sessions::{SessionAccount, SessionAssurance, SessionFactor, SessionId, StoredSession};
 use crate::types::{OrganisationId, PatientId};
 
 pub(crate) const SESSION_INSERT: &str = "INSERT INTO account_session \
-     (account_id, secret_hash, created_at, last_seen_at, reauthenticated_at) \
-     VALUES ($1, $2, $3, $3, $3) RETURNING id";
+     (account_id, secret_hash, created_at, last_seen_at, reauthenticated_at, factor, \
+      phishing_resistant) \
+     VALUES ($1, $2, $3, $3, $3, $4, $5) RETURNING id";
 
 pub(crate) const SESSION_BY_SECRET_HASH: &str = "SELECT s.id, s.account_id, s.created_at, \
-       s.last_seen_at, s.reauthenticated_at, a.username, a.role, a.organisation_id, \
+       s.last_seen_at, s.reauthenticated_at, s.factor, s.phishing_resistant, a.username, a.role, a.organisation_id, \
        o.ods_code AS organisation_ods, a.patient_id, a.must_change_password, a.disabled_at \
      FROM account_session s JOIN account a ON a.id = s.account_id \
        LEFT JOIN organisation o ON o.id = a.organisation_id \
@@ -29,13 +30,15 @@ pub(crate) const SESSION_TOUCH: &str =
 pub(crate) const SESSION_END: &str = "UPDATE account_session SET ended_at = $3, end_reason = $4 \
      WHERE id = $1 AND account_id = $2 AND ended_at IS NULL";
 
-/// Step-up: a new secret for the same session, and the time of the authentication.
+/// Step-up: a new secret for the same session, and the time and factor of the
+/// authentication.
 pub(crate) const SESSION_ROTATE: &str = "UPDATE account_session \
-     SET secret_hash = $2, reauthenticated_at = $3, last_seen_at = $3 \
+     SET secret_hash = $2, reauthenticated_at = $3, last_seen_at = $3, factor = $4, \
+       phishing_resistant = $5 \
      WHERE id = $1 AND ended_at IS NULL";
 
 pub(crate) const SESSIONS_OF_ACCOUNT: &str = "SELECT id, account_id, created_at, last_seen_at, \
-       reauthenticated_at FROM account_session \
+       reauthenticated_at, factor, phishing_resistant FROM account_session \
      WHERE account_id = $1 AND ended_at IS NULL ORDER BY id";
 
 /// Ends every live session of an account that was just disabled.
@@ -53,17 +56,26 @@ pub(crate) struct SessionRow {
     created_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     reauthenticated_at: DateTime<Utc>,
+    factor: String,
+    phishing_resistant: bool,
 }
 
-impl From<SessionRow> for StoredSession {
-    fn from(row: SessionRow) -> Self {
-        StoredSession {
+impl TryFrom<SessionRow> for StoredSession {
+    type Error = StoreError;
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        let factor = SessionFactor::parse(&row.factor)
+            .ok_or_else(|| StoreError::Corrupt(format!("session factor '{}'", row.factor)))?;
+        Ok(StoredSession {
             id: SessionId(row.id),
             account: AccountId(row.account_id),
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
             reauthenticated_at: row.reauthenticated_at,
-        }
+            assurance: SessionAssurance {
+                factor,
+                phishing_resistant: row.phishing_resistant,
+            },
+        })
     }
 }
 
@@ -86,7 +98,7 @@ impl TryFrom<SessionAccountRow> for SessionAccount {
         let role = AccountRole::parse(&row.role)
             .ok_or_else(|| StoreError::Corrupt(format!("account role '{}'", row.role)))?;
         Ok(SessionAccount {
-            session: row.session.into(),
+            session: row.session.try_into()?,
             username: row.username,
             role,
             organisation: row.organisation_id.map(OrganisationId),
@@ -116,6 +128,8 @@ macro_rules! session_queries {
                 .bind(session.account.0)
                 .bind(&session.secret_hash)
                 .bind(session.at)
+                .bind(session.assurance.factor.as_str())
+                .bind(session.assurance.phishing_resistant)
                 .fetch_one(&mut *conn)
                 .await?;
             Ok(SessionId(id))
@@ -176,11 +190,14 @@ macro_rules! session_queries {
             session: SessionId,
             secret_hash: &str,
             at: DateTime<Utc>,
+            assurance: SessionAssurance,
         ) -> StoreResult<bool> {
             let rotated = sqlx::query(q::SESSION_ROTATE)
                 .bind(session.0)
                 .bind(secret_hash)
                 .bind(at)
+                .bind(assurance.factor.as_str())
+                .bind(assurance.phishing_resistant)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
@@ -195,7 +212,7 @@ macro_rules! session_queries {
                 .bind(account.0)
                 .fetch_all(&mut *conn)
                 .await?;
-            Ok(rows.into_iter().map(StoredSession::from).collect())
+            rows.into_iter().map(StoredSession::try_from).collect()
         }
 
         /// Ends every live session of an account disabled at `at`.

@@ -4,7 +4,7 @@
 
 use mdor_store::{
     AccountId, AccountRole, NewAccount, NewAccountAuditEvent, NewSession, OrganisationId,
-    SessionEnd, Store,
+    SessionAssurance, SessionEnd, SessionFactor, Store,
 };
 
 use crate::fixtures::*;
@@ -25,11 +25,22 @@ async fn add_account(store: &dyn Store, username: &str, organisation: Organisati
         .unwrap()
 }
 
+const TOTP: SessionAssurance = SessionAssurance {
+    factor: SessionFactor::Totp,
+    phishing_resistant: false,
+};
+
+const WEBAUTHN: SessionAssurance = SessionAssurance {
+    factor: SessionFactor::Webauthn,
+    phishing_resistant: true,
+};
+
 fn new_session(account: AccountId, secret_hash: &str, hour: u32) -> NewSession {
     NewSession {
         account,
         secret_hash: secret_hash.to_string(),
         at: instant(2026, 1, 2, hour),
+        assurance: TOTP,
     }
 }
 
@@ -97,11 +108,13 @@ pub async fn a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_
         [first, second]
     );
     assert_eq!(listed[0].last_seen_at, instant(2026, 1, 2, 11));
+    assert_eq!(listed[0].assurance, TOTP);
 
-    // Step-up: the old secret stops working, the new one finds the same session.
+    // Step-up: the old secret stops working, the new one finds the same session, which now
+    // records the factor of the step-up.
     assert!(
         store
-            .rotate_session(first, &"e5".repeat(32), instant(2026, 1, 2, 12))
+            .rotate_session(first, &"e5".repeat(32), instant(2026, 1, 2, 12), WEBAUTHN)
             .await
             .unwrap()
     );
@@ -123,6 +136,7 @@ pub async fn a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_
         stepped_up.session.reauthenticated_at,
         instant(2026, 1, 2, 12)
     );
+    assert_eq!(stepped_up.session.assurance, WEBAUTHN);
 
     // Another account cannot end the holder's session; the holder can, once, audited.
     let audits_before = store.audit_events(None, 1000).await.unwrap().len();
@@ -182,7 +196,7 @@ pub async fn a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_
     );
     assert!(
         !store
-            .rotate_session(first, &"f6".repeat(32), instant(2026, 1, 2, 13))
+            .rotate_session(first, &"f6".repeat(32), instant(2026, 1, 2, 13), WEBAUTHN)
             .await
             .unwrap()
     );

@@ -89,8 +89,8 @@ pub async fn callback(
         error: query.error.as_deref(),
         browser_binding: binding.as_ref(),
     };
-    let signed_in = match mdor_service::finish_oidc_sign_in(&state.ctx, &callback).await {
-        Ok(signed_in) => signed_in,
+    let started = match mdor_service::finish_oidc_sign_in(&state.ctx, &callback).await {
+        Ok(started) => started,
         Err(error) => {
             // The sign-in under way is spent either way: the browser's binding goes too.
             let mut response = sign_in_error(error).into_response();
@@ -108,7 +108,7 @@ pub async fn callback(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.append(header::SET_COOKIE, clear_oidc_cookie());
-    set_session_cookie(&mut response, &signed_in.session);
+    set_session_cookie(&mut response, &started);
     Ok(response)
 }
 

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use mdor_domain::OdsCode;
 use mdor_service::accounts::{AccountRequest, Username};
 use mdor_service::{AccountRole, Ctx};
+use mdor_store::SessionFactor;
 use mdor_web::{RateLimit, WebSettings};
 
 use crate::oidc_provider::{
@@ -305,6 +306,30 @@ async fn a_linked_account_signs_in_through_the_provider_to_the_same_session_as_a
             )
             .await;
         assert_eq!(recall.status, StatusCode::OK, "{}", recall.body);
+
+        // The session records that the identity provider established it, at a level that
+        // resists phishing (AAL3 is configured so); an AAL2 sign-in's does not.
+        let account = mdor_service::AccountId(current.body["account"].as_i64().unwrap());
+        let session_id = current.body["session"].as_i64().unwrap();
+        let aal2_flow = start(&app).await;
+        let aal2 = claim(
+            provider.claims("uuid-r-1", &aal2_flow.nonce, Utc::now()),
+            "acr",
+            json!("AAL2_ANY"),
+        );
+        let reply = finish(&app, &provider, &aal2_flow, &signed(&aal2, "key-1", KEY_1)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let sessions = app.store.account_sessions(account).await.unwrap();
+        let assurance: Vec<(i64, SessionFactor, bool)> = sessions
+            .iter()
+            .map(|s| (s.id.0, s.assurance.factor, s.assurance.phishing_resistant))
+            .collect();
+        assert_eq!(assurance.len(), 2, "{assurance:?}");
+        assert_eq!(assurance[0], (session_id, SessionFactor::Oidc, true));
+        assert_eq!(
+            (assurance[1].1, assurance[1].2),
+            (SessionFactor::Oidc, false)
+        );
 
         // The same callback again: the state is spent.
         let replay = finish(&app, &provider, &flow, &token).await;
