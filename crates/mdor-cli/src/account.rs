@@ -161,7 +161,7 @@ pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::
     }
 }
 
-fn load_key(config: &Config) -> anyhow::Result<AccountKey> {
+pub(crate) fn load_key(config: &Config) -> anyhow::Result<AccountKey> {
     let path = config
         .accounts_key_file
         .as_ref()

@@ -28,9 +28,22 @@ pub struct RawConfig {
     pub accounts: RawAccounts,
     #[serde(default)]
     pub keys: RawKeys,
+    #[serde(default)]
+    pub webauthn: RawWebauthn,
     /// OpenID Connect sign-in; off when the section is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebauthn {
+    /// The registry's domain name, which passkeys and security keys are bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relying_party_id: Option<String>,
+    /// The origin browsers reach the registry at (`https://` and the domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// `[oidc]`: sign-in through a national identity provider (such as NHS CIS2).
@@ -226,6 +239,7 @@ impl Default for RawConfig {
             surveillance: RawSurveillance::default(),
             accounts: RawAccounts::default(),
             keys: RawKeys::default(),
+            webauthn: RawWebauthn::default(),
             oidc: None,
         }
     }
@@ -260,6 +274,11 @@ pub struct Config {
     /// The key-encryption key of patient identifiers; without it they cannot be read or
     /// written (everything else works).
     pub kek: Option<KekSource>,
+    /// Where passkeys and security keys are bound: the configured domain, or
+    /// `http://localhost:PORT` when none is configured.
+    pub webauthn: mdor_service::webauthn::WebauthnSettings,
+    /// Whether `webauthn` came from the configuration rather than the localhost default.
+    pub webauthn_configured: bool,
     /// OpenID Connect sign-in, when configured; its client secret redacts itself.
     pub oidc: Option<mdor_service::OidcSettings>,
 }
@@ -283,6 +302,7 @@ impl std::fmt::Debug for Config {
             .field("surveil_after_ingest", &self.surveil_after_ingest)
             .field("accounts_key_file", &self.accounts_key_file)
             .field("kek", &self.kek)
+            .field("webauthn", &self.webauthn)
             .field("oidc", &self.oidc)
             .finish()
     }
@@ -390,6 +410,7 @@ impl Config {
             }
             (None, None) => None,
         };
+        let (webauthn, webauthn_configured) = webauthn_settings(&raw.webauthn, listen)?;
         let oidc = raw
             .oidc
             .map(|oidc| {
@@ -420,9 +441,61 @@ impl Config {
             surveil_after_ingest: raw.surveillance.after_ingest,
             accounts_key_file,
             kek,
+            webauthn,
+            webauthn_configured,
             oidc,
         })
     }
+}
+
+/// The WebAuthn relying party: both settings, or neither (then `localhost` and the listening
+/// port, for a server used on the machine it runs on). A configured origin must be HTTPS, as
+/// browsers require everywhere but `localhost`, and lie within the relying party id.
+fn webauthn_settings(
+    raw: &RawWebauthn,
+    listen: SocketAddr,
+) -> anyhow::Result<(mdor_service::webauthn::WebauthnSettings, bool)> {
+    use mdor_service::webauthn::{Relying, WebauthnSettings};
+    let trimmed = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    let (settings, configured) = match (trimmed(&raw.relying_party_id), trimmed(&raw.origin)) {
+        (Some(relying_party_id), Some(origin)) => {
+            let origin = url::Url::parse(&origin)
+                .with_context(|| format!("webauthn.origin '{origin}' is not a URL"))?;
+            let local = origin.host_str() == Some("localhost");
+            if origin.scheme() != "https" && !local {
+                bail!(
+                    "webauthn.origin must be https:// (browsers refuse passkeys elsewhere but on localhost)"
+                );
+            }
+            (
+                WebauthnSettings {
+                    relying_party_id,
+                    origin,
+                },
+                true,
+            )
+        }
+        (None, None) => {
+            let origin = url::Url::parse(&format!("http://localhost:{}", listen.port()))
+                .context("the default webauthn origin")?;
+            (
+                WebauthnSettings {
+                    relying_party_id: "localhost".into(),
+                    origin,
+                },
+                false,
+            )
+        }
+        _ => bail!("webauthn.relying_party_id and webauthn.origin must be set together"),
+    };
+    Relying::new(&settings).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok((settings, configured))
 }
 
 /// A database URL with any password replaced, for messages and `Debug`.
@@ -486,6 +559,54 @@ mod tests {
                 .to_string()
                 .contains("database.url")
         );
+    }
+
+    #[test]
+    fn webauthn_is_bound_to_the_configured_https_origin_or_else_to_localhost() {
+        let with = |relying_party_id: Option<&str>, origin: Option<&str>| {
+            Config::validate(RawConfig {
+                webauthn: RawWebauthn {
+                    relying_party_id: relying_party_id.map(str::to_string),
+                    origin: origin.map(str::to_string),
+                },
+                ..RawConfig::default()
+            })
+        };
+        let default = with(None, None).unwrap();
+        assert!(!default.webauthn_configured);
+        assert_eq!(default.webauthn.relying_party_id, "localhost");
+        assert_eq!(default.webauthn.origin.as_str(), "http://localhost:8080/");
+        let configured = with(
+            Some("registry.example.nhs.uk"),
+            Some("https://registry.example.nhs.uk"),
+        )
+        .unwrap();
+        assert!(configured.webauthn_configured);
+        assert_eq!(
+            configured.webauthn.relying_party_id,
+            "registry.example.nhs.uk"
+        );
+        for (relying_party_id, origin, named) in [
+            (Some("registry.example.nhs.uk"), None, "set together"),
+            (
+                Some("registry.example.nhs.uk"),
+                Some("http://registry.example.nhs.uk"),
+                "https",
+            ),
+            (
+                Some("registry.example.nhs.uk"),
+                Some("https://elsewhere.example.com"),
+                "not within relying party id",
+            ),
+            (
+                Some("registry.example.nhs.uk"),
+                Some("not a url"),
+                "webauthn.origin",
+            ),
+        ] {
+            let message = format!("{:#}", with(relying_party_id, origin).unwrap_err());
+            assert!(message.contains(named), "{message}");
+        }
     }
 
     #[test]

@@ -125,6 +125,15 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
         summary.n_procedures,
         dataset.join("load-rejects.ndjson").display(),
     ));
+    // Passkeys in the demo are bound to this machine's localhost, where browsers allow them
+    // over plain HTTP.
+    let relying = mdor_service::webauthn::Relying::new(&mdor_service::webauthn::WebauthnSettings {
+        relying_party_id: "localhost".into(),
+        origin: url::Url::parse(&format!("http://localhost:{}", listen.port()))
+            .context("the demo's webauthn origin")?,
+    })
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let ctx = ctx.with_webauthn(relying);
     let background = crate::Background {
         keep_cohorts_warm: true,
         surveil_after_ingest: true,

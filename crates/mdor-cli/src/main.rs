@@ -315,6 +315,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                              run `mdor keys rotate` (or `mdor migrate`) again"
                         );
                     }
+                    // People sign in only where the accounts key is configured; passkeys are
+                    // bound to the configured origin (or to localhost, said here).
+                    let ctx = match &config.accounts_key_file {
+                        Some(_) => ctx.with_account_key(account::load_key(&config)?),
+                        None => {
+                            tracing::warn!(
+                                "accounts.key_file is not set: people cannot sign in, only API tokens work"
+                            );
+                            ctx
+                        }
+                    };
+                    if !config.webauthn_configured {
+                        tracing::warn!(
+                            origin = %config.webauthn.origin,
+                            "webauthn is not configured: passkeys are bound to this machine's localhost"
+                        );
+                    }
+                    let relying = mdor_service::webauthn::Relying::new(&config.webauthn)
+                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let ctx = ctx.with_webauthn(relying);
                     let background = Background {
                         keep_cohorts_warm: config.keep_cohorts_warm,
                         surveil_after_ingest: config.surveil_after_ingest,

@@ -9,6 +9,7 @@ use mdor_store::{Backend, Counts, Store};
 use crate::accounts::AccountKey;
 use crate::error::ServiceError;
 use crate::submissions::SubmissionSettings;
+use crate::webauthn::Relying;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub(crate) submissions: Arc<SubmissionSettings>,
     /// Seals TOTP secrets; accounts cannot be created or signed in to without it.
     account_key: Option<Arc<AccountKey>>,
+    /// The WebAuthn relying party; passkeys and security keys need it.
+    webauthn: Option<Arc<Relying>>,
     /// Raised when a bulk submission has stored or corrected records; the server's
     /// surveillance-after-ingest task waits on it. Notifications while a run is under way
     /// coalesce into one more run.
@@ -36,6 +39,7 @@ impl Ctx {
             cohorts: Arc::default(),
             submissions: Arc::new(SubmissionSettings::default()),
             account_key: None,
+            webauthn: None,
             ingested: Arc::default(),
             oidc: None,
         }
@@ -62,6 +66,20 @@ impl Ctx {
         })
     }
 
+    /// The same context with the WebAuthn relying party.
+    pub fn with_webauthn(mut self, relying: Relying) -> Ctx {
+        self.webauthn = Some(Arc::new(relying));
+        self
+    }
+
+    pub(crate) fn webauthn(&self) -> Result<Arc<Relying>, ServiceError> {
+        self.webauthn.clone().ok_or_else(|| {
+            ServiceError::Input(
+                "passkeys need the registry's origin: set webauthn.relying_party_id and webauthn.origin in the configuration".into(),
+            )
+        })
+    }
+
     pub fn submission_settings(&self) -> &SubmissionSettings {
         &self.submissions
     }
@@ -74,6 +92,7 @@ impl Ctx {
             cohorts: Arc::default(),
             submissions: Arc::new(SubmissionSettings::default()),
             account_key: None,
+            webauthn: None,
             ingested: Arc::default(),
             oidc: None,
         }

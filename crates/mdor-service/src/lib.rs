@@ -1,7 +1,8 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
-//! create accounts and sign people in (`accounts`, or through an OpenID Connect identity
-//! provider, `oidc`) to server-side sessions (`sessions`), bulk-load prepared datasets, and load the
+//! create accounts and sign people in (`accounts`, with passkeys and security keys in
+//! `webauthn`, or through an OpenID Connect identity provider, `oidc`) to server-side sessions
+//! (`sessions`), bulk-load prepared datasets, and load the
 //! registries' dataset definitions.
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
@@ -30,6 +31,7 @@ pub mod sessions;
 mod submissions;
 mod surveillance;
 mod timeline;
+pub mod webauthn;
 
 pub use accounts::{
     AccountKey, AccountRequest, CreatedAccount, SignedIn, change_password, create_account,
@@ -102,8 +104,9 @@ pub use mdor_store::{
     OrganisationKind, PatientAccess, PatientTimeline, ProcedureId, ProcedureRecord,
     ProcedureSourceVersion, QuarantineEntry, RecallCase, RecallCaseCriteria, RecallCaseGrowth,
     RecallCaseId, RecallCriteria, RecallEntry, RecallEntryId, RecallEntryImplant, RecallRow,
-    RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role, SessionId,
-    StoredAlert, StoredImplant, StoredRemoval, StoredSession, SubmissionCounts, SubmissionFormat,
-    SubmissionJob, SubmissionJobId, SubmissionMonth, SubmissionRecord, SubmissionRecordId,
-    SubmissionState, TimelineImplant, TimelineProcedure, TimelineRecall, TimelineRemoval, TokenId,
+    RecallStatus, RecallWorkCount, RecordEffect, RecordOutcome, RemovalId, Role, SessionAssurance,
+    SessionFactor, SessionId, StoredAlert, StoredImplant, StoredRemoval, StoredSession,
+    SubmissionCounts, SubmissionFormat, SubmissionJob, SubmissionJobId, SubmissionMonth,
+    SubmissionRecord, SubmissionRecordId, SubmissionState, TimelineImplant, TimelineProcedure,
+    TimelineRecall, TimelineRemoval, TokenId, WebauthnCredentialId,
 };

@@ -145,7 +145,16 @@ impl SessionCaller {
     /// policy as API tokens (`policy::POLICIES`) under the account's own role. A patient, who
     /// belongs to no organisation, acts under the registry's own (the audit names it, as for
     /// their sign-ins); the policy gives patients nothing yet.
+    ///
+    /// A role that must use a phishing-resistant factor (`policy::needs_phishing_resistant_factor`)
+    /// whose session was established with a code gets `PhishingResistantFactorRequired`
+    /// instead: such a session may only manage itself and register a passkey or security key.
     pub async fn principal(&self, ctx: &Ctx) -> Result<Principal, ServiceError> {
+        if policy::needs_phishing_resistant_factor(self.role)
+            && !self.session.assurance.phishing_resistant
+        {
+            return Err(ServiceError::PhishingResistantFactorRequired);
+        }
         let (organisation, organisation_ods) = match (self.organisation, &self.organisation_ods) {
             (Some(organisation), Some(ods)) => (organisation, ods.clone()),
             _ => {

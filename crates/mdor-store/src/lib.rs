@@ -425,6 +425,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<Account>>;
 
+    /// The account with this id, disabled or not.
+    async fn account_by_id(&self, account: AccountId) -> StoreResult<Option<Account>>;
+
     /// How many sign-ins of `account` failed at or after `since`, and the latest.
     async fn login_failures_since(
         &self,

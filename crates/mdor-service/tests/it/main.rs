@@ -20,3 +20,4 @@ mod sessions;
 mod support;
 mod surveillance;
 mod synthetic;
+mod webauthn;

@@ -24,6 +24,12 @@ pub(crate) const ACCOUNT_BY_USERNAME: &str = "SELECT a.id, a.username, a.role, a
      FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
      WHERE a.username = $1";
 
+pub(crate) const ACCOUNT_BY_ID: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
+       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
+       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at \
+     FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
+     WHERE a.id = $1";
+
 pub(crate) const FAILURE_INSERT: &str =
     "INSERT INTO account_login_failure (account_id, at) VALUES ($1, $2)";
 
@@ -144,6 +150,17 @@ macro_rules! account_queries {
         ) -> StoreResult<Option<Account>> {
             let row: Option<q::AccountRow> = sqlx::query_as(q::ACCOUNT_BY_USERNAME)
                 .bind(username)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(Account::try_from).transpose()
+        }
+
+        pub(super) async fn account_by_id(
+            conn: &mut $conn,
+            account: AccountId,
+        ) -> StoreResult<Option<Account>> {
+            let row: Option<q::AccountRow> = sqlx::query_as(q::ACCOUNT_BY_ID)
+                .bind(account.0)
                 .fetch_optional(&mut *conn)
                 .await?;
             row.map(Account::try_from).transpose()

@@ -1220,6 +1220,11 @@ impl Store for PostgresStore {
         accounts::account_by_username(&mut conn, username).await
     }
 
+    async fn account_by_id(&self, account: AccountId) -> StoreResult<Option<Account>> {
+        let mut conn = self.pool.acquire().await?;
+        accounts::account_by_id(&mut conn, account).await
+    }
+
     async fn login_failures_since(
         &self,
         account: AccountId,

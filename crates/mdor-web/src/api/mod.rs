@@ -6,13 +6,14 @@ mod devices;
 mod health;
 mod oidc;
 mod outcomes;
+mod passkeys;
 mod patients;
 mod procedures;
 mod recall;
 pub(crate) mod recall_cases;
 mod reports;
 pub mod route_policy;
-mod sessions;
+pub(crate) mod sessions;
 mod submissions;
 mod survivorship;
 
@@ -40,6 +41,31 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/session/reauthenticate",
             post(sessions::reauthenticate),
+        )
+        .route("/api/v1/session/webauthn", post(passkeys::begin_sign_in))
+        .route(
+            "/api/v1/session/webauthn/finish",
+            post(passkeys::finish_sign_in),
+        )
+        .route(
+            "/api/v1/session/reauthenticate/webauthn",
+            post(passkeys::begin_reauthentication),
+        )
+        .route(
+            "/api/v1/session/reauthenticate/webauthn/finish",
+            post(passkeys::finish_reauthentication),
+        )
+        .route(
+            "/api/v1/session/credentials",
+            get(passkeys::list_credentials).post(passkeys::begin_registration),
+        )
+        .route(
+            "/api/v1/session/credentials/finish",
+            post(passkeys::finish_registration),
+        )
+        .route(
+            "/api/v1/session/credentials/{id}",
+            delete(passkeys::revoke_credential),
         )
         .route("/api/v1/session/oidc/start", get(oidc::start))
         .route("/api/v1/session/oidc/callback", get(oidc::callback))
@@ -134,6 +160,14 @@ pub fn upload_routes() -> Router<AppState> {
         sessions::reauthenticate,
         sessions::list_sessions,
         sessions::revoke_session,
+        passkeys::begin_sign_in,
+        passkeys::finish_sign_in,
+        passkeys::begin_reauthentication,
+        passkeys::finish_reauthentication,
+        passkeys::list_credentials,
+        passkeys::begin_registration,
+        passkeys::finish_registration,
+        passkeys::revoke_credential,
         oidc::start,
         oidc::callback,
         procedures::create_procedure,

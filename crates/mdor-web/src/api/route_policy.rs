@@ -23,8 +23,8 @@ use RoutePolicy::{OwnSession, Public};
 pub enum RoutePolicy {
     /// Anyone, signed in or not: nothing the registry holds on anyone is read or changed.
     Public,
-    /// The caller's own session (its sign-out, step-up, list and revocation); a bearer token
-    /// has none.
+    /// The caller's own session (its sign-out, step-up, list and revocation, and its
+    /// account's passkeys and security keys); a bearer token has none.
     OwnSession,
     /// A use case judged by the service's policy for this action.
     Action(Action),
@@ -54,6 +54,22 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
     route("GET", "/api/v1/session", OwnSession),
     route("DELETE", "/api/v1/session", OwnSession),
     route("POST", "/api/v1/session/reauthenticate", OwnSession),
+    route("POST", "/api/v1/session/webauthn", Public),
+    route("POST", "/api/v1/session/webauthn/finish", Public),
+    route(
+        "POST",
+        "/api/v1/session/reauthenticate/webauthn",
+        OwnSession,
+    ),
+    route(
+        "POST",
+        "/api/v1/session/reauthenticate/webauthn/finish",
+        OwnSession,
+    ),
+    route("GET", "/api/v1/session/credentials", OwnSession),
+    route("POST", "/api/v1/session/credentials", OwnSession),
+    route("POST", "/api/v1/session/credentials/finish", OwnSession),
+    route("DELETE", "/api/v1/session/credentials/{id}", OwnSession),
     route("GET", "/api/v1/session/oidc/start", Public),
     route("GET", "/api/v1/session/oidc/callback", Public),
     route("GET", "/api/v1/sessions", OwnSession),

@@ -63,6 +63,12 @@ pub struct SessionView {
     pub expires_at: DateTime<Utc>,
     /// The session ends after this long without a request.
     pub idle_timeout_seconds: i64,
+    /// The second factor of the sign-in or latest step-up: `totp`, `backup_code`,
+    /// `webauthn` or `oidc`.
+    pub factor: String,
+    /// Whether that factor resists phishing. Administrators, regulators and researchers reach
+    /// nothing but their own session and credentials until it does.
+    pub phishing_resistant: bool,
     pub csrf_token: String,
 }
 
@@ -75,6 +81,8 @@ pub struct SessionListItem {
     pub last_seen_at: DateTime<Utc>,
     pub reauthenticated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The second factor of the sign-in or latest step-up.
+    pub factor: String,
     /// The session this request was made with.
     pub current: bool,
 }
@@ -129,6 +137,8 @@ pub async fn current_session(session: SessionAuth) -> Result<Response, ApiError>
         reauthenticated_at: caller.session.reauthenticated_at,
         expires_at: caller.expires_at(),
         idle_timeout_seconds: IDLE_TIMEOUT.num_seconds(),
+        factor: caller.session.assurance.factor.as_str().to_string(),
+        phishing_resistant: caller.session.assurance.phishing_resistant,
         csrf_token: session.secret.csrf_token(),
     };
     Ok(identifiable(StatusCode::OK, view))
@@ -187,6 +197,7 @@ pub async fn list_sessions(
                 last_seen_at: s.last_seen_at,
                 reauthenticated_at: s.reauthenticated_at,
                 expires_at: s.created_at + mdor_service::sessions::ABSOLUTE_TIMEOUT,
+                factor: s.assurance.factor.as_str().to_string(),
                 current: s.id == current,
             })
             .collect(),
@@ -222,7 +233,7 @@ pub(crate) fn sign_in_error(error: ServiceError) -> ApiError {
     }
 }
 
-fn started_response(status: StatusCode, started: &StartedSession) -> Response {
+pub(crate) fn started_response(status: StatusCode, started: &StartedSession) -> Response {
     let view = SessionView {
         session: started.id.0,
         account: started.account.0,
@@ -232,6 +243,8 @@ fn started_response(status: StatusCode, started: &StartedSession) -> Response {
         reauthenticated_at: started.reauthenticated_at,
         expires_at: started.expires_at,
         idle_timeout_seconds: IDLE_TIMEOUT.num_seconds(),
+        factor: started.assurance.factor.as_str().to_string(),
+        phishing_resistant: started.assurance.phishing_resistant,
         csrf_token: started.secret.csrf_token(),
     };
     let mut response = identifiable(status, view);

@@ -319,6 +319,29 @@ async fn a_linked_account_signs_in_through_the_provider_to_the_same_session_as_a
         );
         let reply = finish(&app, &provider, &aal2_flow, &signed(&aal2, "key-1", KEY_1)).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        // A regulator must act through a phishing-resistant session: the AAL2 one reaches
+        // only its own session.
+        let aal2_pair = reply
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("__Host-mdor_session=mdors_"))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let refused = app
+            .send(
+                Request::get("/api/v1/recall?udi_di=05012345678900")
+                    .header("cookie", &aal2_pair)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        assert_eq!(refused.body["code"], "phishing_resistant_factor_required");
         let sessions = app.store.account_sessions(account).await.unwrap();
         let assurance: Vec<(i64, SessionFactor, bool)> = sessions
             .iter()

@@ -30,7 +30,7 @@ use mdor_service::{
 };
 use mdor_web::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy, WebSettings};
 
-use crate::support::{TestApp, backends, nhs, procedure_body, spawn_app};
+use crate::support::{TestApp, backends, enrol_key_and_sign_in, nhs, procedure_body, spawn_app};
 
 const PASSWORD: &str = "correct horse battery staple 42";
 
@@ -287,7 +287,7 @@ impl TestApp {
 }
 
 /// A session of a new account of `role` (in `ods`, or none for a patient), signed in with its
-/// own new password.
+/// own new password and, for roles that need one, a passkey.
 async fn session_of(app: &TestApp, role: AccountRole, ods: Option<&str>) -> Credential {
     let username = format!("matrix.{}", role.as_str().replace('_', "-"));
     let account = mdor_service::create_account(
@@ -312,6 +312,15 @@ async fn session_of(app: &TestApp, role: AccountRole, ods: Option<&str>) -> Cred
     )
     .await
     .unwrap();
+    // Administrators, regulators and researchers act only through a session signed in with a
+    // passkey or security key: enrol one and sign in with it, as they would.
+    let started = if mdor_service::policy::needs_phishing_resistant_factor(role) {
+        enrol_key_and_sign_in(&app.ctx, &started, &username, PASSWORD)
+            .await
+            .0
+    } else {
+        started
+    };
     Credential::Session {
         cookie: format!("{}={}", mdor_web::SESSION_COOKIE, started.secret.expose()),
         csrf: started.secret.csrf_token(),

@@ -18,7 +18,9 @@ use mdor_service::accounts::{AccountRequest, Username};
 use mdor_service::{AccountRole, CreatedAccount, SignInRequest};
 use mdor_web::{RateLimit, WebSettings};
 
-use crate::support::{Reply, TestApp, backends, nhs, procedure_body, spawn_app};
+use crate::support::{
+    Reply, SoftKey, TestApp, backends, key_answer, nhs, procedure_body, soft_key, spawn_app,
+};
 
 const PASSWORD: &str = "correct horse battery staple 42";
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'";
@@ -108,6 +110,73 @@ fn session_of(reply: &Reply) -> Session {
         cookie: set_cookie.split(';').next().unwrap().to_string(),
         csrf: reply.body["csrf_token"].as_str().unwrap().to_string(),
     }
+}
+
+/// Over HTTP: registers a new software key with `session` (signed in with a code within the
+/// last 10 minutes), then signs in with the password and the key from another address. The
+/// new session, and the key.
+async fn enrol_key_and_sign_in(
+    app: &TestApp,
+    session: &Session,
+    username: &str,
+) -> (Session, SoftKey) {
+    let mut key = soft_key();
+    let begun = with_cookie(
+        app,
+        "POST",
+        "/api/v1/session/credentials",
+        &session.cookie,
+        Some(&session.csrf),
+        None,
+    )
+    .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let answer = key_answer(&mut key, &begun.body["options"], true);
+    let registered = with_cookie(
+        app,
+        "POST",
+        "/api/v1/session/credentials/finish",
+        &session.cookie,
+        Some(&session.csrf),
+        Some(&json!({ "ceremony": begun.body["ceremony"], "credential": answer, "label": "desk key" })),
+    )
+    .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    assert_eq!(registered.body["label"], "desk key");
+    let session = key_sign_in(app, &mut key, username).await;
+    (session, key)
+}
+
+/// Over HTTP: signs in with the password and `key`.
+async fn key_sign_in(app: &TestApp, key: &mut SoftKey, username: &str) -> Session {
+    let post = |uri: &'static str, body: Value| {
+        let request = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        app.send(from_address(request, [192, 0, 2, 77]))
+    };
+    let begun = post(
+        "/api/v1/session/webauthn",
+        json!({ "username": username, "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let answer = key_answer(key, &begun.body["options"], false);
+    let signed_in = post(
+        "/api/v1/session/webauthn/finish",
+        json!({ "ceremony": begun.body["ceremony"], "credential": answer }),
+    )
+    .await;
+    assert_eq!(signed_in.status, StatusCode::CREATED, "{}", signed_in.body);
+    assert_eq!(signed_in.body["factor"], "webauthn");
+    assert_eq!(signed_in.body["phishing_resistant"], true);
+    session_of(&signed_in)
 }
 
 /// A request with the session's cookie and, when given, an `X-CSRF-Token`.
@@ -702,7 +771,10 @@ async fn administration_and_exports_need_a_step_up_within_ten_minutes_with_a_ses
             .with_accounts(WebSettings::default(), clock);
         let admin = person(&app, "the.admin", AccountRole::SystemAdmin, "MDOR").await;
         let provider = person(&app, "p.jones", AccountRole::ProviderSubmitter, "RA1").await;
-        let admin_session = signed_in(&app, &admin, 0).await;
+        // An administrator acts only through a session signed in with a passkey.
+        let admin_code_session = signed_in(&app, &admin, 0).await;
+        let (admin_session, mut admin_key) =
+            enrol_key_and_sign_in(&app, &admin_code_session, "the.admin").await;
         let provider_session = signed_in(&app, &provider, 0).await;
         let entry = json!({
             "udi_di": "05012345678924", "manufacturer": "Acme Orthopaedics", "brand": "Acme",
@@ -749,6 +821,8 @@ async fn administration_and_exports_need_a_step_up_within_ten_minutes_with_a_ses
             StatusCode::CREATED
         );
 
+        // A step-up with a code renews the window but leaves an administrator's session
+        // without a phishing-resistant factor: still refused.
         let stepped = with_cookie(
             &app,
             "POST",
@@ -759,6 +833,35 @@ async fn administration_and_exports_need_a_step_up_within_ten_minutes_with_a_ses
         )
         .await;
         assert_eq!(stepped.status, StatusCode::OK, "{}", stepped.body);
+        assert_eq!(stepped.body["factor"], "backup_code");
+        let renewed = session_of(&stepped);
+        let refused = register(&app, &renewed, &entry).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.body["code"], "phishing_resistant_factor_required");
+
+        // A step-up with the key: administration again.
+        let begun = with_cookie(
+            &app,
+            "POST",
+            "/api/v1/session/reauthenticate/webauthn",
+            &renewed.cookie,
+            Some(&renewed.csrf),
+            Some(&json!({ "password": PASSWORD })),
+        )
+        .await;
+        assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+        let answer = key_answer(&mut admin_key, &begun.body["options"], false);
+        let stepped = with_cookie(
+            &app,
+            "POST",
+            "/api/v1/session/reauthenticate/webauthn/finish",
+            &renewed.cookie,
+            Some(&renewed.csrf),
+            Some(&json!({ "ceremony": begun.body["ceremony"], "credential": answer })),
+        )
+        .await;
+        assert_eq!(stepped.status, StatusCode::OK, "{}", stepped.body);
+        assert_eq!(stepped.body["factor"], "webauthn");
         let renewed = session_of(&stepped);
         assert_eq!(
             register(&app, &renewed, &entry).await.status,
@@ -811,6 +914,78 @@ async fn every_record_route_refuses_an_unknown_or_ended_session_even_with_its_cs
                 );
                 assert_eq!(reply.body["code"], "unauthenticated");
             }
+        }
+    }
+}
+
+#[tokio::test]
+async fn administrators_regulators_and_researchers_signed_in_with_a_code_reach_only_their_own_session()
+ {
+    for backend in backends() {
+        let app = app_with(backend, WebSettings::default()).await;
+        let people = [
+            ("the.admin", AccountRole::SystemAdmin, "MDOR"),
+            ("the.regulator", AccountRole::Regulator, "MHRA"),
+            ("the.researcher", AccountRole::Researcher, "MDOR"),
+        ];
+        for (username, role, ods) in people {
+            let account = person(&app, username, role, ods).await;
+            let session = signed_in(&app, &account, 0).await;
+            let own =
+                with_cookie(&app, "GET", "/api/v1/session", &session.cookie, None, None).await;
+            assert_eq!(own.status, StatusCode::OK);
+            assert_eq!(own.body["phishing_resistant"], false);
+            // Every route that touches records refuses the session, before its handler runs.
+            for declared in mdor_web::ROUTE_POLICIES {
+                let mdor_web::RoutePolicy::Action(_) = declared.policy else {
+                    continue;
+                };
+                let uri = crate::support::concrete_path(declared.path);
+                let body = (declared.method != "GET").then(|| json!({}));
+                let reply = with_cookie(
+                    &app,
+                    declared.method,
+                    &uri,
+                    &session.cookie,
+                    Some(&session.csrf),
+                    body.as_ref(),
+                )
+                .await;
+                assert_eq!(
+                    (reply.status, reply.body["code"].as_str()),
+                    (
+                        StatusCode::FORBIDDEN,
+                        Some("phishing_resistant_factor_required")
+                    ),
+                    "{} {uri} as {username}: {}",
+                    declared.method,
+                    reply.body
+                );
+            }
+            // Its own session and credentials stay reachable: it can enrol a key and, signed
+            // in with it, act.
+            let listed = with_cookie(
+                &app,
+                "GET",
+                "/api/v1/session/credentials",
+                &session.cookie,
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(listed.status, StatusCode::OK);
+            assert_eq!(listed.body["credentials"], json!([]));
+            let (with_key, _key) = enrol_key_and_sign_in(&app, &session, username).await;
+            let device = with_cookie(
+                &app,
+                "GET",
+                "/api/v1/devices/05012345678900",
+                &with_key.cookie,
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(device.status, StatusCode::OK, "{username}: {}", device.body);
         }
     }
 }

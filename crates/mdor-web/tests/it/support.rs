@@ -192,6 +192,75 @@ pub async fn spawn_app(backend: &str) -> TestApp {
     }
 }
 
+/// The origin the web tests' passkeys are bound to.
+pub const WEBAUTHN_ORIGIN: &str = "https://registry.test";
+
+/// The WebAuthn relying party of the web tests.
+pub fn relying() -> mdor_service::webauthn::Relying {
+    mdor_service::webauthn::Relying::new(&mdor_service::webauthn::WebauthnSettings {
+        relying_party_id: "registry.test".into(),
+        origin: url::Url::parse(WEBAUTHN_ORIGIN).unwrap(),
+    })
+    .unwrap()
+}
+
+/// A software authenticator (webauthn-authenticator-rs) that signs real WebAuthn answers,
+/// claiming user verification as a key with a PIN would.
+pub type SoftKey = webauthn_authenticator_rs::WebauthnAuthenticator<
+    webauthn_authenticator_rs::softpasskey::SoftPasskey,
+>;
+
+pub fn soft_key() -> SoftKey {
+    webauthn_authenticator_rs::WebauthnAuthenticator::new(
+        webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true),
+    )
+}
+
+/// `key`'s answer to a ceremony's options, as JSON the browser would send.
+pub fn key_answer(key: &mut SoftKey, options: &Value, registration: bool) -> Value {
+    let origin = url::Url::parse(WEBAUTHN_ORIGIN).unwrap();
+    if registration {
+        let answer = key
+            .do_registration(origin, serde_json::from_value(options.clone()).unwrap())
+            .unwrap();
+        serde_json::to_value(&answer).unwrap()
+    } else {
+        let answer = key
+            .do_authentication(origin, serde_json::from_value(options.clone()).unwrap())
+            .unwrap();
+        serde_json::to_value(&answer).unwrap()
+    }
+}
+
+/// Through the service: registers a new software key with `session` (signed in with a code
+/// within the last 10 minutes), then signs in again with `password` and the key. Returns the
+/// new, phishing-resistant session and the key.
+pub async fn enrol_key_and_sign_in(
+    ctx: &Ctx,
+    session: &mdor_service::StartedSession,
+    username: &str,
+    password: &str,
+) -> (mdor_service::StartedSession, SoftKey) {
+    use mdor_service::webauthn;
+    let caller = mdor_service::authenticate_session(ctx, &session.secret)
+        .await
+        .unwrap();
+    let mut key = soft_key();
+    let started = webauthn::begin_registration(ctx, &caller).await.unwrap();
+    let answer = key_answer(&mut key, &started.options, true);
+    webauthn::finish_registration(ctx, &caller, &started.ceremony, &answer, "test key")
+        .await
+        .unwrap();
+    let started = webauthn::begin_sign_in(ctx, username, password)
+        .await
+        .unwrap();
+    let answer = key_answer(&mut key, &started.options, false);
+    let signed_in = webauthn::finish_sign_in(ctx, &started.ceremony, &answer)
+        .await
+        .unwrap();
+    (signed_in, key)
+}
+
 /// The key that seals TOTP secrets in tests with accounts.
 pub fn account_key() -> mdor_service::AccountKey {
     mdor_service::AccountKey::parse(&"42".repeat(32)).unwrap()
@@ -204,7 +273,9 @@ impl TestApp {
         settings: mdor_web::WebSettings,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> TestApp {
-        let ctx = Ctx::with_clock(Arc::clone(&self.store), clock).with_account_key(account_key());
+        let ctx = Ctx::with_clock(Arc::clone(&self.store), clock)
+            .with_account_key(account_key())
+            .with_webauthn(relying());
         TestApp {
             router: mdor_web::router(mdor_web::AppState::new(ctx.clone(), settings)),
             ctx,
