@@ -374,16 +374,25 @@ impl std::fmt::Debug for OidcBrowserBinding {
 }
 
 /// A sign-in sent to the identity provider: where to send the browser, and what it must
-/// keep until the callback.
-#[derive(Debug)]
+/// keep until the callback. `Debug` leaves out the URL, which carries the state and nonce.
 pub struct OidcStart {
     pub authorization_url: String,
     pub browser_binding: OidcBrowserBinding,
     pub expires_at: DateTime<Utc>,
 }
 
-/// What the identity provider sent the browser back with.
-#[derive(Debug, Default)]
+impl std::fmt::Debug for OidcStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcStart")
+            .field("browser_binding", &self.browser_binding)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the identity provider sent the browser back with. `Debug` says only which parts are
+/// present: the code and state are bearer secrets until used.
+#[derive(Default)]
 pub struct OidcCallback<'a> {
     pub code: Option<&'a str>,
     pub state: Option<&'a str>,
@@ -391,6 +400,17 @@ pub struct OidcCallback<'a> {
     pub error: Option<&'a str>,
     /// The binding from the browser's cookie, when it sent one.
     pub browser_binding: Option<&'a OidcBrowserBinding>,
+}
+
+impl std::fmt::Debug for OidcCallback<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcCallback")
+            .field("code", &self.code.map(|_| ".."))
+            .field("state", &self.state.map(|_| ".."))
+            .field("error", &self.error)
+            .field("browser_binding", &self.browser_binding)
+            .finish()
+    }
 }
 
 /// Starts a sign-in: a fresh state, nonce and PKCE verifier (256 random bits each), stored as
@@ -837,6 +857,17 @@ mod tests {
         let mut empty_secret = config();
         empty_secret.client_secret = SecretString::from(String::new());
         assert_eq!(problem(empty_secret), "oidc.client_secret");
+    }
+
+    #[test]
+    fn a_callback_never_prints_its_code_or_state() {
+        let callback = OidcCallback {
+            code: Some("secret-code-1"),
+            state: Some("secret-state-2"),
+            ..OidcCallback::default()
+        };
+        let printed = format!("{callback:?}");
+        assert!(!printed.contains("secret-code-1") && !printed.contains("secret-state-2"));
     }
 
     #[test]
