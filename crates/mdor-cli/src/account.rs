@@ -48,7 +48,7 @@ pub enum AccountCommand {
     /// Disable every account not signed in to for 90 days and end their sessions (run
     /// daily).
     ExpireIdle,
-    /// Let an account sign in through the configured OpenID Connect provider ([oidc]): the
+    /// Let an account sign in through the OpenID Connect provider configured in `[oidc]`: the
     /// ID token's subject (`sub`, for NHS CIS2 the person's UUID) is linked to the account.
     LinkOidc {
         #[arg(long)]
