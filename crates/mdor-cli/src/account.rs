@@ -1,7 +1,7 @@
 //! `mdor account`: create the key that seals TOTP secrets, create accounts (there is no
 //! self sign-up: an administrator runs this and hands the printed credentials over a trusted
-//! channel), disable an account (ending its sessions), and disable accounts unused for 90
-//! days.
+//! channel), disable an account (ending its sessions), disable accounts unused for 90
+//! days, and link an account to its holder's identity at the OpenID Connect provider.
 
 use std::path::PathBuf;
 
@@ -48,6 +48,15 @@ pub enum AccountCommand {
     /// Disable every account not signed in to for 90 days and end their sessions (run
     /// daily).
     ExpireIdle,
+    /// Let an account sign in through the OpenID Connect provider configured in `[oidc]`: the
+    /// ID token's subject (`sub`, for NHS CIS2 the person's UUID) is linked to the account.
+    LinkOidc {
+        #[arg(long)]
+        username: String,
+        /// The provider's subject identifier for this person.
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 impl AccountCommand {
@@ -119,6 +128,22 @@ pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::
             print(&format!(
                 "account {id} ({}) disabled; its sessions have ended\n",
                 username.as_str()
+            ));
+            Ok(())
+        }
+        AccountCommand::LinkOidc { username, subject } => {
+            let settings = config
+                .oidc
+                .as_ref()
+                .context("[oidc] is not configured; set its issuer and client first")?;
+            let username = Username::parse(&username).map_err(crate::load::describe)?;
+            let id = mdor_service::link_oidc_identity(&ctx, settings.issuer(), &username, &subject)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "account {id} ({}) may now sign in through {}\n",
+                username.as_str(),
+                settings.issuer()
             ));
             Ok(())
         }

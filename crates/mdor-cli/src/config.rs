@@ -30,6 +30,9 @@ pub struct RawConfig {
     pub keys: RawKeys,
     #[serde(default)]
     pub webauthn: RawWebauthn,
+    /// OpenID Connect sign-in; off when the section is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<RawOidc>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -41,6 +44,47 @@ pub struct RawWebauthn {
     /// The origin browsers reach the registry at (`https://` and the domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+}
+
+/// `[oidc]`: sign-in through a national identity provider (such as NHS CIS2).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    /// The provider's issuer URL; its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Meant for `MDOR_OIDC__CLIENT_SECRET` from a secret store, never for a file under
+    /// version control.
+    pub client_secret: String,
+    /// This registry's callback as registered at the provider:
+    /// `https://HOST/api/v1/session/oidc/callback`.
+    pub redirect_url: String,
+    /// Scopes besides `openid`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The assurance levels (the ID token's `acr`) a sign-in may have.
+    pub accepted_acr_values: Vec<String>,
+    /// Those of the accepted levels reached only with a phishing-resistant authenticator.
+    #[serde(default)]
+    pub phishing_resistant_acr_values: Vec<String>,
+}
+
+impl std::fmt::Debug for RawOidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawOidc")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("redirect_url", &self.redirect_url)
+            .field("scopes", &self.scopes)
+            .field("accepted_acr_values", &self.accepted_acr_values)
+            .field(
+                "phishing_resistant_acr_values",
+                &self.phishing_resistant_acr_values,
+            )
+            .finish()
+    }
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -196,6 +240,7 @@ impl Default for RawConfig {
             accounts: RawAccounts::default(),
             keys: RawKeys::default(),
             webauthn: RawWebauthn::default(),
+            oidc: None,
         }
     }
 }
@@ -234,6 +279,8 @@ pub struct Config {
     pub webauthn: mdor_service::webauthn::WebauthnSettings,
     /// Whether `webauthn` came from the configuration rather than the localhost default.
     pub webauthn_configured: bool,
+    /// OpenID Connect sign-in, when configured; its client secret redacts itself.
+    pub oidc: Option<mdor_service::OidcSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -256,6 +303,7 @@ impl std::fmt::Debug for Config {
             .field("accounts_key_file", &self.accounts_key_file)
             .field("kek", &self.kek)
             .field("webauthn", &self.webauthn)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -363,6 +411,22 @@ impl Config {
             (None, None) => None,
         };
         let (webauthn, webauthn_configured) = webauthn_settings(&raw.webauthn, listen)?;
+        let oidc = raw
+            .oidc
+            .map(|oidc| {
+                mdor_service::OidcSettings::new(mdor_service::OidcConfig {
+                    issuer: oidc.issuer,
+                    client_id: oidc.client_id,
+                    client_secret: SecretString::from(oidc.client_secret),
+                    redirect_url: oidc.redirect_url,
+                    scopes: oidc.scopes,
+                    accepted_acr_values: oidc.accepted_acr_values,
+                    phishing_resistant_acr_values: oidc.phishing_resistant_acr_values,
+                })
+            })
+            .transpose()
+            .map_err(crate::load::describe)
+            .context("[oidc]")?;
         Ok(Config {
             database_url: SecretString::from(url),
             max_connections: raw.database.max_connections,
@@ -379,6 +443,7 @@ impl Config {
             kek,
             webauthn,
             webauthn_configured,
+            oidc,
         })
     }
 }
@@ -580,6 +645,45 @@ mod tests {
             assert!(typo.contains("urll"), "{typo}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn oidc_is_off_without_its_section_checked_at_start_up_and_its_secret_never_printed() {
+        assert!(
+            Config::validate(RawConfig::default())
+                .unwrap()
+                .oidc
+                .is_none()
+        );
+        let oidc = RawOidc {
+            issuer: "https://idp.example".into(),
+            client_id: "mdor".into(),
+            client_secret: "hunter2-client".into(),
+            redirect_url: "https://mdor.example/api/v1/session/oidc/callback".into(),
+            scopes: Vec::new(),
+            accepted_acr_values: vec!["AAL2_ANY".into(), "AAL3_ANY".into()],
+            phishing_resistant_acr_values: vec!["AAL3_ANY".into()],
+        };
+        let config = Config::validate(RawConfig {
+            oidc: Some(oidc.clone()),
+            ..RawConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.oidc.as_ref().unwrap().issuer(),
+            "https://idp.example"
+        );
+        assert!(!format!("{config:?}").contains("hunter2-client"));
+        assert!(!format!("{oidc:?}").contains("hunter2-client"));
+        let plain_http = RawConfig {
+            oidc: Some(RawOidc {
+                issuer: "http://idp.example".into(),
+                ..oidc
+            }),
+            ..RawConfig::default()
+        };
+        let error = format!("{:#}", Config::validate(plain_http).err().unwrap());
+        assert!(error.contains("oidc.issuer"), "{error}");
     }
 
     #[test]

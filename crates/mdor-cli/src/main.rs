@@ -137,7 +137,8 @@ enum Command {
     /// The audit log: signing keys, signed checkpoints, verification, database privileges.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Staff and patient accounts: the TOTP sealing key, creation, idle expiry.
+    /// Staff and patient accounts: the TOTP sealing key, creation, idle expiry, OpenID Connect
+    /// links.
     #[command(subcommand)]
     Account(account::AccountCommand),
     /// The key-encryption key of patient identifiers: create one, show, rotate.
@@ -282,12 +283,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             let catalogue = mdor_service::shipped_catalogue()
                 .context("loading the dataset definitions compiled into mdor")?;
-            let ctx = Ctx::new(store).with_submissions(SubmissionSettings::new(
+            let mut ctx = Ctx::new(store).with_submissions(SubmissionSettings::new(
                 config.submissions_dir.clone(),
                 config.max_upload_bytes,
                 config.chunk_records,
                 Arc::new(catalogue),
             ));
+            if let Some(settings) = &config.oidc {
+                let provider =
+                    mdor_service::OidcProvider::new(settings.clone()).map_err(load::describe)?;
+                ctx = ctx.with_oidc(provider);
+            }
             match command {
                 Command::Serve { .. } => {
                     ctx.check_ready()

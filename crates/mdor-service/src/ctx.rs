@@ -27,6 +27,8 @@ pub struct Ctx {
     /// surveillance-after-ingest task waits on it. Notifications while a run is under way
     /// coalesce into one more run.
     pub(crate) ingested: Arc<tokio::sync::Notify>,
+    /// The identity provider for OpenID Connect sign-in, when configured (`oidc`).
+    pub(crate) oidc: Option<Arc<crate::oidc::OidcProvider>>,
 }
 
 impl Ctx {
@@ -39,6 +41,7 @@ impl Ctx {
             account_key: None,
             webauthn: None,
             ingested: Arc::default(),
+            oidc: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl Ctx {
             account_key: None,
             webauthn: None,
             ingested: Arc::default(),
+            oidc: None,
         }
     }
 

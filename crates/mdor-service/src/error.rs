@@ -44,6 +44,13 @@ pub enum ServiceError {
     Store(#[source] StoreError),
     #[error("{0}")]
     Input(String),
+    /// OpenID Connect sign-in was asked for, but this registry has no `[oidc]` settings.
+    #[error("openid connect sign-in is not configured")]
+    OidcNotConfigured,
+    /// The identity provider could not be reached, or answered nonsense, before any sign-in
+    /// was attempted (starting one); at the callback this is a failed sign-in like any other.
+    #[error("the identity provider is unavailable")]
+    IdentityProviderUnavailable,
     /// An upload larger than the configured limit.
     #[error("the upload is larger than {limit} bytes")]
     TooLarge { limit: u64 },

@@ -1,9 +1,10 @@
 //! Use cases shared by the web API and the CLI: register an implant procedure, record a
 //! revision, explant or death, run a recall query, manage the device register and API tokens,
 //! create accounts and sign people in (`accounts`, with passkeys and security keys in
-//! `webauthn`) to server-side sessions (`sessions`), bulk-load prepared datasets, load the
-//! registries' dataset definitions, and apply the purpose and break-glass rules of
-//! identifiable reads (`access`) with their review (`access_reviews`).
+//! `webauthn`, or through an OpenID Connect identity provider, `oidc`) to server-side sessions
+//! (`sessions`), bulk-load prepared datasets, load the registries' dataset definitions, and
+//! apply the purpose and break-glass rules of identifiable reads (`access`) with their review
+//! (`access_reviews`).
 //!
 //! Invariant: every function takes the caller's `Principal` (or is an operator task run from
 //! the CLI, or is sign-in itself, which establishes who the caller is) and asks the policy
@@ -20,6 +21,7 @@ mod data_quality;
 pub mod disclosure;
 mod error;
 mod idempotency;
+pub mod oidc;
 mod outcomes;
 pub mod policy;
 mod procedures;
@@ -62,6 +64,10 @@ pub use data_quality::{
 pub use error::ServiceError;
 pub use idempotency::{IdempotencyRequest, Outcome};
 pub use mdor_domain::{AccessPurpose, BreakGlassReason};
+pub use oidc::{
+    OidcBrowserBinding, OidcCallback, OidcConfig, OidcProvider, OidcSettings, OidcStart,
+    begin_oidc_sign_in, finish_oidc_sign_in, link_oidc_identity,
+};
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};
 pub use recall::recall;

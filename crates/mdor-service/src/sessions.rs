@@ -404,7 +404,8 @@ async fn disable(
     Ok(account.id)
 }
 
-/// Starts a session for a sign-in that has just succeeded.
+/// Starts a session for an account that has just signed in, by password and second factor
+/// (`sign_in`) or through the identity provider (`oidc`).
 pub(crate) async fn start_session(
     ctx: &Ctx,
     signed_in: &SignedIn,

@@ -13,6 +13,7 @@ mod backend;
 mod error;
 pub mod field_crypto;
 mod load_schema;
+mod oidc;
 mod rows;
 mod sessions;
 mod sql;
@@ -33,6 +34,7 @@ pub use analysis::{
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
 pub use field_crypto::KeyEncryptionKey;
+pub use oidc::{NewOidcIdentity, NewOidcSignIn, PendingOidcSignIn};
 pub use sessions::{
     NewSession, SessionAccount, SessionAssurance, SessionEnd, SessionFactor, SessionId,
     StoredSession,
@@ -576,6 +578,40 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account: AccountId,
         credential: WebauthnCredentialId,
+        at: DateTime<Utc>,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool>;
+
+    // OpenID Connect sign-in (`oidc`): the service hashes the secrets and judges the tokens.
+
+    /// Purges sign-ins past their expiry, then stores a new one, in one transaction.
+    async fn insert_oidc_sign_in(&self, sign_in: &NewOidcSignIn) -> StoreResult<()>;
+
+    /// Takes (deletes and returns) the sign-in with this state hash, expired or not; of two
+    /// callers with one state, exactly one gets it.
+    async fn take_oidc_sign_in(&self, state_hash: &str) -> StoreResult<Option<PendingOidcSignIn>>;
+
+    /// Links an identity provider's subject to an account and writes the audit entry, in one
+    /// transaction; a subject already linked, or an account already linked at this issuer, is
+    /// a `Conflict`.
+    async fn link_oidc_identity(
+        &self,
+        identity: &NewOidcIdentity,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<()>;
+
+    /// The account linked to this issuer's subject, disabled or not.
+    async fn account_by_oidc_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> StoreResult<Option<Account>>;
+
+    /// Records an OpenID Connect sign-in of a live account and its audit entry, in one
+    /// transaction; false, with nothing written, when the account is disabled.
+    async fn record_oidc_login(
+        &self,
+        account: AccountId,
         at: DateTime<Utc>,
         audit: &NewAccountAuditEvent,
     ) -> StoreResult<bool>;

@@ -51,6 +51,10 @@ pub enum ApiError {
     /// 403: the caller's role acts only through a session established with a passkey or
     /// security key, and this session was established with a code.
     PhishingResistantFactorRequired,
+    /// 404: OpenID Connect sign-in was asked for, but this registry has no `[oidc]` settings.
+    OidcNotConfigured,
+    /// 503: the identity provider could not be reached to start a sign-in.
+    IdentityProviderUnavailable,
     /// 429: too many attempts from this address; try again after this many seconds.
     TooManyRequests {
         retry_after_seconds: u64,
@@ -106,7 +110,8 @@ impl ApiError {
             | ApiError::BreakGlassRequired
             | ApiError::PhishingResistantFactorRequired => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::OidcNotConfigured => StatusCode::NOT_FOUND,
+            ApiError::IdentityProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge | ApiError::UploadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -202,6 +207,16 @@ impl ApiError {
                 format!("too many attempts from this address: try again in {retry_after_seconds} s"),
                 None,
             ),
+            ApiError::OidcNotConfigured => simple(
+                "oidc_not_configured",
+                "sign-in through an identity provider is not configured on this registry".into(),
+                None,
+            ),
+            ApiError::IdentityProviderUnavailable => simple(
+                "identity_provider_unavailable",
+                "the identity provider cannot be reached: try again later".into(),
+                None,
+            ),
             ApiError::NotFound(what) => simple(
                 &format!("{}_not_found", what.replace(' ', "_")),
                 format!("{what} not found"),
@@ -294,6 +309,8 @@ impl From<ServiceError> for ApiError {
                 ApiError::Internal
             }
             ServiceError::TooLarge { limit } => ApiError::UploadTooLarge(limit),
+            ServiceError::OidcNotConfigured => ApiError::OidcNotConfigured,
+            ServiceError::IdentityProviderUnavailable => ApiError::IdentityProviderUnavailable,
             ServiceError::Input(message) => {
                 tracing::error!(%message, "unexpected input failure");
                 ApiError::Internal

@@ -3,7 +3,8 @@
 //! errors name the field, and the `Idempotency-Key` header with a hash of the body.
 //!
 //! This is the only place a session cookie is read, so no route can accept one for a
-//! state-changing request without its CSRF token. A request with an `Authorization` header
+//! state-changing request without its CSRF token; it also reads the cookie that binds an
+//! OpenID Connect sign-in under way to its browser. A request with an `Authorization` header
 //! is judged by that header alone: its cookie, if any, is ignored, and it needs no CSRF
 //! token, since a browser never adds a bearer token to a cross-site request by itself.
 
@@ -17,7 +18,8 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use mdor_service::{
-    IdempotencyRequest, Principal, SessionCaller, SessionSecret, authenticate, authenticate_session,
+    IdempotencyRequest, OidcBrowserBinding, Principal, SessionCaller, SessionSecret, authenticate,
+    authenticate_session,
 };
 
 use crate::AppState;
@@ -27,6 +29,10 @@ use crate::security::client_address;
 /// The session cookie. `__Host-` makes browsers refuse it unless it is `Secure`, has
 /// `Path=/` and no `Domain`, so no other host (a sibling subdomain) can set or shadow it.
 pub const SESSION_COOKIE: &str = "__Host-mdor_session";
+/// The cookie binding an OpenID Connect sign-in under way to the browser that started it
+/// (it holds the PKCE verifier). `SameSite=Lax`, unlike the session cookie: it must come back
+/// with the callback, a top-level navigation from the identity provider's site.
+pub const OIDC_COOKIE: &str = "__Host-mdor_oidc";
 /// The header a state-changing request made with a session carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -101,6 +107,28 @@ pub fn clear_session_cookie() -> HeaderValue {
     )
 }
 
+/// The `Set-Cookie` value that binds a sign-in under way to this browser for
+/// `max_age_seconds`.
+pub fn oidc_cookie(binding: &OidcBrowserBinding, max_age_seconds: i64) -> HeaderValue {
+    let value = format!(
+        "{OIDC_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        binding.expose(),
+        max_age_seconds.max(0)
+    );
+    // A binding is RFC 7636 unreserved characters, the rest ASCII: always a valid header value.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| clear_oidc_cookie())
+}
+
+/// The `Set-Cookie` value that removes the OpenID Connect binding cookie.
+pub fn clear_oidc_cookie() -> HeaderValue {
+    HeaderValue::from_static("__Host-mdor_oidc=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// The OpenID Connect binding the browser sent, if any well-formed one.
+pub fn oidc_binding(headers: &HeaderMap) -> Option<OidcBrowserBinding> {
+    cookie_value(headers, OIDC_COOKIE).and_then(OidcBrowserBinding::parse)
+}
+
 /// The session named by the request's cookie. For a state-changing method the CSRF token is
 /// checked first, before the store is asked anything.
 async fn session_from_cookie(parts: &Parts, state: &AppState) -> Result<SessionAuth, ApiError> {
@@ -125,14 +153,19 @@ fn changes_state(method: &Method) -> bool {
 }
 
 fn cookie_secret(headers: &HeaderMap) -> Option<SessionSecret> {
+    cookie_value(headers, SESSION_COOKIE).and_then(SessionSecret::parse)
+}
+
+/// The value of the first cookie called `wanted` in the request's `Cookie` headers.
+fn cookie_value<'a>(headers: &'a HeaderMap, wanted: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .and_then(|(_, value)| SessionSecret::parse(value.trim()))
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value.trim())
 }
 
 /// A JSON body, for requests that are not creations (no idempotency key).

@@ -684,6 +684,45 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
     let expired = stdout(&mdor(&dir.0, &["account", "expire-idle"]));
     assert!(expired.starts_with("0 account(s)"), "{expired}");
 
+    // Linking the holder's subject at the identity provider needs [oidc]; a subject and an
+    // account link once.
+    let link = [
+        "account",
+        "link-oidc",
+        "--username",
+        "J.Smith",
+        "--subject",
+        "uuid-js-1",
+    ];
+    let unconfigured = mdor(&dir.0, &link);
+    assert!(!unconfigured.status.success());
+    assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("[oidc] is not configured"));
+    std::fs::write(
+        dir.0.join("mdor.toml"),
+        "[oidc]\nissuer = \"https://idp.example\"\nclient_id = \"mdor\"\n\
+         client_secret = \"test-only\"\n\
+         redirect_url = \"https://mdor.example/api/v1/session/oidc/callback\"\n\
+         accepted_acr_values = [\"AAL3_ANY\"]\n",
+    )
+    .unwrap();
+    let linked = stdout(&mdor(&dir.0, &link));
+    assert!(
+        linked.contains("(j.smith) may now sign in through https://idp.example"),
+        "{linked}"
+    );
+    let twice = mdor(&dir.0, &link);
+    assert!(!twice.status.success());
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("linked to an account already"));
+    let nobody = [
+        "account",
+        "link-oidc",
+        "--username",
+        "nobody",
+        "--subject",
+        "s",
+    ];
+    assert!(!mdor(&dir.0, &nobody).status.success());
+
     // The printed password and a printed backup code sign in through the service.
     let url = format!("sqlite://{}", dir.0.join("mdor.db").display());
     let key_text = std::fs::read_to_string(&key).unwrap();

@@ -457,7 +457,9 @@ pub(crate) async fn fail<T>(
     ctx.store
         .record_login_failure(Some(account.id), now, audit.as_ref())
         .await?;
-    tracing::info!(outcome, "sign-in failed");
+    // The reason goes to the audit only: in the tracing log it would tell an operator reading
+    // logs which usernames exist and which passwords were right.
+    tracing::info!("sign-in failed");
     Err(ServiceError::Unauthenticated)
 }
 
@@ -472,12 +474,13 @@ pub(crate) async fn refuse<T>(
     ctx.store
         .record_login_failure(None, now, audit.as_ref())
         .await?;
-    tracing::info!(outcome, "sign-in refused");
+    tracing::info!("sign-in refused");
     Err(ServiceError::Unauthenticated)
 }
 
 /// The audit entry of a sign-in: under the account's organisation, or the registry's own
-/// for patients and unknown usernames; `None` when there is no organisation to name.
+/// for patients and unknown usernames; `None` when there is no organisation to name. OpenID
+/// Connect sign-ins (`oidc`) are audited with it too.
 pub(crate) async fn audit_event(
     ctx: &Ctx,
     account: Option<&Account>,

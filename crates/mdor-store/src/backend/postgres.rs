@@ -1454,6 +1454,58 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(true)
     }
+
+    async fn insert_oidc_sign_in(&self, sign_in: &crate::NewOidcSignIn) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        oidc::insert_sign_in(&mut tx, sign_in).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_oidc_sign_in(
+        &self,
+        state_hash: &str,
+    ) -> StoreResult<Option<crate::PendingOidcSignIn>> {
+        let mut tx = self.begin_write().await?;
+        let taken = oidc::take_sign_in(&mut tx, state_hash).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn link_oidc_identity(
+        &self,
+        identity: &crate::NewOidcIdentity,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        oidc::link_identity(&mut tx, identity, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account_by_oidc_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> StoreResult<Option<Account>> {
+        let mut conn = self.pool.acquire().await?;
+        oidc::account_by_identity(&mut conn, issuer, subject).await
+    }
+
+    async fn record_oidc_login(
+        &self,
+        account: AccountId,
+        at: chrono::DateTime<Utc>,
+        audit: &NewAccountAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !oidc::record_login(&mut tx, account, at, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
 }
 
 /// Writes a batch inside the caller's transaction; returns the outcome and, for each
@@ -1842,6 +1894,13 @@ mod webauthn_sql {
     use crate::StoreResult;
 
     super::super::webauthn::webauthn_queries!(sqlx::PgConnection);
+}
+
+/// OpenID Connect sign-ins and identity links, shared with the other backend.
+mod oidc {
+    use crate::StoreResult;
+
+    super::super::oidc::oidc_queries!(sqlx::PgConnection);
 }
 
 /// The identifier data keys, shared with the other backend.

@@ -23,6 +23,7 @@ mod data_quality;
 mod fixtures;
 mod harness;
 mod identifiers_at_rest;
+mod oidc;
 mod recall_cases;
 mod sessions;
 mod sqlite_file;
@@ -118,6 +119,8 @@ macro_rules! all_cases {
                 sessions::a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_its_account,
                 sessions::disabling_an_account_or_expiring_it_idle_ends_its_sessions_only,
                 access_reviews::a_break_glass_access_raises_one_review_item_decided_once_by_another_person,
+                oidc::an_oidc_sign_in_is_taken_once_by_its_state_and_expired_ones_are_purged,
+                oidc::a_subject_links_to_one_account_per_issuer_and_a_disabled_account_records_no_sign_in,
             ];
             shared: [
                 concurrency::concurrent_submissions_all_succeed_with_distinct_ids,
@@ -125,6 +128,7 @@ macro_rules! all_cases {
                 bulk::concurrent_bulk_loads_of_one_batch_load_it_once,
                 audit_log::concurrent_audit_entries_are_numbered_without_gaps_and_carry_their_leaf_hash,
                 accounts::of_concurrent_sign_ins_with_one_code_exactly_one_succeeds,
+                oidc::of_concurrent_callbacks_with_one_state_exactly_one_takes_the_sign_in,
             ];
         }
     };

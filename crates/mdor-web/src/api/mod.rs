@@ -6,6 +6,7 @@ mod data_quality_page;
 mod devices;
 mod health;
 mod me;
+mod oidc;
 mod outcomes;
 mod passkeys;
 mod patients;
@@ -68,6 +69,8 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/session/credentials/{id}",
             delete(passkeys::revoke_credential),
         )
+        .route("/api/v1/session/oidc/start", get(oidc::start))
+        .route("/api/v1/session/oidc/callback", get(oidc::callback))
         .route("/api/v1/sessions", get(sessions::list_sessions))
         .route("/api/v1/sessions/{id}", delete(sessions::revoke_session))
         .route("/api/v1/procedures", post(procedures::create_procedure))
@@ -154,7 +157,7 @@ pub fn upload_routes() -> Router<AppState> {
 #[openapi(
     info(
         title = "mdor API",
-        description = "Medical Device Outcome Registry: record implants at the point of care, follow up outcomes, find patients for recalls. Every route except /health, this document and sign-in needs a bearer token bound to one organisation and one role (systems), or a session cookie from POST /api/v1/session (people; requests that change data also send the session's X-CSRF-Token).",
+        description = "Medical Device Outcome Registry: record implants at the point of care, follow up outcomes, find patients for recalls. Every route except /health, this document and sign-in (password, or an OpenID Connect identity provider when configured) needs a bearer token bound to one organisation and one role (systems), or a session cookie from POST /api/v1/session (people; requests that change data also send the session's X-CSRF-Token).",
         version = "1.0.0",
         license(name = "Apache-2.0")
     ),
@@ -174,6 +177,8 @@ pub fn upload_routes() -> Router<AppState> {
         passkeys::begin_registration,
         passkeys::finish_registration,
         passkeys::revoke_credential,
+        oidc::start,
+        oidc::callback,
         procedures::create_procedure,
         procedures::get_procedure,
         outcomes::record_removal,

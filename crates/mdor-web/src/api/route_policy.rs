@@ -1,7 +1,8 @@
 //! Every route's declared policy, in one table: the service `Action` its handler is judged by
 //! (`mdor_service::policy::POLICIES` says which roles may do it, in which relationship to the
 //! organisation), or one of the two markers for routes that touch no records: public (health,
-//! this API's description, sign-in) and the caller's own session.
+//! this API's description, sign-in by password or through the identity provider) and the
+//! caller's own session.
 //!
 //! Deny by default: `require_declared_policy` refuses a request to any route missing from
 //! `ROUTE_POLICIES` before its handler runs, and `tests/it/route_policies.rs` fails when a
@@ -69,6 +70,8 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
     route("POST", "/api/v1/session/credentials", OwnSession),
     route("POST", "/api/v1/session/credentials/finish", OwnSession),
     route("DELETE", "/api/v1/session/credentials/{id}", OwnSession),
+    route("GET", "/api/v1/session/oidc/start", Public),
+    route("GET", "/api/v1/session/oidc/callback", Public),
     route("GET", "/api/v1/sessions", OwnSession),
     route("DELETE", "/api/v1/sessions/{id}", OwnSession),
     route(

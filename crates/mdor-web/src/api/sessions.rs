@@ -248,13 +248,19 @@ pub(crate) fn started_response(status: StatusCode, started: &StartedSession) -> 
         csrf_token: started.secret.csrf_token(),
     };
     let mut response = identifiable(status, view);
+    set_session_cookie(&mut response, started);
+    response
+}
+
+/// Gives the browser the cookie of a session just started or stepped up (by password or
+/// through the identity provider, `api::oidc`).
+pub(crate) fn set_session_cookie(response: &mut Response, started: &StartedSession) {
     // The browser may keep the cookie until the absolute timeout, counted from the
     // authentication that just happened.
     let max_age = (started.expires_at - started.reauthenticated_at).num_seconds();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&started.secret, max_age));
-    response
+        .append(header::SET_COOKIE, session_cookie(&started.secret, max_age));
 }
 
 fn cleared(status: StatusCode) -> Response {

@@ -1,7 +1,8 @@
-//! No NHS number, name, postcode, token, password, one-time code, session secret or
-//! break-glass reason reaches a log line. Requests carrying planted canary values (a
-//! patient's identifiers, valid and invalid bearer tokens, a malformed NHS number, a person's
-//! credentials and session, a reason for breaking glass)
+//! No NHS number, name, postcode, token, password, one-time code, session secret, OpenID
+//! Connect secret or break-glass reason reaches a log line. Requests carrying planted canary
+//! values (a patient's identifiers, valid and invalid bearer tokens, a malformed NHS number, a
+//! person's credentials and session, a reason for breaking glass, and the code, state, nonce,
+//! PKCE verifier, ID token and client secret of sign-ins through a local identity provider)
 //! go through the real router with every log event and span, at TRACE level from every crate
 //! (sqlx and tower-http included), written to a buffer; then every line is searched.
 
@@ -336,6 +337,66 @@ async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
         let reviews = app.get("/api/v1/access-reviews", Some(&app.admin)).await;
         assert_eq!(reviews.status, StatusCode::OK, "{}", reviews.body);
         assert_eq!(reviews.body["reviews"][0]["reason"], reason);
+
+        // OpenID Connect sign-ins against the local provider, one succeeding and one refused
+        // for its nonce: the code, state, nonce, PKCE verifier, ID tokens, client secret and
+        // subject must not be logged either.
+        let provider = crate::oidc_provider::Provider::start().await;
+        let app = crate::oidc::app_with_provider(
+            backend,
+            &provider,
+            mdor_web::WebSettings::default(),
+            chrono::Utc::now,
+        )
+        .await;
+        let subject = "canary-subject-5d1c";
+        crate::oidc::linked_account(
+            &app,
+            &provider,
+            "canary.oidc",
+            mdor_service::AccountRole::Regulator,
+            "MHRA",
+            subject,
+        )
+        .await;
+        secrets.extend([
+            crate::oidc_provider::CLIENT_SECRET.to_string(),
+            subject.to_string(),
+            "canary-access-token-0b1e".to_string(),
+        ]);
+        for nonce_is_right in [true, false] {
+            let flow = crate::oidc::start(&app).await;
+            let nonce = if nonce_is_right {
+                flow.nonce.clone()
+            } else {
+                "canary-wrong-nonce-77a0".to_string()
+            };
+            let token = crate::oidc_provider::signed(
+                &provider.claims(subject, &nonce, chrono::Utc::now()),
+                "key-1",
+                crate::oidc_provider::KEY_1,
+            );
+            let reply = crate::oidc::finish(&app, &provider, &flow, &token).await;
+            let expected = if nonce_is_right {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(reply.status, expected, "{}", reply.body);
+            secrets.extend([
+                flow.state.clone(),
+                flow.nonce.clone(),
+                nonce,
+                flow.challenge.clone(),
+                flow.cookie
+                    .trim_start_matches("__Host-mdor_oidc=")
+                    .to_string(),
+                format!("code-{}", &flow.state[..12]),
+                token.clone(),
+                // The signature alone, in case a token is logged in parts.
+                token.rsplit('.').next().unwrap().to_string(),
+            ]);
+        }
     }
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(

@@ -11,6 +11,8 @@ mod api;
 mod audit;
 mod data_quality;
 mod log_canaries;
+mod oidc;
+mod oidc_provider;
 mod policy_matrix;
 mod recall_cases;
 mod reports;

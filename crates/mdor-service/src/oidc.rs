@@ -1,0 +1,919 @@
+//! OpenID Connect sign-in for national identity providers (such as NHS CIS2): the
+//! authorization code flow with PKCE, state and nonce, ending in the same server-side session
+//! as a password sign-in (`sessions`).
+//!
+//! A sign-in under way is kept on the server only as hashes (`oidc_sign_in`): the state, which
+//! comes back in the callback's URL; the nonce, which the ID token must carry; and the PKCE
+//! verifier, which is never in a URL: the browser that started the sign-in holds it in a
+//! cookie, so a callback made in another browser (login CSRF: a victim sent to the attacker's
+//! own callback) fails, and an intercepted code cannot be redeemed without it. The callback
+//! takes its sign-in by the state's hash before anything else, so a state works once.
+//!
+//! The ID token comes straight from the token endpoint (authenticated with the client
+//! secret) and is checked with `openidconnect`: issuer, audience (no other audience trusted,
+//! and `azp`, when present, must be this client), signature by a key of the provider's JWKS
+//! with an asymmetric algorithm only (`alg=none` and HMAC, which would let the public key or
+//! the client secret be used as a MAC key, are refused), expiry and issue time within
+//! `CLOCK_SKEW`, the nonce (compared by hash) and the assurance level (`acr`) against the
+//! configured list. There is no self sign-up: the (issuer, subject) must be linked to an
+//! existing, enabled account (`link_oidc_identity`).
+//!
+//! Every refusal is audited like a password sign-in's (action `account.login`, purpose
+//! `authentication`, the outcome naming the check that failed) and the caller always gets the
+//! same `ServiceError::Unauthenticated`; nothing of the code, state, nonce or token is logged.
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenVerifier,
+    CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthType, AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, TokenResponse,
+};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use mdor_store::{
+    Account, AccountId, NewAccountAuditEvent, NewOidcIdentity, NewOidcSignIn, SessionAssurance,
+    SessionFactor,
+};
+
+use crate::accounts::{SignedIn, Username, audit_event};
+use crate::ctx::Ctx;
+use crate::error::ServiceError;
+use crate::sessions::{StartedSession, start_session};
+
+/// How long a person has at the identity provider before the sign-in must start again.
+pub const SIGN_IN_TIMEOUT: Duration = Duration::minutes(10);
+/// How far the identity provider's clock may be from ours, for `exp` and `iat`.
+pub const CLOCK_SKEW: Duration = Duration::seconds(60);
+/// The discovery document (endpoints and keys) is fetched again after this long; the keys
+/// also whenever a token names a key the cached set lacks (the provider rotated them).
+const METADATA_MAX_AGE: StdDuration = StdDuration::from_secs(24 * 60 * 60);
+/// Every request to the identity provider gives up after this long.
+const PROVIDER_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+/// Signature algorithms an ID token may use: asymmetric ones only, so that neither the client
+/// secret nor a public key can ever serve as an HMAC key.
+const ASYMMETRIC_ALGORITHMS: [CoreJwsSigningAlgorithm; 8] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+];
+const LINK_ACTION: &str = "account.link_oidc";
+/// The error an `iat` in the future is reported with, told apart from an expired token.
+const ISSUED_IN_FUTURE: &str = "issued in the future";
+
+/// The `[oidc]` settings as written, before they are checked.
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub redirect_url: String,
+    /// Scopes besides `openid`, which is always asked for.
+    pub scopes: Vec<String>,
+    /// The assurance levels (`acr` values) a sign-in may have; any other is refused.
+    pub accepted_acr_values: Vec<String>,
+    /// Those of the accepted levels that only a phishing-resistant authenticator reaches
+    /// (CIS2's smartcard levels, for example).
+    pub phishing_resistant_acr_values: Vec<String>,
+}
+
+/// Checked OpenID Connect settings: absolute `https` URLs (plain `http` only on loopback, for
+/// tests and development), a client id and secret, and a non-empty list of accepted
+/// assurance levels containing the phishing-resistant ones.
+#[derive(Clone)]
+pub struct OidcSettings {
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    client_secret: SecretString,
+    redirect_url: RedirectUrl,
+    scopes: Vec<Scope>,
+    accepted_acr_values: Vec<String>,
+    phishing_resistant_acr_values: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer.as_str())
+            .field("client_id", &self.client_id.as_str())
+            .field("client_secret", &"***")
+            .field("redirect_url", &self.redirect_url.as_str())
+            .field("scopes", &self.scopes)
+            .field("accepted_acr_values", &self.accepted_acr_values)
+            .field(
+                "phishing_resistant_acr_values",
+                &self.phishing_resistant_acr_values,
+            )
+            .finish()
+    }
+}
+
+impl OidcSettings {
+    /// Checks the settings; each problem names its setting (`oidc.issuer`, …).
+    pub fn new(config: OidcConfig) -> Result<OidcSettings, ServiceError> {
+        let issuer = IssuerUrl::new(config.issuer.trim().to_string())
+            .map_err(|_| invalid("oidc.issuer", "is not an absolute URL"))?;
+        check_transport("oidc.issuer", issuer.url())?;
+        if issuer.url().query().is_some() || issuer.url().fragment().is_some() {
+            return Err(invalid(
+                "oidc.issuer",
+                "must have no query or fragment (OpenID Connect Discovery §2)",
+            ));
+        }
+        let redirect_url = RedirectUrl::new(config.redirect_url.trim().to_string())
+            .map_err(|_| invalid("oidc.redirect_url", "is not an absolute URL"))?;
+        check_transport("oidc.redirect_url", redirect_url.url())?;
+        let client_id = config.client_id.trim();
+        if client_id.is_empty() {
+            return Err(invalid("oidc.client_id", "must not be empty"));
+        }
+        if config.client_secret.expose_secret().trim().is_empty() {
+            return Err(invalid("oidc.client_secret", "must not be empty"));
+        }
+        let mut scopes = Vec::new();
+        for scope in &config.scopes {
+            let scope = scope.trim();
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                return Err(invalid("oidc.scopes", "each scope is one non-empty word"));
+            }
+            // `openid` is always requested; asking twice would repeat it in the URL.
+            if scope != "openid" {
+                scopes.push(Scope::new(scope.to_string()));
+            }
+        }
+        let accepted = trimmed(&config.accepted_acr_values);
+        if accepted.is_empty() || accepted.iter().any(String::is_empty) {
+            return Err(invalid(
+                "oidc.accepted_acr_values",
+                "must list at least one assurance level, none of them empty",
+            ));
+        }
+        let phishing_resistant = trimmed(&config.phishing_resistant_acr_values);
+        if let Some(unknown) = phishing_resistant.iter().find(|v| !accepted.contains(v)) {
+            return Err(invalid(
+                "oidc.phishing_resistant_acr_values",
+                format!("'{unknown}' is not one of oidc.accepted_acr_values"),
+            ));
+        }
+        Ok(OidcSettings {
+            issuer,
+            client_id: ClientId::new(client_id.to_string()),
+            client_secret: config.client_secret,
+            redirect_url,
+            scopes,
+            accepted_acr_values: accepted,
+            phishing_resistant_acr_values: phishing_resistant,
+        })
+    }
+
+    /// The issuer exactly as configured: the ID token's `iss` must equal it, and identity
+    /// links are stored under it.
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
+    }
+}
+
+/// The identity provider as this server knows it: its settings, an HTTP client that follows
+/// no redirects, and the discovery document with its keys, fetched on first use and cached.
+pub struct OidcProvider {
+    settings: OidcSettings,
+    http: openidconnect::reqwest::Client,
+    discovered: tokio::sync::Mutex<Option<Discovered>>,
+}
+
+struct Discovered {
+    metadata: CoreProviderMetadata,
+    fetched_at: Instant,
+}
+
+/// A client of the provider with its authorization endpoint set (and its token endpoint as
+/// the discovery document gave it).
+type ProviderClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+impl OidcProvider {
+    pub fn new(settings: OidcSettings) -> Result<OidcProvider, ServiceError> {
+        // No redirects: a provider endpoint that redirects could otherwise send this server's
+        // requests anywhere (the `openidconnect` documentation asks for this).
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(PROVIDER_TIMEOUT)
+            .build()
+            .map_err(|error| {
+                ServiceError::Input(format!("building the OpenID Connect HTTP client: {error}"))
+            })?;
+        Ok(OidcProvider {
+            settings,
+            http,
+            discovered: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
+    /// The discovery document and keys, from the cache unless they are a day old.
+    async fn metadata(&self) -> Result<CoreProviderMetadata, ProviderFailure> {
+        let mut discovered = self.discovered.lock().await;
+        if let Some(cached) = discovered.as_ref()
+            && cached.fetched_at.elapsed() < METADATA_MAX_AGE
+        {
+            return Ok(cached.metadata.clone());
+        }
+        let metadata =
+            CoreProviderMetadata::discover_async(self.settings.issuer.clone(), &self.http)
+                .await
+                .map_err(|error| ProviderFailure::new("discovery", &error))?;
+        *discovered = Some(Discovered {
+            metadata: metadata.clone(),
+            fetched_at: Instant::now(),
+        });
+        Ok(metadata)
+    }
+
+    /// Fetches the provider's keys again (a token named a key the cached set lacks).
+    async fn refresh_keys(
+        &self,
+        metadata: &CoreProviderMetadata,
+    ) -> Result<CoreProviderMetadata, ProviderFailure> {
+        let keys = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|error| ProviderFailure::new("jwks", &error))?;
+        let refreshed = metadata.clone().set_jwks(keys);
+        let mut discovered = self.discovered.lock().await;
+        *discovered = Some(Discovered {
+            metadata: refreshed.clone(),
+            fetched_at: Instant::now(),
+        });
+        Ok(refreshed)
+    }
+
+    fn client(&self, metadata: &CoreProviderMetadata) -> ProviderClient {
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            self.settings.client_id.clone(),
+            Some(ClientSecret::new(
+                self.settings.client_secret.expose_secret().to_string(),
+            )),
+        )
+        .set_redirect_uri(self.settings.redirect_url.clone());
+        // The secret goes in the Authorization header (client_secret_basic, the default) unless
+        // the provider says it takes it only in the body.
+        let methods = metadata.token_endpoint_auth_methods_supported();
+        let post_only = methods.is_some_and(|methods| {
+            methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+                && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+        });
+        if post_only {
+            client.set_auth_type(AuthType::RequestBody)
+        } else {
+            client
+        }
+    }
+
+    /// Verifies the ID token against these keys and the sign-in's nonce hash.
+    fn verify(
+        &self,
+        metadata: &CoreProviderMetadata,
+        id_token: &CoreIdToken,
+        nonce_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedToken, ClaimsVerificationError> {
+        let accepted = &self.settings.accepted_acr_values;
+        // A public-client verifier: it never uses the client secret as an HMAC key, and the
+        // allowed algorithms below are asymmetric anyway.
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            self.settings.client_id.clone(),
+            self.settings.issuer.clone(),
+            metadata.jwks().clone(),
+        )
+        .set_allowed_algs(ASYMMETRIC_ALGORITHMS)
+        // `exp` is compared with a clock set back by the skew, so a token is accepted until
+        // `CLOCK_SKEW` after its expiry; an `iat` more than the skew ahead is refused.
+        .set_time_fn(move || now - CLOCK_SKEW)
+        .set_issue_time_verifier_fn(move |issued_at| {
+            if issued_at > now + CLOCK_SKEW {
+                Err(ISSUED_IN_FUTURE.to_string())
+            } else {
+                Ok(())
+            }
+        })
+        .set_auth_context_verifier_fn(move |acr: Option<&AuthenticationContextClass>| match acr {
+            Some(acr) if accepted.iter().any(|value| value == acr.as_str()) => Ok(()),
+            _ => Err("assurance level not accepted".to_string()),
+        });
+        let nonce_verifier = |nonce: Option<&Nonce>| match nonce {
+            Some(nonce) if hash_matches(&sha256_hex(nonce.secret()), nonce_hash) => Ok(()),
+            Some(_) => Err("nonce does not match".to_string()),
+            None => Err("nonce missing".to_string()),
+        };
+        let claims = id_token.claims(&verifier, nonce_verifier)?;
+        if let Some(authorized_party) = claims.authorized_party()
+            && authorized_party.as_str() != self.settings.client_id.as_str()
+        {
+            return Err(ClaimsVerificationError::InvalidAudience(
+                "azp names another client".to_string(),
+            ));
+        }
+        let acr = claims
+            .auth_context_ref()
+            .map(|acr| acr.as_str().to_string())
+            .unwrap_or_default();
+        Ok(VerifiedToken {
+            subject: claims.subject().as_str().to_string(),
+            phishing_resistant: self.settings.phishing_resistant_acr_values.contains(&acr),
+        })
+    }
+}
+
+/// The browser's half of a sign-in under way: the PKCE verifier, kept in a cookie and
+/// checked against the stored hash at the callback. Never logged: `Debug` shows nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcBrowserBinding(String);
+
+impl OidcBrowserBinding {
+    /// A binding as the browser presents it; `None` when it cannot be a PKCE verifier
+    /// (RFC 7636 §4.1: 43 to 128 unreserved characters).
+    pub fn parse(input: &str) -> Option<OidcBrowserBinding> {
+        let well_formed = (43..=128).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        well_formed.then(|| OidcBrowserBinding(input.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OidcBrowserBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OidcBrowserBinding(..)")
+    }
+}
+
+/// A sign-in sent to the identity provider: where to send the browser, and what it must
+/// keep until the callback. `Debug` leaves out the URL, which carries the state and nonce.
+pub struct OidcStart {
+    pub authorization_url: String,
+    pub browser_binding: OidcBrowserBinding,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for OidcStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcStart")
+            .field("browser_binding", &self.browser_binding)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the identity provider sent the browser back with. `Debug` says only which parts are
+/// present: the code and state are bearer secrets until used.
+#[derive(Default)]
+pub struct OidcCallback<'a> {
+    pub code: Option<&'a str>,
+    pub state: Option<&'a str>,
+    /// The provider's `error` parameter: it refused, or the person cancelled.
+    pub error: Option<&'a str>,
+    /// The binding from the browser's cookie, when it sent one.
+    pub browser_binding: Option<&'a OidcBrowserBinding>,
+}
+
+impl std::fmt::Debug for OidcCallback<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcCallback")
+            .field("code", &self.code.map(|_| ".."))
+            .field("state", &self.state.map(|_| ".."))
+            .field("error", &self.error)
+            .field("browser_binding", &self.browser_binding)
+            .finish()
+    }
+}
+
+/// Starts a sign-in: a fresh state, nonce and PKCE verifier (256 random bits each), stored as
+/// hashes, and the provider's authorization URL asking for the accepted assurance levels.
+#[tracing::instrument(skip_all)]
+pub async fn begin_oidc_sign_in(ctx: &Ctx) -> Result<OidcStart, ServiceError> {
+    let provider = ctx.oidc()?;
+    let metadata = provider.metadata().await.map_err(|failure| {
+        failure.log();
+        ServiceError::IdentityProviderUnavailable
+    })?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let client = provider.client(&metadata);
+    let mut request = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            || CsrfToken::new_random_len(32),
+            || Nonce::new_random_len(32),
+        )
+        .set_pkce_challenge(challenge);
+    for scope in &provider.settings.scopes {
+        request = request.add_scope(scope.clone());
+    }
+    for acr in &provider.settings.accepted_acr_values {
+        request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+    }
+    let (url, state, nonce) = request.url();
+    let now = ctx.now().trunc_subsecs(0);
+    let expires_at = now + SIGN_IN_TIMEOUT;
+    ctx.store
+        .insert_oidc_sign_in(&NewOidcSignIn {
+            state_hash: sha256_hex(state.secret()),
+            nonce_hash: sha256_hex(nonce.secret()),
+            verifier_hash: sha256_hex(verifier.secret()),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    Ok(OidcStart {
+        authorization_url: url.to_string(),
+        browser_binding: OidcBrowserBinding(verifier.secret().clone()),
+        expires_at,
+    })
+}
+
+/// Finishes a sign-in at the callback: takes the sign-in by its state, exchanges the code,
+/// verifies the ID token, finds the linked account and starts a session as a password
+/// sign-in does, with factor `oidc`, phishing-resistant when the token's assurance level is
+/// one of the configured phishing-resistant ones. Every refusal is audited and is the same
+/// `Unauthenticated`; storage failures are errors of their own.
+#[tracing::instrument(skip_all)]
+pub async fn finish_oidc_sign_in(
+    ctx: &Ctx,
+    callback: &OidcCallback<'_>,
+) -> Result<StartedSession, ServiceError> {
+    let provider = ctx.oidc()?;
+    let now = ctx.now();
+    let verified = match check_callback(ctx, &provider, callback, now).await? {
+        Ok(verified) => verified,
+        Err(refusal) => return refuse(ctx, refusal.account.as_ref(), refusal.outcome, now).await,
+    };
+    let account = verified.account;
+    let Some(audit) = audit_event(ctx, Some(&account), "ok", now).await? else {
+        // No organisation to audit under: fail closed rather than sign in unaudited.
+        return Err(ServiceError::Unauthenticated);
+    };
+    if !ctx.store.record_oidc_login(account.id, now, &audit).await? {
+        // Disabled between the lookup and now.
+        return refuse(ctx, Some(&account), "oidc_disabled", now).await;
+    }
+    tracing::info!("openid connect sign-in succeeded");
+    let signed_in = SignedIn {
+        account: account.id,
+        role: account.role,
+        organisation: account.organisation,
+        organisation_ods: account.organisation_ods,
+        patient: account.patient,
+        // The password plays no part here: the identity provider authenticated the person.
+        must_change_password: false,
+        // Phishing-resistant when the provider asserted one of the configured levels (a CIS2
+        // smartcard, say); a session of a role that needs one is limited otherwise.
+        assurance: SessionAssurance {
+            factor: SessionFactor::Oidc,
+            phishing_resistant: verified.phishing_resistant,
+        },
+    };
+    start_session(ctx, &signed_in).await
+}
+
+/// Links an identity provider subject, under the configured issuer, to an existing account
+/// (the operator's `mdor account link-oidc`), audited as role `operator` under the registry's
+/// own organisation (or the account's). An unknown username is `NotFound`; a subject already
+/// linked, or an account already linked at this issuer, is a `Conflict`.
+pub async fn link_oidc_identity(
+    ctx: &Ctx,
+    issuer: &str,
+    username: &Username,
+    subject: &str,
+) -> Result<AccountId, ServiceError> {
+    let subject = subject.trim();
+    if subject.is_empty() || subject.len() > 255 {
+        return Err(invalid("subject", "must be 1 to 255 characters"));
+    }
+    let account = ctx
+        .store
+        .account_by_username(username.as_str())
+        .await?
+        .ok_or(ServiceError::NotFound { what: "account" })?;
+    let organisation = match ctx
+        .store
+        .registry_organisation()
+        .await?
+        .or(account.organisation)
+    {
+        Some(organisation) => organisation,
+        None => {
+            return Err(ServiceError::NotFound {
+                what: "registry organisation",
+            });
+        }
+    };
+    let now = ctx.now();
+    let audit = NewAccountAuditEvent {
+        at: now,
+        organisation,
+        role: "operator",
+        action: LINK_ACTION,
+        resource: format!("account/{}", account.id),
+        outcome: "ok",
+    };
+    let identity = NewOidcIdentity {
+        account: account.id,
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        linked_at: now.trunc_subsecs(0),
+    };
+    ctx.store
+        .link_oidc_identity(&identity, &audit)
+        .await
+        .map_err(|error| match error {
+            mdor_store::StoreError::Conflict { .. } => ServiceError::Conflict {
+                code: "oidc_identity_taken",
+                field: Some("subject".into()),
+                message: "this subject is linked to an account already, or this account has a subject at this issuer already".into(),
+            },
+            other => other.into(),
+        })?;
+    Ok(account.id)
+}
+
+struct Verified {
+    account: Account,
+    phishing_resistant: bool,
+}
+
+struct VerifiedToken {
+    subject: String,
+    phishing_resistant: bool,
+}
+
+/// Why a callback signs no one in: the audit outcome, and the account when one was found.
+struct Refusal {
+    outcome: &'static str,
+    account: Option<Account>,
+}
+
+fn refused(outcome: &'static str) -> Result<Result<Verified, Refusal>, ServiceError> {
+    Ok(Err(Refusal {
+        outcome,
+        account: None,
+    }))
+}
+
+/// A request to the provider that failed for reasons of its own (unreachable, malformed),
+/// logged without anything of the sign-in.
+struct ProviderFailure {
+    stage: &'static str,
+    detail: String,
+}
+
+impl ProviderFailure {
+    fn new(stage: &'static str, error: &dyn std::error::Error) -> ProviderFailure {
+        let mut detail = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ProviderFailure { stage, detail }
+    }
+
+    fn log(&self) {
+        tracing::warn!(stage = self.stage, detail = %self.detail, "openid connect provider request failed");
+    }
+}
+
+/// Every check of the callback in order; the first that fails is the refusal.
+async fn check_callback(
+    ctx: &Ctx,
+    provider: &OidcProvider,
+    callback: &OidcCallback<'_>,
+    now: DateTime<Utc>,
+) -> Result<Result<Verified, Refusal>, ServiceError> {
+    let Some(state) = callback.state else {
+        return refused("oidc_unknown_state");
+    };
+    // Taken before anything else is looked at: whatever follows, this state is spent.
+    let Some(pending) = ctx.store.take_oidc_sign_in(&sha256_hex(state)).await? else {
+        return refused("oidc_unknown_state");
+    };
+    if now >= pending.expires_at {
+        return refused("oidc_state_expired");
+    }
+    let binding = callback
+        .browser_binding
+        .filter(|binding| hash_matches(&sha256_hex(binding.expose()), &pending.verifier_hash));
+    let Some(binding) = binding else {
+        return refused("oidc_browser_mismatch");
+    };
+    if callback.error.is_some() {
+        return refused("oidc_provider_refused");
+    }
+    let Some(code) = callback.code.filter(|code| !code.is_empty()) else {
+        return refused("oidc_no_code");
+    };
+    let metadata = match provider.metadata().await {
+        Ok(metadata) => metadata,
+        Err(failure) => {
+            failure.log();
+            return refused("oidc_provider_unavailable");
+        }
+    };
+    let client = provider.client(&metadata);
+    let Ok(exchange) = client.exchange_code(AuthorizationCode::new(code.to_string())) else {
+        // The discovery document names no token endpoint.
+        return refused("oidc_provider_unavailable");
+    };
+    let response = exchange
+        .set_pkce_verifier(PkceCodeVerifier::new(binding.expose().to_string()))
+        .request_async(&provider.http)
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(RequestTokenError::ServerResponse(_)) => return refused("oidc_code_refused"),
+        Err(RequestTokenError::Parse(_, _)) => return refused("oidc_token_response_invalid"),
+        Err(error) => {
+            ProviderFailure::new("token", &error).log();
+            return refused("oidc_provider_unavailable");
+        }
+    };
+    let Some(id_token) = response.id_token() else {
+        return refused("oidc_no_id_token");
+    };
+    let mut verified = provider.verify(&metadata, id_token, &pending.nonce_hash, now);
+    if let Err(ClaimsVerificationError::SignatureVerification(
+        SignatureVerificationError::NoMatchingKey,
+    )) = verified
+    {
+        // The provider may have rotated its keys since they were cached.
+        match provider.refresh_keys(&metadata).await {
+            Ok(refreshed) => {
+                verified = provider.verify(&refreshed, id_token, &pending.nonce_hash, now);
+            }
+            Err(failure) => failure.log(),
+        }
+    }
+    let token = match verified {
+        Ok(token) => token,
+        Err(error) => return refused(verification_outcome(&error)),
+    };
+    let Some(account) = ctx
+        .store
+        .account_by_oidc_identity(provider.settings.issuer(), &token.subject)
+        .await?
+    else {
+        return refused("oidc_unlinked");
+    };
+    if account.disabled_at.is_some() {
+        return Ok(Err(Refusal {
+            outcome: "oidc_disabled",
+            account: Some(account),
+        }));
+    }
+    Ok(Ok(Verified {
+        account,
+        phishing_resistant: token.phishing_resistant,
+    }))
+}
+
+/// The audit outcome of an ID token that failed verification.
+fn verification_outcome(error: &ClaimsVerificationError) -> &'static str {
+    match error {
+        ClaimsVerificationError::InvalidIssuer(_) => "oidc_wrong_issuer",
+        ClaimsVerificationError::InvalidAudience(_) => "oidc_wrong_audience",
+        ClaimsVerificationError::Expired(message) if message == ISSUED_IN_FUTURE => {
+            "oidc_issued_in_future"
+        }
+        ClaimsVerificationError::Expired(_) => "oidc_expired",
+        ClaimsVerificationError::InvalidNonce(_) => "oidc_bad_nonce",
+        ClaimsVerificationError::InvalidAuthContext(_) => "oidc_low_assurance",
+        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoSignature) => {
+            "oidc_unsigned"
+        }
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::DisallowedAlg(_),
+        ) => "oidc_disallowed_algorithm",
+        ClaimsVerificationError::SignatureVerification(_) => "oidc_bad_signature",
+        _ => "oidc_invalid_token",
+    }
+}
+
+/// A refusal: audited (not counted towards the password soft lock, which guards passwords),
+/// logged without its reason, and the same `Unauthenticated` whatever it was.
+async fn refuse<T>(
+    ctx: &Ctx,
+    account: Option<&Account>,
+    outcome: &'static str,
+    now: DateTime<Utc>,
+) -> Result<T, ServiceError> {
+    let audit = audit_event(ctx, account, outcome, now).await?;
+    ctx.store
+        .record_login_failure(None, now, audit.as_ref())
+        .await?;
+    tracing::info!("openid connect sign-in refused");
+    Err(ServiceError::Unauthenticated)
+}
+
+/// A URL setting must use HTTPS, except on the loopback interface (tests, development).
+fn check_transport(setting: &str, url: &openidconnect::url::Url) -> Result<(), ServiceError> {
+    let loopback = match url.host() {
+        Some(openidconnect::url::Host::Domain(domain)) => domain == "localhost",
+        Some(openidconnect::url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(openidconnect::url::Host::Ipv6(address)) => address.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(invalid(
+            setting,
+            "must be an https URL (plain http only on the loopback interface)",
+        )),
+    }
+}
+
+fn trimmed(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| v.trim().to_string()).collect()
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::invalid(field, "invalid_oidc_setting", message)
+}
+
+fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn hash_matches(computed: &str, stored: &str) -> bool {
+    computed.as_bytes().ct_eq(stored.as_bytes()).into()
+}
+
+impl Ctx {
+    /// The same context with OpenID Connect sign-in enabled.
+    pub fn with_oidc(mut self, provider: OidcProvider) -> Ctx {
+        self.oidc = Some(Arc::new(provider));
+        self
+    }
+
+    /// The configured identity provider; `OidcNotConfigured` when there is none.
+    pub(crate) fn oidc(&self) -> Result<Arc<OidcProvider>, ServiceError> {
+        self.oidc.clone().ok_or(ServiceError::OidcNotConfigured)
+    }
+
+    /// The configured identity provider's settings, if OpenID Connect is on.
+    pub fn oidc_settings(&self) -> Option<&OidcSettings> {
+        self.oidc.as_deref().map(OidcProvider::settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> OidcConfig {
+        OidcConfig {
+            issuer: "https://idp.example/realm".into(),
+            client_id: "mdor".into(),
+            client_secret: SecretString::from("s3cret-client".to_string()),
+            redirect_url: "https://mdor.example/api/v1/session/oidc/callback".into(),
+            scopes: vec!["openid".into(), "profile".into()],
+            accepted_acr_values: vec!["AAL2_ANY".into(), "AAL3_ANY".into()],
+            phishing_resistant_acr_values: vec!["AAL3_ANY".into()],
+        }
+    }
+
+    fn problem(config: OidcConfig) -> String {
+        match OidcSettings::new(config) {
+            Err(ServiceError::Invalid(errors)) => errors[0].field.clone(),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_need_https_urls_a_client_and_accepted_levels_containing_the_phishing_resistant_ones()
+     {
+        let settings = OidcSettings::new(config()).unwrap();
+        assert_eq!(settings.issuer(), "https://idp.example/realm");
+        assert_eq!(settings.scopes, vec![Scope::new("profile".into())]);
+        assert!(!format!("{settings:?}").contains("s3cret-client"));
+        let loopback = OidcConfig {
+            issuer: "http://127.0.0.1:9999".into(),
+            redirect_url: "http://localhost:8080/api/v1/session/oidc/callback".into(),
+            ..config()
+        };
+        assert!(OidcSettings::new(loopback).is_ok());
+        type Change = fn(&mut OidcConfig);
+        let cases: [(Change, &str); 7] = [
+            (|c| c.issuer = "http://idp.example".into(), "oidc.issuer"),
+            (|c| c.issuer = "idp.example".into(), "oidc.issuer"),
+            (
+                |c| c.issuer = "https://idp.example/?x=1".into(),
+                "oidc.issuer",
+            ),
+            (
+                |c| c.redirect_url = "http://mdor.example/cb".into(),
+                "oidc.redirect_url",
+            ),
+            (|c| c.client_id = " ".into(), "oidc.client_id"),
+            (
+                |c| c.accepted_acr_values.clear(),
+                "oidc.accepted_acr_values",
+            ),
+            (
+                |c| c.phishing_resistant_acr_values = vec!["AAL9".into()],
+                "oidc.phishing_resistant_acr_values",
+            ),
+        ];
+        for (change, setting) in cases {
+            let mut changed = config();
+            change(&mut changed);
+            assert_eq!(problem(changed), setting);
+        }
+        let mut empty_secret = config();
+        empty_secret.client_secret = SecretString::from(String::new());
+        assert_eq!(problem(empty_secret), "oidc.client_secret");
+    }
+
+    #[test]
+    fn a_callback_never_prints_its_code_or_state() {
+        let callback = OidcCallback {
+            code: Some("secret-code-1"),
+            state: Some("secret-state-2"),
+            ..OidcCallback::default()
+        };
+        let printed = format!("{callback:?}");
+        assert!(!printed.contains("secret-code-1") && !printed.contains("secret-state-2"));
+    }
+
+    #[test]
+    fn a_browser_binding_is_a_pkce_verifier_and_never_printed() {
+        let (_, verifier) = PkceCodeChallenge::new_random_sha256();
+        let binding = OidcBrowserBinding::parse(verifier.secret()).unwrap();
+        assert_eq!(binding.expose(), verifier.secret());
+        assert_eq!(format!("{binding:?}"), "OidcBrowserBinding(..)");
+        for bad in [
+            "",
+            "short",
+            &"a".repeat(129),
+            &format!("{}!", "a".repeat(43)),
+        ] {
+            assert!(OidcBrowserBinding::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_failed_check_has_its_own_audit_outcome() {
+        let cases = [
+            (
+                ClaimsVerificationError::InvalidIssuer(String::new()),
+                "oidc_wrong_issuer",
+            ),
+            (
+                ClaimsVerificationError::Expired(ISSUED_IN_FUTURE.into()),
+                "oidc_issued_in_future",
+            ),
+            (
+                ClaimsVerificationError::Expired("ID token expired".into()),
+                "oidc_expired",
+            ),
+            (
+                ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::CryptoError(String::new()),
+                ),
+                "oidc_bad_signature",
+            ),
+            (
+                ClaimsVerificationError::InvalidSubject(String::new()),
+                "oidc_invalid_token",
+            ),
+        ];
+        for (error, outcome) in cases {
+            assert_eq!(verification_outcome(&error), outcome);
+        }
+    }
+}

@@ -1,0 +1,674 @@
+//! OpenID Connect sign-in through the web router against a local mock provider
+//! (`oidc_provider`): a successful sign-in end to end starts the same session as a password
+//! sign-in, and every refusal (`alg=none`, another key, HMAC with the public key or the client
+//! secret, wrong issuer or audience or `azp`, wrong or missing nonce, expiry, an `iat` in the
+//! future, low or missing assurance, reused, unknown or expired state, another browser, the
+//! provider's error, an unlinked subject, a disabled account) gets the password sign-in's
+//! single failure response and is audited with its own outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use mdor_domain::OdsCode;
+use mdor_service::accounts::{AccountRequest, Username};
+use mdor_service::{AccountRole, Ctx};
+use mdor_store::SessionFactor;
+use mdor_web::{RateLimit, WebSettings};
+
+use crate::oidc_provider::{
+    CLIENT_SECRET, KEY_1, KEY_2, Provider, hmac_signed, public_jwk, signed, unsigned,
+};
+use crate::support::{Reply, TestApp, backends, spawn_app};
+
+/// Settings with a sign-in limit no test here reaches, unless a test is about the limit.
+fn roomy() -> WebSettings {
+    WebSettings {
+        sign_in_limit: RateLimit {
+            burst: 10_000,
+            refill_every: Duration::from_millis(1),
+        },
+        ..WebSettings::default()
+    }
+}
+
+/// The app with accounts and OpenID Connect sign-in through `provider`, on this clock.
+pub async fn app_with_provider(
+    backend: &str,
+    provider: &Provider,
+    settings: WebSettings,
+    clock: fn() -> chrono::DateTime<Utc>,
+) -> TestApp {
+    let app = spawn_app(backend)
+        .await
+        .with_accounts(settings.clone(), clock);
+    with_provider(app, provider, settings, clock)
+}
+
+fn with_provider(
+    app: TestApp,
+    provider: &Provider,
+    settings: WebSettings,
+    clock: fn() -> chrono::DateTime<Utc>,
+) -> TestApp {
+    let ctx = Ctx::with_clock(Arc::clone(&app.store), clock)
+        .with_account_key(crate::support::account_key())
+        .with_oidc(mdor_service::OidcProvider::new(provider.settings()).unwrap());
+    TestApp {
+        router: mdor_web::router(mdor_web::AppState::new(ctx.clone(), settings)),
+        ctx,
+        ..app
+    }
+}
+
+/// Creates an account of `role` in `ods` and links `subject` to it.
+pub async fn linked_account(
+    app: &TestApp,
+    provider: &Provider,
+    username: &str,
+    role: AccountRole,
+    ods: &str,
+    subject: &str,
+) {
+    mdor_service::create_account(
+        &app.ctx,
+        &AccountRequest {
+            username: Username::parse(username).unwrap(),
+            role,
+            organisation: Some(OdsCode::parse(ods).unwrap()),
+            patient: None,
+        },
+    )
+    .await
+    .unwrap();
+    mdor_service::link_oidc_identity(
+        &app.ctx,
+        &provider.issuer,
+        &Username::parse(username).unwrap(),
+        subject,
+    )
+    .await
+    .unwrap();
+}
+
+/// A sign-in started at mdor: what the browser was sent to the provider with, and its cookie.
+pub struct Flow {
+    pub state: String,
+    pub nonce: String,
+    pub challenge: String,
+    /// `__Host-mdor_oidc=…`, as the browser sends it back.
+    pub cookie: String,
+    pub location: openidconnect::url::Url,
+    pub set_cookie: String,
+}
+
+pub async fn start(app: &TestApp) -> Flow {
+    let reply = app.get("/api/v1/session/oidc/start", None).await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+    let location =
+        openidconnect::url::Url::parse(reply.headers["location"].to_str().unwrap()).unwrap();
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let set_cookie = reply.headers["set-cookie"].to_str().unwrap().to_string();
+    Flow {
+        state: param("state"),
+        nonce: param("nonce"),
+        challenge: param("code_challenge"),
+        cookie: set_cookie.split(';').next().unwrap().to_string(),
+        location,
+        set_cookie,
+    }
+}
+
+/// The callback as the browser makes it, with the binding cookie when `cookie` is given.
+pub async fn callback(app: &TestApp, query: &str, cookie: Option<&str>) -> Reply {
+    let mut request = Request::get(format!("/api/v1/session/oidc/callback?{query}"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    app.send(request.body(Body::empty()).unwrap()).await
+}
+
+/// Issues `id_token` for the flow at the provider and makes the callback with its code.
+pub async fn finish(app: &TestApp, provider: &Provider, flow: &Flow, id_token: &str) -> Reply {
+    let code = format!("code-{}", &flow.state[..12]);
+    provider.issue(&code, &flow.challenge, id_token);
+    callback(
+        app,
+        &format!("code={code}&state={}", flow.state),
+        Some(&flow.cookie),
+    )
+    .await
+}
+
+/// The password sign-in's failure, which every failed callback must equal.
+async fn password_failure(app: &TestApp) -> Reply {
+    let body = json!({ "username": "nobody", "password": "x", "second_factor": "123456" });
+    let request = Request::post("/api/v1/session")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let reply = app.send(request).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    reply
+}
+
+async fn last_login_outcome(app: &TestApp) -> String {
+    let events = app.store.audit_events(None, 10_000).await.unwrap();
+    let event = events
+        .iter()
+        .rev()
+        .find(|e| e.action == "account.login")
+        .unwrap();
+    assert_eq!(event.purpose, "authentication");
+    event.outcome.clone()
+}
+
+#[tokio::test]
+async fn a_linked_account_signs_in_through_the_provider_to_the_same_session_as_a_password() {
+    for backend in backends() {
+        let provider = Provider::start().await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "r.cis2",
+            AccountRole::Regulator,
+            "MHRA",
+            "uuid-r-1",
+        )
+        .await;
+
+        let flow = start(&app).await;
+        // The browser goes to the provider's authorization endpoint with a fresh state, nonce
+        // and S256 challenge (256 bits each), asking for the accepted assurance levels.
+        assert_eq!(
+            flow.location.as_str().split('?').next().unwrap(),
+            format!("{}/authorize", provider.issuer)
+        );
+        let param = |name: &str| {
+            flow.location
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(param("response_type").as_deref(), Some("code"));
+        assert_eq!(param("client_id").as_deref(), Some("mdor-test-client"));
+        assert_eq!(
+            param("redirect_uri").as_deref(),
+            Some("http://localhost/api/v1/session/oidc/callback")
+        );
+        assert_eq!(param("scope").as_deref(), Some("openid profile"));
+        assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+        assert_eq!(param("acr_values").as_deref(), Some("AAL2_ANY AAL3_ANY"));
+        assert!(
+            flow.state.len() >= 43 && flow.nonce.len() >= 43,
+            "256-bit values"
+        );
+        assert_ne!(flow.state, flow.nonce);
+        // The PKCE verifier is only in the browser's cookie, bound to this browser.
+        let attributes: Vec<&str> = flow.set_cookie.split(';').map(str::trim).collect();
+        for expected in [
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Max-Age=600",
+        ] {
+            assert!(attributes.contains(&expected), "{}", flow.set_cookie);
+        }
+        let verifier = flow.cookie.strip_prefix("__Host-mdor_oidc=").unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+            flow.challenge
+        );
+        assert!(!flow.location.as_str().contains(verifier));
+
+        let token = signed(
+            &provider.claims("uuid-r-1", &flow.nonce, Utc::now()),
+            "key-1",
+            KEY_1,
+        );
+        let reply = finish(&app, &provider, &flow, &token).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{} (provider: {:?})",
+            reply.body,
+            provider.last_refusal()
+        );
+        assert_eq!(reply.headers["content-type"], "text/html; charset=utf-8");
+        assert_eq!(reply.headers["cache-control"], "no-store");
+        let cookies: Vec<&str> = reply
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with("__Host-mdor_oidc=;") && c.contains("Max-Age=0")),
+            "the binding is cleared: {cookies:?}"
+        );
+        let session_cookie = cookies
+            .iter()
+            .find(|c| c.starts_with("__Host-mdor_session=mdors_"))
+            .unwrap();
+        for expected in [
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=43200",
+        ] {
+            assert!(
+                session_cookie
+                    .split(';')
+                    .map(str::trim)
+                    .any(|a| a == expected),
+                "{session_cookie}"
+            );
+        }
+        assert_eq!(last_login_outcome(&app).await, "ok");
+
+        // The session is an ordinary one: it acts as the regulator account.
+        let pair = session_cookie.split(';').next().unwrap();
+        let current = app
+            .send(
+                Request::get("/api/v1/session")
+                    .header("cookie", pair)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(current.status, StatusCode::OK, "{}", current.body);
+        assert_eq!(current.body["role"], "regulator");
+        assert_eq!(current.body["organisation"], "MHRA");
+        let recall = app
+            .send(
+                Request::get("/api/v1/recall?udi_di=05012345678900")
+                    .header("cookie", pair)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(recall.status, StatusCode::OK, "{}", recall.body);
+
+        // The session records that the identity provider established it, at a level that
+        // resists phishing (AAL3 is configured so); an AAL2 sign-in's does not.
+        let account = mdor_service::AccountId(current.body["account"].as_i64().unwrap());
+        let session_id = current.body["session"].as_i64().unwrap();
+        let aal2_flow = start(&app).await;
+        let aal2 = claim(
+            provider.claims("uuid-r-1", &aal2_flow.nonce, Utc::now()),
+            "acr",
+            json!("AAL2_ANY"),
+        );
+        let reply = finish(&app, &provider, &aal2_flow, &signed(&aal2, "key-1", KEY_1)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        // A regulator must act through a phishing-resistant session: the AAL2 one reaches
+        // only its own session.
+        let aal2_pair = reply
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("__Host-mdor_session=mdors_"))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let refused = app
+            .send(
+                Request::get("/api/v1/recall?udi_di=05012345678900")
+                    .header("cookie", &aal2_pair)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        assert_eq!(refused.body["code"], "phishing_resistant_factor_required");
+        let sessions = app.store.account_sessions(account).await.unwrap();
+        let assurance: Vec<(i64, SessionFactor, bool)> = sessions
+            .iter()
+            .map(|s| (s.id.0, s.assurance.factor, s.assurance.phishing_resistant))
+            .collect();
+        assert_eq!(assurance.len(), 2, "{assurance:?}");
+        assert_eq!(assurance[0], (session_id, SessionFactor::Oidc, true));
+        assert_eq!(
+            (assurance[1].1, assurance[1].2),
+            (SessionFactor::Oidc, false)
+        );
+
+        // The same callback again: the state is spent.
+        let replay = finish(&app, &provider, &flow, &token).await;
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(last_login_outcome(&app).await, "oidc_unknown_state");
+    }
+}
+
+/// What one refusal case does to an otherwise good sign-in.
+enum Case {
+    /// A token made from the good claims and the flow's nonce.
+    Token(fn(&Provider, Value) -> String),
+    /// The callback without the browser's binding cookie (another browser: login CSRF).
+    NoCookie,
+    /// The callback with a state mdor never issued.
+    UnknownState,
+    /// The provider sends the browser back with `error=access_denied`.
+    ProviderError,
+    /// The good token, for a subject linked to no account.
+    Unlinked,
+    /// The good token, for a disabled account.
+    Disabled,
+}
+
+fn claim(mut claims: Value, name: &str, value: Value) -> Value {
+    claims[name] = value;
+    claims
+}
+
+fn without(mut claims: Value, name: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(name);
+    claims
+}
+
+#[tokio::test]
+async fn every_refusal_gets_the_single_failure_response_and_its_own_audit_outcome() {
+    let cases: Vec<(&str, Case, &str)> = vec![
+        (
+            "alg=none",
+            Case::Token(|_, c| unsigned(&c)),
+            "oidc_unsigned",
+        ),
+        (
+            "another key under the provider's kid",
+            Case::Token(|_, c| signed(&c, "key-1", KEY_2)),
+            "oidc_bad_signature",
+        ),
+        (
+            "another key under an unknown kid",
+            Case::Token(|_, c| signed(&c, "key-x", KEY_2)),
+            "oidc_bad_signature",
+        ),
+        (
+            "HS256 with the provider's public key as the MAC key",
+            Case::Token(|_, c| {
+                hmac_signed(
+                    &c,
+                    "key-1",
+                    public_jwk("key-1", KEY_1).to_string().as_bytes(),
+                )
+            }),
+            "oidc_disallowed_algorithm",
+        ),
+        (
+            "HS256 with the client secret",
+            Case::Token(|_, c| hmac_signed(&c, "key-1", CLIENT_SECRET.as_bytes())),
+            "oidc_disallowed_algorithm",
+        ),
+        (
+            "wrong issuer",
+            Case::Token(|_, c| {
+                signed(
+                    &claim(c, "iss", json!("https://evil.example")),
+                    "key-1",
+                    KEY_1,
+                )
+            }),
+            "oidc_wrong_issuer",
+        ),
+        (
+            "wrong audience",
+            Case::Token(|_, c| signed(&claim(c, "aud", json!("another-client")), "key-1", KEY_1)),
+            "oidc_wrong_audience",
+        ),
+        (
+            "an untrusted second audience",
+            Case::Token(|_, c| {
+                let aud = json!(["mdor-test-client", "another-client"]);
+                signed(&claim(c, "aud", aud), "key-1", KEY_1)
+            }),
+            "oidc_wrong_audience",
+        ),
+        (
+            "azp naming another client",
+            Case::Token(|_, c| signed(&claim(c, "azp", json!("another-client")), "key-1", KEY_1)),
+            "oidc_wrong_audience",
+        ),
+        (
+            "wrong nonce",
+            Case::Token(|_, c| signed(&claim(c, "nonce", json!("not-the-nonce")), "key-1", KEY_1)),
+            "oidc_bad_nonce",
+        ),
+        (
+            "missing nonce",
+            Case::Token(|_, c| signed(&without(c, "nonce"), "key-1", KEY_1)),
+            "oidc_bad_nonce",
+        ),
+        (
+            "expired beyond the clock skew",
+            Case::Token(|_, c| {
+                let past = Utc::now().timestamp() - 120;
+                let c = claim(claim(c, "exp", json!(past)), "iat", json!(past - 300));
+                signed(&c, "key-1", KEY_1)
+            }),
+            "oidc_expired",
+        ),
+        (
+            "issued in the future beyond the clock skew",
+            Case::Token(|_, c| {
+                let future = Utc::now().timestamp() + 600;
+                let c = claim(claim(c, "iat", json!(future)), "exp", json!(future + 300));
+                signed(&c, "key-1", KEY_1)
+            }),
+            "oidc_issued_in_future",
+        ),
+        (
+            "low assurance",
+            Case::Token(|_, c| signed(&claim(c, "acr", json!("AAL1_ANY")), "key-1", KEY_1)),
+            "oidc_low_assurance",
+        ),
+        (
+            "no assurance level",
+            Case::Token(|_, c| signed(&without(c, "acr"), "key-1", KEY_1)),
+            "oidc_low_assurance",
+        ),
+        ("another browser", Case::NoCookie, "oidc_browser_mismatch"),
+        ("unknown state", Case::UnknownState, "oidc_unknown_state"),
+        (
+            "the provider's error",
+            Case::ProviderError,
+            "oidc_provider_refused",
+        ),
+        ("unlinked subject", Case::Unlinked, "oidc_unlinked"),
+        ("disabled account", Case::Disabled, "oidc_disabled"),
+    ];
+    for backend in backends() {
+        let provider = Provider::start().await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "a.cis2",
+            AccountRole::SystemAdmin,
+            "MDOR",
+            "uuid-a",
+        )
+        .await;
+        linked_account(
+            &app,
+            &provider,
+            "d.cis2",
+            AccountRole::Regulator,
+            "MHRA",
+            "uuid-d",
+        )
+        .await;
+        mdor_service::operator_disable_account(&app.ctx, &Username::parse("d.cis2").unwrap())
+            .await
+            .unwrap();
+        let expected = password_failure(&app).await;
+        for (name, case, outcome) in &cases {
+            let flow = start(&app).await;
+            let good = provider.claims("uuid-a", &flow.nonce, Utc::now());
+            let reply = match case {
+                Case::Token(make) => finish(&app, &provider, &flow, &make(&provider, good)).await,
+                Case::NoCookie => {
+                    provider.issue("code-x", &flow.challenge, &signed(&good, "key-1", KEY_1));
+                    callback(&app, &format!("code=code-x&state={}", flow.state), None).await
+                }
+                Case::UnknownState => {
+                    let state = URL_SAFE_NO_PAD.encode([7u8; 32]);
+                    callback(&app, &format!("code=c&state={state}"), Some(&flow.cookie)).await
+                }
+                Case::ProviderError => {
+                    let query = format!("error=access_denied&state={}", flow.state);
+                    callback(&app, &query, Some(&flow.cookie)).await
+                }
+                Case::Unlinked => {
+                    let claims = claim(good, "sub", json!("uuid-nobody"));
+                    finish(&app, &provider, &flow, &signed(&claims, "key-1", KEY_1)).await
+                }
+                Case::Disabled => {
+                    let claims = claim(good, "sub", json!("uuid-d"));
+                    finish(&app, &provider, &flow, &signed(&claims, "key-1", KEY_1)).await
+                }
+            };
+            assert_eq!(
+                reply.status, expected.status,
+                "{backend} {name}: {}",
+                reply.body
+            );
+            assert_eq!(reply.body, expected.body, "{backend} {name}");
+            assert!(
+                reply
+                    .headers
+                    .get_all("set-cookie")
+                    .iter()
+                    .all(|c| !c.to_str().unwrap().starts_with("__Host-mdor_session")),
+                "{backend} {name}: no session"
+            );
+            assert_eq!(
+                last_login_outcome(&app).await,
+                *outcome,
+                "{backend} {name} (provider: {:?})",
+                provider.last_refusal()
+            );
+        }
+        // The unknown kid made mdor fetch the provider's keys again, once.
+        assert_eq!(provider.jwks_fetches(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_provider_key_is_fetched_when_a_token_names_it() {
+    for backend in backends() {
+        let provider = Provider::start().await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "k.cis2",
+            AccountRole::Consultant,
+            "RA1",
+            "uuid-k",
+        )
+        .await;
+        let flow = start(&app).await;
+        assert_eq!(provider.jwks_fetches(), 1);
+        provider.publish(vec![("key-1", KEY_1), ("key-2", KEY_2)]);
+        let claims = provider.claims("uuid-k", &flow.nonce, Utc::now());
+        let reply = finish(&app, &provider, &flow, &signed(&claims, "key-2", KEY_2)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(provider.jwks_fetches(), 2);
+        // The refreshed keys are kept: the next sign-in needs no fetch.
+        let flow = start(&app).await;
+        let claims = provider.claims("uuid-k", &flow.nonce, Utc::now());
+        let reply = finish(&app, &provider, &flow, &signed(&claims, "key-2", KEY_2)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(provider.jwks_fetches(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_state_older_than_ten_minutes_is_refused() {
+    fn eleven_minutes_on() -> chrono::DateTime<Utc> {
+        Utc::now() + chrono::Duration::minutes(11)
+    }
+    for backend in backends() {
+        let provider = Provider::start().await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "e.cis2",
+            AccountRole::Consultant,
+            "RA1",
+            "uuid-e",
+        )
+        .await;
+        let flow = start(&app).await;
+        let later = with_provider(app, &provider, roomy(), eleven_minutes_on);
+        let claims = provider.claims("uuid-e", &flow.nonce, eleven_minutes_on());
+        let reply = finish(&later, &provider, &flow, &signed(&claims, "key-1", KEY_1)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply.body["code"], "sign_in_failed");
+        assert_eq!(last_login_outcome(&later).await, "oidc_state_expired");
+    }
+}
+
+#[tokio::test]
+async fn without_oidc_settings_both_routes_answer_oidc_not_configured() {
+    let app = spawn_app("sqlite").await;
+    for uri in [
+        "/api/v1/session/oidc/start",
+        "/api/v1/session/oidc/callback?code=c&state=s",
+    ] {
+        let reply = app.get(uri, None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.body["code"], "oidc_not_configured", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_oidc_routes_share_the_per_address_sign_in_limit() {
+    let provider = Provider::start().await;
+    let tight = WebSettings {
+        sign_in_limit: RateLimit {
+            burst: 2,
+            refill_every: Duration::from_secs(600),
+        },
+        ..WebSettings::default()
+    };
+    let app = app_with_provider("sqlite", &provider, tight, Utc::now).await;
+    let flow = start(&app).await;
+    let password = password_failure(&app).await;
+    assert_eq!(password.status, StatusCode::UNAUTHORIZED);
+    for reply in [
+        app.get("/api/v1/session/oidc/start", None).await,
+        callback(
+            &app,
+            &format!("code=c&state={}", flow.state),
+            Some(&flow.cookie),
+        )
+        .await,
+    ] {
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(reply.headers.contains_key("retry-after"));
+    }
+}
