@@ -301,6 +301,7 @@ async fn a_linked_account_signs_in_through_the_provider_to_the_same_session_as_a
             .send(
                 Request::get("/api/v1/recall?udi_di=05012345678900")
                     .header("cookie", pair)
+                    .header("access-purpose", "recall")
                     .body(Body::empty())
                     .unwrap(),
             )
