@@ -65,6 +65,7 @@ pub(crate) async fn begin_access(
             &audit,
             ServiceError::Forbidden {
                 action: action.describe(),
+                audited: true,
             },
         )
         .await;
@@ -76,6 +77,7 @@ pub(crate) async fn begin_access(
                 &audit,
                 ServiceError::Forbidden {
                     action: "break glass for this record",
+                    audited: true,
                 },
             )
             .await;
@@ -87,6 +89,7 @@ pub(crate) async fn begin_access(
                 &audit,
                 ServiceError::Forbidden {
                     action: "break glass with an API token: it takes a person's session",
+                    audited: true,
                 },
             )
             .await;

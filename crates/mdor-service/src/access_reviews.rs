@@ -78,6 +78,7 @@ pub async fn decide_access_review(
         ctx.store.append_audit(&audit).await?;
         return Err(ServiceError::Forbidden {
             action: "decide review items with an API token: a decision is a person's",
+            audited: true,
         });
     };
     principal.require_recent_authentication(ctx)?;
@@ -108,6 +109,7 @@ pub async fn decide_access_review(
         ctx.store.append_audit(&audit).await?;
         return Err(ServiceError::Forbidden {
             action: "decide the review of their own break-glass access",
+            audited: true,
         });
     }
     if review.decision.is_some() {

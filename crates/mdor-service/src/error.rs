@@ -13,8 +13,11 @@ pub enum ServiceError {
     NotFound { what: &'static str },
     #[error("missing or invalid credentials")]
     Unauthenticated,
+    /// The policy refuses. `audited` says whether the use case has already written the
+    /// refusal to the audit (identifiable reads write theirs with the record they name); the
+    /// web layer audits every other refusal itself (`mdor_web::api::refusals`).
     #[error("this role may not {action}")]
-    Forbidden { action: &'static str },
+    Forbidden { action: &'static str, audited: bool },
     /// A person's session must re-enter its password and second factor first (step-up).
     #[error("re-authentication required")]
     ReauthenticationRequired,

@@ -27,6 +27,7 @@ pub mod policy;
 mod procedures;
 mod recall;
 mod recall_cases;
+mod refusals;
 mod register;
 pub mod registries;
 pub mod research;
@@ -75,6 +76,7 @@ pub use recall_cases::{
     MAX_WORK_PAGE, RecallCaseRequest, open_recall_case, recall_case, recall_worklist,
     refresh_recall_case, update_recall_status,
 };
+pub use refusals::{RefusalOutcome, RefusedCaller, audit_refusal};
 pub use register::{device_lookup, load_register_csv, register_device, upsert_register};
 pub use registries::{load_registries_dir, shipped_catalogue};
 pub use sessions::{

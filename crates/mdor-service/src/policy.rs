@@ -376,6 +376,7 @@ pub fn authorize(
     } else {
         Err(ServiceError::Forbidden {
             action: action.describe(),
+            audited: false,
         })
     }
 }
@@ -389,6 +390,7 @@ pub fn authorize_some(principal: &Principal, action: Action) -> Result<(), Servi
     } else {
         Err(ServiceError::Forbidden {
             action: action.describe(),
+            audited: false,
         })
     }
 }
@@ -409,6 +411,7 @@ pub(crate) async fn authorize_audited(
     ctx.store.append_audit(&refused).await?;
     Err(ServiceError::Forbidden {
         action: action.describe(),
+        audited: true,
     })
 }
 
@@ -428,6 +431,7 @@ pub(crate) async fn authorize_some_audited(
     ctx.store.append_audit(&refused).await?;
     Err(ServiceError::Forbidden {
         action: action.describe(),
+        audited: true,
     })
 }
 

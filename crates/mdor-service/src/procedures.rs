@@ -41,6 +41,7 @@ pub async fn register_procedure(
     if !policy::allows(principal.role, Action::RegisterProcedure, relationship) {
         return Err(ServiceError::Forbidden {
             action: "submit procedures for another organisation",
+            audited: false,
         });
     }
     let prepared = prepare(ctx, principal.organisation, submission).await?;

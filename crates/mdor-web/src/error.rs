@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use mdor_domain::record::FieldError;
-use mdor_service::ServiceError;
+use mdor_service::{RefusalOutcome, ServiceError};
 
 /// Every error the API returns. The codes are a public contract: clients may rely on them.
 #[derive(Debug)]
@@ -32,7 +32,12 @@ pub enum ApiError {
     /// 401: a sign-in or step-up failed; the same whatever the reason (unknown user, wrong
     /// password or code, locked or disabled account).
     SignInFailed,
-    Forbidden(String),
+    /// 403: the policy refuses; `audited` when the service already wrote the refusal to
+    /// the audit (otherwise `api::refusals` does).
+    Forbidden {
+        action: String,
+        audited: bool,
+    },
     /// 403: a state-changing request made with a session cookie without its CSRF token.
     CsrfTokenInvalid,
     /// 403: a person must re-enter their password and second factor first (step-up).
@@ -104,7 +109,7 @@ impl ApiError {
             | ApiError::PurposeRequired(_)
             | ApiError::PurposeNotAllowed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated | ApiError::SignInFailed => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_)
+            ApiError::Forbidden { .. }
             | ApiError::CsrfTokenInvalid
             | ApiError::ReauthenticationRequired
             | ApiError::BreakGlassRequired
@@ -162,7 +167,7 @@ impl ApiError {
                 "the username, password or code is wrong, or the account cannot sign in now".into(),
                 None,
             ),
-            ApiError::Forbidden(action) => {
+            ApiError::Forbidden { action, .. } => {
                 simple("forbidden", format!("this caller may not {action}"), None)
             }
             ApiError::CsrfTokenInvalid => simple(
@@ -259,9 +264,30 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What the audit should record of this error, when it is a refusal that no use case
+    /// audited.
+    fn unaudited_refusal(&self) -> Option<RefusalOutcome> {
+        match self {
+            ApiError::Unauthenticated => Some(RefusalOutcome::Unauthenticated),
+            ApiError::Forbidden { audited: false, .. } => Some(RefusalOutcome::Forbidden),
+            ApiError::PhishingResistantFactorRequired => {
+                Some(RefusalOutcome::PhishingResistantFactorRequired)
+            }
+            ApiError::ReauthenticationRequired => Some(RefusalOutcome::ReauthenticationRequired),
+            ApiError::CsrfTokenInvalid => Some(RefusalOutcome::CsrfTokenInvalid),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
+        // A refusal nobody has audited yet is marked for `api::refusals`, which writes it.
+        if let Some(outcome) = self.unaudited_refusal() {
+            response.extensions_mut().insert(outcome);
+        }
         response.headers_mut().insert(
             axum::http::header::CACHE_CONTROL,
             axum::http::HeaderValue::from_static("no-store"),
@@ -284,7 +310,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(errors) => ApiError::Validation(errors),
             ServiceError::NotFound { what } => ApiError::NotFound(what),
             ServiceError::Unauthenticated => ApiError::Unauthenticated,
-            ServiceError::Forbidden { action } => ApiError::Forbidden(action.to_string()),
+            ServiceError::Forbidden { action, audited } => ApiError::Forbidden {
+                action: action.to_string(),
+                audited,
+            },
             ServiceError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
             ServiceError::PurposeRequired { message } => ApiError::PurposeRequired(message),
             ServiceError::PurposeNotAllowed { message } => ApiError::PurposeNotAllowed(message),

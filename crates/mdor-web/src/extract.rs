@@ -18,11 +18,12 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use mdor_service::{
-    IdempotencyRequest, OidcBrowserBinding, Principal, SessionCaller, SessionSecret, authenticate,
-    authenticate_session,
+    IdempotencyRequest, OidcBrowserBinding, Principal, RefusedCaller, SessionCaller, SessionSecret,
+    authenticate, authenticate_session,
 };
 
 use crate::AppState;
+use crate::api::refusals::RefusalSlot;
 use crate::error::ApiError;
 use crate::security::client_address;
 
@@ -50,11 +51,14 @@ impl FromRequestParts<AppState> for Caller {
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .ok_or(ApiError::Unauthenticated)?;
             let principal = authenticate(&state.ctx, token.trim()).await?;
+            RefusalSlot::record(parts, RefusedCaller::of_principal(&principal));
             return Ok(Caller(principal));
         }
         let session = session_from_cookie(parts, state).await?;
+        RefusalSlot::record(parts, RefusedCaller::of_session(&session.caller));
         // Every account role has a principal; the policy decides what each may do.
         let principal = session.caller.principal(&state.ctx).await?;
+        RefusalSlot::record(parts, RefusedCaller::of_principal(&principal));
         Ok(Caller(principal))
     }
 }
@@ -69,7 +73,9 @@ impl FromRequestParts<AppState> for SessionAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        session_from_cookie(parts, state).await
+        let session = session_from_cookie(parts, state).await?;
+        RefusalSlot::record(parts, RefusedCaller::of_session(&session.caller));
+        Ok(session)
     }
 }
 

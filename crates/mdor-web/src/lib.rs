@@ -41,6 +41,8 @@ pub struct AppState {
     pub settings: WebSettings,
     /// Sign-in attempts per client address, shared by every request.
     sign_in_limiter: Arc<RateLimiter>,
+    /// Refused anonymous requests per client address (`api::refusals`).
+    refusal_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
         AppState {
             ctx,
             sign_in_limiter: Arc::new(RateLimiter::new(settings.sign_in_limit)),
+            refusal_limiter: Arc::new(RateLimiter::new(RateLimit::REFUSALS)),
             settings,
         }
     }
@@ -71,7 +74,11 @@ pub fn router(state: AppState) -> Router {
         // Only the route template is logged, never the path with its identifiers.
         tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
     });
+    // Every refused request is audited, around the route-policy check and the handler.
+    let refusals =
+        || axum::middleware::from_fn_with_state(state.clone(), api::refusals::audit_refusals);
     let limited = api::routes()
+        .route_layer(refusals())
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -81,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     // Uploads stream for as long as the file takes; the service enforces their own limit.
     let settings = state.settings.clone();
     let uploads = api::upload_routes()
+        .route_layer(refusals())
         .with_state(state)
         .layer(DefaultBodyLimit::disable());
     limited

@@ -28,6 +28,14 @@ impl RateLimit {
         burst: 10,
         refill_every: Duration::from_secs(6),
     };
+
+    /// Refused anonymous requests (an unknown or malformed token or session): generous
+    /// enough for a client whose token was just revoked to notice, tight enough that one
+    /// address adds at most one audit entry a second once its burst is spent.
+    pub const REFUSALS: RateLimit = RateLimit {
+        burst: 200,
+        refill_every: Duration::from_secs(1),
+    };
 }
 
 /// Buckets of this many addresses at most are kept; beyond it, full buckets (addresses that

@@ -13,6 +13,7 @@ mod patients;
 mod procedures;
 mod recall;
 pub(crate) mod recall_cases;
+pub(crate) mod refusals;
 mod reports;
 pub mod route_policy;
 pub(crate) mod sessions;

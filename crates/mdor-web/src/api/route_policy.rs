@@ -245,7 +245,11 @@ pub(crate) async fn require_declared_policy(request: Request, next: Next) -> Res
         Some(_) => next.run(request).await,
         None => {
             tracing::error!("a route without a declared policy was refused");
-            ApiError::Forbidden("use a route that declares no policy".into()).into_response()
+            ApiError::Forbidden {
+                action: "use a route that declares no policy".into(),
+                audited: false,
+            }
+            .into_response()
         }
     }
 }

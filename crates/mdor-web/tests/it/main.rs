@@ -15,6 +15,7 @@ mod oidc;
 mod oidc_provider;
 mod policy_matrix;
 mod recall_cases;
+mod refusals;
 mod reports;
 mod route_policies;
 mod sessions;

@@ -221,7 +221,8 @@ async fn a_recall_case_splits_work_by_provider_and_each_provider_sees_only_its_o
         assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
         assert_eq!(refreshed.body["patients_added"], 1);
 
-        // Every access was audited, by whom and how many records.
+        // Every access was audited, by whom and how many records, starting with the provider's
+        // refused attempt to open a case.
         let audit = app.store.audit_events(None, 100).await.unwrap();
         let trail: Vec<(&str, &str, u64)> = audit
             .iter()
@@ -236,6 +237,7 @@ async fn a_recall_case_splits_work_by_provider_and_each_provider_sees_only_its_o
         assert_eq!(
             trail,
             [
+                ("request.authorise", "RA1", 0),
                 ("recall_case.create", "MHRA", 4),
                 ("recall_case.worklist", "RA1", 2),
                 ("recall_case.worklist", "RB2", 2),
