@@ -188,6 +188,8 @@ pub const POLICIES: &[Policy] = &[
     allow(ReadFeedbackReport, ProviderSubmitter, OWN),
     allow(ReadFeedbackReport, ProviderDataManager, OWN),
     allow(ReadFeedbackReport, Consultant, OWN),
+    // A manufacturer reads the aggregate report on its own devices only.
+    allow(ReadFeedbackReport, Manufacturer, OWN),
     allow(ReadFeedbackReport, RegistryAnalyst, ANY),
     allow(ReadFeedbackReport, Regulator, ANY),
     allow(ReadFeedbackReport, SystemAdmin, ANY),

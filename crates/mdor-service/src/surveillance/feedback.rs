@@ -101,20 +101,30 @@ pub struct RevisionEstimate {
     pub revisions: Published,
 }
 
-/// The report for `subject`: a provider's roles may read their own provider's; regulators,
-/// registry analysts and administrators any (`policy::POLICIES`, `ReadFeedbackReport`). A
-/// consultant's or manufacturer's report is another organisation's to everyone: accounts do
-/// not yet say which consultant or manufacturer they are. Refusals are `Forbidden`: reports
-/// are aggregates whose subjects are public, so there is nothing to hide.
+/// The report for `subject`: a provider's roles may read their own provider's, a
+/// manufacturer its own devices' (its organisation's name is the register's manufacturer);
+/// regulators, registry analysts and administrators any (`policy::POLICIES`,
+/// `ReadFeedbackReport`). A consultant's report is another organisation's to everyone:
+/// accounts do not yet say which consultant they are. Refusals are `Forbidden`: reports are
+/// aggregates whose subjects are public, so there is nothing to hide. The report holds
+/// counts, percentages and signals only, never a patient or a record (`FeedbackReport`).
 pub async fn feedback_report(
     ctx: &Ctx,
     principal: &Principal,
     subject: &FeedbackSubject,
 ) -> Result<FeedbackReport, ServiceError> {
+    use mdor_store::AccountRole;
+    let provider_role = matches!(
+        principal.role,
+        AccountRole::ProviderSubmitter | AccountRole::ProviderDataManager | AccountRole::Consultant
+    );
     let relationship = match subject {
-        FeedbackSubject::Provider(ods)
-            if principal.role != mdor_store::AccountRole::Patient
-                && *ods == principal.organisation_ods =>
+        FeedbackSubject::Provider(ods) if provider_role && *ods == principal.organisation_ods => {
+            Relationship::OwnOrganisation
+        }
+        FeedbackSubject::Manufacturer(name)
+            if principal.role == AccountRole::Manufacturer
+                && own_manufacturer(ctx, principal).await?.as_deref() == Some(name.as_str()) =>
         {
             Relationship::OwnOrganisation
         }
@@ -122,6 +132,23 @@ pub async fn feedback_report(
     };
     policy::authorize(principal, Action::ReadFeedbackReport, relationship)?;
     operator_feedback_report(ctx, subject).await
+}
+
+/// The register's manufacturer a manufacturer's organisation stands for: its name, exactly
+/// as the register spells it (`mdor org add --kind manufacturer --name …`).
+async fn own_manufacturer(
+    ctx: &Ctx,
+    principal: &Principal,
+) -> Result<Option<String>, ServiceError> {
+    let Ok(ods) = mdor_domain::OdsCode::parse(&principal.organisation_ods) else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .store
+        .organisation_by_ods(&ods)
+        .await?
+        .filter(|organisation| organisation.kind == mdor_store::OrganisationKind::Manufacturer)
+        .map(|organisation| organisation.name))
 }
 
 /// The report for an operator (the CLI), who has no token.

@@ -7,9 +7,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use mdor_service::disclosure::Published;
 use mdor_service::{FeedbackReport, FeedbackSubject, RevisionEstimate};
 
 use crate::AppState;
@@ -25,6 +27,125 @@ pub struct FeedbackParams {
     pub subject: String,
     /// json (default), csv or html.
     pub format: Option<String>,
+}
+
+/// A feedback report as JSON: volumes, completeness, cumulative revision against national and
+/// current signals, every count suppressed where small. Its schema is the contract that
+/// manufacturers and analysts receive no direct identifier (`tests/it/identifier_free.rs`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackReportView {
+    /// `provider`, `consultant` or `manufacturer`.
+    pub subject_kind: String,
+    /// The ODS code, GMC number or the register's manufacturer name.
+    pub subject: String,
+    pub as_of: NaiveDate,
+    pub volumes: Vec<VolumeView>,
+    pub completeness: Vec<CompletenessView>,
+    pub revision: Vec<RevisionView>,
+    /// Signals currently raised for the subject (for a manufacturer, its models and lots).
+    pub signals: Vec<String>,
+}
+
+/// A count as published: a number (rounded to 5), or `"*"` where 1 to 7 are hidden.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PublishedView {
+    Count(u64),
+    Suppressed(String),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VolumeView {
+    pub year: i32,
+    pub procedures: PublishedView,
+    pub implants: PublishedView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompletenessView {
+    pub measure: String,
+    /// Percentage, when both counts may be shown.
+    pub percent: Option<f64>,
+    pub of: PublishedView,
+}
+
+/// Cumulative revision (1 − Kaplan–Meier, %) of one device type at one horizon.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionView {
+    pub device_type: String,
+    pub years: u32,
+    pub subject: Option<RevisionEstimateView>,
+    pub national: Option<RevisionEstimateView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionEstimateView {
+    /// Absent when suppressed (fewer than 8 at risk, or 1 to 7 revisions so far).
+    pub percent: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub at_risk: PublishedView,
+    pub revisions: PublishedView,
+}
+
+impl From<Published> for PublishedView {
+    fn from(published: Published) -> Self {
+        match published {
+            Published::Count(n) => PublishedView::Count(n),
+            Published::Suppressed => PublishedView::Suppressed("*".into()),
+        }
+    }
+}
+
+impl From<&RevisionEstimate> for RevisionEstimateView {
+    fn from(e: &RevisionEstimate) -> Self {
+        RevisionEstimateView {
+            percent: e.percent,
+            lower: e.lower,
+            upper: e.upper,
+            at_risk: e.at_risk.into(),
+            revisions: e.revisions.into(),
+        }
+    }
+}
+
+impl From<&FeedbackReport> for FeedbackReportView {
+    fn from(report: &FeedbackReport) -> Self {
+        FeedbackReportView {
+            subject_kind: report.subject_kind.to_string(),
+            subject: report.subject.clone(),
+            as_of: report.as_of,
+            volumes: report
+                .volumes
+                .iter()
+                .map(|v| VolumeView {
+                    year: v.year,
+                    procedures: v.procedures.into(),
+                    implants: v.implants.into(),
+                })
+                .collect(),
+            completeness: report
+                .completeness
+                .iter()
+                .map(|c| CompletenessView {
+                    measure: c.measure.to_string(),
+                    percent: c.percent,
+                    of: c.of.into(),
+                })
+                .collect(),
+            revision: report
+                .revision
+                .iter()
+                .map(|r| RevisionView {
+                    device_type: r.device_type.clone(),
+                    years: r.years,
+                    subject: r.subject.as_ref().map(RevisionEstimateView::from),
+                    national: r.national.as_ref().map(RevisionEstimateView::from),
+                })
+                .collect(),
+            signals: report.signals.clone(),
+        }
+    }
 }
 
 /// The report as the HTML page shows it: every cell already a string.
@@ -97,9 +218,9 @@ pub fn feedback_html(report: &FeedbackReport) -> Result<String, askama::Error> {
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/feedback", params(FeedbackParams), responses(
-    (status = 200, description = "The report: JSON, or CSV or HTML when asked; aggregate, suppressed", body = Object),
+    (status = 200, description = "The report: JSON, or CSV or HTML when asked; aggregate, suppressed, never a patient or a record", body = FeedbackReportView),
     (status = 400, body = ErrorBody),
-    (status = 403, description = "A provider reads only its own report", body = ErrorBody),
+    (status = 403, description = "A provider reads only its own provider's report, a manufacturer only its own devices'", body = ErrorBody),
     (status = 404, description = "No procedures for this subject", body = ErrorBody),
 ))]
 pub async fn feedback(
@@ -124,7 +245,7 @@ pub async fn feedback(
     };
     let report = mdor_service::feedback_report(&state.ctx, &principal, &subject).await?;
     let (body, content_type) = match params.format.as_deref().unwrap_or("json") {
-        "json" => return Ok(axum::Json(report).into_response()),
+        "json" => return Ok(axum::Json(FeedbackReportView::from(&report)).into_response()),
         "csv" => (
             mdor_service::feedback_csv(&report),
             "text/csv; charset=utf-8",

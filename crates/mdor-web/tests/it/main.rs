@@ -10,6 +10,7 @@ mod access;
 mod api;
 mod audit;
 mod data_quality;
+mod identifier_free;
 mod log_canaries;
 mod oidc;
 mod oidc_provider;

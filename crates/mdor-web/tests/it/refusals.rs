@@ -122,27 +122,31 @@ async fn an_address_presenting_unknown_tokens_gets_429_beyond_its_burst_and_fill
             .iter()
             .filter(|e| e.action == "request.authenticate")
             .count();
-        for _ in 0..burst {
-            assert_eq!(
-                get_from(
-                    &app,
-                    "/api/v1/devices/05012345678900",
-                    UNKNOWN_TOKEN,
-                    [198, 51, 100, 9]
-                )
-                .await,
-                StatusCode::UNAUTHORIZED
-            );
+        // The burst is answered 401 and audited; then 429s come, with Retry-After. The
+        // bucket refills one a second, so on a slow engine a few more 401s may slip in before
+        // the first 429: count them rather than assume none.
+        let mut unauthorised = 0;
+        let mut limited = None;
+        for attempt in 0..burst * 2 {
+            let mut request = Request::get("/api/v1/devices/05012345678900")
+                .header("authorization", format!("Bearer {UNKNOWN_TOKEN}"))
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 9], 40_000))));
+            let reply = app.send(request).await;
+            match reply.status {
+                StatusCode::UNAUTHORIZED => unauthorised += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    assert!(attempt >= burst, "limited after only {attempt}");
+                    limited = Some(reply);
+                    break;
+                }
+                other => panic!("unexpected {other}"),
+            }
         }
-        let mut request = Request::get("/api/v1/devices/05012345678900")
-            .header("authorization", format!("Bearer {UNKNOWN_TOKEN}"))
-            .body(Body::empty())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 9], 40_000))));
-        let limited = app.send(request).await;
-        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        let limited = limited.expect("no 429 within twice the burst");
         assert!(limited.headers.contains_key("retry-after"));
         assert_eq!(limited.body["code"], "too_many_requests");
         // Another address is still answered, and audited.
@@ -172,6 +176,7 @@ async fn an_address_presenting_unknown_tokens_gets_429_beyond_its_burst_and_fill
             .iter()
             .filter(|e| e.action == "request.authenticate")
             .count();
-        assert_eq!(refused - refused_before, burst + 1);
+        // One entry per 401 (the other address's included), none for the 429.
+        assert_eq!(refused - refused_before, unauthorised + 1);
     }
 }
