@@ -155,6 +155,29 @@ impl SqliteStore {
         })
     }
 
+    /// Runs the pending migrations on one connection with foreign keys off, as SQLite requires
+    /// for rebuilding a table that others reference (0016 rebuilds `patient`): with them on,
+    /// `DROP TABLE patient` would delete through every referencing row or refuse. The pragma
+    /// is a no-op inside a transaction, and sqlx wraps each migration in one, so it is set on
+    /// the connection first. A foreign-key check afterwards turns any dangling reference a
+    /// migration left into an error instead of a silently broken record.
+    async fn run_migrations(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        let outcome = migrate_and_check(&mut conn).await;
+        if sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // Never hand a connection without foreign keys back to the pool.
+            conn.close_on_drop();
+        }
+        outcome
+    }
+
     /// The identifier keys, unwrapped once (the first call creates them in a new database).
     async fn cipher(&self) -> StoreResult<Arc<FieldCipher>> {
         if let Some(cipher) = self.keys.cached() {
@@ -284,6 +307,26 @@ async fn put_idempotency(
     Ok(())
 }
 
+/// Applies the pending migrations on `conn` (foreign keys already off) and checks that no
+/// row refers to one that is not there.
+async fn migrate_and_check(conn: &mut SqliteConnection) -> StoreResult<()> {
+    // `run` takes an `Acquire`, whose lifetimes make this future not `Send` inside the
+    // async-trait method; `run_direct` is what it calls, on the connection directly.
+    MIGRATOR.run_direct(conn).await?;
+    let dangling: Vec<(String, Option<i64>, String)> =
+        sqlx::query_as("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await?;
+    match dangling.first() {
+        None => Ok(()),
+        Some((table, rowid, parent)) => Err(StoreError::Corrupt(format!(
+            "after migration, {} row(s) refer to missing rows; the first is {table} row {rowid:?}, \
+             which refers to {parent}",
+            dangling.len()
+        ))),
+    }
+}
+
 async fn consultant_id(conn: &mut SqliteConnection, gmc: &str) -> StoreResult<i64> {
     sqlx::query(sql::CONSULTANT_ENSURE)
         .bind(gmc)
@@ -302,7 +345,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await?;
+        self.run_migrations().await?;
         self.seal_legacy_identifiers().await?;
         Ok(())
     }

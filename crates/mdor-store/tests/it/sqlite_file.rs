@@ -1,5 +1,6 @@
 //! What only an SQLite file shows: the WAL journal, foreign keys on the store's connections,
-//! an intact file that reopens with its data, and backend selection by URL.
+//! an intact file that reopens with its data, backend selection by URL, and a table rebuild
+//! by migration under existing data.
 //!
 //! `journal_mode=WAL` is stored in the file, so it is checked from the file header and from a
 //! second connection. `foreign_keys` and `synchronous` are per-connection settings and the
@@ -115,6 +116,136 @@ async fn sqlite_file_store_runs_in_wal_mode_with_foreign_keys_and_stays_intact()
     assert_eq!(reopened.counts().await.unwrap(), counts);
     assert_eq!(counts.procedures, 10);
     assert_eq!(counts.removals, 1);
+}
+
+/// Migration 0016 rebuilds `patient` (dropping the UNIQUE on the sealed NHS number) under a
+/// database full of rows that refer to it. Every record, every reference and the blind-index
+/// uniqueness must come through, and foreign keys must be back on afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilding_the_patient_table_keeps_every_record_and_reference() {
+    let file = TempSqliteFile::new("rebuild");
+    // The schema as migration 0015 left it, with the UNIQUE constraint still there.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut up_to_0015 = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    let older: Vec<_> = up_to_0015
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 15)
+        .cloned()
+        .collect();
+    assert_eq!(older.len(), 15);
+    up_to_0015.migrations = older.into();
+    let mut side = SqliteConnectOptions::from_str(&file.url())
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .connect()
+        .await
+        .unwrap();
+    up_to_0015.run(&mut side).await.unwrap();
+    let autoindex = "SELECT count(*) FROM sqlite_master \
+                     WHERE tbl_name = 'patient' AND name LIKE 'sqlite_autoindex%'";
+    let unique_before: i64 = sqlx::query_scalar(autoindex)
+        .fetch_one(&mut side)
+        .await
+        .unwrap();
+    assert_eq!(unique_before, 1, "0001 declared nhs_number UNIQUE");
+
+    // Records written by this release's store on the 0015 schema: ten patients, one of them
+    // with a second procedure, and an outcome on one implant.
+    let kek = mdor_store::KeyEncryptionKey::random();
+    let store = connect(&file.url(), &keyed_with(kek.clone()))
+        .await
+        .unwrap();
+    let provider_id = add_provider(&*store, "RXX").await;
+    for k in 0..10u32 {
+        let prepared = simple(
+            k,
+            provider_id,
+            "RXX",
+            &format!("W-{k}"),
+            date(2020, 1 + k, 1),
+            &udi(10),
+        );
+        store.insert_submission(&prepared, None).await.unwrap();
+    }
+    let again = simple(3, provider_id, "RXX", "W-3b", date(2021, 6, 1), &udi(10));
+    store.insert_submission(&again, None).await.unwrap();
+    let w3 = store
+        .procedure_by_local_id(provider_id, "W-3")
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.procedure(w3).await.unwrap().unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.patients, counts.procedures), (10, 11));
+
+    store.migrate().await.unwrap();
+    store.check_migrations().await.unwrap();
+
+    assert_eq!(store.counts().await.unwrap(), counts);
+    let after = store.procedure(w3).await.unwrap().unwrap();
+    assert_eq!(after.patient_id, before.patient_id);
+    assert_eq!(after.nhs_number, before.nhs_number);
+    assert_eq!(after.family_name, before.family_name);
+    assert_eq!(after.date_of_birth, before.date_of_birth);
+    let w3b = store
+        .procedure_by_local_id(provider_id, "W-3b")
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store.procedure(w3b).await.unwrap().unwrap();
+    assert_eq!(second.patient_id, before.patient_id);
+
+    // The same patient submitted again is still found by the blind index, not duplicated.
+    let third = simple(3, provider_id, "RXX", "W-3c", date(2022, 6, 1), &udi(10));
+    store.insert_submission(&third, None).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().patients, 10);
+
+    // The constraint is gone, the blind index's is there, nothing dangles, the file is sound.
+    let unique_after: i64 = sqlx::query_scalar(autoindex)
+        .fetch_one(&mut side)
+        .await
+        .unwrap();
+    assert_eq!(unique_after, 0);
+    let blind_unique: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'patient_nhs_number_index'")
+            .fetch_one(&mut side)
+            .await
+            .unwrap();
+    assert!(
+        blind_unique.starts_with("CREATE UNIQUE INDEX"),
+        "{blind_unique}"
+    );
+    let dangling: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut side)
+        .await
+        .unwrap();
+    assert!(dangling.is_empty(), "{dangling:?}");
+    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut side)
+        .await
+        .unwrap();
+    assert_eq!(integrity, ["ok"]);
+    side.close().await.unwrap();
+
+    // Foreign keys are on again for the store's writes. The pool reuses idle connections, the
+    // one that migrated among them, so several writes in a row are each refused.
+    for attempt in 0..4 {
+        let orphan = store
+            .insert_token(&NewApiToken {
+                token_hash: format!("bb{attempt}"),
+                organisation: OrganisationId(provider_id.0 + 1000),
+                role: Role::Admin,
+                label: "orphan".to_string(),
+                created_at: instant(2026, 1, 1, 0),
+            })
+            .await;
+        assert!(
+            matches!(orphan, Err(StoreError::Conflict { .. })),
+            "{orphan:?}"
+        );
+    }
 }
 
 #[tokio::test]
