@@ -158,6 +158,7 @@ pub(crate) fn prepare_with(
         provider,
         implants,
         received_at,
+        sealed_patient: None,
     }
 }
 

@@ -12,6 +12,10 @@
 //!   key id: a value copied to another column or another patient's row fails to open. It is
 //!   stored as text, `k<key id>.<base64(nonce ‖ ciphertext ‖ tag)>`, so the columns keep their
 //!   types and a value says which key opens it.
+//! - A **raw record** (the input of a submitted procedure, a core record, a quarantined
+//!   record) is packed first (deflated against a fixed dictionary and padded, see
+//!   `packed_record`) and stored as `c<key id>.<base64>`; the associated data says `packed`,
+//!   so a packed value cannot be opened as a plain one or the other way round.
 //! - The **blind index** of an NHS number is HMAC-SHA256 under a `blind_index` data key,
 //!   truncated to 128 bits: equal numbers give equal indexes (the unique key and the lookup),
 //!   and without the key an index reveals nothing, not even to someone who can enumerate the
@@ -32,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::StoreResult;
 use crate::error::StoreError;
+use crate::packed_record::PackedRecord;
 
 const NONCE_BYTES: usize = 24;
 const TAG_BYTES: usize = 16;
@@ -250,28 +255,60 @@ impl FieldCipher {
 
     /// Seals `plaintext` for `field` of the row named `row`, under the current key.
     pub fn seal(&self, field: Field, row: &str, plaintext: &str) -> StoreResult<String> {
+        self.seal_as(SealedFormat::Text, field, row, plaintext.as_bytes())
+    }
+
+    /// Seals a packed record for `field` of the row named `row`, under the current key.
+    pub fn seal_packed(
+        &self,
+        field: Field,
+        row: &str,
+        record: &PackedRecord,
+    ) -> StoreResult<String> {
+        self.seal_as(SealedFormat::Packed, field, row, record.as_bytes())
+    }
+
+    /// Packs and seals a record's text (`seal_packed` of `PackedRecord::pack`).
+    pub fn seal_record(&self, field: Field, row: &str, text: &str) -> StoreResult<String> {
+        self.seal_packed(field, row, &PackedRecord::pack(text))
+    }
+
+    fn seal_as(
+        &self,
+        format: SealedFormat,
+        field: Field,
+        row: &str,
+        bytes: &[u8],
+    ) -> StoreResult<String> {
         let key_id = self.current;
         let (table, column) = field.table_column();
         let cipher = self.field_keys.get(&key_id).ok_or_else(|| {
             StoreError::Keys(format!("the current field key {key_id} is not loaded"))
         })?;
-        let body = seal_bytes(cipher, &field_aad(field, row, key_id), plaintext.as_bytes())
+        let body = seal_bytes(cipher, &field_aad(format, field, row, key_id), bytes)
             .ok_or_else(|| StoreError::Keys(format!("{table}.{column} could not be sealed")))?;
-        Ok(format!("k{key_id}.{body}"))
+        Ok(format!("{}{key_id}.{body}", format.prefix()))
     }
 
-    /// Opens a value sealed by `seal` for the same field and row, under any unretired key.
+    /// Opens a value sealed by `seal` (or a record sealed by `seal_packed`, unpacked) for the
+    /// same field and row, under any unretired key.
     pub fn open(&self, field: Field, row: &str, sealed: &str) -> StoreResult<String> {
         let (table, column) = field.table_column();
         let corrupt = || StoreError::Corrupt(format!("{table}.{column} does not open"));
-        let (key_id, body) = sealed_key_id(sealed).ok_or_else(corrupt)?;
+        let (format, key_id, body) = sealed_parts(sealed).ok_or_else(corrupt)?;
         let cipher = self.field_keys.get(&key_id).ok_or_else(|| {
             StoreError::Keys(format!(
                 "{table}.{column} is sealed under unknown key {key_id}"
             ))
         })?;
-        let bytes = open_bytes(cipher, &field_aad(field, row, key_id), body).ok_or_else(corrupt)?;
-        String::from_utf8(bytes).map_err(|_| corrupt())
+        let bytes =
+            open_bytes(cipher, &field_aad(format, field, row, key_id), body).ok_or_else(corrupt)?;
+        match format {
+            SealedFormat::Text => String::from_utf8(bytes).map_err(|_| corrupt()),
+            SealedFormat::Packed => PackedRecord::from_bytes(bytes)
+                .unpack()
+                .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {e}"))),
+        }
     }
 
     pub fn open_optional(
@@ -289,6 +326,38 @@ impl FieldCipher {
         patient: &mdor_domain::record::Patient,
     ) -> StoreResult<SealedPatient> {
         self.seal_plain(&PlainPatient::of(patient))
+    }
+
+    /// A patient's sealed identifiers: `presealed` when it was sealed for this patient (its
+    /// blind index) under the current key, otherwise sealed now. A value sealed under a key
+    /// a rotation has since replaced, or for another patient by mistake, is never written.
+    pub fn presealed_or_seal(
+        &self,
+        patient: &mdor_domain::record::Patient,
+        presealed: Option<&SealedPatient>,
+    ) -> StoreResult<SealedPatient> {
+        if let Some(sealed) = presealed
+            && self.is_sealed_now(sealed)
+            && sealed.index == self.blind_index(patient.nhs_number.as_str())
+        {
+            return Ok(sealed.clone());
+        }
+        self.seal_patient(patient)
+    }
+
+    /// Whether every field of `sealed` is under the current key (so, sealed together by this
+    /// cipher's key, never mixed across a rotation).
+    fn is_sealed_now(&self, sealed: &SealedPatient) -> bool {
+        [
+            Some(&sealed.nhs_number),
+            Some(&sealed.family_name),
+            Some(&sealed.given_name),
+            Some(&sealed.date_of_birth),
+            sealed.postcode.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .all(|value| self.is_current(value))
     }
 
     pub fn seal_plain(&self, p: &PlainPatient) -> StoreResult<SealedPatient> {
@@ -327,13 +396,15 @@ impl FieldCipher {
     /// Opens a raw record or core record, or returns it as it is when it was stored before
     /// encryption (a JSON text, which never looks like a sealed value) and not yet sealed.
     pub fn open_record(&self, field: Field, row: &str, stored: &str) -> StoreResult<String> {
-        match sealed_key_id(stored) {
+        match sealed_parts(stored) {
             Some(_) => self.open(field, row, stored),
             None => Ok(stored.to_string()),
         }
     }
 
-    /// The stored text sealed under the current key, or `None` when it already is.
+    /// The stored record packed and sealed under the current key, or `None` when it already
+    /// is sealed under it (a record sealed unpacked, before packing, stays as it is until the
+    /// key changes).
     pub fn resealed_record(
         &self,
         field: Field,
@@ -344,12 +415,12 @@ impl FieldCipher {
             return Ok(None);
         }
         let plain = self.open_record(field, row, stored)?;
-        Ok(Some(self.seal(field, row, &plain)?))
+        Ok(Some(self.seal_record(field, row, &plain)?))
     }
 
     /// Whether `sealed` is already under the current key (key rotation skips it).
     pub fn is_current(&self, sealed: &str) -> bool {
-        sealed_key_id(sealed).is_some_and(|(id, _)| id == self.current)
+        sealed_parts(sealed).is_some_and(|(_, id, _)| id == self.current)
     }
 }
 
@@ -366,16 +437,48 @@ pub fn research_pseudonym(project_key: &[u8; 32], blind_index: &str) -> String {
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
-/// The key id and body of a sealed value, or `None` when it is not one.
-pub(crate) fn sealed_key_id(sealed: &str) -> Option<(i64, &str)> {
-    let rest = sealed.strip_prefix('k')?;
-    let (id, body) = rest.split_once('.')?;
-    Some((id.parse().ok()?, body))
+/// What a sealed value holds: its prefix letter and part of its associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SealedFormat {
+    /// `k`: UTF-8 text.
+    Text,
+    /// `c`: a packed record (`packed_record`).
+    Packed,
 }
 
-fn field_aad(field: Field, row: &str, key_id: i64) -> Vec<u8> {
+impl SealedFormat {
+    fn prefix(self) -> char {
+        match self {
+            SealedFormat::Text => 'k',
+            SealedFormat::Packed => 'c',
+        }
+    }
+}
+
+/// The format, key id and body of a sealed value, or `None` when it is not one (a JSON
+/// text stored before encryption starts with `{` or `"`, never `k<digits>.` or `c<digits>.`).
+pub(crate) fn sealed_parts(sealed: &str) -> Option<(SealedFormat, i64, &str)> {
+    let format = match sealed.as_bytes().first()? {
+        b'k' => SealedFormat::Text,
+        b'c' => SealedFormat::Packed,
+        _ => return None,
+    };
+    let (id, body) = sealed[1..].split_once('.')?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((format, id.parse().ok()?, body))
+}
+
+fn field_aad(format: SealedFormat, field: Field, row: &str, key_id: i64) -> Vec<u8> {
     let (table, column) = field.table_column();
-    format!("mdor-field-v1\0{table}\0{column}\0{row}\0{key_id}").into_bytes()
+    let mut aad = format!("mdor-field-v1\0{table}\0{column}\0{row}\0{key_id}").into_bytes();
+    // Text keeps the associated data it had before packed records existed, so values sealed
+    // then still open.
+    if format == SealedFormat::Packed {
+        aad.extend_from_slice(b"\0packed");
+    }
+    aad
 }
 
 /// `None` only for a message longer than the cipher's limit (256 GiB).
@@ -444,6 +547,162 @@ mod tests {
         let a = c.seal(Field::Postcode, "r", "LS1 4AP").unwrap();
         let b = c.seal(Field::Postcode, "r", "LS1 4AP").unwrap();
         assert_ne!(a, b);
+    }
+
+    const RAW: &str = r#"{"patient":{"nhs_number":"9990000018","family_name":"Hunt"},"procedure":{"action":"implant","urgency":"elective"}}"#;
+
+    #[test]
+    fn a_record_is_packed_then_sealed_and_opens_for_its_own_field_and_row_only() {
+        let c = cipher();
+        let sealed = c.seal_record(Field::SourceRecord, "7", RAW).unwrap();
+        assert!(sealed.starts_with("c1."), "{sealed:.8}");
+        assert!(!sealed.contains("Hunt") && !sealed.contains("9990000018"));
+        assert_eq!(c.open(Field::SourceRecord, "7", &sealed).unwrap(), RAW);
+        assert_eq!(
+            c.open_record(Field::SourceRecord, "7", &sealed).unwrap(),
+            RAW
+        );
+        assert!(c.open(Field::SourceRecord, "8", &sealed).is_err());
+        assert!(c.open(Field::RejectedRecord, "7", &sealed).is_err());
+        // Shorter than the same record sealed unpacked, and a whole number of 16-byte blocks.
+        let unpacked = c.seal(Field::SourceRecord, "7", RAW).unwrap();
+        assert!(
+            sealed.len() < unpacked.len(),
+            "{} vs {}",
+            sealed.len(),
+            unpacked.len()
+        );
+    }
+
+    #[test]
+    fn a_packed_value_relabelled_as_text_or_the_reverse_does_not_open() {
+        let c = cipher();
+        let packed = c.seal_record(Field::SourceRecord, "7", RAW).unwrap();
+        let as_text = packed.replacen("c1.", "k1.", 1);
+        assert!(c.open(Field::SourceRecord, "7", &as_text).is_err());
+        let text = c.seal(Field::SourceRecord, "7", RAW).unwrap();
+        let as_packed = text.replacen("k1.", "c1.", 1);
+        assert!(c.open(Field::SourceRecord, "7", &as_packed).is_err());
+    }
+
+    fn patient(nhs: &str) -> mdor_domain::record::Patient {
+        use mdor_domain::record::PersonName;
+        use mdor_domain::{NhsNumber, Postcode, Sex};
+        mdor_domain::record::Patient {
+            nhs_number: NhsNumber::parse(nhs).unwrap(),
+            family_name: PersonName::parse("Hunt", "family_name").unwrap(),
+            given_name: PersonName::parse("Denise", "given_name").unwrap(),
+            date_of_birth: chrono::NaiveDate::from_ymd_opt(1937, 12, 15).unwrap(),
+            sex: Sex::Female,
+            postcode: Some(Postcode::parse("DY4 9XG").unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_presealed_patient_is_used_only_for_its_own_patient_under_the_current_key() {
+        let one = new_data_key();
+        let blind = new_data_key();
+        let old = FieldCipher::new(vec![(1, one)], blind).unwrap();
+        let denise = patient("9990000018");
+        let other = patient("9990000026");
+        let presealed = old.seal_patient(&denise).unwrap();
+
+        // Its own patient, the current key: used as it is (the nonces show it was not redone).
+        let used = old.presealed_or_seal(&denise, Some(&presealed)).unwrap();
+        assert_eq!(used.nhs_number, presealed.nhs_number);
+        assert_eq!(used.postcode, presealed.postcode);
+
+        // Another patient's seal is never written for this one: sealed afresh, for this one.
+        let fresh = old.presealed_or_seal(&other, Some(&presealed)).unwrap();
+        assert_ne!(fresh.index, presealed.index);
+        assert_eq!(fresh.index, old.blind_index("9990000026"));
+        assert_eq!(
+            old.open(Field::NhsNumber, &fresh.index, &fresh.nhs_number)
+                .unwrap(),
+            "9990000026"
+        );
+
+        // After a rotation the old seal is not current: sealed again under the new key.
+        let rotated = FieldCipher::new(vec![(1, one), (2, new_data_key())], blind).unwrap();
+        let resealed = rotated
+            .presealed_or_seal(&denise, Some(&presealed))
+            .unwrap();
+        assert!(resealed.nhs_number.starts_with("k2.") && resealed.family_name.starts_with("k2."));
+        assert_eq!(
+            rotated
+                .open(Field::FamilyName, &resealed.index, &resealed.family_name)
+                .unwrap(),
+            "Hunt"
+        );
+
+        // A seal with one field from before the rotation is not current as a whole.
+        let mut mixed = rotated.seal_patient(&denise).unwrap();
+        mixed.postcode = presealed.postcode.clone();
+        let fixed = rotated.presealed_or_seal(&denise, Some(&mixed)).unwrap();
+        assert!(
+            fixed
+                .postcode
+                .as_deref()
+                .is_some_and(|p| p.starts_with("k2."))
+        );
+
+        // Nothing presealed: sealed now.
+        let none = old.presealed_or_seal(&denise, None).unwrap();
+        assert_ne!(none.nhs_number, presealed.nhs_number);
+        assert_eq!(none.index, presealed.index);
+    }
+
+    #[test]
+    fn a_record_sealed_before_packing_still_opens_and_is_packed_when_the_key_changes() {
+        let one = new_data_key();
+        let old = FieldCipher::new(vec![(1, one)], [0; 32]).unwrap();
+        let text = old.seal(Field::CoreRecord, "7", RAW).unwrap();
+        assert_eq!(old.open_record(Field::CoreRecord, "7", &text).unwrap(), RAW);
+        // Under its own key it is current: a rotation that did not change keys leaves it.
+        assert_eq!(
+            old.resealed_record(Field::CoreRecord, "7", &text).unwrap(),
+            None
+        );
+        let rotated = FieldCipher::new(vec![(1, one), (2, new_data_key())], [0; 32]).unwrap();
+        let resealed = rotated
+            .resealed_record(Field::CoreRecord, "7", &text)
+            .unwrap()
+            .unwrap();
+        assert!(resealed.starts_with("c2."));
+        assert_eq!(
+            rotated
+                .open_record(Field::CoreRecord, "7", &resealed)
+                .unwrap(),
+            RAW
+        );
+        // A record stored before encryption (plain JSON) is packed and sealed too.
+        let plain = rotated
+            .resealed_record(Field::CoreRecord, "7", RAW)
+            .unwrap()
+            .unwrap();
+        assert!(plain.starts_with("c2."));
+        assert_eq!(
+            rotated.open_record(Field::CoreRecord, "7", &plain).unwrap(),
+            RAW
+        );
+    }
+
+    #[test]
+    fn only_a_letter_digits_and_a_dot_make_a_sealed_prefix() {
+        assert!(sealed_parts("k1.abc").is_some());
+        assert!(sealed_parts("c12.abc").is_some());
+        for not_sealed in [
+            "{\"k\":1}",
+            "\"c1.x\"",
+            "k.abc",
+            "c-1.abc",
+            "k+1.abc",
+            "c1",
+            "",
+            "x1.abc",
+        ] {
+            assert!(sealed_parts(not_sealed).is_none(), "{not_sealed}");
+        }
     }
 
     #[test]

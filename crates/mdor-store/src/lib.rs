@@ -14,6 +14,7 @@ mod error;
 pub mod field_crypto;
 mod load_schema;
 mod oidc;
+mod packed_record;
 mod rows;
 mod sessions;
 mod sql;
@@ -33,8 +34,9 @@ pub use analysis::{
 };
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
-pub use field_crypto::KeyEncryptionKey;
+pub use field_crypto::{FieldCipher, KeyEncryptionKey, SealedPatient};
 pub use oidc::{NewOidcIdentity, NewOidcSignIn, PendingOidcSignIn};
+pub use packed_record::{PackedRecord, UnpackError};
 pub use sessions::{
     NewSession, SessionAccount, SessionAssurance, SessionEnd, SessionFactor, SessionId,
     StoredSession,
@@ -70,6 +72,11 @@ pub trait Store: Send + Sync + 'static {
     /// them; fails with `StoreError::Keys` when the key-encryption key is missing or wrong,
     /// which `serve` checks at start rather than at the first patient read.
     async fn key_status(&self) -> StoreResult<KeyStatus>;
+
+    /// The identifier cipher, so that a bulk submission can seal each record's patient where
+    /// the record is checked, off the commit's path (`PreparedSubmission::sealed_patient`).
+    /// The commit uses such a value only if it is sealed under the key current when it runs.
+    async fn identifier_cipher(&self) -> StoreResult<std::sync::Arc<FieldCipher>>;
 
     /// Seals patients and stored answers written before encryption, moves those sealed
     /// under an older field key to the current one, then retires the older keys. Each batch

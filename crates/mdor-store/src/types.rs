@@ -122,6 +122,11 @@ pub struct PreparedSubmission {
     /// One per device, in the same order.
     pub implants: Vec<PreparedImplant>,
     pub received_at: DateTime<Utc>,
+    /// The patient's identifiers already sealed (`FieldCipher::seal_patient`) by whoever
+    /// prepared the submission, so that a bulk commit need not: a bulk submission seals them
+    /// on the thread that checks records. The store re-seals them instead unless they carry
+    /// this patient's blind index and the current key (`FieldCipher::presealed_or_seal`).
+    pub sealed_patient: Option<crate::field_crypto::SealedPatient>,
 }
 
 impl PreparedSubmission {
@@ -954,8 +959,9 @@ pub struct ChunkRecord {
     /// The record's line in the file (NDJSON), or its row number counting the header as 1 (CSV).
     pub line: u64,
     pub local_record_id: Option<String>,
-    /// The record as received, as JSON text.
-    pub record: String,
+    /// The record as received, as JSON text, packed (`PackedRecord::pack`) where it was
+    /// checked, so that the commit only seals it.
+    pub record: crate::PackedRecord,
     pub body: ChunkRecordBody,
 }
 

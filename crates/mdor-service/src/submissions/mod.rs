@@ -33,9 +33,9 @@ use mdor_domain::identifiers::{RegistryCode, Slug};
 use mdor_domain::record::FieldError;
 use mdor_domain::udi::UdiDi;
 use mdor_store::{
-    ChunkRecord, ChunkRecordBody, DeviceModelId, NewSubmissionJob, OrganisationId,
-    OrganisationKind, ProcedureId, ProcedureSourceVersion, QuarantineEntry, QuarantineQuery,
-    StoreError, SubmissionChunk, SubmissionFormat, SubmissionJob, SubmissionJobId,
+    ChunkRecord, ChunkRecordBody, DeviceModelId, FieldCipher, NewSubmissionJob, OrganisationId,
+    OrganisationKind, PackedRecord, ProcedureId, ProcedureSourceVersion, QuarantineEntry,
+    QuarantineQuery, StoreError, SubmissionChunk, SubmissionFormat, SubmissionJob, SubmissionJobId,
     SubmissionRecord, SubmissionRecordId, SubmissionState, TokenId,
 };
 
@@ -65,7 +65,11 @@ pub struct SubmissionSettings {
 
 /// 1 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
-pub const DEFAULT_CHUNK_RECORDS: usize = 5_000;
+/// Each commit rewrites the index pages its records touch, so larger chunks write less per
+/// record: 1,000,000 records took 96 s in chunks of 5,000 and 89 s in chunks of 10,000 on
+/// SQLite (2026-12-04, `docs/benchmarks.md`). Memory grows with it: up to four chunks are
+/// in flight (one being checked, two queued, one being committed), 435-440 MB at 10,000.
+pub const DEFAULT_CHUNK_RECORDS: usize = 10_000;
 
 impl SubmissionSettings {
     pub fn new(
@@ -630,6 +634,9 @@ struct RecordCheck {
     organisation_ods: String,
     now: DateTime<Utc>,
     today: NaiveDate,
+    /// Seals each valid record's patient here, beside the commit rather than in it (about a
+    /// tenth of a chunk's commit). Without keys the commit fails with the reason anyway.
+    cipher: Option<Arc<FieldCipher>>,
 }
 
 /// A chunk as read, before it is committed.
@@ -735,6 +742,7 @@ async fn run_job(
         organisation_ods: job.organisation_ods.clone(),
         now: ctx.now(),
         today: ctx.today(),
+        cipher: ctx.store.identifier_cipher().await.ok(),
     };
     let start = reader::Mark {
         offset: job.resume_offset,
@@ -742,6 +750,9 @@ async fn run_job(
     };
     let chunk_records = ctx.submissions.chunk_records;
     let format = job.format;
+    // Two chunks queued while one commits and the next is checked. A queue of one held 40 MB
+    // less at 10,000 records a chunk but took 95-97 s instead of 89-90 s for 1,000,000 records
+    // (2026-12-04): checking comes in bursts, and the commit must never wait for it.
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedChunk>(2);
     let reading = tokio::task::spawn_blocking(move || {
         read_chunks(&path, format, start, chunk_records, &check, &sender)
@@ -918,7 +929,12 @@ fn check_record(check: &RecordCheck, line: u64, raw: reader::RawRecord) -> Chunk
         Ok(submission) => submission,
         Err(errors) => return rejected(line, local_record_id, record, &errors),
     };
-    let prepared = prepare_with(&check.register, check.organisation, submission, check.now);
+    let mut prepared = prepare_with(&check.register, check.organisation, submission, check.now);
+    // A seal that fails here is made again, and its failure reported, by the commit.
+    prepared.sealed_patient = check
+        .cipher
+        .as_ref()
+        .and_then(|cipher| cipher.seal_patient(&prepared.submission.patient).ok());
     ChunkRecord {
         line,
         local_record_id,
@@ -928,7 +944,8 @@ fn check_record(check: &RecordCheck, line: u64, raw: reader::RawRecord) -> Chunk
             warnings: (!report.warnings.is_empty()).then(|| messages_json(&report.warnings)),
             names_given: mapping::names_given(&report.values),
         },
-        record,
+        // Packed here, on the checking thread, so that the commit's thread only seals it.
+        record: PackedRecord::pack(&record),
     }
 }
 
@@ -941,7 +958,7 @@ fn rejected(
     ChunkRecord {
         line,
         local_record_id,
-        record,
+        record: PackedRecord::pack(&record),
         body: ChunkRecordBody::Rejected {
             errors: messages_json(errors),
         },

@@ -218,7 +218,8 @@ impl<'a> BulkPlan<'a> {
                     if !patient_written[slot] {
                         patient_written[slot] = true;
                         let p = &s.patient;
-                        let sealed = cipher.seal_patient(p)?;
+                        let sealed =
+                            cipher.presealed_or_seal(p, prepared.sealed_patient.as_ref())?;
                         patients.id.push(patient_ids[slot]);
                         patients.nhs_number_index.push(sealed.index);
                         patients.nhs_number.push(sealed.nhs_number);

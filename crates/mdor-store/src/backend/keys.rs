@@ -417,13 +417,17 @@ macro_rules! key_queries {
             Ok((rows.last().map(|r| (r.0, r.1)), written))
         }
 
-        /// Raw and core records stored before encryption.
+        /// Raw and core records stored before encryption (sealed ones start `c`, or `k` when
+        /// sealed before records were packed).
         pub(super) async fn plain_records(conn: &mut $conn) -> StoreResult<i64> {
             Ok(sqlx::query_scalar(
-                "SELECT (SELECT COUNT(*) FROM procedure_source WHERE record NOT LIKE 'k%') \
+                "SELECT (SELECT COUNT(*) FROM procedure_source \
+                          WHERE record NOT LIKE 'c%' AND record NOT LIKE 'k%') \
                    + (SELECT COUNT(*) FROM procedure_version \
-                      WHERE record NOT LIKE 'k%' OR core_record NOT LIKE 'k%') \
-                   + (SELECT COUNT(*) FROM submission_record WHERE record NOT LIKE 'k%')",
+                      WHERE (record NOT LIKE 'c%' AND record NOT LIKE 'k%') \
+                         OR (core_record NOT LIKE 'c%' AND core_record NOT LIKE 'k%')) \
+                   + (SELECT COUNT(*) FROM submission_record \
+                      WHERE record NOT LIKE 'c%' AND record NOT LIKE 'k%')",
             )
             .fetch_one(&mut *conn)
             .await?)
@@ -546,7 +550,7 @@ pub(crate) fn resealed_response(
     if cipher.is_current(body) {
         return Ok(None);
     }
-    let plain = match crate::field_crypto::sealed_key_id(body) {
+    let plain = match crate::field_crypto::sealed_parts(body) {
         Some(_) => cipher.open_response(token, key, body)?,
         // Written before encryption: the JSON answer itself.
         None => body.to_string(),

@@ -354,6 +354,10 @@ impl Store for SqliteStore {
         self.key_status_now().await
     }
 
+    async fn identifier_cipher(&self) -> StoreResult<Arc<FieldCipher>> {
+        self.cipher().await
+    }
+
     async fn reseal_identifiers(&self) -> StoreResult<ResealReport> {
         self.reseal_now().await
     }

@@ -500,15 +500,19 @@ macro_rules! submission_queries {
                 counts.add(result.outcome, result.effect);
                 let line = record.line as i64;
                 let (messages, raw) = match (&record.body, &result.store_errors) {
-                    (_, Some(errors)) => (Some(errors.as_str()), Some(record.record.as_str())),
+                    (_, Some(errors)) => (Some(errors.as_str()), Some(&record.record)),
                     (ChunkRecordBody::Rejected { errors }, None) => {
-                        (Some(errors.as_str()), Some(record.record.as_str()))
+                        (Some(errors.as_str()), Some(&record.record))
                     }
                     (ChunkRecordBody::Valid { warnings, .. }, None) => (warnings.as_deref(), None),
                 };
                 let raw = raw
                     .map(|raw| {
-                        cipher.seal(Field::RejectedRecord, &format!("{}/{line}", chunk.job.0), raw)
+                        cipher.seal_packed(
+                            Field::RejectedRecord,
+                            &format!("{}/{line}", chunk.job.0),
+                            raw,
+                        )
                     })
                     .transpose()?;
                 report.push(ReportRow {
@@ -542,7 +546,7 @@ macro_rules! submission_queries {
                         procedure,
                         registry: &chunk.registry,
                         dataset_version: &chunk.dataset_version,
-                        record: cipher.seal(
+                        record: cipher.seal_packed(
                             Field::SourceRecord,
                             &procedure.0.to_string(),
                             &record.record,
@@ -697,13 +701,13 @@ macro_rules! submission_queries {
                 )));
             }
 
-            let core_record = cipher.seal(
+            let core_record = cipher.seal_record(
                 Field::CoreRecord,
                 &procedure.0.to_string(),
                 &core_snapshot(&mut *conn, cipher, procedure).await?,
             )?;
             let sealed_record =
-                cipher.seal(Field::SourceRecord, &procedure.0.to_string(), &record.record)?;
+                cipher.seal_packed(Field::SourceRecord, &procedure.0.to_string(), &record.record)?;
             let had_source = sqlx::query(sq::SOURCE_VERSION_INSERT)
                 .bind(procedure.0)
                 .bind(&core_record)

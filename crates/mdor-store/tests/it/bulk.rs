@@ -111,6 +111,7 @@ impl SyntheticData {
                     submission,
                     implants,
                     received_at: instant(2026, 11, 1, 9),
+                    sealed_patient: None,
                 }
             })
             .collect();

@@ -81,7 +81,7 @@ fn rejected(line: u64, errors: &[(&str, &str)]) -> ChunkRecord {
     ChunkRecord {
         line,
         local_record_id: Some(format!("BAD-{line}")),
-        record: "{}".into(),
+        record: mdor_store::PackedRecord::pack("{}"),
         body: ChunkRecordBody::Rejected {
             errors: serde_json::Value::Array(errors).to_string(),
         },
@@ -103,7 +103,7 @@ fn valid(
                 .as_str()
                 .into(),
         ),
-        record: "{}".into(),
+        record: mdor_store::PackedRecord::pack("{}"),
         body: ChunkRecordBody::Valid {
             prepared: Box::new(prepared),
             content_hash: format!("hash-{line}"),

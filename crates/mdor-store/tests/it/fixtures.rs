@@ -195,6 +195,7 @@ pub fn prepare(
         provider,
         implants,
         received_at: instant(2026, 11, 1, 9),
+        sealed_patient: None,
     }
 }
 
