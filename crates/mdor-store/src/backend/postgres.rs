@@ -148,12 +148,8 @@ async fn read_recall(
             Param::Int(v) => query.bind(v),
         };
     }
-    query
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r| r.open(cipher))
-        .collect()
+    let rows = query.fetch_all(&mut *conn).await?;
+    open_all(rows, |r| r.open(cipher))
 }
 
 async fn put_idempotency(

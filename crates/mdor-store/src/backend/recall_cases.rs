@@ -369,10 +369,7 @@ macro_rules! recall_case_queries {
                 .bind(i64::from(query.limit))
                 .fetch_all(&mut *conn)
                 .await?;
-            let mut entries = rows
-                .into_iter()
-                .map(|row| row.open(cipher))
-                .collect::<StoreResult<Vec<_>>>()?;
+            let mut entries = crate::rows::open_all(rows, |row| row.open(cipher))?;
             if let Some(last) = entries.last().map(|e| e.id.0) {
                 let implants: Vec<RecallEntryImplantRow> = sqlx::query_as(rc::ENTRY_IMPLANTS)
                     .bind(query.case_id.0)

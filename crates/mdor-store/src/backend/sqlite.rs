@@ -279,10 +279,7 @@ async fn read_recall(
     // A recall page is kilobytes: parsed in place, not worth a hop to the blocking pool.
     // `RecallDbRow` reads a JSON array in its fields' order, `sql::recall_query`'s.
     let parsed: Vec<RecallDbRow> = parse_json(&json, "recall")?;
-    let mut rows: Vec<RecallRow> = parsed
-        .into_iter()
-        .map(|r| r.open(cipher))
-        .collect::<StoreResult<_>>()?;
+    let mut rows: Vec<RecallRow> = open_all(parsed, |r| r.open(cipher))?;
     // An aggregate over an ordered subquery keeps its order in SQLite, but SQL does not
     // promise it; pages are keyed on the implant id, so the order is restored here.
     rows.sort_unstable_by_key(|r| r.implant_id.0);
