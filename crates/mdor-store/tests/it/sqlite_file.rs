@@ -15,7 +15,8 @@ use sqlx::{ConnectOptions as _, Connection};
 
 use mdor_domain::record::RemovalKind;
 use mdor_store::{
-    Backend, ConnectOptions, NewApiToken, NewRemoval, OrganisationId, Role, StoreError, connect,
+    Backend, ConnectOptions, NewApiToken, NewRemoval, OrganisationId, Role, Store, StoreError,
+    connect,
 };
 
 use crate::fixtures::{add_provider, date, instant, simple, udi};
@@ -31,17 +32,7 @@ async fn sqlite_file_store_runs_in_wal_mode_with_foreign_keys_and_stays_intact()
     assert_eq!(store.backend(), Backend::Sqlite);
     store.migrate().await.unwrap();
     let provider_id = add_provider(&*store, "RXX").await;
-    for k in 0..10u32 {
-        let prepared = simple(
-            k,
-            provider_id,
-            "RXX",
-            &format!("W-{k}"),
-            date(2020, 1 + k, 1),
-            &udi(10),
-        );
-        store.insert_submission(&prepared, None).await.unwrap();
-    }
+    add_ten_procedures(&*store, provider_id).await;
     let id = store
         .procedure_by_local_id(provider_id, "W-3")
         .await
@@ -64,19 +55,7 @@ async fn sqlite_file_store_runs_in_wal_mode_with_foreign_keys_and_stays_intact()
         .unwrap();
 
     // Foreign keys are enforced on the store's own connections.
-    let orphan = store
-        .insert_token(&NewApiToken {
-            token_hash: "aa11".to_string(),
-            organisation: OrganisationId(provider_id.0 + 1000),
-            role: Role::Admin,
-            label: "orphan".to_string(),
-            created_at: instant(2026, 1, 1, 0),
-        })
-        .await;
-    assert!(
-        matches!(orphan, Err(StoreError::Conflict { .. })),
-        "{orphan:?}"
-    );
+    assert_orphan_token_refused(&*store, provider_id, "aa11").await;
 
     // Bytes 18 and 19 of the header (file format write and read versions) are 2 in WAL mode,
     // and the write-ahead log sits beside the file while the store has it open.
@@ -96,16 +75,7 @@ async fn sqlite_file_store_runs_in_wal_mode_with_foreign_keys_and_stays_intact()
         .await
         .unwrap();
     assert_eq!(journal_mode, "wal");
-    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_all(&mut side)
-        .await
-        .unwrap();
-    assert_eq!(integrity, ["ok"]);
-    let dangling: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-        .fetch_all(&mut side)
-        .await
-        .unwrap();
-    assert!(dangling.is_empty(), "{dangling:?}");
+    assert_file_is_sound(&mut side).await;
     side.close().await.unwrap();
 
     // Everything is there when the file is opened again.
@@ -152,23 +122,13 @@ async fn rebuilding_the_patient_table_keeps_every_record_and_reference() {
     assert_eq!(unique_before, 1, "0001 declared nhs_number UNIQUE");
 
     // Records written by this release's store on the 0015 schema: ten patients, one of them
-    // with a second procedure, and an outcome on one implant.
+    // with a second procedure.
     let kek = mdor_store::KeyEncryptionKey::random();
     let store = connect(&file.url(), &keyed_with(kek.clone()))
         .await
         .unwrap();
     let provider_id = add_provider(&*store, "RXX").await;
-    for k in 0..10u32 {
-        let prepared = simple(
-            k,
-            provider_id,
-            "RXX",
-            &format!("W-{k}"),
-            date(2020, 1 + k, 1),
-            &udi(10),
-        );
-        store.insert_submission(&prepared, None).await.unwrap();
-    }
+    add_ten_procedures(&*store, provider_id).await;
     let again = simple(3, provider_id, "RXX", "W-3b", date(2021, 6, 1), &udi(10));
     store.insert_submission(&again, None).await.unwrap();
     let w3 = store
@@ -217,35 +177,60 @@ async fn rebuilding_the_patient_table_keeps_every_record_and_reference() {
         blind_unique.starts_with("CREATE UNIQUE INDEX"),
         "{blind_unique}"
     );
-    let dangling: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-        .fetch_all(&mut side)
-        .await
-        .unwrap();
-    assert!(dangling.is_empty(), "{dangling:?}");
-    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_all(&mut side)
-        .await
-        .unwrap();
-    assert_eq!(integrity, ["ok"]);
+    assert_file_is_sound(&mut side).await;
     side.close().await.unwrap();
 
     // Foreign keys are on again for the store's writes. The pool reuses idle connections, the
     // one that migrated among them, so several writes in a row are each refused.
     for attempt in 0..4 {
-        let orphan = store
-            .insert_token(&NewApiToken {
-                token_hash: format!("bb{attempt}"),
-                organisation: OrganisationId(provider_id.0 + 1000),
-                role: Role::Admin,
-                label: "orphan".to_string(),
-                created_at: instant(2026, 1, 1, 0),
-            })
-            .await;
-        assert!(
-            matches!(orphan, Err(StoreError::Conflict { .. })),
-            "{orphan:?}"
-        );
+        assert_orphan_token_refused(&*store, provider_id, &format!("bb{attempt}")).await;
     }
+}
+
+/// Ten procedures at provider `RXX`, `W-0` to `W-9`, one patient each.
+async fn add_ten_procedures(store: &dyn Store, provider_id: OrganisationId) {
+    for k in 0..10u32 {
+        let prepared = simple(
+            k,
+            provider_id,
+            "RXX",
+            &format!("W-{k}"),
+            date(2020, 1 + k, 1),
+            &udi(10),
+        );
+        store.insert_submission(&prepared, None).await.unwrap();
+    }
+}
+
+/// A token naming an organisation that does not exist is refused by a foreign key.
+async fn assert_orphan_token_refused(store: &dyn Store, provider_id: OrganisationId, hash: &str) {
+    let orphan = store
+        .insert_token(&NewApiToken {
+            token_hash: hash.to_string(),
+            organisation: OrganisationId(provider_id.0 + 1000),
+            role: Role::Admin,
+            label: "orphan".to_string(),
+            created_at: instant(2026, 1, 1, 0),
+        })
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::Conflict { .. })),
+        "{orphan:?}"
+    );
+}
+
+/// No row refers to a missing one and SQLite finds the file intact.
+async fn assert_file_is_sound(side: &mut sqlx::SqliteConnection) {
+    let dangling: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut *side)
+        .await
+        .unwrap();
+    assert!(dangling.is_empty(), "{dangling:?}");
+    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut *side)
+        .await
+        .unwrap();
+    assert_eq!(integrity, ["ok"]);
 }
 
 #[tokio::test]
