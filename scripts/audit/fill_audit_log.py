@@ -2,9 +2,11 @@
 """Appends N synthetic audit entries to a migrated mdor SQLite database, for the audit
 verification benchmark (docs/benchmarks.md).
 
-It computes each entry's position and leaf hash itself, from the canonical encoding v1
-documented in docs/security.md, so `mdor audit verify` over its output is also an
-independent check of that encoding: a difference shows up as leaf mismatches.
+It computes each entry's position and leaf hash itself, from the canonical encodings
+documented in docs/security.md (odd positions version 1, as an API token's entry outside a
+request; even positions version 3, as an entry written for an HTTP request), so
+`mdor audit verify` over its output is also an independent check of those encodings: a
+difference shows up as leaf mismatches.
 
 Usage: fill_audit_log.py DB_FILE N
 """
@@ -14,8 +16,10 @@ import hashlib
 import sqlite3
 import struct
 import sys
+import uuid
 
 TAG = "mdor-audit-entry-v1"
+TAG_V3 = "mdor-audit-entry-v3"
 ABSENT = struct.pack(">I", 0xFFFFFFFF)
 
 
@@ -26,11 +30,17 @@ def field(value):
     return struct.pack(">I", len(data)) + data
 
 
-def leaf_hash(seq, at, organisation, role, token, action, resource, patient, count, purpose, outcome):
-    encoded = b"".join(
-        field(v)
-        for v in (TAG, seq, at, organisation, role, token, action, resource, patient, count, purpose, outcome)
-    )
+def leaf_hash(seq, at, organisation, role, token, action, resource, patient, count, purpose, outcome,
+              account=None, request_id=None):
+    if request_id is not None:
+        # Version 3: the account always written (absent or not) after the token, the request
+        # id last.
+        values = (TAG_V3, seq, at, organisation, role, token, account, action, resource, patient, count,
+                  purpose, outcome, request_id)
+    else:
+        assert account is None, "version 2 is not written by this script"
+        values = (TAG, seq, at, organisation, role, token, action, resource, patient, count, purpose, outcome)
+    encoded = b"".join(field(v) for v in values)
     return hashlib.sha256(b"\x00" + encoded).digest()
 
 
@@ -53,15 +63,17 @@ def main():
         stored_at = when.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
         patient = None
         resource = f"recall?udi_di=05012345678900&lot=L{i % 997}&limit=100"
+        request_id = str(uuid.UUID(int=seq, version=4)) if seq % 2 == 0 else None
         values = (seq, at_text, organisation, "regulator", None, "recall.query", resource, patient, i % 50, "recall", "ok")
         rows.append(
             (stored_at, organisation, "regulator", None, "recall.query", resource, patient, i % 50, "recall", "ok",
-             seq, leaf_hash(*values))
+             seq, leaf_hash(*values, request_id=request_id), request_id)
         )
         if len(rows) == 50_000 or i == n:
             db.executemany(
                 "INSERT INTO audit_event (at, organisation_id, role, token_id, action, resource, patient_id, "
-                "record_count, purpose, outcome, seq, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "record_count, purpose, outcome, seq, leaf_hash, request_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             rows.clear()

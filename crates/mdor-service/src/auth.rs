@@ -140,6 +140,7 @@ impl Principal {
         purpose: &'static str,
     ) -> NewAuditEvent {
         NewAuditEvent {
+            request: ctx.request(),
             at: ctx.now(),
             organisation: self.organisation,
             role: self.audit_role(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use mdor_store::{Backend, Counts, Store};
+use mdor_store::{Backend, Counts, RequestId, Store};
 
 use crate::accounts::AccountKey;
 use crate::error::ServiceError;
@@ -29,6 +29,10 @@ pub struct Ctx {
     pub(crate) ingested: Arc<tokio::sync::Notify>,
     /// The identity provider for OpenID Connect sign-in, when configured (`oidc`).
     pub(crate) oidc: Option<Arc<crate::oidc::OidcProvider>>,
+    /// The HTTP request this context serves (`for_request`): every audit entry written
+    /// through it names the request. `None` for the application's own context, the command
+    /// line and background tasks.
+    request: Option<RequestId>,
 }
 
 impl Ctx {
@@ -42,7 +46,22 @@ impl Ctx {
             webauthn: None,
             ingested: Arc::default(),
             oidc: None,
+            request: None,
         }
+    }
+
+    /// This context for one HTTP request: the audit entries its use cases write name
+    /// `request`. The web layer makes one per request; a clone costs a few reference counts.
+    pub fn for_request(&self, request: RequestId) -> Ctx {
+        Ctx {
+            request: Some(request),
+            ..self.clone()
+        }
+    }
+
+    /// The request this context serves, for the audit entries it writes.
+    pub(crate) fn request(&self) -> Option<RequestId> {
+        self.request.clone()
     }
 
     /// The same context with these bulk submission settings (spool directory, upload limit,
@@ -95,6 +114,7 @@ impl Ctx {
             webauthn: None,
             ingested: Arc::default(),
             oidc: None,
+            request: None,
         }
     }
 

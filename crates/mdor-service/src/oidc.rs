@@ -534,6 +534,7 @@ pub async fn link_oidc_identity(
     };
     let now = ctx.now();
     let audit = NewAccountAuditEvent {
+        request: ctx.request(),
         at: now,
         organisation,
         role: "operator",

@@ -52,6 +52,7 @@ fn audit(
     resource: String,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        request: ctx.request(),
         at: ctx.now(),
         organisation: principal.organisation,
         role: principal.audit_role(),

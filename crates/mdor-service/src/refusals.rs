@@ -113,6 +113,7 @@ pub async fn audit_refusal(
         },
     };
     let event = NewAuditEvent {
+        request: ctx.request(),
         at: ctx.now(),
         organisation,
         role: caller.role.unwrap_or("unknown"),

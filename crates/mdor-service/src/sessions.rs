@@ -393,6 +393,7 @@ async fn disable(
     };
     let now = ctx.now();
     let audit = NewAccountAuditEvent {
+        request: ctx.request(),
         at: now,
         organisation,
         role,
@@ -469,6 +470,7 @@ async fn end(
         None => ctx.store.registry_organisation().await?,
     };
     let audit = organisation.map(|organisation| NewAccountAuditEvent {
+        request: ctx.request(),
         at: ctx.now(),
         organisation,
         role: caller.role.as_str(),

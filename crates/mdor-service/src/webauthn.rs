@@ -608,6 +608,7 @@ async fn account_audit(
             })?,
     };
     Ok(NewAccountAuditEvent {
+        request: ctx.request(),
         at: now,
         organisation,
         role: caller.role.as_str(),

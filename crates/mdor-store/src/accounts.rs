@@ -161,6 +161,8 @@ pub struct NewAccountAuditEvent {
     /// `account/{id}`, or `account` when no account matched.
     pub resource: String,
     pub outcome: &'static str,
+    /// The HTTP request behind the event; `None` at the command line.
+    pub request: Option<crate::types::RequestId>,
 }
 
 impl NewAccountAuditEvent {
@@ -181,6 +183,7 @@ impl NewAccountAuditEvent {
             record_count: 0,
             purpose: "authentication".to_string(),
             outcome: self.outcome.to_string(),
+            request_id: self.request.as_ref().map(|r| r.as_str().to_string()),
             leaf_hash: None,
         }
     }

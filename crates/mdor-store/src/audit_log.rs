@@ -16,6 +16,10 @@
 //! without an account keeps version 1, so every leaf stored before accounts were recorded
 //! still verifies, and the two tags keep the versions' encodings apart.
 //!
+//! Version 3, for entries written for an HTTP request: the tag `mdor-audit-entry-v3`, the
+//! version-2 fields with `account_id` always present (absent written as absent), and then
+//! `request_id`. An entry without a request id keeps version 1 or 2 as before.
+//!
 //! `TreeBuilder` computes the root of a growing log with a stack of perfect subtrees, in one
 //! pass and O(log n) memory, so that a million entries verify without holding them.
 
@@ -33,6 +37,9 @@ const ENTRY_TAG: &str = "mdor-audit-entry-v1";
 /// The first field of every version-2 encoding (an entry with an account).
 const ENTRY_TAG_V2: &str = "mdor-audit-entry-v2";
 
+/// The first field of every version-3 encoding (an entry with a request id).
+const ENTRY_TAG_V3: &str = "mdor-audit-entry-v3";
+
 /// Length written for an absent optional field.
 const ABSENT: u32 = u32::MAX;
 
@@ -48,17 +55,19 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
         }
         None => out.extend_from_slice(&ABSENT.to_be_bytes()),
     };
-    text(Some(match entry.account {
-        Some(_) => ENTRY_TAG_V2,
-        None => ENTRY_TAG,
+    let version_3 = entry.request_id.is_some();
+    text(Some(match (&entry.request_id, entry.account) {
+        (Some(_), _) => ENTRY_TAG_V3,
+        (None, Some(_)) => ENTRY_TAG_V2,
+        (None, None) => ENTRY_TAG,
     }));
     text(Some(&entry.seq.to_string()));
     text(Some(&format_instant(entry.at)));
     text(Some(&entry.organisation.0.to_string()));
     text(Some(&entry.role));
     text(entry.token.map(|t| t.0.to_string()).as_deref());
-    if let Some(account) = entry.account {
-        text(Some(&account.0.to_string()));
+    if version_3 || entry.account.is_some() {
+        text(entry.account.map(|a| a.0.to_string()).as_deref());
     }
     text(Some(&entry.action));
     text(Some(&entry.resource));
@@ -66,6 +75,9 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
     text(Some(&entry.record_count.to_string()));
     text(Some(&entry.purpose));
     text(Some(&entry.outcome));
+    if version_3 {
+        text(entry.request_id.as_deref());
+    }
     out
 }
 
@@ -270,6 +282,7 @@ mod tests {
             record_count: 2,
             purpose: "recall".into(),
             outcome: "ok".into(),
+            request_id: None,
             leaf_hash: None,
         }
     }
@@ -323,5 +336,54 @@ mod tests {
         expected.splice(at..at, b"\0\0\0\x0244".iter().copied());
         assert_eq!(v2, expected);
         assert_ne!(leaf_hash(&with_account), leaf_hash(&entry()));
+    }
+
+    #[test]
+    fn an_entry_with_a_request_id_is_version_3_with_the_account_always_written_and_the_id_last() {
+        let request = "3f2b8c1e-0d4a-4e6b-9a57-1c2d3e4f5a6b";
+        let mut tokened = entry();
+        tokened.request_id = Some(request.into());
+        let v1 = canonical_encoding(&entry());
+        let v3 = canonical_encoding(&tokened);
+        assert_eq!(&v3[4..23], b"mdor-audit-entry-v3");
+        // v3 of an entry without an account: v1 with the version changed, the absent account
+        // written right after the token, and the request id appended.
+        let action = b"\0\0\0\x10patient.timeline";
+        let at = v1.windows(action.len()).position(|w| w == action).unwrap();
+        let mut expected = v1.clone();
+        expected[22] = b'3';
+        expected.splice(at..at, ABSENT.to_be_bytes());
+        expected.extend_from_slice(&36u32.to_be_bytes());
+        expected.extend_from_slice(request.as_bytes());
+        assert_eq!(v3, expected);
+
+        // With an account, v3 is v2 with the version changed and the request id appended.
+        let mut person = entry();
+        person.token = None;
+        person.account = Some(AccountId(44));
+        let mut person_v3 = person.clone();
+        person_v3.request_id = Some(request.into());
+        let mut expected = canonical_encoding(&person);
+        expected[22] = b'3';
+        expected.extend_from_slice(&36u32.to_be_bytes());
+        expected.extend_from_slice(request.as_bytes());
+        assert_eq!(canonical_encoding(&person_v3), expected);
+
+        // Every change of the id, and its removal, changes the leaf.
+        let mut other = tokened.clone();
+        other.request_id = Some("3f2b8c1e-0d4a-4e6b-9a57-1c2d3e4f5a6c".into());
+        let mut empty = tokened.clone();
+        empty.request_id = Some(String::new());
+        let hashes = [
+            leaf_hash(&entry()),
+            leaf_hash(&tokened),
+            leaf_hash(&other),
+            leaf_hash(&empty),
+        ];
+        for i in 0..hashes.len() {
+            for j in i + 1..hashes.len() {
+                assert_ne!(hashes[i], hashes[j], "{i} and {j}");
+            }
+        }
     }
 }

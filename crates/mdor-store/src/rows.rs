@@ -577,6 +577,7 @@ pub struct AuditEventRow {
     pub record_count: i64,
     pub purpose: String,
     pub outcome: String,
+    pub request_id: Option<String>,
 }
 
 impl From<AuditEventRow> for AuditEvent {
@@ -593,6 +594,7 @@ impl From<AuditEventRow> for AuditEvent {
             record_count: row.record_count as u64,
             purpose: row.purpose,
             outcome: row.outcome,
+            request_id: row.request_id,
         }
     }
 }
@@ -613,6 +615,7 @@ type AuditLogJson = (
     String,
     Option<String>,
     Option<i64>,
+    Option<String>,
 );
 
 /// Decodes a page of the audit log aggregated into one JSON array by the engine. Reading a
@@ -651,6 +654,7 @@ pub fn audit_log_page_from_json(json: Option<&str>) -> Result<Vec<AuditLogEntry>
                 record_count: count as u64,
                 purpose: row.9,
                 outcome: row.10,
+                request_id: row.13,
                 leaf_hash,
             })
         })

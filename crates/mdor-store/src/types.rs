@@ -571,6 +571,38 @@ pub struct NewAuditEvent {
     /// this entry and holding the reason, in the same transaction as the entry. Not part of
     /// the entry's canonical encoding.
     pub break_glass: Option<mdor_domain::BreakGlassReason>,
+    /// The HTTP request that made the access; `None` for command-line and background work.
+    pub request: Option<RequestId>,
+}
+
+/// The id the web layer gives each HTTP request (a UUID it generates itself, never the
+/// client's), carried by its tracing span, its `X-Request-Id` response header and every audit
+/// entry the request writes, so that an entry leads to the request's log lines and back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// The longest id accepted: a UUID is 36 characters.
+    pub const MAX_LEN: usize = 64;
+
+    /// `text` as a request id: 1 to 64 ASCII letters, digits and hyphens, so that an id can
+    /// never smuggle separators or control characters into the audit or a log line.
+    pub fn parse(text: &str) -> Option<RequestId> {
+        let fits = !text.is_empty()
+            && text.len() <= RequestId::MAX_LEN
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        fits.then(|| RequestId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -586,6 +618,8 @@ pub struct AuditEvent {
     pub record_count: u64,
     pub purpose: String,
     pub outcome: String,
+    /// The HTTP request behind the entry, when there was one.
+    pub request_id: Option<String>,
 }
 
 /// One audit entry as the Merkle log sees it: the stored columns (organisation, token and
@@ -606,6 +640,8 @@ pub struct AuditLogEntry {
     pub record_count: u64,
     pub purpose: String,
     pub outcome: String,
+    /// The HTTP request behind the entry (encoding version 3 when present); text as stored.
+    pub request_id: Option<String>,
     /// As stored: 32 bytes unless the row was tampered with.
     pub leaf_hash: Option<Vec<u8>>,
 }
@@ -627,6 +663,7 @@ impl AuditLogEntry {
             record_count: event.record_count,
             purpose: event.purpose.to_string(),
             outcome: event.outcome.to_string(),
+            request_id: event.request.as_ref().map(|r| r.as_str().to_string()),
             leaf_hash: None,
         }
     }
@@ -1202,4 +1239,30 @@ pub struct ResearchRow {
     pub removal_kind: Option<String>,
     pub days_to_removal: Option<i64>,
     pub days_to_death: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn a_request_id_is_1_to_64_ascii_letters_digits_and_hyphens() {
+        let uuid = "3f2b8c1e-0d4a-4e6b-9a57-1c2d3e4f5a6b";
+        assert_eq!(
+            RequestId::parse(uuid).map(|id| id.to_string()),
+            Some(uuid.into())
+        );
+        assert!(RequestId::parse(&"a".repeat(64)).is_some());
+        for refused in [
+            "",
+            &"a".repeat(65),
+            "id with spaces",
+            "id;outcome=ok",
+            "id\nforged line",
+            "idé",
+            "id_underscore",
+        ] {
+            assert_eq!(RequestId::parse(refused), None, "{refused:?}");
+        }
+    }
 }

@@ -50,14 +50,17 @@ impl FromRequestParts<AppState> for Caller {
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .ok_or(ApiError::Unauthenticated)?;
-            let principal = authenticate(&state.ctx, token.trim()).await?;
+            let principal = authenticate(&state.ctx_for(&parts.headers), token.trim()).await?;
             RefusalSlot::record(parts, RefusedCaller::of_principal(&principal));
             return Ok(Caller(principal));
         }
         let session = session_from_cookie(parts, state).await?;
         RefusalSlot::record(parts, RefusedCaller::of_session(&session.caller));
         // Every account role has a principal; the policy decides what each may do.
-        let principal = session.caller.principal(&state.ctx).await?;
+        let principal = session
+            .caller
+            .principal(&state.ctx_for(&parts.headers))
+            .await?;
         RefusalSlot::record(parts, RefusedCaller::of_principal(&principal));
         Ok(Caller(principal))
     }
@@ -76,6 +79,28 @@ impl FromRequestParts<AppState> for SessionAuth {
         let session = session_from_cookie(parts, state).await?;
         RefusalSlot::record(parts, RefusedCaller::of_session(&session.caller));
         Ok(session)
+    }
+}
+
+/// The application state as one request sees it: `ctx` is `AppState::ctx_for` the request,
+/// so that every audit entry a handler's use case writes names the request's id. Handlers
+/// take this rather than `State<AppState>`.
+pub struct RequestState {
+    pub ctx: mdor_service::Ctx,
+    pub app: AppState,
+}
+
+impl FromRequestParts<AppState> for RequestState {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(RequestState {
+            ctx: state.ctx_for(&parts.headers),
+            app: state.clone(),
+        })
     }
 }
 
@@ -149,7 +174,7 @@ async fn session_from_cookie(parts: &Parts, state: &AppState) -> Result<SessionA
             return Err(ApiError::CsrfTokenInvalid);
         }
     }
-    let caller = authenticate_session(&state.ctx, &secret).await?;
+    let caller = authenticate_session(&state.ctx_for(&parts.headers), &secret).await?;
     Ok(SessionAuth { caller, secret })
 }
 

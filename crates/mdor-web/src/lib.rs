@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderMap, HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -30,7 +30,7 @@ pub use extract::{CSRF_HEADER, SESSION_COOKIE};
 pub use rate_limit::RateLimit;
 pub use security::WebSettings;
 
-use mdor_service::Ctx;
+use mdor_service::{Ctx, RequestId};
 
 use crate::rate_limit::RateLimiter;
 
@@ -61,7 +61,28 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Builds the application with its middleware: request ids, tracing spans without bodies,
+impl AppState {
+    /// The service context for the request with these headers: it names the request's id,
+    /// so that every audit entry the request writes carries it.
+    pub(crate) fn ctx_for(&self, headers: &HeaderMap) -> Ctx {
+        match request_id(headers) {
+            Some(id) => self.ctx.for_request(id),
+            None => self.ctx.clone(),
+        }
+    }
+}
+
+/// The id `SetRequestIdLayer` gave the request: always one the server generated, since a
+/// client's own `X-Request-Id` is removed first (`router`).
+fn request_id(headers: &HeaderMap) -> Option<RequestId> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .and_then(RequestId::parse)
+}
+
+/// Builds the application with its middleware: request ids (the server's own, never the
+/// client's), tracing spans without bodies,
 /// body limits and security headers.
 pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -100,4 +121,13 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: a client's own id is dropped before one is set, since the audit relies
+        // on ids being unique and chosen by the server; a caller correlates through the id
+        // returned in the response.
+        .layer(axum::middleware::map_request(
+            |mut request: Request<axum::body::Body>| async move {
+                request.headers_mut().remove(&REQUEST_ID);
+                request
+            },
+        ))
 }

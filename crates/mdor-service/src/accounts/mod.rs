@@ -363,6 +363,7 @@ pub async fn change_password(
             .ok_or(ServiceError::Unauthenticated)?,
     };
     let audit = NewAccountAuditEvent {
+        request: ctx.request(),
         at: ctx.now(),
         organisation,
         role: signed_in.role.as_str(),
@@ -492,6 +493,7 @@ pub(crate) async fn audit_event(
         None => ctx.store.registry_organisation().await?,
     };
     Ok(organisation.map(|organisation| NewAccountAuditEvent {
+        request: ctx.request(),
         at: now,
         organisation,
         role: account.map_or("unknown", |a| a.role.as_str()),

@@ -1,7 +1,7 @@
 //! Tampering with the audit log is detected against a signed checkpoint: an edit (with or
-//! without a recomputed leaf hash), a deletion, a reordering and a truncation, each done as
-//! the database owner would, by switching the append-only triggers off and changing rows
-//! directly. Runs on a SQLite file always and on PostgreSQL when `MDOR_TEST_POSTGRES_URL` is
+//! without a recomputed leaf hash, and of the request id), a deletion, a reordering and a
+//! truncation, each done as the database owner would, by switching the append-only triggers
+//! off and changing rows directly. Runs on a SQLite file always and on PostgreSQL when `MDOR_TEST_POSTGRES_URL` is
 //! set (a fresh database per case).
 
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use chrono::{TimeZone, Utc};
 use sqlx::Connection;
 
 use mdor_service::{CheckpointSigner, Ctx, LogProblem, ServiceError};
-use mdor_store::{ConnectOptions, NewAuditEvent, NewOrganisation, OrganisationKind, Store};
+use mdor_store::{
+    ConnectOptions, NewAuditEvent, NewOrganisation, OrganisationKind, RequestId, Store,
+};
 
 /// The entries each case starts with; the checkpoint covers them all.
 const ENTRIES: u64 = 8;
@@ -22,6 +24,10 @@ enum Tampering {
     Append,
     Edit,
     EditWithRecomputedLeafHash,
+    /// Another request id on an entry written for a request (encoding version 3).
+    EditRequestId,
+    /// An entry's request id removed, as if it had been written outside a request.
+    ClearRequestId,
     Delete,
     Reorder,
     Truncate,
@@ -131,14 +137,19 @@ impl Database {
     }
 }
 
-/// Entry `i`; the odd ones are a person's (version-2 encoding, naming `account`), the even
-/// ones a system's, so every tampering is tried on both encodings.
+/// Entry `i`; the odd ones are a person's (naming `account`), the even ones a system's, and
+/// every third was written for an HTTP request, so that the log holds all three encodings:
+/// version 1 (2, 4, …), version 2 (1, 5, …) and version 3 (3 with an account, 6 without).
 fn entry(
     organisation: mdor_store::OrganisationId,
     account: mdor_store::AccountId,
     i: u64,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        request: i
+            .is_multiple_of(3)
+            .then(|| RequestId::parse(&format!("6f1c2d3e-4b5a-4c6d-8e7f-00000000000{i}")))
+            .flatten(),
         at: Utc.timestamp_opt(1_795_000_000 + i as i64, 0).unwrap(),
         organisation,
         role: "regulator",
@@ -236,6 +247,14 @@ async fn tamper_and_verify(
         Tampering::EditWithRecomputedLeafHash => vec![format!(
             "UPDATE audit_event SET outcome = 'denied', leaf_hash = {hex_literal} WHERE seq = 3"
         )],
+        Tampering::EditRequestId => vec![
+            "UPDATE audit_event SET request_id = '6f1c2d3e-4b5a-4c6d-8e7f-000000000009' \
+             WHERE seq = 6"
+                .into(),
+        ],
+        Tampering::ClearRequestId => {
+            vec!["UPDATE audit_event SET request_id = NULL WHERE seq = 3".into()]
+        }
         Tampering::Delete => vec!["DELETE FROM audit_event WHERE seq = 4".into()],
         Tampering::Reorder => vec![
             "UPDATE audit_event SET seq = -1 WHERE seq = 2".into(),
@@ -280,6 +299,19 @@ async fn check_every_tampering_is_detected(postgres: Option<&str>) {
         edited.problems,
         [LogProblem::LeafMismatch { seq: 3 }, root_mismatch.clone()]
     );
+
+    // The request id is hashed into the leaf: changing or removing it is an edit.
+    for (tampering, seq) in [
+        (Tampering::EditRequestId, 6),
+        (Tampering::ClearRequestId, 3),
+    ] {
+        let report = tamper_and_verify(postgres, tampering).await.unwrap();
+        assert_eq!(
+            report.problems,
+            [LogProblem::LeafMismatch { seq }, root_mismatch.clone()],
+            "{tampering:?}"
+        );
+    }
 
     let rehashed = tamper_and_verify(postgres, Tampering::EditWithRecomputedLeafHash)
         .await

@@ -1191,7 +1191,7 @@ impl Store for PostgresStore {
         let json: Option<String> = sqlx::query_scalar(
             "SELECT json_agg(json_build_array(seq, at, organisation_id, role, token_id, \
                action, resource, patient_id, record_count, purpose, outcome, \
-               encode(leaf_hash, 'hex'), account_id) ORDER BY seq)::text \
+               encode(leaf_hash, 'hex'), account_id, request_id) ORDER BY seq)::text \
              FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2) page",
         )
         .bind(after_seq as i64)

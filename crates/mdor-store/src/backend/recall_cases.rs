@@ -82,8 +82,8 @@ pub(crate) const ENTRY_IMPLANTS: &str = "SELECT e.id AS entry_id, i.id AS implan
 
 pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
      (at, organisation_id, role, token_id, action, resource, patient_id, record_count, purpose, \
-      outcome, seq, leaf_hash, account_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+      outcome, seq, leaf_hash, account_id, request_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
        o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
@@ -97,7 +97,8 @@ pub(crate) const CHECKPOINT_LATEST: &str = "SELECT id, tree_size, root_hash, cre
        key_name, note FROM audit_checkpoint ORDER BY tree_size DESC, id DESC LIMIT 1";
 
 pub(crate) const AUDIT_SELECT: &str = "SELECT a.id, a.at, o.ods_code AS organisation_ods, a.role, \
-       a.token_id, a.action, a.resource, a.patient_id, a.record_count, a.purpose, a.outcome \
+       a.token_id, a.action, a.resource, a.patient_id, a.record_count, a.purpose, a.outcome, \
+       a.request_id \
      FROM audit_event a JOIN organisation o ON o.id = a.organisation_id \
      WHERE a.id > $1 ORDER BY a.id LIMIT $2";
 
@@ -162,6 +163,7 @@ macro_rules! recall_case_queries {
                 .bind(entry.seq as i64)
                 .bind(&leaf[..])
                 .bind(entry.account.map(|a| a.0))
+                .bind(entry.request_id.as_deref())
                 .execute(&mut *conn)
                 .await?;
             Ok(seq)

@@ -69,6 +69,7 @@ fn break_glass(
     reason: &str,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        request: None,
         at: instant(2026, 2, 1, 3),
         organisation,
         role: "consultant",

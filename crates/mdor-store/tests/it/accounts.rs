@@ -30,6 +30,7 @@ fn new_account(
 
 fn login_audit(organisation: OrganisationId, outcome: &'static str) -> NewAccountAuditEvent {
     NewAccountAuditEvent {
+        request: None,
         at: instant(2026, 1, 2, 9),
         organisation,
         role: "consultant",

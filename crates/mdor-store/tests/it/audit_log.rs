@@ -30,6 +30,7 @@ async fn write_one_audit_entry(store: &dyn Store) {
                 },
             },
             &NewAuditEvent {
+                request: None,
                 at: instant(2026, 11, 20, 10),
                 organisation: regulator,
                 role: "regulator",
@@ -117,6 +118,7 @@ fn access(
     at: chrono::DateTime<chrono::Utc>,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        request: None,
         at,
         organisation,
         role: "regulator",

@@ -40,6 +40,7 @@ fn sign_in(state: &str, hour: u32) -> NewOidcSignIn {
 
 fn audit(organisation: OrganisationId, action: &'static str) -> NewAccountAuditEvent {
     NewAccountAuditEvent {
+        request: None,
         at: instant(2026, 1, 2, 12),
         organisation,
         role: "operator",

@@ -13,6 +13,7 @@ use crate::fixtures::*;
 
 fn audit(organisation: OrganisationId, action: &'static str) -> NewAuditEvent {
     NewAuditEvent {
+        request: None,
         at: instant(2026, 11, 20, 10),
         organisation,
         role: "regulator",

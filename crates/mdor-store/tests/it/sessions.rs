@@ -46,6 +46,7 @@ fn new_session(account: AccountId, secret_hash: &str, hour: u32) -> NewSession {
 
 fn session_audit(organisation: OrganisationId, outcome: &'static str) -> NewAccountAuditEvent {
     NewAccountAuditEvent {
+        request: None,
         at: instant(2026, 1, 2, 12),
         organisation,
         role: "provider_submitter",

@@ -5,7 +5,7 @@
 //! password and second factor), never the one who broke glass, and final.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -15,10 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use mdor_domain::record::FieldError;
 use mdor_service::{AccessReview, AccessReviewId, AccessReviewQuery, ReviewDecision};
 
-use crate::AppState;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, RequestState};
 
 /// Which review items to list, oldest first.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -112,7 +111,7 @@ pub struct ReviewDecisionBody {
     (status = 422, body = ErrorBody),
 ))]
 pub async fn list_reviews(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -146,7 +145,7 @@ pub async fn list_reviews(
     (status = 422, description = "Unknown decision, or inappropriate without a note", body = ErrorBody),
 ))]
 pub async fn decide_review(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
     JsonBody(body): JsonBody<ReviewDecisionBody>,

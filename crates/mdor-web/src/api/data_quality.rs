@@ -5,7 +5,7 @@
 //! does.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -16,9 +16,9 @@ use mdor_service::{MonthRange, ServiceError};
 
 use super::data_quality_page::data_quality_html;
 use super::path_error;
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
+use crate::extract::RequestState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +40,7 @@ pub struct DataQualityParams {
         (status = 404, description = "No such provider, or another provider's (for a provider's token)", body = ErrorBody),
     ))]
 pub async fn provider_data_quality(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     ods: Result<Path<String>, PathRejection>,
     params: Result<Query<DataQualityParams>, QueryRejection>,

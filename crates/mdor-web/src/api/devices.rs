@@ -4,17 +4,16 @@
 use axum::Json;
 use axum::http::StatusCode;
 
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use mdor_domain::register::RawRegisterEntry;
 
 use mdor_domain::UdiDi;
 
-use crate::AppState;
 use crate::api::path_error;
 use crate::dto::{DeviceView, RegisterEntryBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonCreate};
+use crate::extract::{Caller, JsonCreate, RequestState};
 
 #[utoipa::path(get, path = "/api/v1/devices/{udi_di}", params(("udi_di" = String, Path, description = "GTIN-14 or HIBCC primary identifier")), responses(
     (status = 200, body = DeviceView),
@@ -22,7 +21,7 @@ use crate::extract::{Caller, JsonCreate};
     (status = 404, body = ErrorBody),
 ))]
 pub async fn get_device(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     udi_di: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DeviceView>, ApiError> {
@@ -42,7 +41,7 @@ pub async fn get_device(
     (status = 422, description = "Invalid fields, all listed", body = ErrorBody),
 ))]
 pub async fn register_device(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     JsonCreate { body, .. }: JsonCreate<RegisterEntryBody>,
 ) -> Result<(StatusCode, Json<DeviceView>), ApiError> {

@@ -4,15 +4,14 @@
 //! for anyone else's. Staff and API tokens are refused (403); a patient account without a
 //! linked record gets 404 `linked_patient_record_not_found`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::AppState;
 use crate::api::identifiable;
 use crate::api::patients::{AccessLogView, TimelineView};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
+use crate::extract::RequestState;
 
 #[utoipa::path(get, path = "/api/v1/me/timeline", responses(
     (status = 200, description = "The signed-in patient's own timeline; never cached; audited (purpose patient_access)", body = TimelineView),
@@ -20,7 +19,7 @@ use crate::extract::Caller;
     (status = 404, description = "The account is linked to no patient record (linked_patient_record_not_found)", body = ErrorBody),
 ))]
 pub async fn own_timeline(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
 ) -> Result<Response, ApiError> {
     let timeline = mdor_service::own_patient_timeline(&state.ctx, &principal).await?;
@@ -33,7 +32,7 @@ pub async fn own_timeline(
     (status = 404, description = "The account is linked to no patient record (linked_patient_record_not_found)", body = ErrorBody),
 ))]
 pub async fn own_access_log(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
 ) -> Result<Response, ApiError> {
     let accesses = mdor_service::own_patient_access_log(&state.ctx, &principal).await?;

@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use mdor_service::{OidcCallback, OidcStart};
 use crate::AppState;
 use crate::api::sessions::{set_session_cookie, sign_in_error};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientAddress, clear_oidc_cookie, oidc_binding, oidc_cookie};
+use crate::extract::{ClientAddress, RequestState, clear_oidc_cookie, oidc_binding, oidc_cookie};
 
 /// What the identity provider sends the browser back with. Other parameters it may add
 /// (`error_description`, `session_state`, `iss`) are ignored.
@@ -53,10 +53,10 @@ const SIGNED_IN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta cha
     (status = 503, description = "The identity provider's discovery document or keys could not be fetched", body = ErrorBody),
 ))]
 pub async fn start(
-    State(state): State<AppState>,
+    state: RequestState,
     ClientAddress(address): ClientAddress,
 ) -> Result<Response, ApiError> {
-    limit(&state, address)?;
+    limit(&state.app, address)?;
     let started = mdor_service::begin_oidc_sign_in(&state.ctx).await?;
     Ok(redirect_to_provider(&started))
 }
@@ -69,12 +69,12 @@ pub async fn start(
     (status = 429, description = "Too many sign-in attempts from this address; see Retry-After", body = ErrorBody),
 ))]
 pub async fn callback(
-    State(state): State<AppState>,
+    state: RequestState,
     ClientAddress(address): ClientAddress,
     headers: axum::http::HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    limit(&state, address)?;
+    limit(&state.app, address)?;
     let Query(query) = query.map_err(|rejection| ApiError::BadParameter {
         field: "query".into(),
         message: format!(

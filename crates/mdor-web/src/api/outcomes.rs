@@ -1,7 +1,7 @@
 //! `POST /api/v1/implants/{id}/removals` and `POST /api/v1/deaths`.
 
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -9,11 +9,10 @@ use mdor_domain::NhsNumber;
 use mdor_domain::record::FieldError;
 use mdor_service::{ImplantId, RemovalRequest};
 
-use crate::AppState;
 use crate::api::{identifiable, path_error};
 use crate::dto::{DeathBody, DeathRecorded, RemovalBody, RemovalCreated, date, ident};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonCreate};
+use crate::extract::{Caller, JsonCreate, RequestState};
 
 /// Records that an implant was revised or explanted by the caller's organisation.
 #[utoipa::path(post, path = "/api/v1/implants/{id}/removals", request_body = RemovalBody,
@@ -25,7 +24,7 @@ use crate::extract::{Caller, JsonCreate};
         (status = 422, description = "Invalid fields, or removal dated before the implant or after death", body = ErrorBody),
     ))]
 pub async fn record_removal(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
     JsonCreate { body, idempotency }: JsonCreate<RemovalBody>,
@@ -61,7 +60,7 @@ pub async fn record_removal(
         (status = 422, description = "Invalid fields, or death dated before a procedure", body = ErrorBody),
     ))]
 pub async fn record_death(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     JsonCreate { body, idempotency }: JsonCreate<DeathBody>,
 ) -> Result<Response, ApiError> {

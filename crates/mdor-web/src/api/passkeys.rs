@@ -12,8 +12,8 @@
 
 use std::time::Instant;
 
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -27,7 +27,7 @@ use crate::AppState;
 use crate::api::sessions::{sign_in_error, started_response};
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientAddress, JsonBody, SessionAuth};
+use crate::extract::{ClientAddress, JsonBody, RequestState, SessionAuth};
 
 /// The first half of a sign-in with a passkey or security key.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -101,11 +101,11 @@ pub struct CredentialList {
     (status = 429, description = "Too many sign-in attempts from this address; see Retry-After", body = ErrorBody),
 ))]
 pub async fn begin_sign_in(
-    State(state): State<AppState>,
+    state: RequestState,
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<WebauthnSignInBody>,
 ) -> Result<Response, ApiError> {
-    limit(&state, address)?;
+    limit(&state.app, address)?;
     let started = webauthn::begin_sign_in(&state.ctx, &body.username, &body.password)
         .await
         .map_err(sign_in_error)?;
@@ -118,11 +118,11 @@ pub async fn begin_sign_in(
     (status = 429, description = "Too many sign-in attempts from this address; see Retry-After", body = ErrorBody),
 ))]
 pub async fn finish_sign_in(
-    State(state): State<AppState>,
+    state: RequestState,
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<WebauthnAssertionBody>,
 ) -> Result<Response, ApiError> {
-    limit(&state, address)?;
+    limit(&state.app, address)?;
     let started = webauthn::finish_sign_in(&state.ctx, &body.ceremony, &body.credential)
         .await
         .map_err(sign_in_error)?;
@@ -135,7 +135,7 @@ pub async fn finish_sign_in(
     (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
 ))]
 pub async fn begin_reauthentication(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
     JsonBody(body): JsonBody<WebauthnReauthenticateBody>,
 ) -> Result<Response, ApiError> {
@@ -151,7 +151,7 @@ pub async fn begin_reauthentication(
     (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
 ))]
 pub async fn finish_reauthentication(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
     JsonBody(body): JsonBody<WebauthnAssertionBody>,
 ) -> Result<Response, ApiError> {
@@ -171,7 +171,7 @@ pub async fn finish_reauthentication(
     (status = 401, description = "No live session", body = ErrorBody),
 ))]
 pub async fn list_credentials(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
 ) -> Result<Response, ApiError> {
     let credentials = webauthn::list_credentials(&state.ctx, &session.caller).await?;
@@ -187,7 +187,7 @@ pub async fn list_credentials(
     (status = 403, description = "No step-up within 10 minutes (`reauthentication_required`), or the account has a credential and the step-up did not use one (`phishing_resistant_factor_required`), or a missing X-CSRF-Token", body = ErrorBody),
 ))]
 pub async fn begin_registration(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
 ) -> Result<Response, ApiError> {
     let started = webauthn::begin_registration(&state.ctx, &session.caller).await?;
@@ -203,7 +203,7 @@ pub async fn begin_registration(
     (status = 422, description = "The answer did not verify (field `credential`), or a bad label", body = ErrorBody),
 ))]
 pub async fn finish_registration(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
     JsonBody(body): JsonBody<WebauthnRegistrationBody>,
 ) -> Result<Response, ApiError> {
@@ -228,7 +228,7 @@ pub async fn finish_registration(
     (status = 404, description = "The caller has no live credential with this id", body = ErrorBody),
 ))]
 pub async fn revoke_credential(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {

@@ -4,7 +4,6 @@
 //! The timeline takes the purpose and break-glass headers of every identifiable read
 //! (`access_headers`); its body's `purpose`, from before them, is still read.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -14,12 +13,11 @@ use mdor_domain::NhsNumber;
 use mdor_domain::record::FieldError;
 use mdor_service::AccessPurpose;
 
-use crate::AppState;
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::identifiable;
 use crate::dto::ident;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonCreate};
+use crate::extract::{Caller, JsonCreate, RequestState};
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +46,7 @@ pub struct TimelineView {
     (status = 422, description = "Invalid NHS number, purpose missing (purpose_required) or not allowed, or an unreadable header", body = ErrorBody),
 ))]
 pub async fn timeline(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     AccessHeaders(mut stated): AccessHeaders,
     JsonCreate { body, .. }: JsonCreate<TimelineRequest>,
@@ -111,7 +109,7 @@ pub struct AccessLogView {
     (status = 422, description = "Invalid NHS number", body = ErrorBody),
 ))]
 pub async fn access_log(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     JsonCreate { body, .. }: JsonCreate<AccessLogRequest>,
 ) -> Result<Response, ApiError> {

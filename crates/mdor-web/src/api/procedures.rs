@@ -1,18 +1,17 @@
 //! `POST /api/v1/procedures` and `GET /api/v1/procedures/{id}`.
 
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use mdor_service::ProcedureId;
 
-use crate::AppState;
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::{identifiable, path_error};
 use crate::dto::{ProcedureBody, ProcedureView};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonCreate};
+use crate::extract::{Caller, JsonCreate, RequestState};
 
 /// Registers a procedure with its patient and devices in one transaction.
 #[utoipa::path(post, path = "/api/v1/procedures", request_body = ProcedureBody,
@@ -27,7 +26,7 @@ use crate::extract::{Caller, JsonCreate};
         (status = 422, description = "Invalid fields (all listed) or Idempotency-Key reused with another body", body = ErrorBody),
     ))]
 pub async fn create_procedure(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     JsonCreate { body, idempotency }: JsonCreate<ProcedureBody>,
 ) -> Result<Response, ApiError> {
@@ -62,7 +61,7 @@ pub async fn create_procedure(
     (status = 422, description = "Purpose missing (purpose_required) or not allowed, or an unreadable Access-Purpose or Break-Glass-Reason", body = ErrorBody),
 ))]
 pub async fn get_procedure(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,

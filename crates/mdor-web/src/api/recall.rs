@@ -1,8 +1,8 @@
 //! `GET /api/v1/recall`: the regulator's query for every implant of a device, for a stated
 //! purpose (`Access-Purpose`).
 
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -12,12 +12,12 @@ use mdor_domain::UdiDi;
 use mdor_domain::record::FieldError;
 use mdor_service::{ImplantId, RecallCriteria};
 
-use crate::AppState;
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::identifiable;
 use crate::dto::{RecallImplant, RecallPage, date};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
+use crate::extract::RequestState;
 
 /// Recall criteria: a UDI-DI and optional narrowing; dates are `YYYY-MM-DD`, inclusive.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -44,7 +44,7 @@ pub struct RecallParams {
     (status = 422, description = "Invalid criteria, or no purpose stated (purpose_required)", body = ErrorBody),
 ))]
 pub async fn recall(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     AccessHeaders(stated): AccessHeaders,
     params: Result<Query<RecallParams>, QueryRejection>,

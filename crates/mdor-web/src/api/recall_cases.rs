@@ -5,7 +5,7 @@
 //! `POST …/{id}/patients/{entry}/status` records follow-up.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,12 +19,11 @@ use mdor_service::{
     RecallCase, RecallCaseId, RecallCaseRequest, RecallEntry, RecallEntryId, RecallStatus,
 };
 
-use crate::AppState;
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::{identifiable, path_error};
 use crate::dto::date;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonCreate};
+use crate::extract::{Caller, JsonCreate, RequestState};
 
 /// An inclusive range of lots or serials; both ends the same length (compared as text).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -139,7 +138,7 @@ pub struct RecallCaseOpened {
     (status = 422, description = "Invalid fields, all listed", body = ErrorBody),
 ))]
 pub async fn open_case(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     JsonCreate { body, .. }: JsonCreate<RecallCaseBody>,
 ) -> Result<Response, ApiError> {
@@ -166,7 +165,7 @@ pub async fn open_case(
     (status = 404, body = ErrorBody),
 ))]
 pub async fn refresh_case(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<axum::Json<RecallCaseOpened>, ApiError> {
@@ -235,7 +234,7 @@ impl From<RecallCase> for RecallCaseView {
     (status = 404, description = "No such case, or none of its work is this provider's", body = ErrorBody),
 ))]
 pub async fn get_case(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<axum::Json<RecallCaseView>, ApiError> {
@@ -356,7 +355,7 @@ fn work_params(
     (status = 422, description = "No purpose stated beyond the caller's own organisation (purpose_required)", body = ErrorBody),
 ))]
 pub async fn work_page(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
@@ -411,7 +410,7 @@ const WORKLIST_HEADER: &str = "entry_id,status,provider_ods,nhs_number,family_na
     (status = 422, description = "No purpose stated beyond the caller's own organisation (purpose_required)", body = ErrorBody),
 ))]
 pub async fn worklist_csv(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
@@ -504,7 +503,7 @@ pub struct StatusView {
     (status = 422, body = ErrorBody),
 ))]
 pub async fn set_status(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     ids: Result<Path<(i64, i64)>, PathRejection>,
     JsonCreate { body, .. }: JsonCreate<StatusBody>,

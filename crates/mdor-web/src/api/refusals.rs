@@ -72,6 +72,7 @@ pub(crate) async fn audit_refusals(
             .get::<ConnectInfo<std::net::SocketAddr>>(),
         state.settings.trusted_proxy,
     );
+    let ctx = state.ctx_for(request.headers());
     let response = next.run(request).await;
     let Some(outcome) = response.extensions().get::<RefusalOutcome>().copied() else {
         return response;
@@ -85,7 +86,7 @@ pub(crate) async fn audit_refusals(
         }
         .into_response();
     }
-    if let Err(error) = mdor_service::audit_refusal(&state.ctx, &caller, resource, outcome).await {
+    if let Err(error) = mdor_service::audit_refusal(&ctx, &caller, resource, outcome).await {
         // The request is refused either way and nothing was read; the failure to record the
         // refusal is the operator's to see.
         tracing::error!(error = %error, "could not audit a refused request");

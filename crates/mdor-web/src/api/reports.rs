@@ -3,8 +3,8 @@
 //! by the service; a provider's token reads its own provider's report.
 
 use askama::Template;
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use mdor_service::disclosure::Published;
 use mdor_service::{FeedbackReport, FeedbackSubject, RevisionEstimate};
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
+use crate::extract::RequestState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -224,7 +224,7 @@ pub fn feedback_html(report: &FeedbackReport) -> Result<String, askama::Error> {
     (status = 404, description = "No procedures for this subject", body = ErrorBody),
 ))]
 pub async fn feedback(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     params: Result<Query<FeedbackParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {

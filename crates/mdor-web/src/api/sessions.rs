@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -19,10 +19,11 @@ use utoipa::ToSchema;
 use mdor_service::sessions::IDLE_TIMEOUT;
 use mdor_service::{ServiceError, SessionId, SignInRequest, StartedSession};
 
-use crate::AppState;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientAddress, JsonBody, SessionAuth, clear_session_cookie, session_cookie};
+use crate::extract::{
+    ClientAddress, JsonBody, RequestState, SessionAuth, clear_session_cookie, session_cookie,
+};
 
 /// A sign-in: username, password and a TOTP code or backup code.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -100,11 +101,12 @@ pub struct SessionList {
     (status = 429, description = "Too many sign-in attempts from this address; see Retry-After", body = ErrorBody),
 ))]
 pub async fn sign_in(
-    State(state): State<AppState>,
+    state: RequestState,
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<SignInBody>,
 ) -> Result<Response, ApiError> {
     state
+        .app
         .sign_in_limiter
         .check(address, Instant::now())
         .map_err(|retry_after_seconds| ApiError::TooManyRequests {
@@ -149,10 +151,7 @@ pub async fn current_session(session: SessionAuth) -> Result<Response, ApiError>
     (status = 401, description = "No live session", body = ErrorBody),
     (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
 ))]
-pub async fn sign_out(
-    State(state): State<AppState>,
-    session: SessionAuth,
-) -> Result<Response, ApiError> {
+pub async fn sign_out(state: RequestState, session: SessionAuth) -> Result<Response, ApiError> {
     mdor_service::sign_out(&state.ctx, &session.caller).await?;
     Ok(cleared(StatusCode::NO_CONTENT))
 }
@@ -163,7 +162,7 @@ pub async fn sign_out(
     (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
 ))]
 pub async fn reauthenticate(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
     JsonBody(body): JsonBody<ReauthenticateBody>,
 ) -> Result<Response, ApiError> {
@@ -183,7 +182,7 @@ pub async fn reauthenticate(
     (status = 401, description = "No live session", body = ErrorBody),
 ))]
 pub async fn list_sessions(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
 ) -> Result<Response, ApiError> {
     let current = session.caller.session.id;
@@ -212,7 +211,7 @@ pub async fn list_sessions(
     (status = 404, description = "No live session of this account has this id", body = ErrorBody),
 ))]
 pub async fn revoke_session(
-    State(state): State<AppState>,
+    state: RequestState,
     session: SessionAuth,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {

@@ -6,7 +6,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -20,12 +20,11 @@ use mdor_service::{
     Submitter,
 };
 
-use crate::AppState;
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::recall_cases::cell;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody, FieldErrorBody};
-use crate::extract::{Caller, parse_json};
+use crate::extract::{Caller, RequestState, parse_json};
 
 /// Report lines read from the store per page while a report is streamed.
 const REPORT_PAGE: u32 = 5_000;
@@ -257,7 +256,7 @@ impl From<ProcedureSourceVersion> for ProcedureVersionView {
         (status = 422, description = "Unknown registry or dataset version", body = ErrorBody),
     ))]
 pub async fn create_submission(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     params: Result<Query<SubmissionParams>, QueryRejection>,
     headers: HeaderMap,
@@ -317,7 +316,7 @@ pub async fn create_submission(
     (status = 404, description = "Absent or not visible to this token", body = ErrorBody),
 ))]
 pub async fn get_submission(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -332,7 +331,7 @@ pub async fn get_submission(
     (status = 404, body = ErrorBody),
 ))]
 pub async fn report_ndjson(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -347,7 +346,7 @@ pub async fn report_ndjson(
     (status = 404, body = ErrorBody),
 ))]
 pub async fn report_csv(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -362,7 +361,7 @@ pub async fn report_csv(
     (status = 403, description = "Regulators have no quarantine", body = ErrorBody),
 ))]
 pub async fn list_quarantine(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     params: Result<Query<QuarantineParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -401,7 +400,7 @@ pub async fn list_quarantine(
         (status = 409, description = "Already resolved", body = ErrorBody),
     ))]
 pub async fn resubmit(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -434,7 +433,7 @@ pub async fn resubmit(
     (status = 422, description = "Purpose missing (purpose_required) or not allowed", body = ErrorBody),
 ))]
 pub async fn procedure_versions(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     AccessHeaders(stated): AccessHeaders,
     id: Result<Path<i64>, PathRejection>,
@@ -460,7 +459,7 @@ const REPORT_CSV_HEADER: &str =
 
 /// Streams a job's report page by page, so that a report of a million records is never held.
 async fn report(
-    state: AppState,
+    state: RequestState,
     principal: Principal,
     id: SubmissionJobId,
     format: ReportFormat,
@@ -468,7 +467,7 @@ async fn report(
     // Checks visibility, as the report's pages will, before the response starts.
     mdor_service::submission_report_job(&state.ctx, &principal, id).await?;
     struct Cursor {
-        state: AppState,
+        state: RequestState,
         principal: Principal,
         after: u64,
         header: bool,

@@ -2,17 +2,17 @@
 //! hazard ratio against the rest of its class (regulators and administrators).
 
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 
 use mdor_domain::UdiDi;
 use mdor_service::DeviceGrouping;
 
-use crate::AppState;
 use crate::api::path_error;
 use crate::dto::SurvivorshipView;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
+use crate::extract::RequestState;
 
 /// Cumulative revision of a device model at 1, 3, 5, 10 and 15 years as 1 − Kaplan–Meier and
 /// as Aalen–Johansen incidence with death competing, with 95% intervals and numbers at risk,
@@ -24,7 +24,7 @@ use crate::extract::Caller;
     (status = 404, description = "Not in the register, or never implanted", body = ErrorBody),
 ))]
 pub async fn get_survivorship(
-    State(state): State<AppState>,
+    state: RequestState,
     Caller(principal): Caller,
     udi_di: Result<Path<String>, PathRejection>,
 ) -> Result<Json<SurvivorshipView>, ApiError> {

@@ -18,6 +18,7 @@ mod policy_matrix;
 mod recall_cases;
 mod refusals;
 mod reports;
+mod request_ids;
 mod route_policies;
 mod sessions;
 mod submissions;
