@@ -1,7 +1,8 @@
 //! `mdor account`: create the key that seals TOTP secrets, create accounts (there is no
 //! self sign-up: an administrator runs this and hands the printed credentials over a trusted
-//! channel), disable an account (ending its sessions), disable accounts unused for 90
-//! days, and link an account to its holder's identity at the OpenID Connect provider.
+//! channel), disable an account (ending its sessions) and re-enable it, reset a holder's lost
+//! credentials, disable accounts unused for 90 days, and link an account to its holder's
+//! identity at the OpenID Connect provider. Each is audited as role `operator`.
 
 use std::path::PathBuf;
 
@@ -42,6 +43,19 @@ pub enum AccountCommand {
     },
     /// Disable an account at once and end its live sessions (a leaver, a lost device).
     Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Re-enable a disabled account (a returning holder, an account expired idle); its idle
+    /// clock restarts and its credentials are unchanged.
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Issue new credentials to a holder who lost theirs: a new initial password,
+    /// authenticator secret and backup codes are printed once; every passkey and security key
+    /// is revoked and every session ended.
+    Reset {
         #[arg(long)]
         username: String,
     },
@@ -104,19 +118,36 @@ pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::
                 .await
                 .map_err(crate::load::describe)?;
             print(&format!(
-                "account {} created: {} as {}\n\
-                 initial password: {}\n\
-                 authenticator secret: {}\n\
-                 authenticator uri: {}\n\
-                 backup codes (each works once):\n  {}\n\
-                 (shown once; hand these to the account holder over a trusted channel)\n",
+                "account {} created: {} as {}\n{}",
                 created.id,
                 created.username,
                 role.as_str(),
-                created.initial_password,
-                created.totp_secret,
-                created.totp_uri,
-                created.backup_codes.join("\n  "),
+                credentials_text(&created)
+            ));
+            Ok(())
+        }
+        AccountCommand::Enable { username } => {
+            let username = Username::parse(&username).map_err(crate::load::describe)?;
+            let id = mdor_service::operator_enable_account(&ctx, &username)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "account {id} ({}) enabled; its idle clock restarts now\n",
+                username.as_str()
+            ));
+            Ok(())
+        }
+        AccountCommand::Reset { username } => {
+            let ctx = ctx.with_account_key(load_key(config)?);
+            let username = Username::parse(&username).map_err(crate::load::describe)?;
+            let issued = mdor_service::operator_reset_account_credentials(&ctx, &username)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "account {} ({}): new credentials; its passkeys are revoked and its sessions ended\n{}",
+                issued.id,
+                issued.username,
+                credentials_text(&issued)
             ));
             Ok(())
         }
@@ -159,6 +190,21 @@ pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::
             Ok(())
         }
     }
+}
+
+/// The credentials to hand over, as printed once.
+fn credentials_text(issued: &mdor_service::CreatedAccount) -> String {
+    format!(
+        "initial password: {}\n\
+         authenticator secret: {}\n\
+         authenticator uri: {}\n\
+         backup codes (each works once):\n  {}\n\
+         (shown once; hand these to the account holder over a trusted channel)\n",
+        issued.initial_password,
+        issued.totp_secret,
+        issued.totp_uri,
+        issued.backup_codes.join("\n  "),
+    )
 }
 
 pub(crate) fn load_key(config: &Config) -> anyhow::Result<AccountKey> {

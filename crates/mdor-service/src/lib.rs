@@ -42,8 +42,10 @@ pub use access_reviews::{
     MAX_REVIEW_NOTE_CHARS, MAX_REVIEW_PAGE, access_reviews, decide_access_review,
 };
 pub use accounts::{
-    AccountKey, AccountRequest, CreatedAccount, SignedIn, change_password, create_account,
-    expire_idle_accounts, login,
+    AccountKey, AccountRequest, AccountSummary, Administrator, CreatedAccount, SignedIn,
+    administrator_create_account, change_password, create_account, disable_account, enable_account,
+    expire_idle_accounts, list_accounts, login, operator_disable_account, operator_enable_account,
+    operator_reset_account_credentials, reset_account_credentials,
 };
 pub use audit_log::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,
@@ -81,8 +83,7 @@ pub use register::{device_lookup, load_register_csv, register_device, upsert_reg
 pub use registries::{load_registries_dir, shipped_catalogue};
 pub use sessions::{
     SessionCaller, SessionSecret, SignInRequest, StartedSession, authenticate_session,
-    disable_account, list_sessions, operator_disable_account, reauthenticate, revoke_session,
-    sign_in, sign_out,
+    list_sessions, reauthenticate, revoke_session, sign_in, sign_out,
 };
 pub use submissions::{
     DEFAULT_CHUNK_RECORDS, DEFAULT_MAX_UPLOAD_BYTES, MAX_RECORD_BYTES, NAME_NOT_COLLECTED,

@@ -71,7 +71,11 @@ actions! {
     ReadRecallWorklist,
     ExportRecallWorklist,
     UpdateRecallStatus,
+    ListAccounts,
+    CreateAccount,
     DisableAccount,
+    EnableAccount,
+    ResetAccountCredentials,
     ReadOwnTimeline,
     ReadOwnAccessLog,
     ReadAccessReviews,
@@ -235,7 +239,11 @@ pub const POLICIES: &[Policy] = &[
     allow(UpdateRecallStatus, Consultant, OWN),
     allow(UpdateRecallStatus, Regulator, ANY),
     // Accounts, and the review of break-glass accesses.
+    allow(ListAccounts, SystemAdmin, INDEPENDENT),
+    allow(CreateAccount, SystemAdmin, INDEPENDENT),
     allow(DisableAccount, SystemAdmin, INDEPENDENT),
+    allow(EnableAccount, SystemAdmin, INDEPENDENT),
+    allow(ResetAccountCredentials, SystemAdmin, INDEPENDENT),
     allow(ReadAccessReviews, SystemAdmin, INDEPENDENT),
     allow(DecideAccessReview, SystemAdmin, INDEPENDENT),
 ];
@@ -266,9 +274,19 @@ impl Action {
     }
 
     /// Whether only a person (a session, never an API token) may do the action: a review
-    /// decision is someone's judgement and names them. Breaking glass needs a person too.
+    /// decision is someone's judgement and names them, and account administration issues
+    /// and withdraws people's credentials, which a token without a second factor must not.
+    /// Breaking glass needs a person too.
     pub fn needs_a_person(self) -> bool {
-        matches!(self, DecideAccessReview)
+        matches!(
+            self,
+            DecideAccessReview
+                | ListAccounts
+                | CreateAccount
+                | DisableAccount
+                | EnableAccount
+                | ResetAccountCredentials
+        )
     }
 
     /// What a refusal says the role may not do.
@@ -299,7 +317,11 @@ impl Action {
             ReadRecallWorklist => "read recall work lists",
             ExportRecallWorklist => "export recall work lists",
             UpdateRecallStatus => "update recall follow-up",
+            ListAccounts => "list accounts",
+            CreateAccount => "create accounts",
             DisableAccount => "disable accounts",
+            EnableAccount => "re-enable accounts",
+            ResetAccountCredentials => "reset accounts' credentials",
             ReadOwnTimeline => "read a patient's own record (patients only)",
             ReadOwnAccessLog => "read who accessed a patient's own record (patients only)",
             ReadAccessReviews => "read break-glass review items",
@@ -542,7 +564,11 @@ mod tests {
         }
         for action in [
             RegisterDevice,
+            ListAccounts,
+            CreateAccount,
             DisableAccount,
+            EnableAccount,
+            ResetAccountCredentials,
             ReadAccessLog,
             ReadAccessReviews,
             DecideAccessReview,

@@ -19,11 +19,11 @@ use mdor_store::{
     SessionAccount, SessionAssurance, SessionEnd, SessionId, StoredSession,
 };
 
-use crate::accounts::{SignedIn, Username, change_password, login};
+use crate::accounts::{SignedIn, change_password, login};
 use crate::auth::{Credential, Principal};
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
-use crate::policy::{self, Action, Relationship};
+use crate::policy::{self};
 
 /// A session unused for this long has ended.
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
@@ -39,7 +39,6 @@ const SECRET_PREFIX: &str = "mdors_";
 const CSRF_LABEL: &[u8] = b"mdor csrf token\0";
 const SIGN_OUT_ACTION: &str = "session.sign_out";
 const REVOKE_ACTION: &str = "session.revoke";
-const DISABLE_ACTION: &str = "account.disable";
 
 /// The cookie value of a session. Never logged: `Debug` shows nothing of it.
 #[derive(Clone, PartialEq, Eq)]
@@ -339,70 +338,6 @@ pub(crate) async fn rotate(
         expires_at: caller.expires_at(),
         assurance,
     })
-}
-
-/// Disables an account (administrators only) and ends its live sessions, with an audit
-/// entry, in one transaction. An unknown username is `NotFound`; an account already disabled
-/// is left as it is.
-pub async fn disable_account(
-    ctx: &Ctx,
-    principal: &Principal,
-    username: &Username,
-) -> Result<AccountId, ServiceError> {
-    policy::authorize(principal, Action::DisableAccount, Relationship::Independent)?;
-    disable(
-        ctx,
-        username,
-        Some(principal.organisation),
-        principal.audit_role(),
-    )
-    .await
-}
-
-/// `disable_account` for the operator at the command line (`mdor account disable`), who has
-/// no principal: audited as role `operator` under the registry's own organisation (or, when
-/// there is none, the account's).
-pub async fn operator_disable_account(
-    ctx: &Ctx,
-    username: &Username,
-) -> Result<AccountId, ServiceError> {
-    let registry = ctx.store.registry_organisation().await?;
-    disable(ctx, username, registry, "operator").await
-}
-
-async fn disable(
-    ctx: &Ctx,
-    username: &Username,
-    organisation: Option<OrganisationId>,
-    role: &'static str,
-) -> Result<AccountId, ServiceError> {
-    let account = ctx
-        .store
-        .account_by_username(username.as_str())
-        .await?
-        .ok_or(ServiceError::NotFound { what: "account" })?;
-    let organisation = match organisation.or(account.organisation) {
-        Some(organisation) => organisation,
-        None => ctx
-            .store
-            .registry_organisation()
-            .await?
-            .ok_or(ServiceError::NotFound {
-                what: "registry organisation",
-            })?,
-    };
-    let now = ctx.now();
-    let audit = NewAccountAuditEvent {
-        request: ctx.request(),
-        at: now,
-        organisation,
-        role,
-        action: DISABLE_ACTION,
-        resource: format!("account/{}", account.id),
-        outcome: "ok",
-    };
-    ctx.store.disable_account(account.id, now, &audit).await?;
-    Ok(account.id)
 }
 
 /// Starts a session for an account that has just signed in, by password and second factor

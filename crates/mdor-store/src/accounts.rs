@@ -106,6 +106,9 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// When an administrator last re-enabled the account or reset its credentials; idle
+    /// expiry counts from the latest of this, the last sign-in and the creation.
+    pub reinstated_at: Option<DateTime<Utc>>,
 }
 
 /// Credentials are left out so that an account cannot print its hash or sealed secret.
@@ -118,6 +121,21 @@ impl std::fmt::Debug for Account {
             .field("disabled_at", &self.disabled_at)
             .finish_non_exhaustive()
     }
+}
+
+/// New credentials for an account whose holder lost theirs, prepared by the service like a
+/// new account's: the store replaces the password (to be changed at the next sign-in), the
+/// sealed TOTP secret and every backup code, revokes every WebAuthn credential, ends every
+/// live session and forgets failed sign-ins, all in one transaction.
+#[derive(Clone)]
+pub struct CredentialReset {
+    pub account: AccountId,
+    /// PHC string of an argon2id hash of the generated password.
+    pub password_hash: String,
+    pub totp_secret_sealed: Vec<u8>,
+    /// SHA-256 of each new backup code, hex.
+    pub backup_code_hashes: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// Failed sign-ins of one account in a window.

@@ -25,8 +25,8 @@ pub use access_reviews::{
     AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery, ReviewDecision,
 };
 pub use accounts::{
-    Account, AccountId, AccountRole, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
-    SecondFactorUse,
+    Account, AccountId, AccountRole, CredentialReset, LoginFailures, LoginSuccess, NewAccount,
+    NewAccountAuditEvent, SecondFactorUse,
 };
 pub use analysis::{
     AnalysisExtract, AnalysisImplant, AnalysisScope, ConsultantId, NewSurveillanceRun,
@@ -431,11 +431,37 @@ pub trait Store: Send + Sync + 'static {
 
     // Staff and patient accounts (`accounts`): credentials arrive prepared by the service.
 
-    /// Inserts an account with its backup codes in one transaction; a username in use is a
-    /// `Conflict`.
-    async fn insert_account(&self, account: &NewAccount) -> StoreResult<AccountId>;
+    /// Inserts an account with its backup codes and, when given, the audit entry of its
+    /// creation (its resource becomes `account/{id}` of the new account), in one transaction;
+    /// a username in use is a `Conflict`.
+    async fn insert_account(
+        &self,
+        account: &NewAccount,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<AccountId>;
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<Account>>;
+
+    /// Every account, disabled or not, in username order.
+    async fn accounts(&self) -> StoreResult<Vec<Account>>;
+
+    /// Re-enables a disabled account, restarting its idle clock, and writes the audit entry,
+    /// in one transaction; false, with nothing written, when it was not disabled.
+    async fn reinstate_account(
+        &self,
+        account: AccountId,
+        at: DateTime<Utc>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Replaces an account's credentials, revokes its WebAuthn credentials, ends its
+    /// sessions and forgets its failed sign-ins (`CredentialReset`), with the audit entry, in
+    /// one transaction; false, with nothing written, when there is no such account.
+    async fn reset_account_credentials(
+        &self,
+        reset: &CredentialReset,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
 
     /// The account with this id, disabled or not.
     async fn account_by_id(&self, account: AccountId) -> StoreResult<Option<Account>>;
@@ -493,7 +519,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account: AccountId,
         at: DateTime<Utc>,
-        audit: &NewAccountAuditEvent,
+        audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
 
     // Review items of break-glass accesses (`access_reviews`): each is written with its

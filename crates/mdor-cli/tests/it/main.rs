@@ -781,6 +781,72 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         refused,
         Err(mdor_service::ServiceError::Unauthenticated)
     ));
+
+    // Re-enabled, the same credentials sign in; reset, the old ones fail and the printed new
+    // ones sign in.
+    let enabled = stdout(&mdor(
+        &dir.0,
+        &["account", "enable", "--username", "j.smith"],
+    ));
+    assert!(enabled.contains("(j.smith) enabled"), "{enabled}");
+    let reset_args = ["account", "reset", "--username", "j.smith"];
+    assert!(
+        !mdor(&dir.0, &reset_args).status.success(),
+        "a reset needs the accounts key"
+    );
+    let reset = stdout(&mdor_with_accounts_key(&dir.0, &key, &reset_args));
+    assert!(reset.contains("(j.smith): new credentials"), "{reset}");
+    let new_password = printed(&reset, "initial password:").to_string();
+    let new_code = reset
+        .lines()
+        .skip_while(|l| !l.starts_with("backup codes"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (old_refused, new_accepted, entries) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = mdor_store::connect(
+                &url,
+                &mdor_store::ConnectOptions {
+                    kek: Some(mdor_store::KeyEncryptionKey::parse(TEST_KEK).unwrap()),
+                    ..mdor_store::ConnectOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+            let ctx = mdor_service::Ctx::new(store.clone())
+                .with_account_key(mdor_service::AccountKey::parse(&key_text).unwrap());
+            let old = mdor_service::login(&ctx, "j.smith", &password, codes[2]).await;
+            let new = mdor_service::login(&ctx, "j.smith", &new_password, &new_code).await;
+            let entries: Vec<(String, String)> = store
+                .audit_events(None, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.purpose == "administration")
+                .map(|e| (e.action, e.role))
+                .collect();
+            (old, new, entries)
+        });
+    assert!(matches!(
+        old_refused,
+        Err(mdor_service::ServiceError::Unauthenticated)
+    ));
+    assert!(new_accepted.unwrap().must_change_password);
+    let operator = |action: &str| (action.to_string(), "operator".to_string());
+    assert_eq!(
+        entries,
+        [
+            operator("account.create"),
+            operator("account.disable"),
+            operator("account.enable"),
+            operator("account.reset_credentials"),
+        ]
+    );
 }
 
 fn mdor_with_kek(dir: &Path, kek: &str, args: &[&str]) -> Output {

@@ -1,6 +1,7 @@
-//! Staff and patient accounts: creation by an administrator (no self sign-up), sign-in with a
-//! password and a second factor, the per-account soft lock, replacing the generated initial
-//! password with one the holder chooses, and idle expiry.
+//! Staff and patient accounts: creation by an administrator (no self sign-up; `admin` holds
+//! account administration), sign-in with a password and a second factor, the per-account
+//! soft lock, replacing the generated initial password with one the holder chooses, and idle
+//! expiry.
 //!
 //! Every sign-in, successful or not, is written to the audit log (action `account.login`,
 //! purpose `authentication`, the outcome naming the reason) and never to the tracing log with
@@ -21,6 +22,7 @@
 //! 5. The store consumes the TOTP step or backup code and writes the audit entry in one
 //!    transaction; a code used meanwhile is a failure like a wrong one.
 
+mod admin;
 mod codes;
 mod password;
 mod totp;
@@ -36,6 +38,11 @@ use mdor_store::{
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 
+pub use admin::{
+    AccountSummary, Administrator, administrator_create_account, disable_account, enable_account,
+    list_accounts, operator_disable_account, operator_enable_account,
+    operator_reset_account_credentials, reset_account_credentials,
+};
 pub use codes::{
     BACKUP_CODE_CHARS, BACKUP_CODE_COUNT, SecondFactor, Username, base32, hash_backup_code,
 };
@@ -67,8 +74,8 @@ pub struct AccountRequest {
     pub patient: Option<PatientId>,
 }
 
-/// What the administrator hands to the new account holder, once, over a trusted channel:
-/// nothing here is stored in clear.
+/// What the administrator hands to the holder of a new account, or of one whose credentials
+/// were reset, once, over a trusted channel: nothing here is stored in clear.
 pub struct CreatedAccount {
     pub id: AccountId,
     pub username: String,
@@ -94,14 +101,22 @@ pub struct SignedIn {
     pub assurance: SessionAssurance,
 }
 
-/// Creates an account with a random initial password, a TOTP secret and backup codes.
+/// Creates an account with a random initial password, a TOTP secret and backup codes, as
+/// the operator at the command line (`mdor account create`); audited as role `operator`.
 /// A patient's account belongs to no organisation; every other role belongs to an
 /// organisation of the matching kind. The TOTP secret is sealed with the accounts key.
 pub async fn create_account(
     ctx: &Ctx,
     request: &AccountRequest,
 ) -> Result<CreatedAccount, ServiceError> {
-    let key = ctx.account_key()?;
+    admin::create(ctx, admin::Administrator::Operator, request).await
+}
+
+/// The organisation a new account of `request`'s role belongs to, checked against the role.
+pub(crate) async fn organisation_for(
+    ctx: &Ctx,
+    request: &AccountRequest,
+) -> Result<Option<OrganisationId>, ServiceError> {
     let organisation = match (&request.organisation, request.role) {
         (None, AccountRole::Patient) => {
             // Patients' sign-ins are audited under the registry's own organisation.
@@ -157,47 +172,86 @@ pub async fn create_account(
             "only a patient account may be linked to a patient record",
         ));
     }
-    let username = request.username.as_str();
+    Ok(organisation)
+}
+
+/// New credentials for `username`: what the holder is handed once, and what the store keeps
+/// (an argon2id hash, the sealed TOTP secret, SHA-256 of each backup code).
+pub(crate) struct FreshCredentials {
+    pub(crate) handed_over: IssuedSecrets,
+    pub(crate) password_hash: String,
+    pub(crate) totp_secret_sealed: Vec<u8>,
+    pub(crate) backup_code_hashes: Vec<String>,
+}
+
+/// The secrets a holder is handed, in clear, once.
+pub(crate) struct IssuedSecrets {
+    pub(crate) initial_password: String,
+    pub(crate) totp_secret: String,
+    pub(crate) totp_uri: String,
+    pub(crate) backup_codes: Vec<String>,
+}
+
+impl IssuedSecrets {
+    pub(crate) fn for_account(self, id: AccountId, username: &str) -> CreatedAccount {
+        CreatedAccount {
+            id,
+            username: username.to_string(),
+            initial_password: self.initial_password,
+            totp_secret: self.totp_secret,
+            totp_uri: self.totp_uri,
+            backup_codes: self.backup_codes,
+        }
+    }
+}
+
+pub(crate) fn fresh_credentials(
+    key: &AccountKey,
+    username: &str,
+) -> Result<FreshCredentials, ServiceError> {
     let initial_password = codes::generate_initial_password();
     let secret = totp::generate_secret();
     let backup_codes = codes::generate_backup_codes();
-    let account = NewAccount {
-        username: username.to_string(),
+    let password_hash = password::hash_password(&initial_password)?;
+    let totp_secret_sealed = key.seal(username, &secret)?;
+    let backup_code_hashes = backup_codes
+        .iter()
+        .filter_map(|code| match SecondFactor::parse(code) {
+            Some(SecondFactor::BackupCode(normalised)) => Some(hash_backup_code(&normalised)),
+            _ => None,
+        })
+        .collect();
+    let totp_secret = base32(&secret);
+    Ok(FreshCredentials {
+        handed_over: IssuedSecrets {
+            totp_uri: totp::otpauth_uri(ISSUER, username, &totp_secret),
+            totp_secret,
+            initial_password,
+            backup_codes,
+        },
+        password_hash,
+        totp_secret_sealed,
+        backup_code_hashes,
+    })
+}
+
+/// The account `new` describes, with the credentials prepared for it.
+pub(crate) fn new_account(
+    ctx: &Ctx,
+    request: &AccountRequest,
+    organisation: Option<OrganisationId>,
+    credentials: &FreshCredentials,
+) -> NewAccount {
+    NewAccount {
+        username: request.username.as_str().to_string(),
         role: request.role,
         organisation,
         patient: request.patient,
-        password_hash: password::hash_password(&initial_password)?,
-        totp_secret_sealed: key.seal(username, &secret)?,
-        backup_code_hashes: backup_codes
-            .iter()
-            .filter_map(|code| match SecondFactor::parse(code) {
-                Some(SecondFactor::BackupCode(normalised)) => Some(hash_backup_code(&normalised)),
-                _ => None,
-            })
-            .collect(),
+        password_hash: credentials.password_hash.clone(),
+        totp_secret_sealed: credentials.totp_secret_sealed.clone(),
+        backup_code_hashes: credentials.backup_code_hashes.clone(),
         created_at: ctx.now(),
-    };
-    let id = ctx
-        .store
-        .insert_account(&account)
-        .await
-        .map_err(|error| match error {
-            mdor_store::StoreError::Conflict { .. } => ServiceError::Conflict {
-                code: "username_taken",
-                field: Some("username".into()),
-                message: "an account with this username exists".into(),
-            },
-            other => other.into(),
-        })?;
-    let totp_secret = base32(&secret);
-    Ok(CreatedAccount {
-        id,
-        username: username.to_string(),
-        totp_uri: totp::otpauth_uri(ISSUER, username, &totp_secret),
-        totp_secret,
-        initial_password,
-        backup_codes,
-    })
+    }
 }
 
 /// Signs in with a username, a password and a second factor (a TOTP code or a backup code).

@@ -197,17 +197,20 @@ async fn tamper_and_verify(
     .next()
     .unwrap();
     let account = store
-        .insert_account(&mdor_store::NewAccount {
-            username: "regulator.one".into(),
-            role: mdor_store::AccountRole::Regulator,
-            organisation: Some(organisation),
-            patient: None,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
-                .into(),
-            totp_secret_sealed: vec![0; 44],
-            backup_code_hashes: Vec::new(),
-            created_at: Utc.timestamp_opt(1_794_000_000, 0).unwrap(),
-        })
+        .insert_account(
+            &mdor_store::NewAccount {
+                username: "regulator.one".into(),
+                role: mdor_store::AccountRole::Regulator,
+                organisation: Some(organisation),
+                patient: None,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                    .into(),
+                totp_secret_sealed: vec![0; 44],
+                backup_code_hashes: Vec::new(),
+                created_at: Utc.timestamp_opt(1_794_000_000, 0).unwrap(),
+            },
+            None,
+        )
         .await
         .unwrap();
     for i in 1..=ENTRIES {

@@ -12,7 +12,7 @@ use mdor_service::sessions::{ABSOLUTE_TIMEOUT, IDLE_TIMEOUT};
 use mdor_service::{
     AccountRole, Credential, Role, ServiceError, SessionCaller, SessionSecret, SignInRequest,
     StartedSession, authenticate_session, create_account, disable_account, expire_idle_accounts,
-    list_sessions, reauthenticate, revoke_session, sign_in, sign_out,
+    list_sessions, operator_disable_account, reauthenticate, revoke_session, sign_in, sign_out,
 };
 
 use crate::accounts::{T0, code, request, setup};
@@ -339,6 +339,22 @@ async fn holders_list_and_revoke_their_own_sessions_only_and_sign_out_ends_the_c
     }
 }
 
+/// The principal of a newly created API token of `role`.
+async fn token_principal(t: &TestStore, role: Role) -> mdor_service::Principal {
+    let organisation = principal(&t.ctx, role).await.organisation_ods;
+    let token = mdor_service::create_token(
+        &t.ctx,
+        &mdor_domain::OdsCode::parse(&organisation).unwrap(),
+        role,
+        "sessions test",
+    )
+    .await
+    .unwrap();
+    mdor_service::authenticate(&t.ctx, &token.secret)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn disabling_an_account_or_expiring_it_idle_ends_its_live_sessions() {
     static NOW: AtomicI64 = AtomicI64::new(T0);
@@ -355,16 +371,25 @@ async fn disabling_an_account_or_expiring_it_idle_ends_its_live_sessions() {
         let username = Username::parse("leaver").unwrap();
 
         // Only an administrator disables accounts.
-        let provider = principal(&t.ctx, Role::ProviderSubmitter).await;
-        assert!(matches!(
-            disable_account(&t.ctx, &provider, &username).await,
-            Err(ServiceError::Forbidden { .. })
-        ));
+        // Real tokens: refusals are audited, naming the token.
+        let provider = token_principal(&t, Role::ProviderSubmitter).await;
+        let refused = disable_account(&t.ctx, &provider, &username).await;
+        assert!(
+            matches!(refused, Err(ServiceError::Forbidden { .. })),
+            "{refused:?}"
+        );
         caller(&t, &leavers.secret).await;
 
-        let admin = principal(&t.ctx, Role::Admin).await;
+        // Nor does an administrator's API token: account administration takes a person's
+        // session (see the web test `accounts`); the operator disables at the command line.
+        let admin = token_principal(&t, Role::Admin).await;
+        assert!(matches!(
+            disable_account(&t.ctx, &admin, &username).await,
+            Err(ServiceError::Forbidden { audited: true, .. })
+        ));
+        caller(&t, &leavers.secret).await;
         assert_eq!(
-            disable_account(&t.ctx, &admin, &username).await.unwrap(),
+            operator_disable_account(&t.ctx, &username).await.unwrap(),
             leaver.id
         );
         assert_unauthenticated(authenticate_session(&t.ctx, &leavers.secret).await);
@@ -377,7 +402,7 @@ async fn disabling_an_account_or_expiring_it_idle_ends_its_live_sessions() {
         );
         caller(&t, &stayers.secret).await;
         assert!(matches!(
-            disable_account(&t.ctx, &admin, &Username::parse("nobody").unwrap()).await,
+            operator_disable_account(&t.ctx, &Username::parse("nobody").unwrap()).await,
             Err(ServiceError::NotFound { what: "account" })
         ));
 

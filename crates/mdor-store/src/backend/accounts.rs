@@ -20,15 +20,47 @@ pub(crate) const BACKUP_CODE_INSERT: &str =
 
 pub(crate) const ACCOUNT_BY_USERNAME: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
        o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
-       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at \
+       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at \
      FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
      WHERE a.username = $1";
 
 pub(crate) const ACCOUNT_BY_ID: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
        o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
-       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at \
+       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at \
      FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
      WHERE a.id = $1";
+
+/// Every account, for administrators to review, in username order.
+pub(crate) const ACCOUNTS_ALL: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
+       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
+       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at \
+     FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
+     ORDER BY a.username";
+
+/// Re-enables a disabled account and restarts its idle clock.
+pub(crate) const ACCOUNT_REINSTATE: &str = "UPDATE account SET disabled_at = NULL, reinstated_at = $2 \
+     WHERE id = $1 AND disabled_at IS NOT NULL";
+
+/// New credentials: a generated password the holder must change, a new TOTP secret with no
+/// step used yet, and a restarted idle clock. A disabled account stays disabled.
+pub(crate) const CREDENTIALS_RESET: &str = "UPDATE account SET password_hash = $2, \
+       must_change_password = TRUE, totp_secret_sealed = $3, totp_last_step = NULL, \
+       reinstated_at = $4 \
+     WHERE id = $1";
+
+pub(crate) const BACKUP_CODES_DELETE: &str =
+    "DELETE FROM account_backup_code WHERE account_id = $1";
+
+pub(crate) const LOGIN_FAILURES_DELETE: &str =
+    "DELETE FROM account_login_failure WHERE account_id = $1";
+
+pub(crate) const WEBAUTHN_CREDENTIALS_REVOKE: &str = "UPDATE account_webauthn_credential \
+     SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL";
+
+/// A reset ends the holder's sessions as revoked: whoever held them no longer has the
+/// credentials they were started with.
+pub(crate) const SESSIONS_REVOKE_FOR_ACCOUNT: &str = "UPDATE account_session \
+     SET ended_at = $2, end_reason = 'revoked' WHERE account_id = $1 AND ended_at IS NULL";
 
 pub(crate) const FAILURE_INSERT: &str =
     "INSERT INTO account_login_failure (account_id, at) VALUES ($1, $2)";
@@ -53,9 +85,11 @@ pub(crate) const LIVE_ACCOUNT: &str =
 pub(crate) const RECORD_LOGIN: &str = "UPDATE account SET last_login_at = $2, \
        password_hash = COALESCE($3, password_hash) WHERE id = $1";
 
-/// An account unused since `$1` (never signed in: since its creation) is disabled at `$2`.
+/// An account unused since `$1` (never signed in: since its creation), and not re-enabled or
+/// reset since, is disabled at `$2`.
 pub(crate) const DISABLE_IDLE: &str = "UPDATE account SET disabled_at = $2 \
-     WHERE disabled_at IS NULL AND COALESCE(last_login_at, created_at) < $1 RETURNING id";
+     WHERE disabled_at IS NULL AND COALESCE(last_login_at, created_at) < $1 \
+       AND (reinstated_at IS NULL OR reinstated_at < $1) RETURNING id";
 
 /// Replaces a password chosen by its holder, which also ends the obligation to change it.
 pub(crate) const SET_PASSWORD: &str = "UPDATE account SET password_hash = $2, must_change_password = FALSE \
@@ -84,6 +118,7 @@ pub(crate) struct AccountRow {
     created_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
     disabled_at: Option<DateTime<Utc>>,
+    reinstated_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -106,6 +141,7 @@ impl TryFrom<AccountRow> for Account {
             created_at: row.created_at,
             last_login_at: row.last_login_at,
             disabled_at: row.disabled_at,
+            reinstated_at: row.reinstated_at,
         })
     }
 }
@@ -120,9 +156,12 @@ macro_rules! account_queries {
         use $crate::backend::accounts as q;
         use $crate::types::OrganisationId;
 
+        /// Inserts the account and its backup codes and, when given, the audit entry of its
+        /// creation, whose resource becomes `account/{id}` of the new account.
         pub(super) async fn insert_account(
             conn: &mut $conn,
             account: &NewAccount,
+            audit: Option<&$crate::types::NewAuditEvent>,
         ) -> StoreResult<AccountId> {
             let id: i64 = sqlx::query_scalar(q::ACCOUNT_INSERT)
                 .bind(&account.username)
@@ -141,7 +180,87 @@ macro_rules! account_queries {
                     .execute(&mut *conn)
                     .await?;
             }
+            if let Some(audit) = audit {
+                let mut audit = audit.clone();
+                audit.resource = format!("account/{id}");
+                super::recall::insert_audit(conn, &audit).await?;
+            }
             Ok(AccountId(id))
+        }
+
+        pub(super) async fn all_accounts(conn: &mut $conn) -> StoreResult<Vec<Account>> {
+            let rows: Vec<q::AccountRow> = sqlx::query_as(q::ACCOUNTS_ALL)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.into_iter().map(Account::try_from).collect()
+        }
+
+        /// Re-enables a disabled account with its audit entry; false, with nothing
+        /// written, when it was not disabled.
+        pub(super) async fn reinstate_account(
+            conn: &mut $conn,
+            account: AccountId,
+            at: DateTime<Utc>,
+            audit: &$crate::types::NewAuditEvent,
+        ) -> StoreResult<bool> {
+            let updated = sqlx::query(q::ACCOUNT_REINSTATE)
+                .bind(account.0)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if updated != 1 {
+                return Ok(false);
+            }
+            super::recall::insert_audit(conn, audit).await?;
+            Ok(true)
+        }
+
+        /// Replaces an account's credentials (`CredentialReset`) with its audit entry; false,
+        /// with nothing written, when there is no such account.
+        pub(super) async fn reset_credentials(
+            conn: &mut $conn,
+            reset: &CredentialReset,
+            audit: &$crate::types::NewAuditEvent,
+        ) -> StoreResult<bool> {
+            let updated = sqlx::query(q::CREDENTIALS_RESET)
+                .bind(reset.account.0)
+                .bind(&reset.password_hash)
+                .bind(&reset.totp_secret_sealed)
+                .bind(reset.at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if updated != 1 {
+                return Ok(false);
+            }
+            sqlx::query(q::BACKUP_CODES_DELETE)
+                .bind(reset.account.0)
+                .execute(&mut *conn)
+                .await?;
+            for code_hash in &reset.backup_code_hashes {
+                sqlx::query(q::BACKUP_CODE_INSERT)
+                    .bind(reset.account.0)
+                    .bind(code_hash)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for statement in [
+                q::WEBAUTHN_CREDENTIALS_REVOKE,
+                q::SESSIONS_REVOKE_FOR_ACCOUNT,
+            ] {
+                sqlx::query(statement)
+                    .bind(reset.account.0)
+                    .bind(reset.at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query(q::LOGIN_FAILURES_DELETE)
+                .bind(reset.account.0)
+                .execute(&mut *conn)
+                .await?;
+            super::recall::insert_audit(conn, audit).await?;
+            Ok(true)
         }
 
         pub(super) async fn account_by_username(

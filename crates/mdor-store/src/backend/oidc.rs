@@ -24,7 +24,8 @@ pub(crate) const IDENTITY_INSERT: &str = "INSERT INTO account_oidc_identity \
 /// The account linked to a subject, with the columns `account_by_username` reads.
 pub(crate) const ACCOUNT_BY_IDENTITY: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
        o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, \
-       a.totp_secret_sealed, a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at \
+       a.totp_secret_sealed, a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, \
+       a.reinstated_at \
      FROM account_oidc_identity i JOIN account a ON a.id = i.account_id \
        LEFT JOIN organisation o ON o.id = a.organisation_id \
      WHERE i.issuer = $1 AND i.subject = $2";

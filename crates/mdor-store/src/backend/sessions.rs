@@ -235,7 +235,7 @@ macro_rules! session_queries {
             conn: &mut $conn,
             account: AccountId,
             at: DateTime<Utc>,
-            audit: &NewAccountAuditEvent,
+            audit: &$crate::types::NewAuditEvent,
         ) -> StoreResult<bool> {
             let disabled = sqlx::query(q::ACCOUNT_DISABLE)
                 .bind(account.0)
@@ -247,7 +247,7 @@ macro_rules! session_queries {
                 return Ok(false);
             }
             end_account_sessions(conn, account, at).await?;
-            super::recall::insert_audit_entry(conn, |seq| audit.entry(seq)).await?;
+            super::recall::insert_audit(conn, audit).await?;
             Ok(true)
         }
     };

@@ -1224,11 +1224,49 @@ impl Store for SqliteStore {
         recall::latest_checkpoint(&mut conn).await
     }
 
-    async fn insert_account(&self, account: &NewAccount) -> StoreResult<AccountId> {
+    async fn insert_account(
+        &self,
+        account: &NewAccount,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<AccountId> {
         let mut tx = self.begin_write().await?;
-        let id = accounts::insert_account(&mut tx, account).await?;
+        let id = accounts::insert_account(&mut tx, account, audit).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        let mut conn = self.pool.acquire().await?;
+        accounts::all_accounts(&mut conn).await
+    }
+
+    async fn reinstate_account(
+        &self,
+        account: AccountId,
+        at: chrono::DateTime<Utc>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !accounts::reinstate_account(&mut tx, account, at, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reset_account_credentials(
+        &self,
+        reset: &crate::CredentialReset,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !accounts::reset_credentials(&mut tx, reset, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<Account>> {
@@ -1316,7 +1354,7 @@ impl Store for SqliteStore {
         &self,
         account: AccountId,
         at: chrono::DateTime<Utc>,
-        audit: &NewAccountAuditEvent,
+        audit: &NewAuditEvent,
     ) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         if !sessions::disable_account(&mut tx, account, at, audit).await? {

@@ -47,11 +47,17 @@ async fn people(store: &dyn Store) -> People {
         created_at: instant(2026, 1, 1, 9),
     };
     let consultant = store
-        .insert_account(&account("a.consultant", AccountRole::Consultant, provider))
+        .insert_account(
+            &account("a.consultant", AccountRole::Consultant, provider),
+            None,
+        )
         .await
         .unwrap();
     let admin = store
-        .insert_account(&account("an.admin", AccountRole::SystemAdmin, registry))
+        .insert_account(
+            &account("an.admin", AccountRole::SystemAdmin, registry),
+            None,
+        )
         .await
         .unwrap();
     People {

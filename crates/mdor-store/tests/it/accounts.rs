@@ -58,11 +58,10 @@ pub async fn accounts_are_read_back_by_username_and_a_taken_username_is_a_confli
 ) {
     let provider = add_provider(store, "RXR").await;
     let id = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Consultant,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Consultant, Some(provider)),
+            None,
+        )
         .await
         .unwrap();
     let account = store.account_by_username("j.smith").await.unwrap().unwrap();
@@ -84,11 +83,10 @@ pub async fn accounts_are_read_back_by_username_and_a_taken_username_is_a_confli
     );
 
     let again = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Regulator,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Regulator, Some(provider)),
+            None,
+        )
         .await;
     assert!(
         matches!(again, Err(StoreError::Conflict { .. })),
@@ -99,25 +97,27 @@ pub async fn accounts_are_read_back_by_username_and_a_taken_username_is_a_confli
 pub async fn patients_have_no_organisation_and_everyone_else_has_one(store: &dyn Store) {
     let provider = add_provider(store, "RXR").await;
     let patient_with_organisation = store
-        .insert_account(&new_account(
-            "pat.one",
-            AccountRole::Patient,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("pat.one", AccountRole::Patient, Some(provider)),
+            None,
+        )
         .await;
     assert!(
         matches!(patient_with_organisation, Err(StoreError::Conflict { .. })),
         "{patient_with_organisation:?}"
     );
     let staff_without_organisation = store
-        .insert_account(&new_account("staff.one", AccountRole::Regulator, None))
+        .insert_account(
+            &new_account("staff.one", AccountRole::Regulator, None),
+            None,
+        )
         .await;
     assert!(
         matches!(staff_without_organisation, Err(StoreError::Conflict { .. })),
         "{staff_without_organisation:?}"
     );
     let patient = store
-        .insert_account(&new_account("pat.two", AccountRole::Patient, None))
+        .insert_account(&new_account("pat.two", AccountRole::Patient, None), None)
         .await
         .unwrap();
     let account = store.account_by_username("pat.two").await.unwrap().unwrap();
@@ -129,11 +129,10 @@ pub async fn patients_have_no_organisation_and_everyone_else_has_one(store: &dyn
 pub async fn a_totp_step_is_accepted_once_and_never_an_earlier_one(store: &dyn Store) {
     let provider = add_provider(store, "RXR").await;
     let id = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Consultant,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Consultant, Some(provider)),
+            None,
+        )
         .await
         .unwrap();
     let audit = login_audit(provider, "ok");
@@ -174,11 +173,10 @@ pub async fn a_totp_step_is_accepted_once_and_never_an_earlier_one(store: &dyn S
 pub async fn a_backup_code_is_accepted_once_and_a_rehashed_password_is_kept(store: &dyn Store) {
     let provider = add_provider(store, "RXR").await;
     let id = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Consultant,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Consultant, Some(provider)),
+            None,
+        )
         .await
         .unwrap();
     let audit = login_audit(provider, "ok");
@@ -212,11 +210,10 @@ pub async fn a_backup_code_is_accepted_once_and_a_rehashed_password_is_kept(stor
 pub async fn login_failures_are_counted_from_a_time_with_their_audit(store: &dyn Store) {
     let provider = add_provider(store, "RXR").await;
     let id = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Consultant,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Consultant, Some(provider)),
+            None,
+        )
         .await
         .unwrap();
     let start = instant(2026, 1, 2, 9);
@@ -279,13 +276,13 @@ pub async fn accounts_unused_since_a_time_are_disabled_and_then_refuse_every_fac
     let provider = add_provider(store, "RXR").await;
     let mut old = new_account("old.user", AccountRole::Consultant, Some(provider));
     old.created_at = instant(2025, 6, 1, 9);
-    let old = store.insert_account(&old).await.unwrap();
+    let old = store.insert_account(&old, None).await.unwrap();
     let mut used = new_account("used.user", AccountRole::Consultant, Some(provider));
     used.created_at = instant(2025, 6, 1, 9);
-    let used = store.insert_account(&used).await.unwrap();
+    let used = store.insert_account(&used, None).await.unwrap();
     let mut new = new_account("new.user", AccountRole::Consultant, Some(provider));
     new.created_at = instant(2026, 3, 1, 9);
-    store.insert_account(&new).await.unwrap();
+    store.insert_account(&new, None).await.unwrap();
 
     let mut recent = success(used, SecondFactorUse::TotpStep(5));
     recent.at = instant(2026, 2, 1, 9);
@@ -352,11 +349,10 @@ pub async fn of_concurrent_sign_ins_with_one_code_exactly_one_succeeds(
 ) {
     let provider = add_provider(&*store, "RXR").await;
     let id = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Consultant,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Consultant, Some(provider)),
+            None,
+        )
         .await
         .unwrap();
     for factor in [
@@ -387,11 +383,10 @@ pub async fn of_concurrent_sign_ins_with_one_code_exactly_one_succeeds(
 pub async fn a_chosen_password_replaces_the_initial_one_with_its_audit_entry(store: &dyn Store) {
     let provider = add_provider(store, "RXR").await;
     let id = store
-        .insert_account(&new_account(
-            "j.smith",
-            AccountRole::Consultant,
-            Some(provider),
-        ))
+        .insert_account(
+            &new_account("j.smith", AccountRole::Consultant, Some(provider)),
+            None,
+        )
         .await
         .unwrap();
     let account = store.account_by_username("j.smith").await.unwrap().unwrap();
@@ -425,4 +420,212 @@ pub async fn a_chosen_password_replaces_the_initial_one_with_its_audit_entry(sto
             .unwrap()
     );
     assert_eq!(audit_count(store).await, 1);
+}
+
+pub async fn administrators_create_reenable_and_reset_accounts_each_with_its_audit_entry(
+    store: &dyn Store,
+) {
+    let provider = add_provider(store, "RXR").await;
+    let at = instant(2025, 6, 1, 9);
+    // Creation: the entry names the new account, whatever resource it was given.
+    let mut returning = new_account("returning.user", AccountRole::Consultant, Some(provider));
+    returning.created_at = at;
+    let create = administration_audit(provider, "account.create", "account".into(), at);
+    let returning = store
+        .insert_account(&returning, Some(&create))
+        .await
+        .unwrap();
+    let mut other = new_account("another.user", AccountRole::Consultant, Some(provider));
+    other.created_at = at;
+    let other = store.insert_account(&other, None).await.unwrap();
+    let entries = store.audit_events(None, 1000).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].action, "account.create");
+    assert_eq!(entries[0].resource, format!("account/{returning}"));
+    assert_eq!(entries[0].purpose, "administration");
+    let listed: Vec<String> = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(listed, ["another.user", "returning.user"]);
+
+    // Both expire idle; only one is re-enabled, and its idle clock restarts.
+    let expired = store
+        .disable_idle_accounts(instant(2026, 1, 1, 0), instant(2026, 4, 1, 9))
+        .await
+        .unwrap();
+    assert_eq!(expired, [returning, other]);
+    let enable = administration_audit(
+        provider,
+        "account.enable",
+        format!("account/{returning}"),
+        instant(2026, 4, 2, 9),
+    );
+    assert!(
+        store
+            .reinstate_account(returning, instant(2026, 4, 2, 9), &enable)
+            .await
+            .unwrap()
+    );
+    let count = audit_count(store).await;
+    // An enabled account is left as it is, with no entry.
+    assert!(
+        !store
+            .reinstate_account(returning, instant(2026, 4, 3, 9), &enable)
+            .await
+            .unwrap()
+    );
+    assert_eq!(audit_count(store).await, count);
+    let account = store.account_by_id(returning).await.unwrap().unwrap();
+    assert_eq!(account.disabled_at, None);
+    assert_eq!(account.reinstated_at, Some(instant(2026, 4, 2, 9)));
+    // The next daily expiry, with the same 90-day window, leaves it alone...
+    assert!(
+        store
+            .disable_idle_accounts(instant(2026, 1, 2, 0), instant(2026, 4, 2, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // ...until it is unused for 90 days from the re-enabling.
+    assert_eq!(
+        store
+            .disable_idle_accounts(instant(2026, 7, 2, 0), instant(2026, 9, 30, 9))
+            .await
+            .unwrap(),
+        [returning]
+    );
+    let enable_again = administration_audit(
+        provider,
+        "account.enable",
+        format!("account/{returning}"),
+        instant(2026, 10, 1, 9),
+    );
+    assert!(
+        store
+            .reinstate_account(returning, instant(2026, 10, 1, 9), &enable_again)
+            .await
+            .unwrap()
+    );
+
+    // A reset: the holder signed in once with a TOTP step, has a live session and failures.
+    let used = success(returning, SecondFactorUse::TotpStep(40));
+    assert!(
+        store
+            .record_login_success(&used, &login_audit(provider, "ok"))
+            .await
+            .unwrap()
+    );
+    store
+        .insert_session(&mdor_store::NewSession {
+            account: returning,
+            secret_hash: "c4".repeat(32),
+            at: instant(2026, 10, 1, 10),
+            assurance: mdor_store::SessionAssurance {
+                factor: mdor_store::SessionFactor::Totp,
+                phishing_resistant: false,
+            },
+        })
+        .await
+        .unwrap();
+    store
+        .record_login_failure(Some(returning), instant(2026, 10, 1, 11), None)
+        .await
+        .unwrap();
+    let reset = mdor_store::CredentialReset {
+        account: returning,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA".to_string(),
+        totp_secret_sealed: vec![9; 48],
+        backup_code_hashes: vec!["cc".repeat(32), "dd".repeat(32), "ee".repeat(32)],
+        at: instant(2026, 10, 1, 12),
+    };
+    let reset_audit = administration_audit(
+        provider,
+        "account.reset_credentials",
+        format!("account/{returning}"),
+        instant(2026, 10, 1, 12),
+    );
+    assert!(
+        store
+            .reset_account_credentials(&reset, &reset_audit)
+            .await
+            .unwrap()
+    );
+    let account = store.account_by_id(returning).await.unwrap().unwrap();
+    assert_eq!(account.password_hash, reset.password_hash);
+    assert!(account.must_change_password);
+    assert_eq!(account.totp_secret_sealed, vec![9; 48]);
+    // A new secret starts with no step used: an early step of it is accepted.
+    assert_eq!(account.totp_last_step, None);
+    assert_eq!(account.reinstated_at, Some(instant(2026, 10, 1, 12)));
+    assert!(
+        store
+            .session_by_secret_hash(&"c4".repeat(32))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.account_sessions(returning).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .login_failures_since(returning, instant(2026, 1, 1, 0))
+            .await
+            .unwrap()
+            .count,
+        0
+    );
+    assert_eq!(store.unused_backup_codes(returning).await.unwrap(), 3);
+    // The old backup codes are gone; a new one works once.
+    let audit = login_audit(provider, "ok");
+    assert!(
+        !store
+            .record_login_success(
+                &success(returning, SecondFactorUse::BackupCode("aa".repeat(32))),
+                &audit
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_login_success(
+                &success(returning, SecondFactorUse::BackupCode("dd".repeat(32))),
+                &audit
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_login_success(&success(returning, SecondFactorUse::TotpStep(3)), &audit)
+            .await
+            .unwrap()
+    );
+    let last = store.audit_events(None, 1000).await.unwrap();
+    let reset_entries: Vec<_> = last
+        .iter()
+        .filter(|e| e.action == "account.reset_credentials")
+        .collect();
+    assert_eq!(reset_entries.len(), 1);
+    assert_eq!(reset_entries[0].resource, format!("account/{returning}"));
+    // The other account is untouched.
+    let other = store.account_by_id(other).await.unwrap().unwrap();
+    assert_eq!(other.totp_secret_sealed, vec![7; 48]);
+    assert!(other.disabled_at.is_some());
+    // No such account: nothing written.
+    let count = audit_count(store).await;
+    let missing = mdor_store::CredentialReset {
+        account: AccountId(999_999),
+        ..reset
+    };
+    assert!(
+        !store
+            .reset_account_credentials(&missing, &reset_audit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(audit_count(store).await, count);
 }

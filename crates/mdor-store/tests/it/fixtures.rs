@@ -248,3 +248,28 @@ pub fn idempotency(token: TokenId, key: &str, body: &str) -> NewIdempotencyRecor
         created_at: instant(2026, 11, 1, 9),
     }
 }
+
+/// The audit entry of an operator's action on an account (create, disable, enable, reset),
+/// as the service writes it.
+pub fn administration_audit(
+    organisation: OrganisationId,
+    action: &'static str,
+    resource: String,
+    at: DateTime<Utc>,
+) -> mdor_store::NewAuditEvent {
+    mdor_store::NewAuditEvent {
+        at,
+        organisation,
+        role: "operator",
+        token: None,
+        account: None,
+        action,
+        resource,
+        patient: None,
+        record_count: 0,
+        purpose: "administration",
+        outcome: "ok",
+        break_glass: None,
+        request: None,
+    }
+}

@@ -116,6 +116,7 @@ macro_rules! all_cases {
                 accounts::accounts_unused_since_a_time_are_disabled_and_then_refuse_every_factor,
                 accounts::the_registry_organisation_is_the_first_of_kind_registry,
                 accounts::a_chosen_password_replaces_the_initial_one_with_its_audit_entry,
+                accounts::administrators_create_reenable_and_reset_accounts_each_with_its_audit_entry,
                 sessions::a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_its_account,
                 sessions::disabling_an_account_or_expiring_it_idle_ends_its_sessions_only,
                 access_reviews::a_break_glass_access_raises_one_review_item_decided_once_by_another_person,

@@ -14,16 +14,19 @@ use crate::fixtures::*;
 
 async fn add_account(store: &dyn Store, username: &str, organisation: OrganisationId) -> AccountId {
     store
-        .insert_account(&NewAccount {
-            username: username.to_string(),
-            role: AccountRole::Regulator,
-            organisation: Some(organisation),
-            patient: None,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
-            totp_secret_sealed: vec![7; 48],
-            backup_code_hashes: Vec::new(),
-            created_at: instant(2026, 1, 1, 9),
-        })
+        .insert_account(
+            &NewAccount {
+                username: username.to_string(),
+                role: AccountRole::Regulator,
+                organisation: Some(organisation),
+                patient: None,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
+                totp_secret_sealed: vec![7; 48],
+                backup_code_hashes: Vec::new(),
+                created_at: instant(2026, 1, 1, 9),
+            },
+            None,
+        )
         .await
         .unwrap()
 }
@@ -207,7 +210,12 @@ pub async fn a_subject_links_to_one_account_per_issuer_and_a_disabled_account_re
         .disable_account(
             holder,
             instant(2026, 1, 2, 11),
-            &audit(regulator, "account.disable"),
+            &administration_audit(
+                regulator,
+                "account.disable",
+                format!("account/{holder}"),
+                instant(2026, 1, 2, 11),
+            ),
         )
         .await
         .unwrap();

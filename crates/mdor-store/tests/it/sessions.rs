@@ -11,16 +11,19 @@ use crate::fixtures::*;
 
 async fn add_account(store: &dyn Store, username: &str, organisation: OrganisationId) -> AccountId {
     store
-        .insert_account(&NewAccount {
-            username: username.to_string(),
-            role: AccountRole::ProviderSubmitter,
-            organisation: Some(organisation),
-            patient: None,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
-            totp_secret_sealed: vec![7; 48],
-            backup_code_hashes: Vec::new(),
-            created_at: instant(2026, 1, 1, 9),
-        })
+        .insert_account(
+            &NewAccount {
+                username: username.to_string(),
+                role: AccountRole::ProviderSubmitter,
+                organisation: Some(organisation),
+                patient: None,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
+                totp_secret_sealed: vec![7; 48],
+                backup_code_hashes: Vec::new(),
+                created_at: instant(2026, 1, 1, 9),
+            },
+            None,
+        )
         .await
         .unwrap()
 }
@@ -224,12 +227,12 @@ pub async fn disabling_an_account_or_expiring_it_idle_ends_its_sessions_only(sto
             .await
             .unwrap();
     }
-    let audit = NewAccountAuditEvent {
-        action: "account.disable",
-        resource: format!("account/{disabled}"),
-        outcome: "ok",
-        ..session_audit(provider, "ok")
-    };
+    let audit = administration_audit(
+        provider,
+        "account.disable",
+        format!("account/{disabled}"),
+        instant(2026, 1, 3, 9),
+    );
     assert!(
         store
             .disable_account(disabled, instant(2026, 1, 3, 9), &audit)

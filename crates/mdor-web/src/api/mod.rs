@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1` and its OpenAPI description.
 
 mod access_reviews;
+mod accounts;
 mod data_quality;
 mod data_quality_page;
 mod devices;
@@ -115,6 +116,22 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/patients/access-log", post(patients::access_log))
         .route("/api/v1/me/timeline", get(me::own_timeline))
         .route("/api/v1/me/access-log", get(me::own_access_log))
+        .route(
+            "/api/v1/accounts",
+            get(accounts::list_accounts).post(accounts::create_account),
+        )
+        .route(
+            "/api/v1/accounts/{username}/disable",
+            post(accounts::disable_account),
+        )
+        .route(
+            "/api/v1/accounts/{username}/enable",
+            post(accounts::enable_account),
+        )
+        .route(
+            "/api/v1/accounts/{username}/reset",
+            post(accounts::reset_account),
+        )
         .route("/api/v1/access-reviews", get(access_reviews::list_reviews))
         .route(
             "/api/v1/access-reviews/{id}/decision",
@@ -193,6 +210,11 @@ pub fn upload_routes() -> Router<AppState> {
         patients::access_log,
         me::own_timeline,
         me::own_access_log,
+        accounts::list_accounts,
+        accounts::create_account,
+        accounts::disable_account,
+        accounts::enable_account,
+        accounts::reset_account,
         access_reviews::list_reviews,
         access_reviews::decide_review,
         recall_cases::open_case,

@@ -171,6 +171,31 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
     ),
     route(
         "GET",
+        "/api/v1/accounts",
+        RoutePolicy::Action(Action::ListAccounts),
+    ),
+    route(
+        "POST",
+        "/api/v1/accounts",
+        RoutePolicy::Action(Action::CreateAccount),
+    ),
+    route(
+        "POST",
+        "/api/v1/accounts/{username}/disable",
+        RoutePolicy::Action(Action::DisableAccount),
+    ),
+    route(
+        "POST",
+        "/api/v1/accounts/{username}/enable",
+        RoutePolicy::Action(Action::EnableAccount),
+    ),
+    route(
+        "POST",
+        "/api/v1/accounts/{username}/reset",
+        RoutePolicy::Action(Action::ResetAccountCredentials),
+    ),
+    route(
+        "GET",
         "/api/v1/access-reviews",
         RoutePolicy::Action(Action::ReadAccessReviews),
     ),

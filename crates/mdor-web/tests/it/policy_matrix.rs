@@ -45,6 +45,9 @@ const PASSWORD: &str = "correct horse battery staple 42";
 
 /// Every request happens at this instant: sessions stay fresh (no idle timeout, and the step-up
 /// window of exports and administration is open) however long the matrix takes.
+/// The username the account-administration cells act on.
+const ADMINISTERED: &str = "matrix.administered";
+
 fn clock() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_768_478_400, 0).unwrap() // 2026-01-15T12:00:00Z
 }
@@ -234,6 +237,7 @@ fn request_body_for(
         .replace("{id}", &id.to_string())
         .replace("{entry}", &f.entry[i].to_string())
         .replace("{udi_di}", "05012345678917")
+        .replace("{username}", ADMINISTERED)
         .replace("{ods}", target_ods);
     let query = match action {
         RecallSearch => "?udi_di=05012345678917".to_string(),
@@ -266,6 +270,10 @@ fn request_body_for(
         RefreshRecallCase => Some(json!({})),
         UpdateRecallStatus => Some(json!({ "status": "provider_notified" })),
         DecideAccessReview => Some(json!({ "decision": "appropriate" })),
+        CreateAccount => Some(json!({
+            "username": format!("matrix.new-{cell}"), "role": "provider_submitter",
+            "organisation": target_ods
+        })),
         _ => None,
     };
     if action == CreateSubmission {
@@ -444,6 +452,19 @@ async fn callers(app: &TestApp, f: &Fixtures) -> Vec<Caller> {
 
 /// Procedures, submissions, quarantined records and recall work at RA1 and RB2.
 async fn fixtures(app: &TestApp) -> Fixtures {
+    // The account the account-administration routes disable, enable and reset: nobody's
+    // caller, so the cells cannot lock a caller out.
+    mdor_service::create_account(
+        &app.ctx,
+        &AccountRequest {
+            username: Username::parse(ADMINISTERED).unwrap(),
+            role: AccountRole::ProviderSubmitter,
+            organisation: Some(OdsCode::parse("RA1").unwrap()),
+            patient: None,
+        },
+    )
+    .await
+    .unwrap();
     let tokens = [&app.provider, &app.other_provider];
     let mut procedure = [0; 2];
     let mut implant = [0; 2];

@@ -548,10 +548,7 @@ async fn an_unknown_user_a_wrong_password_and_a_locked_or_disabled_account_get_o
                 .await
                 .unwrap();
         }
-        let admin = mdor_service::authenticate(&app.ctx, &app.admin)
-            .await
-            .unwrap();
-        mdor_service::disable_account(&app.ctx, &admin, &Username::parse("gone.user").unwrap())
+        mdor_service::operator_disable_account(&app.ctx, &Username::parse("gone.user").unwrap())
             .await
             .unwrap();
 

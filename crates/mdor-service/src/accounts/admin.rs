@@ -1,0 +1,337 @@
+//! Account administration: create accounts, list them, disable and re-enable them, and reset
+//! the credentials of a holder who lost theirs. Done by an administrator through their own
+//! session (never an API token: the credentials issued are a person's to hand over, and a
+//! token has no second factor), with the phishing-resistant factor their role needs and a
+//! re-authentication within the last 10 minutes; or by the operator at the command line.
+//!
+//! Every action writes an audit entry (purpose `administration`) naming who acted and the
+//! account acted on, in the transaction that makes the change; refusals are audited too.
+//! A reset replaces the password (to be changed at the next sign-in), the TOTP secret and
+//! every backup code, revokes every passkey and security key and ends every session, so that
+//! whoever holds the old credentials or a stolen device holds nothing; re-enabling and
+//! resetting restart the 90-day idle clock, so that the next daily expiry does not disable
+//! the account again before its holder can sign in.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use mdor_store::{
+    AccountId, AccountRole, CredentialReset, NewAuditEvent, OrganisationId, StoreError,
+};
+
+use super::{
+    AccountRequest, CreatedAccount, Username, fresh_credentials, new_account, organisation_for,
+};
+use crate::auth::Principal;
+use crate::ctx::Ctx;
+use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
+
+/// The purpose every administration entry records.
+const PURPOSE: &str = "administration";
+
+const CREATE_ACTION: &str = "account.create";
+const LIST_ACTION: &str = "account.list";
+pub(crate) const DISABLE_ACTION: &str = "account.disable";
+const ENABLE_ACTION: &str = "account.enable";
+const RESET_ACTION: &str = "account.reset_credentials";
+
+/// Who administers an account.
+#[derive(Debug, Clone, Copy)]
+pub enum Administrator<'a> {
+    /// An administrator's principal, checked by `authorize` before anything is read.
+    Person(&'a Principal),
+    /// The operator at the command line, audited as role `operator` under the registry's
+    /// own organisation (or, when there is none, the account's).
+    Operator,
+}
+
+impl Administrator<'_> {
+    /// The audit entry of this administrator's `action` on `resource`, outcome `ok`.
+    async fn audit(
+        &self,
+        ctx: &Ctx,
+        action: &'static str,
+        resource: String,
+        account_organisation: Option<OrganisationId>,
+    ) -> Result<NewAuditEvent, ServiceError> {
+        match self {
+            Administrator::Person(principal) => Ok(principal.audit(ctx, action, resource, PURPOSE)),
+            Administrator::Operator => {
+                let organisation = match ctx.store.registry_organisation().await? {
+                    Some(organisation) => organisation,
+                    None => account_organisation.ok_or(ServiceError::NotFound {
+                        what: "registry organisation",
+                    })?,
+                };
+                Ok(NewAuditEvent {
+                    at: ctx.now(),
+                    organisation,
+                    role: "operator",
+                    token: None,
+                    account: None,
+                    action,
+                    resource,
+                    patient: None,
+                    record_count: 0,
+                    purpose: PURPOSE,
+                    outcome: "ok",
+                    break_glass: None,
+                    request: ctx.request(),
+                })
+            }
+        }
+    }
+
+    /// For a person: the policy allows `action`, they hold a session (not a token) and
+    /// re-authenticated recently. Refusals by policy or for a token are audited.
+    async fn authorize(
+        &self,
+        ctx: &Ctx,
+        action: Action,
+        audit_action: &'static str,
+    ) -> Result<(), ServiceError> {
+        let Administrator::Person(principal) = self else {
+            return Ok(());
+        };
+        let mut refused = principal.audit(ctx, audit_action, "account".into(), PURPOSE);
+        policy::authorize_audited(ctx, principal, action, Relationship::Independent, &refused)
+            .await?;
+        if principal.account().is_none() {
+            refused.outcome = "denied";
+            ctx.store.append_audit(&refused).await?;
+            return Err(ServiceError::Forbidden {
+                action: "administer accounts with an API token: it takes a person's session",
+                audited: true,
+            });
+        }
+        principal.require_recent_authentication(ctx)
+    }
+}
+
+/// One account as administrators review it: no credential, hash or secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountSummary {
+    pub id: AccountId,
+    pub username: String,
+    pub role: AccountRole,
+    /// ODS code of the account's organisation; `None` for a patient.
+    pub organisation: Option<String>,
+    /// Whether a patient's account is linked to a patient record.
+    pub linked_to_patient: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub reinstated_at: Option<DateTime<Utc>>,
+    /// The password is still one an administrator was given (new or reset).
+    pub must_change_password: bool,
+}
+
+/// Creates an account (`accounts::create_account` is the operator's).
+pub async fn administrator_create_account(
+    ctx: &Ctx,
+    principal: &Principal,
+    request: &AccountRequest,
+) -> Result<CreatedAccount, ServiceError> {
+    create(ctx, Administrator::Person(principal), request).await
+}
+
+pub(crate) async fn create(
+    ctx: &Ctx,
+    by: Administrator<'_>,
+    request: &AccountRequest,
+) -> Result<CreatedAccount, ServiceError> {
+    by.authorize(ctx, Action::CreateAccount, CREATE_ACTION)
+        .await?;
+    let key = ctx.account_key()?;
+    let organisation = organisation_for(ctx, request).await?;
+    let username = request.username.as_str();
+    let credentials = fresh_credentials(&key, username)?;
+    let account = new_account(ctx, request, organisation, &credentials);
+    // The store names the new account's id as the entry's resource.
+    let audit = by
+        .audit(ctx, CREATE_ACTION, "account".into(), organisation)
+        .await?;
+    let id = ctx
+        .store
+        .insert_account(&account, Some(&audit))
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict { .. } => ServiceError::Conflict {
+                code: "username_taken",
+                field: Some("username".into()),
+                message: "an account with this username exists".into(),
+            },
+            other => other.into(),
+        })?;
+    Ok(credentials.handed_over.for_account(id, username))
+}
+
+/// Every account, for an administrator to review who has access.
+pub async fn list_accounts(
+    ctx: &Ctx,
+    principal: &Principal,
+) -> Result<Vec<AccountSummary>, ServiceError> {
+    let by = Administrator::Person(principal);
+    by.authorize(ctx, Action::ListAccounts, LIST_ACTION).await?;
+    let accounts = ctx.store.accounts().await?;
+    let mut audit = by.audit(ctx, LIST_ACTION, "account".into(), None).await?;
+    audit.record_count = accounts.len() as u64;
+    ctx.store.append_audit(&audit).await?;
+    Ok(accounts
+        .into_iter()
+        .map(|account| AccountSummary {
+            id: account.id,
+            username: account.username,
+            role: account.role,
+            organisation: account.organisation_ods,
+            linked_to_patient: account.patient.is_some(),
+            created_at: account.created_at,
+            last_sign_in_at: account.last_login_at,
+            disabled_at: account.disabled_at,
+            reinstated_at: account.reinstated_at,
+            must_change_password: account.must_change_password,
+        })
+        .collect())
+}
+
+/// Disables an account and ends its live sessions, with an audit entry, in one transaction.
+/// An unknown username is `NotFound`; an account already disabled is left as it is.
+pub async fn disable_account(
+    ctx: &Ctx,
+    principal: &Principal,
+    username: &Username,
+) -> Result<AccountId, ServiceError> {
+    disable(ctx, Administrator::Person(principal), username).await
+}
+
+/// `disable_account` for the operator at the command line (`mdor account disable`).
+pub async fn operator_disable_account(
+    ctx: &Ctx,
+    username: &Username,
+) -> Result<AccountId, ServiceError> {
+    disable(ctx, Administrator::Operator, username).await
+}
+
+async fn disable(
+    ctx: &Ctx,
+    by: Administrator<'_>,
+    username: &Username,
+) -> Result<AccountId, ServiceError> {
+    by.authorize(ctx, Action::DisableAccount, DISABLE_ACTION)
+        .await?;
+    let account = find(ctx, username).await?;
+    let audit = by
+        .audit(
+            ctx,
+            DISABLE_ACTION,
+            format!("account/{}", account.id),
+            account.organisation,
+        )
+        .await?;
+    ctx.store
+        .disable_account(account.id, ctx.now(), &audit)
+        .await?;
+    Ok(account.id)
+}
+
+/// Re-enables a disabled account (a returning holder, an account expired idle), restarting
+/// its idle clock, with an audit entry. An unknown username is `NotFound`; an enabled
+/// account is left as it is. Its credentials are unchanged: reset them too if they may be
+/// lost or known to someone else.
+pub async fn enable_account(
+    ctx: &Ctx,
+    principal: &Principal,
+    username: &Username,
+) -> Result<AccountId, ServiceError> {
+    enable(ctx, Administrator::Person(principal), username).await
+}
+
+/// `enable_account` for the operator at the command line (`mdor account enable`).
+pub async fn operator_enable_account(
+    ctx: &Ctx,
+    username: &Username,
+) -> Result<AccountId, ServiceError> {
+    enable(ctx, Administrator::Operator, username).await
+}
+
+async fn enable(
+    ctx: &Ctx,
+    by: Administrator<'_>,
+    username: &Username,
+) -> Result<AccountId, ServiceError> {
+    by.authorize(ctx, Action::EnableAccount, ENABLE_ACTION)
+        .await?;
+    let account = find(ctx, username).await?;
+    let audit = by
+        .audit(
+            ctx,
+            ENABLE_ACTION,
+            format!("account/{}", account.id),
+            account.organisation,
+        )
+        .await?;
+    ctx.store
+        .reinstate_account(account.id, ctx.now(), &audit)
+        .await?;
+    Ok(account.id)
+}
+
+/// Issues new credentials to the holder of an account who lost theirs (see the module
+/// header for what a reset replaces and ends), with an audit entry, in one transaction. A
+/// disabled account stays disabled. An unknown username is `NotFound`.
+pub async fn reset_account_credentials(
+    ctx: &Ctx,
+    principal: &Principal,
+    username: &Username,
+) -> Result<CreatedAccount, ServiceError> {
+    reset(ctx, Administrator::Person(principal), username).await
+}
+
+/// `reset_account_credentials` for the operator at the command line (`mdor account reset`).
+pub async fn operator_reset_account_credentials(
+    ctx: &Ctx,
+    username: &Username,
+) -> Result<CreatedAccount, ServiceError> {
+    reset(ctx, Administrator::Operator, username).await
+}
+
+async fn reset(
+    ctx: &Ctx,
+    by: Administrator<'_>,
+    username: &Username,
+) -> Result<CreatedAccount, ServiceError> {
+    by.authorize(ctx, Action::ResetAccountCredentials, RESET_ACTION)
+        .await?;
+    let key = ctx.account_key()?;
+    let account = find(ctx, username).await?;
+    let credentials = fresh_credentials(&key, &account.username)?;
+    let audit = by
+        .audit(
+            ctx,
+            RESET_ACTION,
+            format!("account/{}", account.id),
+            account.organisation,
+        )
+        .await?;
+    let reset = CredentialReset {
+        account: account.id,
+        password_hash: credentials.password_hash.clone(),
+        totp_secret_sealed: credentials.totp_secret_sealed.clone(),
+        backup_code_hashes: credentials.backup_code_hashes.clone(),
+        at: ctx.now(),
+    };
+    if !ctx.store.reset_account_credentials(&reset, &audit).await? {
+        return Err(ServiceError::NotFound { what: "account" });
+    }
+    Ok(credentials
+        .handed_over
+        .for_account(account.id, &account.username))
+}
+
+async fn find(ctx: &Ctx, username: &Username) -> Result<mdor_store::Account, ServiceError> {
+    ctx.store
+        .account_by_username(username.as_str())
+        .await?
+        .ok_or(ServiceError::NotFound { what: "account" })
+}

@@ -1,0 +1,364 @@
+//! Account administration over HTTP on every backend (issue 4 §1): an administrator's own
+//! session, stepped up within 10 minutes, creates an account whose printed credentials sign
+//! in, lists accounts without credentials, resets a holder's lost credentials (the old
+//! password, codes, passkeys and sessions stop working), disables and re-enables an account;
+//! an API token, a non-administrator and a stale step-up are refused; bad input names each
+//! field; and every action is audited with the administrator, purpose and request.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use mdor_domain::OdsCode;
+use mdor_service::accounts::{AccountRequest, Username};
+use mdor_service::{AccountRole, SignInRequest, StartedSession};
+use mdor_web::WebSettings;
+
+use crate::support::{Reply, TestApp, backends, enrol_key_and_sign_in, spawn_app};
+
+const PASSWORD: &str = "correct horse battery staple 42";
+const CLERK_PASSWORD: &str = "a clerk's own long passphrase";
+
+static NOW: AtomicI64 = AtomicI64::new(0);
+
+fn clock() -> DateTime<Utc> {
+    DateTime::from_timestamp(NOW.load(Ordering::SeqCst), 0).unwrap()
+}
+
+/// An account of `role` created by the operator, signed in with its own password (and, for
+/// the roles that need one, a passkey).
+async fn person(app: &TestApp, username: &str, role: AccountRole, ods: &str) -> StartedSession {
+    let created = mdor_service::create_account(
+        &app.ctx,
+        &AccountRequest {
+            username: Username::parse(username).unwrap(),
+            role,
+            organisation: Some(OdsCode::parse(ods).unwrap()),
+            patient: None,
+        },
+    )
+    .await
+    .unwrap();
+    let started = mdor_service::sign_in(
+        &app.ctx,
+        &SignInRequest {
+            username,
+            password: &created.initial_password,
+            second_factor: &created.backup_codes[0],
+            new_password: Some(PASSWORD),
+        },
+    )
+    .await
+    .unwrap();
+    if mdor_service::policy::needs_phishing_resistant_factor(role) {
+        enrol_key_and_sign_in(&app.ctx, &started, username, PASSWORD)
+            .await
+            .0
+    } else {
+        started
+    }
+}
+
+async fn as_session(
+    app: &TestApp,
+    session: &StartedSession,
+    method: &str,
+    uri: &str,
+    body: Option<&Value>,
+) -> Reply {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(
+            "cookie",
+            format!("{}={}", mdor_web::SESSION_COOKIE, session.secret.expose()),
+        )
+        .header("x-csrf-token", session.secret.csrf_token());
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    app.send(request.body(body).unwrap()).await
+}
+
+/// Signs in with the credentials an administrator handed over, choosing a password.
+async fn first_sign_in(
+    app: &TestApp,
+    issued: &Value,
+) -> Result<StartedSession, mdor_service::ServiceError> {
+    mdor_service::sign_in(
+        &app.ctx,
+        &SignInRequest {
+            username: issued["username"].as_str().unwrap(),
+            password: issued["initial_password"].as_str().unwrap(),
+            second_factor: issued["backup_codes"][0].as_str().unwrap(),
+            new_password: Some(CLERK_PASSWORD),
+        },
+    )
+    .await
+}
+
+async fn sign_in_with_own_password(
+    app: &TestApp,
+    code: &str,
+) -> Result<StartedSession, mdor_service::ServiceError> {
+    mdor_service::sign_in(
+        &app.ctx,
+        &SignInRequest {
+            username: "new.clerk",
+            password: CLERK_PASSWORD,
+            second_factor: code,
+            new_password: None,
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_administrator_creates_lists_resets_disables_and_reenables_accounts_each_audited() {
+    for backend in backends() {
+        NOW.store(Utc::now().timestamp(), Ordering::SeqCst);
+        let app = spawn_app(backend)
+            .await
+            .with_accounts(WebSettings::default(), clock);
+        let admin = person(&app, "an.admin", AccountRole::SystemAdmin, "MDOR").await;
+        let manager = person(&app, "a.manager", AccountRole::ProviderDataManager, "RA1").await;
+
+        // Creation: the credentials are shown once, never cached, and sign in.
+        let new_clerk = json!({
+            "username": "New.Clerk", "role": "provider_submitter", "organisation": "RA1"
+        });
+        let created = as_session(&app, &admin, "POST", "/api/v1/accounts", Some(&new_clerk)).await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{backend}: {}",
+            created.body
+        );
+        assert_eq!(created.headers["cache-control"], "no-store");
+        assert_eq!(created.body["username"], "new.clerk");
+        assert_eq!(created.body["backup_codes"].as_array().unwrap().len(), 10);
+        let clerk = first_sign_in(&app, &created.body).await.unwrap();
+        assert_eq!(clerk.role, AccountRole::ProviderSubmitter);
+
+        // The same username again, and bad input naming each field.
+        let again = as_session(&app, &admin, "POST", "/api/v1/accounts", Some(&new_clerk)).await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert_eq!(again.body["code"], "username_taken");
+        let bad = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts",
+            Some(&json!({ "username": "x", "role": "wizard", "organisation": "R-1" })),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+        let fields: Vec<&str> = bad.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["username", "role", "organisation"], "{}", bad.body);
+        let mismatched = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts",
+            Some(&json!({ "username": "wrong.kind", "role": "regulator", "organisation": "RA1" })),
+        )
+        .await;
+        assert_eq!(mismatched.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(mismatched.body["field"], "role", "{}", mismatched.body);
+
+        // The list names every account, with no credential in it.
+        let listed = as_session(&app, &admin, "GET", "/api/v1/accounts", None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        let names: Vec<&str> = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["username"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a.manager", "an.admin", "new.clerk"]);
+        let text = listed.body.to_string();
+        for secret in ["password_hash", "totp", "backup", "$argon2id"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+
+        // Nobody else administers accounts: not a data manager, not an administrator's token.
+        let refused = as_session(&app, &manager, "GET", "/api/v1/accounts", None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let token = app
+            .send(
+                Request::post("/api/v1/accounts/new.clerk/reset")
+                    .header("authorization", format!("Bearer {}", app.admin))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(token.status, StatusCode::FORBIDDEN, "{}", token.body);
+
+        // A reset: the clerk's session ends, the old password and codes fail, the new work.
+        let old_code = created.body["backup_codes"][1]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let reset = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts/new.clerk/reset",
+            None,
+        )
+        .await;
+        assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+        assert_eq!(reset.headers["cache-control"], "no-store");
+        assert_ne!(
+            reset.body["initial_password"],
+            created.body["initial_password"]
+        );
+        assert_ne!(reset.body["totp_secret"], created.body["totp_secret"]);
+        assert!(
+            mdor_service::authenticate_session(&app.ctx, &clerk.secret)
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            sign_in_with_own_password(&app, &old_code).await,
+            Err(mdor_service::ServiceError::Unauthenticated)
+        ));
+        let clerk = first_sign_in(&app, &reset.body).await.unwrap();
+
+        // A reset also revokes an administrator's passkeys: a lost key signs nobody in.
+        let other_admin = person(&app, "other.admin", AccountRole::SystemAdmin, "MDOR").await;
+        let keys = app
+            .store
+            .webauthn_credentials(other_admin.account)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 1);
+        let reset_admin = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts/other.admin/reset",
+            None,
+        )
+        .await;
+        assert_eq!(reset_admin.status, StatusCode::OK);
+        assert!(
+            app.store
+                .webauthn_credentials(other_admin.account)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Disabled: signed out and refused; re-enabled: signs in again with the same
+        // credentials.
+        let disabled = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts/new.clerk/disable",
+            None,
+        )
+        .await;
+        assert_eq!(disabled.status, StatusCode::NO_CONTENT);
+        assert!(
+            mdor_service::authenticate_session(&app.ctx, &clerk.secret)
+                .await
+                .is_err()
+        );
+        let code = reset.body["backup_codes"][1].as_str().unwrap();
+        assert!(sign_in_with_own_password(&app, code).await.is_err());
+        let enabled = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts/new.clerk/enable",
+            None,
+        )
+        .await;
+        assert_eq!(enabled.status, StatusCode::NO_CONTENT);
+        let code = reset.body["backup_codes"][2].as_str().unwrap();
+        sign_in_with_own_password(&app, code).await.unwrap();
+        let unknown = as_session(
+            &app,
+            &admin,
+            "POST",
+            "/api/v1/accounts/no.such.user/enable",
+            None,
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+        // Eleven minutes after the administrator's last sign-in, administration needs a
+        // step-up.
+        NOW.fetch_add(11 * 60, Ordering::SeqCst);
+        let stale = as_session(&app, &admin, "GET", "/api/v1/accounts", None).await;
+        assert_eq!(stale.status, StatusCode::FORBIDDEN, "{}", stale.body);
+        assert_eq!(stale.body["code"], "reauthentication_required");
+
+        // The audit names the administrator, the account acted on and the request.
+        let entries = app.store.audit_events(None, 10_000).await.unwrap();
+        let administration: Vec<(&str, &str, &str, &str)> = entries
+            .iter()
+            .filter(|e| e.purpose == "administration" && e.role == "system_admin")
+            .map(|e| {
+                (
+                    e.action.as_str(),
+                    e.resource.as_str(),
+                    e.outcome.as_str(),
+                    e.organisation_ods.as_str(),
+                )
+            })
+            .collect();
+        let clerk_resource = format!("account/{}", clerk.account);
+        let other_resource = format!("account/{}", other_admin.account);
+        assert_eq!(
+            administration,
+            [
+                ("account.create", clerk_resource.as_str(), "ok", "MDOR"),
+                ("account.list", "account", "ok", "MDOR"),
+                (
+                    "account.reset_credentials",
+                    clerk_resource.as_str(),
+                    "ok",
+                    "MDOR"
+                ),
+                (
+                    "account.reset_credentials",
+                    other_resource.as_str(),
+                    "ok",
+                    "MDOR"
+                ),
+                ("account.disable", clerk_resource.as_str(), "ok", "MDOR"),
+                ("account.enable", clerk_resource.as_str(), "ok", "MDOR"),
+            ],
+            "{backend}"
+        );
+        assert!(
+            entries
+                .iter()
+                .filter(|e| e.purpose == "administration" && e.role == "system_admin")
+                .all(|e| e.request_id.is_some())
+        );
+        // The refusals of the manager and of the token are audited too.
+        let denied: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.purpose == "administration" && e.outcome == "denied")
+            .map(|e| e.role.as_str())
+            .collect();
+        assert_eq!(denied, ["provider_data_manager", "admin"], "{backend}");
+    }
+}
