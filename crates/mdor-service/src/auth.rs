@@ -140,6 +140,7 @@ impl Principal {
         purpose: &'static str,
     ) -> NewAuditEvent {
         NewAuditEvent {
+            patients: Vec::new(),
             request: ctx.request(),
             at: ctx.now(),
             organisation: self.organisation,

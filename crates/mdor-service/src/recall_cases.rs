@@ -52,6 +52,7 @@ fn audit(
     resource: String,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        patients: Vec::new(),
         request: ctx.request(),
         at: ctx.now(),
         organisation: principal.organisation,

@@ -113,6 +113,7 @@ pub async fn audit_refusal(
         },
     };
     let event = NewAuditEvent {
+        patients: Vec::new(),
         request: ctx.request(),
         at: ctx.now(),
         organisation,

@@ -133,6 +133,7 @@ pub async fn research_extract(
     let mut total = 0;
     loop {
         let audit = NewAuditEvent {
+            patients: Vec::new(),
             request: ctx.request(),
             at: ctx.now(),
             organisation,

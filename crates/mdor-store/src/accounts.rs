@@ -202,6 +202,7 @@ impl NewAccountAuditEvent {
             purpose: "authentication".to_string(),
             outcome: self.outcome.to_string(),
             request_id: self.request.as_ref().map(|r| r.as_str().to_string()),
+            patients: Vec::new(),
             leaf_hash: None,
         }
     }

@@ -20,6 +20,11 @@
 //! version-2 fields with `account_id` always present (absent written as absent), and then
 //! `request_id`. An entry without a request id keeps version 1 or 2 as before.
 //!
+//! Version 4, for entries of multi-patient reads (a recall query, a work-list page or its
+//! export): the tag `mdor-audit-entry-v4`, the version-3 fields (the request id absent when
+//! there was none), and then `patients`: the ids of the patients the read named, ascending,
+//! in decimal, joined by `,`.
+//!
 //! `TreeBuilder` computes the root of a growing log with a stack of perfect subtrees, in one
 //! pass and O(log n) memory, so that a million entries verify without holding them.
 
@@ -40,6 +45,10 @@ const ENTRY_TAG_V2: &str = "mdor-audit-entry-v2";
 /// The first field of every version-3 encoding (an entry with a request id).
 const ENTRY_TAG_V3: &str = "mdor-audit-entry-v3";
 
+/// The first field of every version-4 encoding (an entry naming the patients of a
+/// multi-patient read).
+const ENTRY_TAG_V4: &str = "mdor-audit-entry-v4";
+
 /// Length written for an absent optional field.
 const ABSENT: u32 = u32::MAX;
 
@@ -55,11 +64,13 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
         }
         None => out.extend_from_slice(&ABSENT.to_be_bytes()),
     };
-    let version_3 = entry.request_id.is_some();
-    text(Some(match (&entry.request_id, entry.account) {
-        (Some(_), _) => ENTRY_TAG_V3,
-        (None, Some(_)) => ENTRY_TAG_V2,
-        (None, None) => ENTRY_TAG,
+    let version_4 = !entry.patients.is_empty();
+    let version_3 = version_4 || entry.request_id.is_some();
+    text(Some(match (version_4, &entry.request_id, entry.account) {
+        (true, _, _) => ENTRY_TAG_V4,
+        (false, Some(_), _) => ENTRY_TAG_V3,
+        (false, None, Some(_)) => ENTRY_TAG_V2,
+        (false, None, None) => ENTRY_TAG,
     }));
     text(Some(&entry.seq.to_string()));
     text(Some(&format_instant(entry.at)));
@@ -77,6 +88,10 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
     text(Some(&entry.outcome));
     if version_3 {
         text(entry.request_id.as_deref());
+    }
+    if version_4 {
+        let ids: Vec<String> = entry.patients.iter().map(|p| p.0.to_string()).collect();
+        text(Some(&ids.join(",")));
     }
     out
 }
@@ -283,6 +298,7 @@ mod tests {
             purpose: "recall".into(),
             outcome: "ok".into(),
             request_id: None,
+            patients: Vec::new(),
             leaf_hash: None,
         }
     }
@@ -379,6 +395,49 @@ mod tests {
             leaf_hash(&tokened),
             leaf_hash(&other),
             leaf_hash(&empty),
+        ];
+        for i in 0..hashes.len() {
+            for j in i + 1..hashes.len() {
+                assert_ne!(hashes[i], hashes[j], "{i} and {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_naming_patients_is_version_4_with_their_ids_ascending_after_the_request_id() {
+        let mut recall = entry();
+        recall.request_id = Some("3f2b8c1e-0d4a-4e6b-9a57-1c2d3e4f5a6b".into());
+        let v3 = canonical_encoding(&recall);
+        recall.patients = vec![PatientId(5), PatientId(12), PatientId(300)];
+        let v4 = canonical_encoding(&recall);
+        assert_eq!(&v4[4..23], b"mdor-audit-entry-v4");
+        let mut expected = v3.clone();
+        expected[22] = b'4';
+        expected.extend_from_slice(&8u32.to_be_bytes());
+        expected.extend_from_slice(b"5,12,300");
+        assert_eq!(v4, expected);
+
+        // Without a request id, it is written absent before the patients.
+        let mut offline = recall.clone();
+        offline.request_id = None;
+        let bytes = canonical_encoding(&offline);
+        let tail = [&ABSENT.to_be_bytes()[..], &8u32.to_be_bytes(), b"5,12,300"].concat();
+        assert!(bytes.ends_with(&tail));
+        assert_eq!(&bytes[4..23], b"mdor-audit-entry-v4");
+
+        // One patient more, fewer or another changes the leaf.
+        let mut more = recall.clone();
+        more.patients.push(PatientId(301));
+        let mut fewer = recall.clone();
+        fewer.patients.pop();
+        let mut other = recall.clone();
+        other.patients[0] = PatientId(6);
+        let hashes = [
+            leaf_hash(&recall),
+            leaf_hash(&more),
+            leaf_hash(&fewer),
+            leaf_hash(&other),
+            leaf_hash(&offline),
         ];
         for i in 0..hashes.len() {
             for j in i + 1..hashes.len() {

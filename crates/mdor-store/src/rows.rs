@@ -312,6 +312,7 @@ pub struct RecallDbRow {
     pub provider_ods: String,
     pub provider_name: String,
     pub removal_date: Option<NaiveDate>,
+    pub patient_id: i64,
 }
 
 impl RecallDbRow {
@@ -343,6 +344,7 @@ impl RecallDbRow {
             provider_ods: r.provider_ods,
             provider_name: r.provider_name,
             removal_date: r.removal_date,
+            patient: PatientId(r.patient_id),
         })
     }
 }
@@ -503,6 +505,7 @@ pub struct RecallEntryRow {
     pub date_of_birth: String,
     pub postcode: Option<String>,
     pub date_of_death: Option<NaiveDate>,
+    pub patient_id: i64,
 }
 
 impl RecallEntryRow {
@@ -529,6 +532,7 @@ impl RecallEntryRow {
             date_of_birth: identity.date_of_birth,
             postcode: identity.postcode,
             date_of_death: row.date_of_death,
+            patient: PatientId(row.patient_id),
             implants: Vec::new(),
         })
     }
@@ -616,6 +620,7 @@ type AuditLogJson = (
     Option<String>,
     Option<i64>,
     Option<String>,
+    Option<String>,
 );
 
 /// Decodes a page of the audit log aggregated into one JSON array by the engine. Reading a
@@ -641,6 +646,18 @@ pub fn audit_log_page_from_json(json: Option<&str>) -> Result<Vec<AuditLogEntry>
                 .map(|hex| decode_hex(&hex))
                 .transpose()
                 .map_err(|()| StoreError::Corrupt(format!("audit entry {seq} leaf hash")))?;
+            // Aggregated in no particular order; an entry names its patients ascending.
+            let patients = match &row.14 {
+                None => Vec::new(),
+                Some(ids) => ids
+                    .split(',')
+                    .map(|id| id.trim().parse().map(PatientId))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("audit entry {seq} patients '{ids}': {e}"))
+                    })?,
+            };
+            let patients = crate::types::patients_named(&patients);
             Ok(AuditLogEntry {
                 seq: seq as u64,
                 at,
@@ -655,6 +672,7 @@ pub fn audit_log_page_from_json(json: Option<&str>) -> Result<Vec<AuditLogEntry>
                 purpose: row.9,
                 outcome: row.10,
                 request_id: row.13,
+                patients,
                 leaf_hash,
             })
         })

@@ -148,7 +148,8 @@ pub fn recall_query(criteria: &RecallCriteria) -> (String, Vec<Param>) {
     let mut sql = String::from(
         "SELECT i.id AS implant_id, p.id AS procedure_id, p.procedure_date, i.udi_di, i.lot, i.serial, i.expiry, \
            pt.nhs_number_index, pt.nhs_number, pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, \
-           pt.date_of_death, o.ods_code AS provider_ods, o.name AS provider_name, r.removal_date \
+           pt.date_of_death, o.ods_code AS provider_ods, o.name AS provider_name, r.removal_date, \
+           pt.id AS patient_id \
          FROM implant i \
          JOIN procedure p ON p.id = i.procedure_id \
          JOIN patient pt ON pt.id = p.patient_id \

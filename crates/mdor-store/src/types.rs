@@ -260,6 +260,8 @@ pub struct RecallRow {
     pub provider_ods: String,
     pub provider_name: String,
     pub removal_date: Option<NaiveDate>,
+    /// The patient, by id: the audit names every patient a recall returned.
+    pub patient: PatientId,
 }
 
 /// What a token may do. Roles beyond these arrive with staff accounts.
@@ -511,6 +513,8 @@ pub struct RecallEntry {
     pub date_of_birth: NaiveDate,
     pub postcode: Option<String>,
     pub date_of_death: Option<NaiveDate>,
+    /// The patient, by id: the audit names every patient a work-list page showed.
+    pub patient: PatientId,
     pub implants: Vec<RecallEntryImplant>,
 }
 
@@ -573,6 +577,11 @@ pub struct NewAuditEvent {
     pub break_glass: Option<mdor_domain::BreakGlassReason>,
     /// The HTTP request that made the access; `None` for command-line and background work.
     pub request: Option<RequestId>,
+    /// Every patient a multi-patient read returned (a recall query, a page of a recall work
+    /// list or its export), so that the read appears in each one's access log: the store
+    /// fills it from the rows it read, writes it to `audit_named_patient` with the entry and
+    /// hashes it into the leaf (encoding version 4). Empty for every other entry.
+    pub patients: Vec<PatientId>,
 }
 
 /// The id the web layer gives each HTTP request (a UUID it generates itself, never the
@@ -642,6 +651,9 @@ pub struct AuditLogEntry {
     pub outcome: String,
     /// The HTTP request behind the entry (encoding version 3 when present); text as stored.
     pub request_id: Option<String>,
+    /// The patients a multi-patient read named (encoding version 4 when any), ascending and
+    /// without repeats.
+    pub patients: Vec<PatientId>,
     /// As stored: 32 bytes unless the row was tampered with.
     pub leaf_hash: Option<Vec<u8>>,
 }
@@ -664,9 +676,18 @@ impl AuditLogEntry {
             purpose: event.purpose.to_string(),
             outcome: event.outcome.to_string(),
             request_id: event.request.as_ref().map(|r| r.as_str().to_string()),
+            patients: patients_named(&event.patients),
             leaf_hash: None,
         }
     }
+}
+
+/// Patients as an entry names them: ascending, each once.
+pub fn patients_named(patients: &[PatientId]) -> Vec<PatientId> {
+    let mut named = patients.to_vec();
+    named.sort_unstable();
+    named.dedup();
+    named
 }
 
 /// A signed checkpoint of the audit log, kept in the database for reference.

@@ -324,6 +324,7 @@ fn with_store(dir: &Path, entries: u64, statements: &[&str]) {
             for i in 0..entries {
                 store
                     .append_audit(&mdor_store::NewAuditEvent {
+                        patients: Vec::new(),
                         request: None,
                         at: chrono::Utc::now(),
                         organisation: regulator,

@@ -65,6 +65,7 @@ impl Administrator<'_> {
                     })?,
                 };
                 Ok(NewAuditEvent {
+                    patients: Vec::new(),
                     at: ctx.now(),
                     organisation,
                     role: "operator",

@@ -28,6 +28,10 @@ enum Tampering {
     EditRequestId,
     /// An entry's request id removed, as if it had been written outside a request.
     ClearRequestId,
+    /// A patient struck from a multi-patient read (encoding version 4).
+    RemovePatient,
+    /// A patient added to a multi-patient read.
+    AddPatient,
     Delete,
     Reorder,
     Truncate,
@@ -89,7 +93,10 @@ impl Database {
             Database::Sqlite { .. } => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.unwrap();
                 sqlx::raw_sql(
-                    "DROP TRIGGER audit_event_no_update; DROP TRIGGER audit_event_no_delete;",
+                    "DROP TRIGGER IF EXISTS audit_event_no_update; \
+                     DROP TRIGGER IF EXISTS audit_event_no_delete; \
+                     DROP TRIGGER IF EXISTS audit_named_patient_no_update; \
+                     DROP TRIGGER IF EXISTS audit_named_patient_no_delete;",
                 )
                 .execute(&mut conn)
                 .await
@@ -101,10 +108,13 @@ impl Database {
             }
             Database::Postgres { .. } => {
                 let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
-                sqlx::raw_sql("ALTER TABLE audit_event DISABLE TRIGGER USER")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
+                sqlx::raw_sql(
+                    "ALTER TABLE audit_event DISABLE TRIGGER USER; \
+                     ALTER TABLE audit_named_patient DISABLE TRIGGER USER;",
+                )
+                .execute(&mut conn)
+                .await
+                .unwrap();
                 for statement in statements {
                     sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
                 }
@@ -137,9 +147,10 @@ impl Database {
     }
 }
 
-/// Entry `i`; the odd ones are a person's (naming `account`), the even ones a system's, and
-/// every third was written for an HTTP request, so that the log holds all three encodings:
-/// version 1 (2, 4, …), version 2 (1, 5, …) and version 3 (3 with an account, 6 without).
+/// Entry `i`; the odd ones are a person's (naming `account`), the even ones a system's, every
+/// third was written for an HTTP request, and the fifth is a recall that named patients 1
+/// and 2, so that the log holds all four encodings: version 1 (2, 4, 8), version 2 (1, 7),
+/// version 3 (3 with an account, 6 without) and version 4 (5).
 fn entry(
     organisation: mdor_store::OrganisationId,
     account: mdor_store::AccountId,
@@ -162,6 +173,11 @@ fn entry(
         purpose: "recall",
         outcome: "ok",
         break_glass: None,
+        patients: if i == 5 {
+            vec![mdor_store::PatientId(2), mdor_store::PatientId(1)]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -213,6 +229,17 @@ async fn tamper_and_verify(
         )
         .await
         .unwrap();
+    // The patients entry 5 names (and a third); only their ids matter to the audit.
+    database
+        .as_owner(&[
+            "INSERT INTO patient (id, nhs_number, family_name, given_name, \
+                     date_of_birth, sex, created_at) VALUES \
+                     (1, 'n1', 'f', 'g', 'd', 'U', '2026-01-01T00:00:00Z'), \
+                     (2, 'n2', 'f', 'g', 'd', 'U', '2026-01-01T00:00:00Z'), \
+                     (3, 'n3', 'f', 'g', 'd', 'U', '2026-01-01T00:00:00Z')"
+                .to_string(),
+        ])
+        .await;
     for i in 1..=ENTRIES {
         store
             .append_audit(&entry(organisation, account, i))
@@ -257,6 +284,12 @@ async fn tamper_and_verify(
         ],
         Tampering::ClearRequestId => {
             vec!["UPDATE audit_event SET request_id = NULL WHERE seq = 3".into()]
+        }
+        Tampering::RemovePatient => {
+            vec!["DELETE FROM audit_named_patient WHERE audit_seq = 5 AND patient_id = 2".into()]
+        }
+        Tampering::AddPatient => {
+            vec!["INSERT INTO audit_named_patient (audit_seq, patient_id) VALUES (5, 3)".into()]
         }
         Tampering::Delete => vec!["DELETE FROM audit_event WHERE seq = 4".into()],
         Tampering::Reorder => vec![
@@ -303,10 +336,13 @@ async fn check_every_tampering_is_detected(postgres: Option<&str>) {
         [LogProblem::LeafMismatch { seq: 3 }, root_mismatch.clone()]
     );
 
-    // The request id is hashed into the leaf: changing or removing it is an edit.
+    // The request id and the patients a multi-patient read named are hashed into the leaf:
+    // changing or removing the id, or striking or adding a patient, is an edit.
     for (tampering, seq) in [
         (Tampering::EditRequestId, 6),
         (Tampering::ClearRequestId, 3),
+        (Tampering::RemovePatient, 5),
+        (Tampering::AddPatient, 5),
     ] {
         let report = tamper_and_verify(postgres, tampering).await.unwrap();
         assert_eq!(

@@ -1165,6 +1165,7 @@ impl Store for PostgresStore {
         let rows = read_recall(&mut tx, &cipher, criteria).await?;
         let mut audit = audit.clone();
         audit.record_count = rows.len() as u64;
+        audit.patients = rows.iter().map(|r| r.patient).collect();
         recall::insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(rows)
@@ -1191,7 +1192,9 @@ impl Store for PostgresStore {
         let json: Option<String> = sqlx::query_scalar(
             "SELECT json_agg(json_build_array(seq, at, organisation_id, role, token_id, \
                action, resource, patient_id, record_count, purpose, outcome, \
-               encode(leaf_hash, 'hex'), account_id, request_id) ORDER BY seq)::text \
+               encode(leaf_hash, 'hex'), account_id, request_id, \
+               (SELECT string_agg(patient_id::text, ',') FROM audit_named_patient ap \
+                WHERE ap.audit_seq = page.seq)) ORDER BY seq)::text \
              FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2) page",
         )
         .bind(after_seq as i64)

@@ -60,7 +60,8 @@ pub(crate) const CASE_WORK: &str = "SELECT o.ods_code, o.name, e.status, COUNT(*
 
 pub(crate) const ENTRIES_PAGE: &str = "SELECT e.id, e.status, e.status_at, \
        o.ods_code AS provider_ods, o.name AS provider_name, pt.nhs_number_index, pt.nhs_number, \
-       pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, pt.date_of_death \
+       pt.family_name, pt.given_name, pt.date_of_birth, pt.postcode, pt.date_of_death, \
+       e.patient_id \
      FROM recall_case_patient e \
      JOIN patient pt ON pt.id = e.patient_id \
      JOIN organisation o ON o.id = e.provider_id \
@@ -85,10 +86,14 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
       outcome, seq, leaf_hash, account_id, request_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
+/// One patient's accesses: entries about them alone, and multi-patient reads that named
+/// them (`audit_named_patient`).
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
        o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
      FROM audit_event a JOIN organisation o ON o.id = a.organisation_id \
-     WHERE a.patient_id = $1 ORDER BY a.seq";
+     WHERE a.patient_id = $1 \
+        OR a.seq IN (SELECT audit_seq FROM audit_named_patient WHERE patient_id = $1) \
+     ORDER BY a.seq";
 
 pub(crate) const CHECKPOINT_INSERT: &str = "INSERT INTO audit_checkpoint \
      (tree_size, root_hash, created_at, key_name, note) VALUES ($1, $2, $3, $4, $5)";
@@ -166,6 +171,21 @@ macro_rules! recall_case_queries {
                 .bind(entry.request_id.as_deref())
                 .execute(&mut *conn)
                 .await?;
+            // The patients of a multi-patient read, in statements of up to 1,000 rows.
+            for chunk in entry.patients.chunks(1_000) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                    .collect();
+                let text = format!(
+                    "INSERT INTO audit_named_patient (audit_seq, patient_id) VALUES {}",
+                    values.join(", ")
+                );
+                let mut query = sqlx::query(&text);
+                for patient in chunk {
+                    query = query.bind(entry.seq as i64).bind(patient.0);
+                }
+                query.execute(&mut *conn).await?;
+            }
             Ok(seq)
         }
 
@@ -390,6 +410,7 @@ macro_rules! recall_case_queries {
             }
             let mut audit = audit.clone();
             audit.record_count = entries.len() as u64;
+            audit.patients = entries.iter().map(|e| e.patient).collect();
             insert_audit(conn, &audit).await?;
             Ok(entries)
         }

@@ -266,7 +266,7 @@ async fn read_recall(
     let text = format!(
         "SELECT json_group_array(json_array(implant_id, procedure_id, procedure_date, udi_di, \
            lot, serial, expiry, nhs_number_index, nhs_number, family_name, given_name, date_of_birth, postcode, \
-           date_of_death, provider_ods, provider_name, removal_date)) FROM ({text})"
+           date_of_death, provider_ods, provider_name, removal_date, patient_id)) FROM ({text})"
     );
     let mut query = sqlx::query_scalar::<_, String>(&text);
     for param in params {
@@ -1180,6 +1180,7 @@ impl Store for SqliteStore {
         drop(conn);
         let mut audit = audit.clone();
         audit.record_count = rows.len() as u64;
+        audit.patients = rows.iter().map(|r| r.patient).collect();
         self.audit_through_writer(audit).await?;
         Ok(rows)
     }
@@ -1202,8 +1203,10 @@ impl Store for SqliteStore {
     async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {
         let json: Option<String> = sqlx::query_scalar(
             "SELECT json_group_array(json_array(seq, at, organisation_id, role, token_id, \
-               action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash), account_id, request_id)) \
-             FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2)",
+               action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash), account_id, request_id, \
+               (SELECT group_concat(patient_id) FROM audit_named_patient ap \
+                WHERE ap.audit_seq = page.seq))) \
+             FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2) page",
         )
         .bind(after_seq as i64)
         .bind(i64::from(limit))

@@ -75,6 +75,7 @@ fn break_glass(
     reason: &str,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        patients: Vec::new(),
         request: None,
         at: instant(2026, 2, 1, 3),
         organisation,

@@ -30,6 +30,7 @@ async fn write_one_audit_entry(store: &dyn Store) {
                 },
             },
             &NewAuditEvent {
+                patients: Vec::new(),
                 request: None,
                 at: instant(2026, 11, 20, 10),
                 organisation: regulator,
@@ -118,6 +119,7 @@ fn access(
     at: chrono::DateTime<chrono::Utc>,
 ) -> NewAuditEvent {
     NewAuditEvent {
+        patients: Vec::new(),
         request: None,
         at,
         organisation,

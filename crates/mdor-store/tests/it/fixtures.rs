@@ -258,6 +258,7 @@ pub fn administration_audit(
     at: DateTime<Utc>,
 ) -> mdor_store::NewAuditEvent {
     mdor_store::NewAuditEvent {
+        patients: Vec::new(),
         at,
         organisation,
         role: "operator",

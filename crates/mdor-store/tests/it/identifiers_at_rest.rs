@@ -661,6 +661,7 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
     assert_eq!(stored.registry.as_deref(), Some("njr"));
 
     let audit = NewAuditEvent {
+        patients: Vec::new(),
         request: None,
         at: crate::fixtures::instant(2026, 11, 2, 9),
         organisation: recipient,

@@ -104,6 +104,7 @@ macro_rules! all_cases {
                 recall_cases::a_recall_case_narrows_by_expiry_window_and_serials,
                 recall_cases::recall_work_pages_by_provider_and_refresh_adds_only_late_implants,
                 recall_cases::recall_status_changes_only_from_the_expected_status_and_every_access_is_audited,
+                recall_cases::multi_patient_reads_name_every_patient_they_returned_in_the_audit,
                 surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death,
                 surveillance::a_scoped_extract_is_the_whole_extract_restricted_to_the_scope,
                 surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,

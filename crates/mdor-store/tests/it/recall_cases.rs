@@ -13,6 +13,7 @@ use crate::fixtures::*;
 
 fn audit(organisation: OrganisationId, action: &'static str) -> NewAuditEvent {
     NewAuditEvent {
+        patients: Vec::new(),
         request: None,
         at: instant(2026, 11, 20, 10),
         organisation,
@@ -471,4 +472,102 @@ pub async fn recall_status_changes_only_from_the_expected_status_and_every_acces
         .await
         .unwrap();
     assert_eq!(later.len(), events.len() - before - 1);
+}
+
+pub async fn multi_patient_reads_name_every_patient_they_returned_in_the_audit(store: &dyn Store) {
+    let w = world(store).await;
+    // Every stem: six implants of five patients (patient 1 has two).
+    let rows = store
+        .audited_recall(
+            &mdor_store::RecallCriteria {
+                udi_di: w.stem.clone(),
+                lot: None,
+                serial: None,
+                expiry_from: None,
+                expiry_to: None,
+                implanted_from: None,
+                implanted_to: None,
+                after: None,
+                limit: 100,
+            },
+            &audit(w.regulator, "recall.query"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 6);
+    let mut recalled: Vec<_> = rows.iter().map(|r| r.patient).collect();
+    recalled.sort();
+    recalled.dedup();
+    assert_eq!(recalled.len(), 5);
+
+    // RB2's first work-list page of two.
+    let (case_id, _) = store
+        .create_recall_case(
+            &case(
+                "MHRA-2026-009",
+                w.regulator,
+                RecallCaseCriteria {
+                    udi_dis: vec![w.stem.as_str().to_string()],
+                    ..RecallCaseCriteria::default()
+                },
+            ),
+            &audit(w.regulator, "recall_case.create"),
+        )
+        .await
+        .unwrap();
+    let page = store
+        .recall_entries(
+            &RecallWorkQuery {
+                case_id,
+                provider: Some(w.rb2),
+                after: None,
+                limit: 2,
+            },
+            &audit(w.rb2, "recall_case.worklist"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let listed: Vec<_> = page.iter().map(|e| e.patient).collect();
+
+    // The log names them, ascending, and each leaf is the hash of the entry as read back.
+    let log = store.audit_log_page(0, 100).await.unwrap();
+    let recall_entry = log.iter().find(|e| e.action == "recall.query").unwrap();
+    assert_eq!(recall_entry.patients, recalled);
+    let page_entry = log
+        .iter()
+        .find(|e| e.action == "recall_case.worklist")
+        .unwrap();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(page_entry.patients, sorted);
+    assert!(
+        log.iter()
+            .filter(|e| e.action == "recall_case.create")
+            .all(|e| e.patients.is_empty())
+    );
+    for entry in &log {
+        assert_eq!(
+            entry.leaf_hash.as_deref(),
+            Some(&mdor_store::audit_log::leaf_hash(entry)[..]),
+            "{}",
+            entry.action
+        );
+    }
+
+    // Each patient's own access log shows the reads that named them, and no other.
+    for patient in &recalled {
+        let actions: Vec<String> = store
+            .patient_access_log(*patient, &audit(w.regulator, "patient.access_log"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.action)
+            .collect();
+        let mut expected = vec!["recall.query".to_string()];
+        if listed.contains(patient) {
+            expected.push("recall_case.worklist".to_string());
+        }
+        assert_eq!(actions, expected, "patient {patient}");
+    }
 }

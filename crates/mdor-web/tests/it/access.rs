@@ -811,6 +811,18 @@ async fn a_patient_reads_their_own_record_and_who_accessed_it_and_never_another_
         )
         .await;
         assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        // A recall query that returned the patient's implant, and the other patient's: one
+        // entry, which names them both.
+        let recall = as_token(
+            &app,
+            &app.regulator,
+            "GET",
+            "/api/v1/recall?udi_di=05012345678917&lot=LOT7",
+            &[("access-purpose", "recall")],
+            None,
+        )
+        .await;
+        assert_eq!(recall.status, StatusCode::OK, "{}", recall.body);
 
         let patient = person(&app, "a.patient", AccountRole::Patient, None, Some(me)).await;
         let timeline = as_person(&app, &patient, "GET", "/api/v1/me/timeline", &[], None).await;
@@ -844,9 +856,11 @@ async fn a_patient_reads_their_own_record_and_who_accessed_it_and_never_another_
                     "procedure.read",
                     "break_glass:direct_care"
                 ),
+                ("MHRA", "regulator", "recall.query", "recall"),
                 ("MDOR", "patient", "patient.timeline", "patient_access"),
             ],
-            "{backend}: who accessed the record, the patient's own read included, nobody else's"
+            "{backend}: who accessed the record, the patient's own read and the recall that \
+             found them included, nobody else's"
         );
         assert!(
             log.body["accesses"]

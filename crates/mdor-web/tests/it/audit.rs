@@ -128,6 +128,8 @@ async fn procedure_reads_and_recalls_are_audited_and_the_patient_sees_who_access
                 ("RA1", "provider_submitter", "procedure.read", "ok"),
                 ("RB2", "provider_submitter", "procedure.read", "denied"),
                 ("MHRA", "regulator", "procedure.read", "ok"),
+                // The recall whose rows included this patient's implant names them.
+                ("MHRA", "regulator", "recall.query", "ok"),
             ],
             "{backend}"
         );
