@@ -87,12 +87,13 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// One patient's accesses: entries about them alone, and multi-patient reads that named
-/// them (`audit_named_patient`).
+/// them (`audit_named_patient`). A union of two index lookups, not an `OR`, so that neither
+/// engine is tempted to scan the whole audit.
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
        o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
      FROM audit_event a JOIN organisation o ON o.id = a.organisation_id \
-     WHERE a.patient_id = $1 \
-        OR a.seq IN (SELECT audit_seq FROM audit_named_patient WHERE patient_id = $1) \
+     WHERE a.seq IN (SELECT seq FROM audit_event WHERE patient_id = $1 \
+                     UNION SELECT audit_seq FROM audit_named_patient WHERE patient_id = $1) \
      ORDER BY a.seq";
 
 pub(crate) const CHECKPOINT_INSERT: &str = "INSERT INTO audit_checkpoint \
