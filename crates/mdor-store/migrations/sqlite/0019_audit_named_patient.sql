@@ -3,13 +3,15 @@
 -- the read in their own access log. Written with the entry and hashed into its leaf
 -- (encoding version 4); append-only like the entry itself.
 -- Twin of ../postgres/0019_audit_named_patient.sql: a change to one needs the same change to the other.
+-- Keyed by position, without a rowid: rows arrive in position order, so the table itself only
+-- ever grows at its end; the one index that takes random inserts is the one a patient's
+-- access log reads.
 CREATE TABLE audit_named_patient (
     audit_seq INTEGER NOT NULL REFERENCES audit_event (seq),
     patient_id INTEGER NOT NULL REFERENCES patient (id),
-    -- Keyed by patient first: the access log of one patient is the read.
-    PRIMARY KEY (patient_id, audit_seq)
-);
-CREATE INDEX audit_named_patient_seq ON audit_named_patient (audit_seq);
+    PRIMARY KEY (audit_seq, patient_id)
+) WITHOUT ROWID;
+CREATE INDEX audit_named_patient_by_patient ON audit_named_patient (patient_id, audit_seq);
 
 CREATE TRIGGER audit_named_patient_no_update BEFORE UPDATE ON audit_named_patient
 BEGIN

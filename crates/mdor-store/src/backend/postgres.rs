@@ -1838,7 +1838,9 @@ mod recall {
     // should not have on the audit (`mdor audit grants`). The key is "mdoraudt" in ASCII.
     super::super::recall_cases::recall_case_queries!(
         sqlx::PgConnection,
-        Some("SELECT pg_advisory_xact_lock(7882547784857248884)")
+        Some("SELECT pg_advisory_xact_lock(7882547784857248884)"),
+        "INSERT INTO audit_named_patient (audit_seq, patient_id) \
+         SELECT $1, value::bigint FROM json_array_elements_text($2::json)"
     );
 }
 

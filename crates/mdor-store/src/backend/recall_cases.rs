@@ -113,7 +113,7 @@ pub(crate) const AUDIT_SELECT: &str = "SELECT a.id, a.at, o.ods_code AS organisa
 /// that each entry's `seq` is the previous one plus one: SQLite's `BEGIN IMMEDIATE` already
 /// holds the only write lock; PostgreSQL takes a transaction-level advisory lock.
 macro_rules! recall_case_queries {
-    ($conn:ty, $audit_lock:expr) => {
+    ($conn:ty, $audit_lock:expr, $named_patients_insert:expr) => {
         use $crate::backend::recall_cases as rc;
         use $crate::rows::{
             AuditCheckpointRow, AuditEventRow, PatientAccessRow, RecallCaseRow,
@@ -172,20 +172,20 @@ macro_rules! recall_case_queries {
                 .bind(entry.request_id.as_deref())
                 .execute(&mut *conn)
                 .await?;
-            // The patients of a multi-patient read, in statements of up to 1,000 rows.
-            for chunk in entry.patients.chunks(1_000) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                    .collect();
-                let text = format!(
-                    "INSERT INTO audit_named_patient (audit_seq, patient_id) VALUES {}",
-                    values.join(", ")
-                );
-                let mut query = sqlx::query(&text);
-                for patient in chunk {
-                    query = query.bind(entry.seq as i64).bind(patient.0);
-                }
-                query.execute(&mut *conn).await?;
+            // The patients of a multi-patient read, as one JSON array in one statement whose
+            // text never changes: a text per row count would be prepared afresh for most
+            // reads, and a read's latency waits for this transaction.
+            if !entry.patients.is_empty() {
+                let ids: Vec<i64> = entry.patients.iter().map(|p| p.0).collect();
+                let ids = serde_json::to_string(&ids).map_err(|e| {
+                    $crate::StoreError::Corrupt(format!("audit entry patients: {e}"))
+                })?;
+                let insert: &str = $named_patients_insert;
+                sqlx::query(insert)
+                    .bind(entry.seq as i64)
+                    .bind(ids)
+                    .execute(&mut *conn)
+                    .await?;
             }
             Ok(seq)
         }

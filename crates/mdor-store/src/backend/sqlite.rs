@@ -2039,7 +2039,12 @@ mod recall {
     use crate::StoreResult;
     use crate::types::*;
 
-    super::super::recall_cases::recall_case_queries!(sqlx::SqliteConnection, None);
+    super::super::recall_cases::recall_case_queries!(
+        sqlx::SqliteConnection,
+        None,
+        "INSERT INTO audit_named_patient (audit_seq, patient_id) \
+         SELECT $1, value FROM json_each($2)"
+    );
 }
 
 /// Review items of break-glass accesses, shared with the other backend.
