@@ -18,24 +18,36 @@ pub(crate) const ACCOUNT_INSERT: &str = "INSERT INTO account \
 pub(crate) const BACKUP_CODE_INSERT: &str =
     "INSERT INTO account_backup_code (account_id, code_hash) VALUES ($1, $2)";
 
-pub(crate) const ACCOUNT_BY_USERNAME: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
-       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
-       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at \
-     FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
-     WHERE a.username = $1";
+/// Builds an account read: the columns `AccountRow` decodes, from `account a` and its
+/// organisation `o`, followed by the caller's FROM clause. Every read of an account goes through
+/// it, so a new column cannot be added to one query and forgotten in another.
+macro_rules! account_select {
+    ($from:literal) => {
+        concat!(
+            "SELECT a.id, a.username, a.role, a.organisation_id, o.ods_code AS organisation_ods, ",
+            "a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, ",
+            "a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at ",
+            $from
+        )
+    };
+}
+pub(crate) use account_select;
 
-pub(crate) const ACCOUNT_BY_ID: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
-       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
-       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at \
-     FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
-     WHERE a.id = $1";
+pub(crate) const ACCOUNT_BY_USERNAME: &str = account_select!(
+    "FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
+     WHERE a.username = $1"
+);
+
+pub(crate) const ACCOUNT_BY_ID: &str = account_select!(
+    "FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
+     WHERE a.id = $1"
+);
 
 /// Every account, for administrators to review, in username order.
-pub(crate) const ACCOUNTS_ALL: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
-       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, \
-       a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at \
-     FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
-     ORDER BY a.username";
+pub(crate) const ACCOUNTS_ALL: &str = account_select!(
+    "FROM account a LEFT JOIN organisation o ON o.id = a.organisation_id \
+     ORDER BY a.username"
+);
 
 /// Re-enables a disabled account and restarts its idle clock.
 pub(crate) const ACCOUNT_REINSTATE: &str = "UPDATE account SET disabled_at = NULL, reinstated_at = $2 \

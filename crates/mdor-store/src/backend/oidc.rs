@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::backend::accounts::account_select;
 use crate::oidc::PendingOidcSignIn;
 
 pub(crate) const SIGN_IN_PURGE: &str = "DELETE FROM oidc_sign_in WHERE expires_at < $1";
@@ -21,14 +22,12 @@ pub(crate) const SIGN_IN_TAKE: &str = "DELETE FROM oidc_sign_in WHERE state_hash
 pub(crate) const IDENTITY_INSERT: &str = "INSERT INTO account_oidc_identity \
      (account_id, issuer, subject, linked_at) VALUES ($1, $2, $3, $4)";
 
-/// The account linked to a subject, with the columns `account_by_username` reads.
-pub(crate) const ACCOUNT_BY_IDENTITY: &str = "SELECT a.id, a.username, a.role, a.organisation_id, \
-       o.ods_code AS organisation_ods, a.patient_id, a.password_hash, a.must_change_password, \
-       a.totp_secret_sealed, a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, \
-       a.reinstated_at \
-     FROM account_oidc_identity i JOIN account a ON a.id = i.account_id \
+/// The account linked to a subject.
+pub(crate) const ACCOUNT_BY_IDENTITY: &str = account_select!(
+    "FROM account_oidc_identity i JOIN account a ON a.id = i.account_id \
        LEFT JOIN organisation o ON o.id = a.organisation_id \
-     WHERE i.issuer = $1 AND i.subject = $2";
+     WHERE i.issuer = $1 AND i.subject = $2"
+);
 
 /// Records a sign-in of a live account; nothing for a disabled one.
 pub(crate) const RECORD_OIDC_LOGIN: &str =
