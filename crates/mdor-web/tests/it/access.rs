@@ -9,16 +9,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use mdor_domain::OdsCode;
-use mdor_service::accounts::{AccountRequest, Username};
-use mdor_service::{AccountId, AccountRole, SignInRequest};
+use mdor_service::{AccountId, AccountRole};
 use mdor_web::WebSettings;
 
-use crate::support::{
-    Reply, TestApp, backends, enrol_key_and_sign_in, nhs, procedure_body, spawn_app,
-};
-
-const PASSWORD: &str = "correct horse battery staple 42";
+use crate::support::{Reply, TestApp, backends, new_person, nhs, procedure_body, spawn_app};
 
 /// A signed-in person.
 struct Person {
@@ -28,7 +22,7 @@ struct Person {
 }
 
 /// A new account of `role` (in `ods`, none for a patient, who may be linked to `patient`),
-/// signed in with its own new password.
+/// signed in as its holder would (`support::new_person`).
 async fn person(
     app: &TestApp,
     username: &str,
@@ -36,37 +30,7 @@ async fn person(
     ods: Option<&str>,
     patient: Option<mdor_service::PatientId>,
 ) -> Person {
-    let created = mdor_service::create_account(
-        &app.ctx,
-        &AccountRequest {
-            username: Username::parse(username).unwrap(),
-            role,
-            organisation: ods.map(|o| OdsCode::parse(o).unwrap()),
-            patient,
-        },
-    )
-    .await
-    .unwrap();
-    let started = mdor_service::sign_in(
-        &app.ctx,
-        &SignInRequest {
-            username,
-            password: &created.initial_password,
-            second_factor: &created.backup_codes[0],
-            new_password: Some(PASSWORD),
-        },
-    )
-    .await
-    .unwrap();
-    // Administrators, regulators and researchers act only through a session signed in with a
-    // passkey or security key.
-    let started = if mdor_service::policy::needs_phishing_resistant_factor(role) {
-        enrol_key_and_sign_in(&app.ctx, &started, username, PASSWORD)
-            .await
-            .0
-    } else {
-        started
-    };
+    let started = new_person(&app.ctx, username, role, ods, patient).await;
     Person {
         account: started.account,
         cookie: format!("{}={}", mdor_web::SESSION_COOKIE, started.secret.expose()),

@@ -12,54 +12,17 @@ use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use mdor_domain::OdsCode;
-use mdor_service::accounts::{AccountRequest, Username};
 use mdor_service::{AccountRole, SignInRequest, StartedSession};
 use mdor_web::WebSettings;
 
-use crate::support::{Reply, TestApp, backends, enrol_key_and_sign_in, spawn_app};
+use crate::support::{Reply, TestApp, backends, new_person, spawn_app};
 
-const PASSWORD: &str = "correct horse battery staple 42";
 const CLERK_PASSWORD: &str = "a clerk's own long passphrase";
 
 static NOW: AtomicI64 = AtomicI64::new(0);
 
 fn clock() -> DateTime<Utc> {
     DateTime::from_timestamp(NOW.load(Ordering::SeqCst), 0).unwrap()
-}
-
-/// An account of `role` created by the operator, signed in with its own password (and, for
-/// the roles that need one, a passkey).
-async fn person(app: &TestApp, username: &str, role: AccountRole, ods: &str) -> StartedSession {
-    let created = mdor_service::create_account(
-        &app.ctx,
-        &AccountRequest {
-            username: Username::parse(username).unwrap(),
-            role,
-            organisation: Some(OdsCode::parse(ods).unwrap()),
-            patient: None,
-        },
-    )
-    .await
-    .unwrap();
-    let started = mdor_service::sign_in(
-        &app.ctx,
-        &SignInRequest {
-            username,
-            password: &created.initial_password,
-            second_factor: &created.backup_codes[0],
-            new_password: Some(PASSWORD),
-        },
-    )
-    .await
-    .unwrap();
-    if mdor_service::policy::needs_phishing_resistant_factor(role) {
-        enrol_key_and_sign_in(&app.ctx, &started, username, PASSWORD)
-            .await
-            .0
-    } else {
-        started
-    }
 }
 
 async fn as_session(
@@ -127,8 +90,22 @@ async fn an_administrator_creates_lists_resets_disables_and_reenables_accounts_e
         let app = spawn_app(backend)
             .await
             .with_accounts(WebSettings::default(), clock);
-        let admin = person(&app, "an.admin", AccountRole::SystemAdmin, "MDOR").await;
-        let manager = person(&app, "a.manager", AccountRole::ProviderDataManager, "RA1").await;
+        let admin = new_person(
+            &app.ctx,
+            "an.admin",
+            AccountRole::SystemAdmin,
+            Some("MDOR"),
+            None,
+        )
+        .await;
+        let manager = new_person(
+            &app.ctx,
+            "a.manager",
+            AccountRole::ProviderDataManager,
+            Some("RA1"),
+            None,
+        )
+        .await;
 
         // Creation: the credentials are shown once, never cached, and sign in.
         let new_clerk = json!({
@@ -239,7 +216,14 @@ async fn an_administrator_creates_lists_resets_disables_and_reenables_accounts_e
         let clerk = first_sign_in(&app, &reset.body).await.unwrap();
 
         // A reset also revokes an administrator's passkeys: a lost key signs nobody in.
-        let other_admin = person(&app, "other.admin", AccountRole::SystemAdmin, "MDOR").await;
+        let other_admin = new_person(
+            &app.ctx,
+            "other.admin",
+            AccountRole::SystemAdmin,
+            Some("MDOR"),
+            None,
+        )
+        .await;
         let keys = app
             .store
             .webauthn_credentials(other_admin.account)

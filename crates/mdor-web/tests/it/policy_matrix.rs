@@ -34,20 +34,17 @@ use mdor_domain::{NhsNumber, OdsCode};
 use mdor_service::accounts::{AccountRequest, Username};
 use mdor_service::policy::{self, Action, Relationship};
 use mdor_service::{
-    AccessReviewQuery, AccountRole, NewOrganisation, OrganisationKind, PatientId, SignInRequest,
-    SubmissionJobId,
+    AccessReviewQuery, AccountRole, NewOrganisation, OrganisationKind, PatientId, SubmissionJobId,
 };
 use mdor_web::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy, WebSettings};
 
-use crate::support::{TestApp, backends, enrol_key_and_sign_in, nhs, procedure_body, spawn_app};
+use crate::support::{TestApp, backends, new_person, nhs, procedure_body, spawn_app};
 
-const PASSWORD: &str = "correct horse battery staple 42";
-
-/// Every request happens at this instant: sessions stay fresh (no idle timeout, and the step-up
-/// window of exports and administration is open) however long the matrix takes.
 /// The username the account-administration cells act on.
 const ADMINISTERED: &str = "matrix.administered";
 
+/// Every request happens at this instant: sessions stay fresh (no idle timeout, and the step-up
+/// window of exports and administration is open) however long the matrix takes.
 fn clock() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_768_478_400, 0).unwrap() // 2026-01-15T12:00:00Z
 }
@@ -355,7 +352,7 @@ impl TestApp {
 }
 
 /// A session of a new account `username` of `role` (in `ods`, or none for a patient, who is
-/// linked to `patient`), signed in with its own new password and, for roles that need one, a passkey.
+/// linked to `patient`), signed in as its holder would (`support::new_person`).
 async fn session_of(
     app: &TestApp,
     username: &str,
@@ -363,37 +360,7 @@ async fn session_of(
     ods: Option<&str>,
     patient: Option<PatientId>,
 ) -> Credential {
-    let account = mdor_service::create_account(
-        &app.ctx,
-        &AccountRequest {
-            username: Username::parse(username).unwrap(),
-            role,
-            organisation: ods.map(|o| OdsCode::parse(o).unwrap()),
-            patient,
-        },
-    )
-    .await
-    .unwrap();
-    let started = mdor_service::sign_in(
-        &app.ctx,
-        &SignInRequest {
-            username,
-            password: &account.initial_password,
-            second_factor: &account.backup_codes[0],
-            new_password: Some(PASSWORD),
-        },
-    )
-    .await
-    .unwrap();
-    // Administrators, regulators and researchers act only through a session signed in with a
-    // passkey or security key: enrol one and sign in with it, as they would.
-    let started = if mdor_service::policy::needs_phishing_resistant_factor(role) {
-        enrol_key_and_sign_in(&app.ctx, &started, username, PASSWORD)
-            .await
-            .0
-    } else {
-        started
-    };
+    let started = new_person(&app.ctx, username, role, ods, patient).await;
     Credential::Session {
         cookie: format!("{}={}", mdor_web::SESSION_COOKIE, started.secret.expose()),
         csrf: started.secret.csrf_token(),

@@ -261,6 +261,51 @@ pub async fn enrol_key_and_sign_in(
     (signed_in, key)
 }
 
+/// The password every test person chooses when first signing in.
+pub const PERSON_PASSWORD: &str = "correct horse battery staple 42";
+
+/// A new account `username` of `role` (in `ods`; none for a patient, who may be linked to
+/// `patient`), created by the operator and signed in as its holder would: the initial password
+/// and a backup code, a new password (`PERSON_PASSWORD`) and, for administrators, regulators
+/// and researchers, a passkey enrolled and signed in with.
+pub async fn new_person(
+    ctx: &Ctx,
+    username: &str,
+    role: mdor_service::AccountRole,
+    ods: Option<&str>,
+    patient: Option<mdor_service::PatientId>,
+) -> mdor_service::StartedSession {
+    let created = mdor_service::create_account(
+        ctx,
+        &mdor_service::accounts::AccountRequest {
+            username: mdor_service::accounts::Username::parse(username).unwrap(),
+            role,
+            organisation: ods.map(|o| OdsCode::parse(o).unwrap()),
+            patient,
+        },
+    )
+    .await
+    .unwrap();
+    let started = mdor_service::sign_in(
+        ctx,
+        &mdor_service::SignInRequest {
+            username,
+            password: &created.initial_password,
+            second_factor: &created.backup_codes[0],
+            new_password: Some(PERSON_PASSWORD),
+        },
+    )
+    .await
+    .unwrap();
+    if mdor_service::policy::needs_phishing_resistant_factor(role) {
+        enrol_key_and_sign_in(ctx, &started, username, PERSON_PASSWORD)
+            .await
+            .0
+    } else {
+        started
+    }
+}
+
 /// The key that seals TOTP secrets in tests with accounts.
 pub fn account_key() -> mdor_service::AccountKey {
     mdor_service::AccountKey::parse(&"42".repeat(32)).unwrap()
