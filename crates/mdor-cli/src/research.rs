@@ -1,5 +1,5 @@
-//! `mdor research`: approved research projects and their pseudonymised extracts, written by
-//! the registry's operator for release to the project's organisation.
+//! `mdor research`: approved research projects, the researchers each names (who then read its
+//! pseudonymised extract over the API), and extracts written by the operator for release.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use mdor_domain::OdsCode;
 use mdor_service::Ctx;
+use mdor_service::accounts::Username;
 use mdor_service::research::ResearchProjectRequest;
 
 use crate::{load, print};
@@ -32,6 +33,21 @@ pub enum ResearchCommand {
         /// Only this registry's procedures.
         #[arg(long)]
         registry: Option<String>,
+    },
+    /// Name a researcher on a project, as its approval does: their account (a researcher's, in
+    /// the project's organisation) may then read the extract over the API. Audited.
+    AddMember {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Remove a researcher from a project: the extract is closed to them from now on. Audited.
+    RemoveMember {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        username: String,
     },
     /// Write a project's pseudonymised extract as NDJSON to a new file (mode 0600); every page
     /// read is audited.
@@ -66,6 +82,30 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
             print(&format!(
                 "research project {} created for {}\n",
                 project.reference, project.organisation_ods
+            ));
+            Ok(())
+        }
+        ResearchCommand::AddMember { project, username } => {
+            let username = Username::parse(&username).map_err(load::describe)?;
+            let project = mdor_service::research::add_research_member(ctx, &project, &username)
+                .await
+                .map_err(load::describe)?;
+            print(&format!(
+                "{} named on research project {}\n",
+                username.as_str(),
+                project.reference
+            ));
+            Ok(())
+        }
+        ResearchCommand::RemoveMember { project, username } => {
+            let username = Username::parse(&username).map_err(load::describe)?;
+            let project = mdor_service::research::remove_research_member(ctx, &project, &username)
+                .await
+                .map_err(load::describe)?;
+            print(&format!(
+                "{} removed from research project {}\n",
+                username.as_str(),
+                project.reference
             ));
             Ok(())
         }

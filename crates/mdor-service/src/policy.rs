@@ -80,6 +80,8 @@ actions! {
     ReadOwnAccessLog,
     ReadAccessReviews,
     DecideAccessReview,
+    ListResearchProjects,
+    ExtractResearch,
 }
 
 /// The caller's organisation against the organisation of the record an action touches.
@@ -130,8 +132,9 @@ const fn allow(
 }
 
 /// The policy. Anything not listed is denied: patients reach only their own record,
-/// manufacturers and researchers only read the device register (their pseudonymised views are
-/// not built), and registry analysts read only aggregates. Administrators administer (the
+/// manufacturers read the device register and the aggregate report on their own devices,
+/// researchers the device register and the pseudonymised extracts of the projects that name
+/// them, and registry analysts read only aggregates. Administrators administer (the
 /// device register, accounts, the access log on a patient's behalf, review decisions) and read
 /// aggregates; they reach an organisation's identifiable records only by breaking glass.
 /// `docs/security.md` shows this table as a matrix; keep the two in step.
@@ -246,6 +249,12 @@ pub const POLICIES: &[Policy] = &[
     allow(ResetAccountCredentials, SystemAdmin, INDEPENDENT),
     allow(ReadAccessReviews, SystemAdmin, INDEPENDENT),
     allow(DecideAccessReview, SystemAdmin, INDEPENDENT),
+    // Research: a researcher (of the registry's own organisation, like analysts) lists the
+    // approved projects naming them and reads their pseudonymised extracts; no organisation's
+    // records in particular, and the use case reads only projects naming the caller
+    // (`research_project_member`), any other being absent.
+    allow(ListResearchProjects, Researcher, INDEPENDENT),
+    allow(ExtractResearch, Researcher, INDEPENDENT),
 ];
 
 impl Action {
@@ -274,9 +283,10 @@ impl Action {
     }
 
     /// Whether only a person (a session, never an API token) may do the action: a review
-    /// decision is someone's judgement and names them, and account administration issues
-    /// and withdraws people's credentials, which a token without a second factor must not.
-    /// Breaking glass needs a person too.
+    /// decision is someone's judgement and names them, account administration issues and
+    /// withdraws people's credentials, which a token without a second factor must not, and
+    /// a research project names the people who may handle its extract. Breaking glass needs
+    /// a person too.
     pub fn needs_a_person(self) -> bool {
         matches!(
             self,
@@ -286,6 +296,8 @@ impl Action {
                 | DisableAccount
                 | EnableAccount
                 | ResetAccountCredentials
+                | ListResearchProjects
+                | ExtractResearch
         )
     }
 
@@ -326,6 +338,8 @@ impl Action {
             ReadOwnAccessLog => "read who accessed a patient's own record (patients only)",
             ReadAccessReviews => "read break-glass review items",
             DecideAccessReview => "decide break-glass review items",
+            ListResearchProjects => "list research projects (researchers only)",
+            ExtractResearch => "read research extracts (researchers named on the project only)",
         }
     }
 }

@@ -1,6 +1,9 @@
-//! Approved research projects and their pseudonymised extracts (issue 4, part 6). The
-//! registry's operator creates a project for an approval (`mdor research create`) and writes
-//! its extract (`mdor research extract`), for release to the project's organisation; each page
+//! Approved research projects and their pseudonymised extracts (issue 4, parts 1, 4 and 6).
+//! The registry's operator creates a project for an approval (`mdor research create`) and
+//! names the researchers it approved (`mdor research add-member`), each change audited. A
+//! researcher named on a project reads its extract over the API
+//! (`open_research_extract`, after a step-up within 10 minutes, as for every export); the
+//! operator can still write one for release (`mdor research extract`). Either way each page
 //! read is audited with its row count, purpose `research`, in the same transaction.
 //!
 //! An extract row (`ResearchRow`) is a separate type with no direct identifier: the patient
@@ -8,10 +11,19 @@
 //! outcomes are intervals in days. `research::tests` walks its serialised form.
 
 use mdor_domain::{OdsCode, RegistryCode};
-use mdor_store::{NewAuditEvent, NewResearchProject, ResearchProject, ResearchRow, StoreError};
+use mdor_store::{AccountRole, NewAuditEvent, NewResearchProject, StoreError};
+pub use mdor_store::{ResearchProject, ResearchRow};
 
+use crate::accounts::{Administrator, Username};
+use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::{self, Action, Relationship};
+
+/// The audit action of every page read of an extract.
+const EXTRACT_ACTION: &str = "research.extract";
+const MEMBER_ADD_ACTION: &str = "research.member_add";
+const MEMBER_REMOVE_ACTION: &str = "research.member_remove";
 
 /// Rows per page (and per audited transaction) of an extract.
 pub const RESEARCH_PAGE: u32 = 10_000;
@@ -45,12 +57,9 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<String, ServiceErr
     Ok(value.to_string())
 }
 
-/// Creates a research project with its own pseudonym key.
-pub async fn create_research_project(
-    ctx: &Ctx,
-    request: &ResearchProjectRequest,
-) -> Result<ResearchProject, ServiceError> {
-    let reference = check_text("reference", &request.reference, 64)?;
+/// A project's reference: 1 to 64 letters, digits and `- _ / .`.
+fn check_reference(reference: &str) -> Result<String, ServiceError> {
+    let reference = check_text("reference", reference, 64)?;
     if !reference
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_/.".contains(c))
@@ -61,6 +70,15 @@ pub async fn create_research_project(
             "reference may hold letters, digits and - _ / . only",
         ));
     }
+    Ok(reference)
+}
+
+/// Creates a research project with its own pseudonym key.
+pub async fn create_research_project(
+    ctx: &Ctx,
+    request: &ResearchProjectRequest,
+) -> Result<ResearchProject, ServiceError> {
+    let reference = check_reference(&request.reference)?;
     let title = check_text("title", &request.title, 200)?;
     let approved_by = check_text("approved_by", &request.approved_by, 200)?;
     let registry = match &request.registry {
@@ -112,6 +130,223 @@ pub async fn create_research_project(
         })
 }
 
+/// The project named `reference`, for the operator.
+async fn project_named(ctx: &Ctx, reference: &str) -> Result<ResearchProject, ServiceError> {
+    ctx.store
+        .research_project(reference)
+        .await?
+        .ok_or(ServiceError::NotFound {
+            what: "research project",
+        })
+}
+
+/// Names a researcher on a project (the operator, for an approval that lists them): the
+/// account must be a researcher's. Audited, purpose `administration`, in the transaction that
+/// adds them.
+pub async fn add_research_member(
+    ctx: &Ctx,
+    reference: &str,
+    username: &Username,
+) -> Result<ResearchProject, ServiceError> {
+    let project = project_named(ctx, reference).await?;
+    let account = ctx
+        .store
+        .account_by_username(username.as_str())
+        .await?
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "username",
+                "unknown_account",
+                format!("no account {} exists", username.as_str()),
+            )
+        })?;
+    if account.role != AccountRole::Researcher {
+        return Err(ServiceError::invalid(
+            "username",
+            "not_a_researcher",
+            format!(
+                "{} is a {} account; only researchers are named on research projects",
+                account.username,
+                account.role.as_str()
+            ),
+        ));
+    }
+    let audit = Administrator::Operator
+        .audit(
+            ctx,
+            MEMBER_ADD_ACTION,
+            format!(
+                "research_project/{}/member/{}",
+                project.reference, account.id
+            ),
+            Some(project.organisation),
+        )
+        .await?;
+    match ctx
+        .store
+        .add_research_member(project.id, account.id, &audit)
+        .await
+    {
+        Ok(()) => Ok(project),
+        Err(StoreError::Conflict { .. }) => Err(ServiceError::Conflict {
+            code: "already_a_member",
+            field: Some("username".into()),
+            message: format!(
+                "{} is already named on research project {}",
+                account.username, project.reference
+            ),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes a researcher from a project (the operator): from then on the extract is absent to
+/// them. Audited like `add_research_member`; `NotFound` if they were not named on it.
+pub async fn remove_research_member(
+    ctx: &Ctx,
+    reference: &str,
+    username: &Username,
+) -> Result<ResearchProject, ServiceError> {
+    let project = project_named(ctx, reference).await?;
+    let not_a_member = ServiceError::NotFound {
+        what: "research project member",
+    };
+    let Some(account) = ctx.store.account_by_username(username.as_str()).await? else {
+        return Err(not_a_member);
+    };
+    let audit = Administrator::Operator
+        .audit(
+            ctx,
+            MEMBER_REMOVE_ACTION,
+            format!(
+                "research_project/{}/member/{}",
+                project.reference, account.id
+            ),
+            Some(project.organisation),
+        )
+        .await?;
+    if ctx
+        .store
+        .remove_research_member(project.id, account.id, &audit)
+        .await?
+    {
+        Ok(project)
+    } else {
+        Err(not_a_member)
+    }
+}
+
+/// The approved projects naming the calling researcher, by reference.
+pub async fn own_research_projects(
+    ctx: &Ctx,
+    principal: &Principal,
+) -> Result<Vec<ResearchProject>, ServiceError> {
+    policy::authorize(
+        principal,
+        Action::ListResearchProjects,
+        Relationship::Independent,
+    )?;
+    let Some(account) = principal.account() else {
+        return Err(ServiceError::Forbidden {
+            action: Action::ListResearchProjects.describe(),
+            audited: false,
+        });
+    };
+    Ok(ctx.store.research_projects_of(account).await?)
+}
+
+/// One project's extract being read, page by page. Made only by `open_research_extract`,
+/// after every check, or for the operator; each `next_page` writes its own audit entry in the
+/// transaction that reads the page, so a stream cut short has audited exactly what it read.
+pub struct ResearchExtract {
+    project: ResearchProject,
+    audit: NewAuditEvent,
+    after: i64,
+    done: bool,
+}
+
+impl ResearchExtract {
+    pub fn project(&self) -> &ResearchProject {
+        &self.project
+    }
+
+    /// The next page of at most `RESEARCH_PAGE` rows, audited; `None` once every row was read.
+    pub async fn next_page(&mut self, ctx: &Ctx) -> Result<Option<Vec<ResearchRow>>, ServiceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut audit = self.audit.clone();
+        audit.at = ctx.now();
+        audit.resource = format!(
+            "research_project/{}?after={}",
+            self.project.reference, self.after
+        );
+        let rows = ctx
+            .store
+            .research_extract_page(self.project.id, self.after, RESEARCH_PAGE, &audit)
+            .await?;
+        match rows.last() {
+            Some(last) if rows.len() as u32 == RESEARCH_PAGE => self.after = last.cursor,
+            _ => self.done = true,
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(rows))
+    }
+}
+
+/// Opens a project's extract for a researcher: the policy (a researcher's session), a step-up
+/// within 10 minutes, and their name on the project. A project not naming them is `NotFound`,
+/// as an absent one; the refusal or miss is audited (outcome `denied` or `not_found`).
+pub async fn open_research_extract(
+    ctx: &Ctx,
+    principal: &Principal,
+    reference: &str,
+) -> Result<ResearchExtract, ServiceError> {
+    let reference = check_reference(reference)?;
+    let audit = principal.audit(
+        ctx,
+        EXTRACT_ACTION,
+        format!("research_project/{reference}"),
+        "research",
+    );
+    policy::authorize_audited(
+        ctx,
+        principal,
+        Action::ExtractResearch,
+        Relationship::Independent,
+        &audit,
+    )
+    .await?;
+    if principal.account().is_none() {
+        // Only a person is named on a project; no token role reaches here today.
+        return Err(ServiceError::Forbidden {
+            action: Action::ExtractResearch.describe(),
+            audited: false,
+        });
+    }
+    principal.require_recent_authentication(ctx)?;
+    let named = own_research_projects(ctx, principal)
+        .await?
+        .into_iter()
+        .find(|p| p.reference == reference);
+    let Some(project) = named else {
+        let mut missed = audit;
+        missed.outcome = "not_found";
+        ctx.store.append_audit(&missed).await?;
+        return Err(ServiceError::NotFound {
+            what: "research project",
+        });
+    };
+    Ok(ResearchExtract {
+        project,
+        audit,
+        after: 0,
+        done: false,
+    })
+}
+
 /// Writes a project's whole extract through `write`, page by page, each page audited (as the
 /// operator, under the registry's own organisation or else the project's); returns the rows.
 pub async fn research_extract(
@@ -119,20 +354,14 @@ pub async fn research_extract(
     reference: &str,
     mut write: impl FnMut(&ResearchRow) -> std::io::Result<()>,
 ) -> Result<u64, ServiceError> {
-    let Some(project) = ctx.store.research_project(reference).await? else {
-        return Err(ServiceError::NotFound {
-            what: "research project",
-        });
-    };
+    let project = project_named(ctx, reference).await?;
     let organisation = ctx
         .store
         .registry_organisation()
         .await?
         .unwrap_or(project.organisation);
-    let mut after = 0;
-    let mut total = 0;
-    loop {
-        let audit = NewAuditEvent {
+    let mut extract = ResearchExtract {
+        audit: NewAuditEvent {
             patients: Vec::new(),
             request: ctx.request(),
             at: ctx.now(),
@@ -140,26 +369,24 @@ pub async fn research_extract(
             role: "operator",
             token: None,
             account: None,
-            action: "research.extract",
-            resource: format!("research_project/{}?after={after}", project.reference),
+            action: EXTRACT_ACTION,
+            resource: String::new(),
             patient: None,
             record_count: 0,
             purpose: "research",
             outcome: "ok",
             break_glass: None,
-        };
-        let rows = ctx
-            .store
-            .research_extract_page(project.id, after, RESEARCH_PAGE, &audit)
-            .await?;
+        },
+        project,
+        after: 0,
+        done: false,
+    };
+    let mut total = 0;
+    while let Some(rows) = extract.next_page(ctx).await? {
         for row in &rows {
             write(row).map_err(|e| ServiceError::Input(format!("writing the extract: {e}")))?;
         }
         total += rows.len() as u64;
-        match rows.last() {
-            Some(last) if rows.len() as u32 == RESEARCH_PAGE => after = last.cursor,
-            _ => break,
-        }
     }
     Ok(total)
 }
@@ -186,7 +413,7 @@ mod tests {
     fn an_extract_row_serialises_without_any_identifying_field() {
         let row = ResearchRow {
             cursor: 7,
-            patient: "0123456789abcdef0123456789abcdef".into(),
+            pseudonym: "0123456789abcdef0123456789abcdef".into(),
             sex: "female".into(),
             age_at_procedure: 71,
             procedure_month: "2024-05".into(),

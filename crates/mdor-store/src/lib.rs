@@ -106,6 +106,27 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<ResearchRow>>;
 
+    /// Names a researcher's account on a project, with the audit entry of the change, in one
+    /// transaction; `Conflict` if it is already named.
+    async fn add_research_member(
+        &self,
+        project: ResearchProjectId,
+        account: AccountId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Removes an account from a project, with the audit entry of the change, in one
+    /// transaction; false (and no entry) if it was not named on it.
+    async fn remove_research_member(
+        &self,
+        project: ResearchProjectId,
+        account: AccountId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// The projects an account is named on, by reference.
+    async fn research_projects_of(&self, account: AccountId) -> StoreResult<Vec<ResearchProject>>;
+
     /// Inserts the organisation or updates its name, kind and region; returns its id.
     async fn upsert_organisation(
         &self,

@@ -1246,8 +1246,9 @@ pub struct ResearchRow {
     /// Where the next page starts; not part of the extract.
     #[serde(skip)]
     pub cursor: i64,
-    /// HMAC-SHA256 of the patient under the project's key, 128 bits in hex.
-    pub patient: String,
+    /// The patient's research pseudonym: HMAC-SHA256 of their blind index under the
+    /// project's key, 128 bits in hex; the same patient has the same one within a project.
+    pub pseudonym: String,
     pub sex: String,
     /// Whole years from the middle of the birth month to the procedure.
     pub age_at_procedure: i64,

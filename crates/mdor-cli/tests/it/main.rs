@@ -1016,9 +1016,29 @@ fn submitted_identifiers_never_reach_the_database_file_in_clear_and_keys_rotate(
         ],
     ));
     assert!(written.contains("1 rows"), "{written}");
+    // Naming a researcher checks the account and names the field; removing one not named fails.
+    for (command, expected) in [
+        ("add-member", "username: no account no.one exists"),
+        ("remove-member", "not found"),
+    ] {
+        let refused = mdor(
+            &dir.0,
+            &[
+                "research",
+                command,
+                "--project",
+                "DAC-1",
+                "--username",
+                "no.one",
+            ],
+        );
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(expected), "{command}: {stderr}");
+    }
     let extract = std::fs::read_to_string(dir.0.join("extract.ndjson")).unwrap();
     let row: serde_json::Value = serde_json::from_str(extract.trim()).unwrap();
-    assert_eq!(row["patient"].as_str().map(str::len), Some(32));
+    assert_eq!(row["pseudonym"].as_str().map(str::len), Some(32));
     assert_eq!(row["age_at_procedure"], 86);
     for (nhs, family, given, born, postcode, _) in canaries {
         for canary in [nhs, family, given, born, postcode, "CAN-1"] {

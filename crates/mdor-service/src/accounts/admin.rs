@@ -48,7 +48,7 @@ pub enum Administrator<'a> {
 
 impl Administrator<'_> {
     /// The audit entry of this administrator's `action` on `resource`, outcome `ok`.
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         ctx: &Ctx,
         action: &'static str,

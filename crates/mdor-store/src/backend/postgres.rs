@@ -263,6 +263,29 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn add_research_member(
+        &self,
+        project: ResearchProjectId,
+        account: AccountId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        self.add_research_member_now(project, account, audit).await
+    }
+
+    async fn remove_research_member(
+        &self,
+        project: ResearchProjectId,
+        account: AccountId,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        self.remove_research_member_now(project, account, audit)
+            .await
+    }
+
+    async fn research_projects_of(&self, account: AccountId) -> StoreResult<Vec<ResearchProject>> {
+        self.research_projects_of_now(account).await
+    }
+
     async fn check_migrations(&self) -> StoreResult<()> {
         let applied: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",

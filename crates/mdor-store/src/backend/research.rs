@@ -90,7 +90,7 @@ impl ResearchDbRow {
         let days = |date: Option<NaiveDate>| date.map(|d| (d - self.procedure_date).num_days());
         ResearchRow {
             cursor: self.implant_id,
-            patient: crate::field_crypto::research_pseudonym(project_key, &self.nhs_number_index),
+            pseudonym: crate::field_crypto::research_pseudonym(project_key, &self.nhs_number_index),
             sex: self.sex.clone(),
             age_at_procedure: whole_years(self.birth_month_mid, self.procedure_date),
             procedure_month: self.procedure_date.format("%Y-%m").to_string(),
@@ -158,6 +158,56 @@ macro_rules! research_queries {
                 .map(|row| row.project()))
         }
 
+        /// Names `account` on the project; `Conflict` if it already is.
+        pub(super) async fn add_member(
+            conn: &mut $conn,
+            project: ResearchProjectId,
+            account: $crate::accounts::AccountId,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO research_project_member (project_id, account_id, added_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(project.0)
+            .bind(account.0)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Removes `account` from the project; false if it was not named on it.
+        pub(super) async fn remove_member(
+            conn: &mut $conn,
+            project: ResearchProjectId,
+            account: $crate::accounts::AccountId,
+        ) -> StoreResult<bool> {
+            let removed = sqlx::query(
+                "DELETE FROM research_project_member WHERE project_id = $1 AND account_id = $2",
+            )
+            .bind(project.0)
+            .bind(account.0)
+            .execute(&mut *conn)
+            .await?;
+            Ok(removed.rows_affected() > 0)
+        }
+
+        /// The projects naming `account`, by reference.
+        pub(super) async fn projects_of(
+            conn: &mut $conn,
+            account: $crate::accounts::AccountId,
+        ) -> StoreResult<Vec<ResearchProject>> {
+            let rows: Vec<ProjectDbRow> = sqlx::query_as(&format!(
+                "{PROJECT_SELECT} JOIN research_project_member m ON m.project_id = rp.id \
+                 WHERE m.account_id = $1 ORDER BY rp.reference"
+            ))
+            .bind(account.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows.iter().map(ProjectDbRow::project).collect())
+        }
+
         /// A page of the project's extract after implant `after`.
         pub(super) async fn extract_page(
             conn: &mut $conn,
@@ -219,6 +269,43 @@ macro_rules! research_store_methods {
         ) -> StoreResult<Option<$crate::types::ResearchProject>> {
             let mut conn = self.pool.acquire().await?;
             research_sql::project(&mut conn, reference).await
+        }
+
+        async fn add_research_member_now(
+            &self,
+            project: $crate::types::ResearchProjectId,
+            account: $crate::accounts::AccountId,
+            audit: &NewAuditEvent,
+        ) -> StoreResult<()> {
+            let mut tx = self.begin_write().await?;
+            research_sql::add_member(&mut tx, project, account, audit.at).await?;
+            recall::insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn remove_research_member_now(
+            &self,
+            project: $crate::types::ResearchProjectId,
+            account: $crate::accounts::AccountId,
+            audit: &NewAuditEvent,
+        ) -> StoreResult<bool> {
+            let mut tx = self.begin_write().await?;
+            if !research_sql::remove_member(&mut tx, project, account).await? {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            recall::insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn research_projects_of_now(
+            &self,
+            account: $crate::accounts::AccountId,
+        ) -> StoreResult<Vec<$crate::types::ResearchProject>> {
+            let mut conn = self.pool.acquire().await?;
+            research_sql::projects_of(&mut conn, account).await
         }
 
         async fn research_extract_page_now(

@@ -682,9 +682,12 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
         .unwrap();
     assert_eq!(rows_a.len(), 3);
     let r = &rows_a[0];
-    assert_eq!(r.patient.len(), 32);
-    assert_eq!(r.patient, rows_a[1].patient, "one patient, one pseudonym");
-    assert_ne!(r.patient, rows_a[2].patient);
+    assert_eq!(r.pseudonym.len(), 32);
+    assert_eq!(
+        r.pseudonym, rows_a[1].pseudonym,
+        "one patient, one pseudonym"
+    );
+    assert_ne!(r.pseudonym, rows_a[2].pseudonym);
     // Born 1950-03-14, counted from 1950-03-15: 74 on 2024-05-02.
     assert_eq!(
         (r.age_at_procedure, r.procedure_month.as_str()),
@@ -711,7 +714,7 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
     assert_eq!(rows_b.len(), 3);
     for (x, y) in rows_a.iter().zip(&rows_b) {
         assert_eq!(x.cursor, y.cursor);
-        assert_ne!(x.patient, y.patient);
+        assert_ne!(x.pseudonym, y.pseudonym);
     }
     assert!(
         store
@@ -762,4 +765,127 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
 on_both!(
     research,
     research_extracts_are_pseudonymised_per_project_and_audited
+);
+
+/// The researchers named on a project: each named once (naming again is a conflict), their
+/// projects listed by reference, removed once; every change writes its audit entry in its
+/// transaction, and a refused one writes none.
+async fn research_members_are_named_listed_and_removed_with_their_audit(db: &Db) {
+    use mdor_store::{AccountRole, NewAccount, NewAuditEvent, NewResearchProject};
+
+    let store = db.open(Some(KeyEncryptionKey::random())).await;
+    store.migrate().await.unwrap();
+    let recipient = add_provider(&*store, "RES").await;
+    let mut projects = Vec::new();
+    for reference in ["DAC-9", "DAC-8"] {
+        let project = NewResearchProject {
+            reference: reference.into(),
+            title: "Hip stem survival".into(),
+            organisation: recipient,
+            registry: None,
+            approved_by: "Data Access Committee".into(),
+            created_at: crate::fixtures::instant(2026, 11, 1, 9),
+        };
+        projects.push(store.create_research_project(&project).await.unwrap());
+    }
+    let (a, b) = (projects[0], projects[1]);
+    let mut researchers = Vec::new();
+    for username in ["a.researcher", "b.researcher"] {
+        let account = NewAccount {
+            username: username.into(),
+            role: AccountRole::Researcher,
+            organisation: Some(recipient),
+            patient: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+            totp_secret_sealed: vec![7; 48],
+            backup_code_hashes: vec![],
+            created_at: crate::fixtures::instant(2026, 11, 1, 9),
+        };
+        researchers.push(store.insert_account(&account, None).await.unwrap());
+    }
+    let (first, second) = (researchers[0], researchers[1]);
+    let audit = |action: &'static str| NewAuditEvent {
+        patients: Vec::new(),
+        request: None,
+        at: crate::fixtures::instant(2026, 11, 2, 9),
+        organisation: recipient,
+        role: "operator",
+        token: None,
+        account: None,
+        action,
+        resource: "research_project/DAC".into(),
+        patient: None,
+        record_count: 0,
+        purpose: "administration",
+        outcome: "ok",
+        break_glass: None,
+    };
+    let references = |projects: Vec<mdor_store::ResearchProject>| {
+        projects
+            .into_iter()
+            .map(|p| p.reference)
+            .collect::<Vec<_>>()
+    };
+
+    assert!(store.research_projects_of(first).await.unwrap().is_empty());
+    for (project, account) in [(a, first), (b, first), (b, second)] {
+        store
+            .add_research_member(project, account, &audit("research.member_add"))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .add_research_member(a, first, &audit("research.member_add"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        references(store.research_projects_of(first).await.unwrap()),
+        ["DAC-8", "DAC-9"]
+    );
+    assert_eq!(
+        references(store.research_projects_of(second).await.unwrap()),
+        ["DAC-8"]
+    );
+
+    let remove = |project, account| {
+        let store = store.clone();
+        async move {
+            store
+                .remove_research_member(project, account, &audit("research.member_remove"))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(remove(a, first).await);
+    assert!(!remove(a, first).await, "already removed");
+    assert!(!remove(a, second).await, "never named");
+    assert_eq!(
+        references(store.research_projects_of(first).await.unwrap()),
+        ["DAC-8"]
+    );
+
+    let mut actions: Vec<String> = store
+        .audit_events(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.starts_with("research."))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "research.member_add",
+            "research.member_add",
+            "research.member_add",
+            "research.member_remove"
+        ]
+    );
+}
+on_both!(
+    research_members,
+    research_members_are_named_listed_and_removed_with_their_audit
 );

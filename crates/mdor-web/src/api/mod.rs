@@ -16,6 +16,7 @@ mod recall;
 pub(crate) mod recall_cases;
 pub(crate) mod refusals;
 mod reports;
+mod research;
 pub mod route_policy;
 pub(crate) mod sessions;
 mod submissions;
@@ -132,6 +133,15 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/accounts/{username}/reset",
             post(accounts::reset_account),
         )
+        .route("/api/v1/research/projects", get(research::list_projects))
+        .route(
+            "/api/v1/research/projects/{reference}/extract.ndjson",
+            get(research::extract_ndjson),
+        )
+        .route(
+            "/api/v1/research/projects/{reference}/extract.csv",
+            get(research::extract_csv),
+        )
         .route("/api/v1/access-reviews", get(access_reviews::list_reviews))
         .route(
             "/api/v1/access-reviews/{id}/decision",
@@ -217,6 +227,9 @@ pub fn upload_routes() -> Router<AppState> {
         accounts::reset_account,
         access_reviews::list_reviews,
         access_reviews::decide_review,
+        research::list_projects,
+        research::extract_ndjson,
+        research::extract_csv,
         recall_cases::open_case,
         recall_cases::get_case,
         recall_cases::refresh_case,

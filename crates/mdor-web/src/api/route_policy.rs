@@ -196,6 +196,21 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
     ),
     route(
         "GET",
+        "/api/v1/research/projects",
+        RoutePolicy::Action(Action::ListResearchProjects),
+    ),
+    route(
+        "GET",
+        "/api/v1/research/projects/{reference}/extract.ndjson",
+        RoutePolicy::Action(Action::ExtractResearch),
+    ),
+    route(
+        "GET",
+        "/api/v1/research/projects/{reference}/extract.csv",
+        RoutePolicy::Action(Action::ExtractResearch),
+    ),
+    route(
+        "GET",
         "/api/v1/access-reviews",
         RoutePolicy::Action(Action::ReadAccessReviews),
     ),

@@ -130,13 +130,17 @@ fn every_route_a_manufacturer_or_researcher_may_reach_answers_without_direct_ide
         );
         checked.push((declared.method, declared.path, action));
     }
-    // The walk covers the register and the manufacturer's report at least.
+    // The walk covers the register, the manufacturer's report and research extracts at least.
     assert!(
         checked.iter().any(|c| c.2 == Action::ReadDevice),
         "{checked:?}"
     );
     assert!(
         checked.iter().any(|c| c.2 == Action::ReadFeedbackReport),
+        "{checked:?}"
+    );
+    assert!(
+        checked.iter().any(|c| c.2 == Action::ExtractResearch),
         "{checked:?}"
     );
     // And it can fail: an identifiable route's schema is caught by the same check.

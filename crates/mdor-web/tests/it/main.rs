@@ -20,6 +20,7 @@ mod recall_cases;
 mod refusals;
 mod reports;
 mod request_ids;
+mod research;
 mod route_policies;
 mod sessions;
 mod submissions;

@@ -43,6 +43,9 @@ use crate::support::{TestApp, backends, new_person, nhs, procedure_body, spawn_a
 /// The username the account-administration cells act on.
 const ADMINISTERED: &str = "matrix.administered";
 
+/// The research project naming the matrix's researcher, whose extract the research cells read.
+const RESEARCH_PROJECT: &str = "MATRIX-1";
+
 /// Every request happens at this instant: sessions stay fresh (no idle timeout, and the step-up
 /// window of exports and administration is open) however long the matrix takes.
 fn clock() -> chrono::DateTime<chrono::Utc> {
@@ -235,6 +238,7 @@ fn request_body_for(
         .replace("{entry}", &f.entry[i].to_string())
         .replace("{udi_di}", "05012345678917")
         .replace("{username}", ADMINISTERED)
+        .replace("{reference}", RESEARCH_PROJECT)
         .replace("{ods}", target_ods);
     let query = match action {
         RecallSearch => "?udi_di=05012345678917".to_string(),
@@ -432,6 +436,18 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     )
     .await
     .unwrap();
+    mdor_service::research::create_research_project(
+        &app.ctx,
+        &mdor_service::research::ResearchProjectRequest {
+            reference: RESEARCH_PROJECT.into(),
+            title: "Matrix project".into(),
+            organisation: OdsCode::parse("MDOR").unwrap(),
+            registry: None,
+            approved_by: "Data Access Committee".into(),
+        },
+    )
+    .await
+    .unwrap();
     let tokens = [&app.provider, &app.other_provider];
     let mut procedure = [0; 2];
     let mut implant = [0; 2];
@@ -602,6 +618,14 @@ async fn every_route_answers_every_role_for_its_own_and_another_organisation_as_
         .unwrap();
         let fixtures = fixtures(&app).await;
         let callers = callers(&app, &fixtures).await;
+        // The approval names the matrix's researcher, as the operator records it.
+        mdor_service::research::add_research_member(
+            &app.ctx,
+            RESEARCH_PROJECT,
+            &Username::parse("matrix.researcher").unwrap(),
+        )
+        .await
+        .unwrap();
         let set_up = started.elapsed();
         // What another organisation's records would show if they leaked: RB2's ODS code and
         // its patients' NHS numbers (RB2's procedure, quarantined and accepted records).
