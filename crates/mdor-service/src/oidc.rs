@@ -16,7 +16,8 @@
 //! the client secret be used as a MAC key, are refused), expiry and issue time within
 //! `CLOCK_SKEW`, the nonce (compared by hash) and the assurance level (`acr`) against the
 //! configured list. There is no self sign-up: the (issuer, subject) must be linked to an
-//! existing, enabled account (`link_oidc_identity`).
+//! existing, enabled account by the operator (`link_oidc_identity`) or an administrator
+//! (`administrator_link_oidc_identity`).
 //!
 //! Every refusal is audited like a password sign-in's (action `account.login`, purpose
 //! `authentication`, the outcome naming the check that failed) and the caller always gets the
@@ -41,13 +42,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use mdor_store::{
-    Account, AccountId, NewAccountAuditEvent, NewOidcIdentity, NewOidcSignIn, SessionAssurance,
-    SessionFactor,
+    Account, AccountId, NewOidcIdentity, NewOidcSignIn, SessionAssurance, SessionFactor,
 };
 
-use crate::accounts::{SignedIn, Username, audit_event};
+use crate::accounts::{Administrator, SignedIn, Username, audit_event};
+use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
+use crate::policy::Action;
 use crate::sessions::{StartedSession, start_session};
 
 /// How long a person has at the identity provider before the sign-in must start again.
@@ -501,15 +503,43 @@ pub async fn finish_oidc_sign_in(
 }
 
 /// Links an identity provider subject, under the configured issuer, to an existing account
-/// (the operator's `mdor account link-oidc`), audited as role `operator` under the registry's
-/// own organisation (or the account's). An unknown username is `NotFound`; a subject already
-/// linked, or an account already linked at this issuer, is a `Conflict`.
+/// (the operator's `mdor account link-oidc`), audited as role `operator`, purpose
+/// `administration`, under the registry's own organisation (or the account's). An unknown
+/// username is `NotFound`; a subject already linked, or an account already linked at this
+/// issuer, is a `Conflict`.
 pub async fn link_oidc_identity(
     ctx: &Ctx,
     issuer: &str,
     username: &Username,
     subject: &str,
 ) -> Result<AccountId, ServiceError> {
+    link(ctx, Administrator::Operator, issuer, username, subject).await
+}
+
+/// `link_oidc_identity` by an administrator's own session (stepped up within 10 minutes, as
+/// all account administration), under the identity provider this server is configured with;
+/// without one, `OidcNotConfigured`, as the sign-in routes answer.
+pub async fn administrator_link_oidc_identity(
+    ctx: &Ctx,
+    principal: &Principal,
+    username: &Username,
+    subject: &str,
+) -> Result<AccountId, ServiceError> {
+    let by = Administrator::Person(principal);
+    by.authorize(ctx, Action::LinkOidcIdentity, LINK_ACTION)
+        .await?;
+    let provider = ctx.oidc()?;
+    link(ctx, by, provider.settings().issuer(), username, subject).await
+}
+
+async fn link(
+    ctx: &Ctx,
+    by: Administrator<'_>,
+    issuer: &str,
+    username: &Username,
+    subject: &str,
+) -> Result<AccountId, ServiceError> {
+    // `by` was authorised by the caller: an administrator before the configuration is read.
     let subject = subject.trim();
     if subject.is_empty() || subject.len() > 255 {
         return Err(invalid("subject", "must be 1 to 255 characters"));
@@ -519,34 +549,19 @@ pub async fn link_oidc_identity(
         .account_by_username(username.as_str())
         .await?
         .ok_or(ServiceError::NotFound { what: "account" })?;
-    let organisation = match ctx
-        .store
-        .registry_organisation()
-        .await?
-        .or(account.organisation)
-    {
-        Some(organisation) => organisation,
-        None => {
-            return Err(ServiceError::NotFound {
-                what: "registry organisation",
-            });
-        }
-    };
-    let now = ctx.now();
-    let audit = NewAccountAuditEvent {
-        request: ctx.request(),
-        at: now,
-        organisation,
-        role: "operator",
-        action: LINK_ACTION,
-        resource: format!("account/{}", account.id),
-        outcome: "ok",
-    };
+    let audit = by
+        .audit(
+            ctx,
+            LINK_ACTION,
+            format!("account/{}", account.id),
+            account.organisation,
+        )
+        .await?;
     let identity = NewOidcIdentity {
         account: account.id,
         issuer: issuer.to_string(),
         subject: subject.to_string(),
-        linked_at: now.trunc_subsecs(0),
+        linked_at: ctx.now().trunc_subsecs(0),
     };
     ctx.store
         .link_oidc_identity(&identity, &audit)

@@ -76,6 +76,7 @@ actions! {
     DisableAccount,
     EnableAccount,
     ResetAccountCredentials,
+    LinkOidcIdentity,
     ReadOwnTimeline,
     ReadOwnAccessLog,
     ReadAccessReviews,
@@ -247,6 +248,7 @@ pub const POLICIES: &[Policy] = &[
     allow(DisableAccount, SystemAdmin, INDEPENDENT),
     allow(EnableAccount, SystemAdmin, INDEPENDENT),
     allow(ResetAccountCredentials, SystemAdmin, INDEPENDENT),
+    allow(LinkOidcIdentity, SystemAdmin, INDEPENDENT),
     allow(ReadAccessReviews, SystemAdmin, INDEPENDENT),
     allow(DecideAccessReview, SystemAdmin, INDEPENDENT),
     // Research: a researcher (of the registry's own organisation, like analysts) lists the
@@ -296,6 +298,7 @@ impl Action {
                 | DisableAccount
                 | EnableAccount
                 | ResetAccountCredentials
+                | LinkOidcIdentity
                 | ListResearchProjects
                 | ExtractResearch
         )
@@ -334,6 +337,7 @@ impl Action {
             DisableAccount => "disable accounts",
             EnableAccount => "re-enable accounts",
             ResetAccountCredentials => "reset accounts' credentials",
+            LinkOidcIdentity => "link accounts to identity provider subjects",
             ReadOwnTimeline => "read a patient's own record (patients only)",
             ReadOwnAccessLog => "read who accessed a patient's own record (patients only)",
             ReadAccessReviews => "read break-glass review items",
@@ -583,6 +587,7 @@ mod tests {
             DisableAccount,
             EnableAccount,
             ResetAccountCredentials,
+            LinkOidcIdentity,
             ReadAccessLog,
             ReadAccessReviews,
             DecideAccessReview,

@@ -645,13 +645,13 @@ pub trait Store: Send + Sync + 'static {
     /// callers with one state, exactly one gets it.
     async fn take_oidc_sign_in(&self, state_hash: &str) -> StoreResult<Option<PendingOidcSignIn>>;
 
-    /// Links an identity provider's subject to an account and writes the audit entry, in one
-    /// transaction; a subject already linked, or an account already linked at this issuer, is
-    /// a `Conflict`.
+    /// Links an identity provider's subject to an account and writes the audit entry of the
+    /// administrator or operator who linked it, in one transaction; a subject already linked,
+    /// or an account already linked at this issuer, is a `Conflict`.
     async fn link_oidc_identity(
         &self,
         identity: &NewOidcIdentity,
-        audit: &NewAccountAuditEvent,
+        audit: &NewAuditEvent,
     ) -> StoreResult<()>;
 
     /// The account linked to this issuer's subject, disabled or not.

@@ -843,6 +843,7 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         entries,
         [
             operator("account.create"),
+            operator("account.link_oidc"),
             operator("account.disable"),
             operator("account.enable"),
             operator("account.reset_credentials"),

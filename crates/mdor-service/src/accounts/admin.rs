@@ -86,7 +86,7 @@ impl Administrator<'_> {
 
     /// For a person: the policy allows `action`, they hold a session (not a token) and
     /// re-authenticated recently. Refusals by policy or for a token are audited.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         ctx: &Ctx,
         action: Action,

@@ -99,7 +99,7 @@ macro_rules! oidc_queries {
         pub(super) async fn link_identity(
             conn: &mut $conn,
             identity: &NewOidcIdentity,
-            audit: &NewAccountAuditEvent,
+            audit: &$crate::types::NewAuditEvent,
         ) -> StoreResult<()> {
             sqlx::query(q::IDENTITY_INSERT)
                 .bind(identity.account.0)
@@ -108,7 +108,7 @@ macro_rules! oidc_queries {
                 .bind(identity.linked_at)
                 .execute(&mut *conn)
                 .await?;
-            super::recall::insert_audit_entry(conn, |seq| audit.entry(seq)).await?;
+            super::recall::insert_audit(conn, audit).await?;
             Ok(())
         }
 

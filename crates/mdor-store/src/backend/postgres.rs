@@ -1539,7 +1539,7 @@ impl Store for PostgresStore {
     async fn link_oidc_identity(
         &self,
         identity: &crate::NewOidcIdentity,
-        audit: &NewAccountAuditEvent,
+        audit: &NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         oidc::link_identity(&mut tx, identity, audit).await?;

@@ -6,8 +6,8 @@
 use chrono::Duration;
 
 use mdor_store::{
-    AccountId, AccountRole, NewAccount, NewAccountAuditEvent, NewOidcIdentity, NewOidcSignIn,
-    OrganisationId, Store, StoreError,
+    AccountId, AccountRole, NewAccount, NewAccountAuditEvent, NewAuditEvent, NewOidcIdentity,
+    NewOidcSignIn, OrganisationId, Store, StoreError,
 };
 
 use crate::fixtures::*;
@@ -38,6 +38,26 @@ fn sign_in(state: &str, hour: u32) -> NewOidcSignIn {
         verifier_hash: format!("v{state}").repeat(16),
         created_at: instant(2026, 1, 2, hour),
         expires_at: instant(2026, 1, 2, hour) + Duration::minutes(10),
+    }
+}
+
+/// The operator's entry for linking a subject.
+fn link_audit(organisation: OrganisationId) -> NewAuditEvent {
+    NewAuditEvent {
+        patients: Vec::new(),
+        request: None,
+        at: instant(2026, 1, 2, 12),
+        organisation,
+        role: "operator",
+        token: None,
+        account: None,
+        action: "account.link_oidc",
+        resource: "account/1".to_string(),
+        patient: None,
+        record_count: 0,
+        purpose: "administration",
+        outcome: "ok",
+        break_glass: None,
     }
 }
 
@@ -142,10 +162,7 @@ pub async fn a_subject_links_to_one_account_per_issuer_and_a_disabled_account_re
         linked_at: instant(2026, 1, 2, 9),
     };
     store
-        .link_oidc_identity(
-            &link(holder, issuer, "subject-1"),
-            &audit(regulator, "account.link_oidc"),
-        )
+        .link_oidc_identity(&link(holder, issuer, "subject-1"), &link_audit(regulator))
         .await
         .unwrap();
     let found = store
@@ -175,7 +192,7 @@ pub async fn a_subject_links_to_one_account_per_issuer_and_a_disabled_account_re
     ] {
         assert!(matches!(
             store
-                .link_oidc_identity(&conflicting, &audit(regulator, "account.link_oidc"))
+                .link_oidc_identity(&conflicting, &link_audit(regulator))
                 .await,
             Err(StoreError::Conflict { .. })
         ));
@@ -183,7 +200,7 @@ pub async fn a_subject_links_to_one_account_per_issuer_and_a_disabled_account_re
     store
         .link_oidc_identity(
             &link(holder, "https://other.example", "subject-9"),
-            &audit(regulator, "account.link_oidc"),
+            &link_audit(regulator),
         )
         .await
         .unwrap();

@@ -234,3 +234,36 @@ fn account_request(body: NewAccountBody) -> Result<AccountRequest, ApiError> {
         _ => Err(ApiError::Validation(errors)),
     }
 }
+
+/// The identity provider subject to link to an account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIdentityBody {
+    /// The account holder's subject (`sub`) at the configured identity provider, 1 to 255
+    /// characters, e.g. their NHS CIS2 UUID.
+    pub subject: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{username}/oidc-identity", params(("username" = String, Path)), request_body = OidcIdentityBody, responses(
+    (status = 204, description = "Linked: the holder may now sign in through the configured identity provider"),
+    (status = 403, description = "Not an administrator's session, or no step-up within 10 minutes", body = ErrorBody),
+    (status = 404, description = "No such account, or no identity provider is configured (oidc_not_configured)", body = ErrorBody),
+    (status = 409, description = "The subject or the account is linked already (oidc_identity_taken)", body = ErrorBody),
+    (status = 422, description = "A subject that cannot be one", body = ErrorBody),
+))]
+pub async fn link_oidc_identity(
+    state: RequestState,
+    Caller(principal): Caller,
+    username: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<OidcIdentityBody>,
+) -> Result<Response, ApiError> {
+    let username = username_in(username)?;
+    mdor_service::administrator_link_oidc_identity(
+        &state.ctx,
+        &principal,
+        &username,
+        &body.subject,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

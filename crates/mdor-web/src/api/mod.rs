@@ -133,6 +133,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/accounts/{username}/reset",
             post(accounts::reset_account),
         )
+        .route(
+            "/api/v1/accounts/{username}/oidc-identity",
+            post(accounts::link_oidc_identity),
+        )
         .route("/api/v1/research/projects", get(research::list_projects))
         .route(
             "/api/v1/research/projects/{reference}/extract.ndjson",
@@ -225,6 +229,7 @@ pub fn upload_routes() -> Router<AppState> {
         accounts::disable_account,
         accounts::enable_account,
         accounts::reset_account,
+        accounts::link_oidc_identity,
         access_reviews::list_reviews,
         access_reviews::decide_review,
         research::list_projects,

@@ -195,6 +195,11 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
         RoutePolicy::Action(Action::ResetAccountCredentials),
     ),
     route(
+        "POST",
+        "/api/v1/accounts/{username}/oidc-identity",
+        RoutePolicy::Action(Action::LinkOidcIdentity),
+    ),
+    route(
         "GET",
         "/api/v1/research/projects",
         RoutePolicy::Action(Action::ListResearchProjects),

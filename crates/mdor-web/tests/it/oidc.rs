@@ -26,7 +26,7 @@ use mdor_web::{RateLimit, WebSettings};
 use crate::oidc_provider::{
     CLIENT_SECRET, KEY_1, KEY_2, Provider, hmac_signed, public_jwk, signed, unsigned,
 };
-use crate::support::{Reply, TestApp, backends, spawn_app};
+use crate::support::{Reply, TestApp, backends, new_person, spawn_app};
 
 /// Settings with a sign-in limit no test here reaches, unless a test is about the limit.
 fn roomy() -> WebSettings {
@@ -60,6 +60,7 @@ fn with_provider(
 ) -> TestApp {
     let ctx = Ctx::with_clock(Arc::clone(&app.store), clock)
         .with_account_key(crate::support::account_key())
+        .with_webauthn(crate::support::relying())
         .with_oidc(mdor_service::OidcProvider::new(provider.settings()).unwrap());
     TestApp {
         router: mdor_web::router(mdor_web::AppState::new(ctx.clone(), settings)),
@@ -671,5 +672,108 @@ async fn the_oidc_routes_share_the_per_address_sign_in_limit() {
     ] {
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(reply.headers.contains_key("retry-after"));
+    }
+}
+
+/// An administrator links a holder's subject over the API with their own stepped-up session:
+/// the holder then signs in through the provider; a second link, an empty subject, an unknown
+/// account and an API token are refused; the link is audited as the administrator's.
+#[tokio::test]
+async fn an_administrator_links_a_subject_over_the_api_and_its_holder_signs_in_with_it() {
+    for backend in backends() {
+        let provider = Provider::start().await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        mdor_service::create_account(
+            &app.ctx,
+            &AccountRequest {
+                username: Username::parse("r.linked").unwrap(),
+                role: AccountRole::Regulator,
+                organisation: Some(OdsCode::parse("MHRA").unwrap()),
+                patient: None,
+            },
+        )
+        .await
+        .unwrap();
+        let admin = new_person(
+            &app.ctx,
+            "an.admin",
+            AccountRole::SystemAdmin,
+            Some("MDOR"),
+            None,
+        )
+        .await;
+        let link = |username: &str, subject: &str, bearer: Option<&str>| {
+            let mut request = Request::post(format!("/api/v1/accounts/{username}/oidc-identity"))
+                .header("content-type", "application/json");
+            request = match bearer {
+                Some(token) => request.header("authorization", format!("Bearer {token}")),
+                None => request
+                    .header(
+                        "cookie",
+                        format!("{}={}", mdor_web::SESSION_COOKIE, admin.secret.expose()),
+                    )
+                    .header("x-csrf-token", admin.secret.csrf_token()),
+            };
+            request
+                .body(Body::from(json!({ "subject": subject }).to_string()))
+                .unwrap()
+        };
+
+        let linked = app.send(link("r.linked", "uuid-l-1", None)).await;
+        assert_eq!(linked.status, StatusCode::NO_CONTENT, "{}", linked.body);
+        let again = app.send(link("r.linked", "uuid-l-2", None)).await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert_eq!(again.body["code"], "oidc_identity_taken");
+        let empty = app.send(link("r.linked", " ", None)).await;
+        assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(empty.body["field"], "subject");
+        let unknown = app.send(link("no.one", "uuid-l-3", None)).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        let token = app
+            .send(link("r.linked", "uuid-l-4", Some(&app.admin)))
+            .await;
+        assert_eq!(token.status, StatusCode::FORBIDDEN);
+
+        let entries: Vec<(String, String, String)> = app
+            .store
+            .audit_events(None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "account.link_oidc")
+            .map(|e| (e.role, e.purpose, e.outcome))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (
+                    "system_admin".to_string(),
+                    "administration".to_string(),
+                    "ok".to_string()
+                ),
+                (
+                    "admin".to_string(),
+                    "administration".to_string(),
+                    "denied".to_string()
+                )
+            ]
+        );
+
+        // The holder signs in with the linked subject.
+        let flow = start(&app).await;
+        let id_token = signed(
+            &provider.claims("uuid-l-1", &flow.nonce, Utc::now()),
+            "key-1",
+            KEY_1,
+        );
+        let reply = finish(&app, &provider, &flow, &id_token).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{} (provider: {:?})",
+            reply.body,
+            provider.last_refusal()
+        );
+        assert_eq!(last_login_outcome(&app).await, "ok");
     }
 }
