@@ -49,6 +49,9 @@ pub enum Credential {
         session: SessionId,
         /// When the holder last entered their password and second factor.
         reauthenticated_at: DateTime<Utc>,
+        /// Whether that latest authentication used a phishing-resistant factor (a passkey or
+        /// security key, or an identity provider's sign-in at a level configured as one).
+        phishing_resistant: bool,
     },
 }
 
@@ -120,6 +123,18 @@ impl Principal {
             (Credential::Token(_), AccountRole::SystemAdmin) => Role::Admin.as_str(),
             _ => self.role.as_str(),
         }
+    }
+
+    /// Whether the caller is a person whose latest authentication resisted phishing; a
+    /// system's token never is.
+    pub fn phishing_resistant(&self) -> bool {
+        matches!(
+            self.credential,
+            Credential::Session {
+                phishing_resistant: true,
+                ..
+            }
+        )
     }
 
     /// The account whose session the caller holds, if a person (audit entries name it).

@@ -242,12 +242,20 @@ pub const POLICIES: &[Policy] = &[
     allow(UpdateRecallStatus, ProviderDataManager, OWN),
     allow(UpdateRecallStatus, Consultant, OWN),
     allow(UpdateRecallStatus, Regulator, ANY),
-    // Accounts, and the review of break-glass accesses.
-    allow(ListAccounts, SystemAdmin, INDEPENDENT),
-    allow(CreateAccount, SystemAdmin, INDEPENDENT),
-    allow(DisableAccount, SystemAdmin, INDEPENDENT),
-    allow(EnableAccount, SystemAdmin, INDEPENDENT),
-    allow(ResetAccountCredentials, SystemAdmin, INDEPENDENT),
+    // Accounts: administrators any organisation's (and patients'); a provider's data manager
+    // is its approver, for its own organisation's staff only. Both act through a session
+    // whose latest authentication resisted phishing (`accounts::admin`).
+    allow(ListAccounts, SystemAdmin, ANY),
+    allow(ListAccounts, ProviderDataManager, OWN),
+    allow(CreateAccount, SystemAdmin, ANY),
+    allow(CreateAccount, ProviderDataManager, OWN),
+    allow(DisableAccount, SystemAdmin, ANY),
+    allow(DisableAccount, ProviderDataManager, OWN),
+    allow(EnableAccount, SystemAdmin, ANY),
+    allow(EnableAccount, ProviderDataManager, OWN),
+    allow(ResetAccountCredentials, SystemAdmin, ANY),
+    allow(ResetAccountCredentials, ProviderDataManager, OWN),
+    // The review of break-glass accesses, and identity provider links.
     allow(LinkOidcIdentity, SystemAdmin, INDEPENDENT),
     allow(ReadAccessReviews, SystemAdmin, INDEPENDENT),
     allow(DecideAccessReview, SystemAdmin, INDEPENDENT),
@@ -581,12 +589,26 @@ mod tests {
             assert!(!allows_some(SystemAdmin, action), "{action:?}");
         }
         for action in [
-            RegisterDevice,
             ListAccounts,
             CreateAccount,
             DisableAccount,
             EnableAccount,
             ResetAccountCredentials,
+        ] {
+            assert!(allows(SystemAdmin, action, Relationship::OtherOrganisation));
+            assert!(allows(
+                ProviderDataManager,
+                action,
+                Relationship::OwnOrganisation
+            ));
+            assert!(!allows(
+                ProviderDataManager,
+                action,
+                Relationship::OtherOrganisation
+            ));
+        }
+        for action in [
+            RegisterDevice,
             LinkOidcIdentity,
             ReadAccessLog,
             ReadAccessReviews,

@@ -172,6 +172,7 @@ impl SessionCaller {
                 account: self.session.account,
                 session: self.session.id,
                 reauthenticated_at: self.session.reauthenticated_at,
+                phishing_resistant: self.session.assurance.phishing_resistant,
             },
             organisation,
             organisation_ods,

@@ -1,8 +1,10 @@
 //! Account administration: create accounts, list them, disable and re-enable them, and reset
-//! the credentials of a holder who lost theirs. Done by an administrator through their own
-//! session (never an API token: the credentials issued are a person's to hand over, and a
-//! token has no second factor), with the phishing-resistant factor their role needs and a
-//! re-authentication within the last 10 minutes; or by the operator at the command line.
+//! the credentials of a holder who lost theirs. Done by an administrator (any organisation's
+//! accounts) or an organisation's approver, a provider's data manager (its own staff only;
+//! another organisation's accounts are absent to them), through their own session (never an
+//! API token: the credentials issued are a person's to hand over, and a token has no second
+//! factor) signed in or stepped up with a passkey or security key within the last 10
+//! minutes; or by the operator at the command line.
 //!
 //! Every action writes an audit entry (purpose `administration`) naming who acted and the
 //! account acted on, in the transaction that makes the change; refusals are audited too.
@@ -84,8 +86,10 @@ impl Administrator<'_> {
         }
     }
 
-    /// For a person: the policy allows `action`, they hold a session (not a token) and
-    /// re-authenticated recently. Refusals by policy or for a token are audited.
+    /// For a person: the policy lets their role do `action` for some organisation, they hold
+    /// a session (not a token) whose latest authentication resisted phishing (a passkey or
+    /// security key), and they re-authenticated recently. Refusals are audited. Which
+    /// accounts they reach is `reaches`.
     pub(crate) async fn authorize(
         &self,
         ctx: &Ctx,
@@ -96,17 +100,59 @@ impl Administrator<'_> {
             return Ok(());
         };
         let mut refused = principal.audit(ctx, audit_action, "account".into(), PURPOSE);
-        policy::authorize_audited(ctx, principal, action, Relationship::Independent, &refused)
-            .await?;
+        policy::authorize_some_audited(ctx, principal, action, &refused).await?;
+        refused.outcome = "denied";
         if principal.account().is_none() {
-            refused.outcome = "denied";
             ctx.store.append_audit(&refused).await?;
             return Err(ServiceError::Forbidden {
                 action: "administer accounts with an API token: it takes a person's session",
                 audited: true,
             });
         }
+        // Administrators' sessions always are; an organisation's approver must have signed in
+        // or stepped up with a key to issue or withdraw anyone's credentials. (The web layer
+        // audits this refusal, as it does for every session held to its own routes.)
+        if !principal.phishing_resistant() {
+            return Err(ServiceError::PhishingResistantFactorRequired);
+        }
         principal.require_recent_authentication(ctx)
+    }
+
+    /// Whether the policy lets this administrator do `action` on an account of
+    /// `organisation` (`None`: a patient's, which is no organisation's).
+    fn reaches(&self, action: Action, organisation: Option<OrganisationId>) -> bool {
+        match (self, organisation) {
+            (Administrator::Operator, _) => true,
+            (Administrator::Person(principal), Some(organisation)) => {
+                principal.reaches(action, organisation)
+            }
+            (Administrator::Person(principal), None) => {
+                policy::allows(principal.role, action, Relationship::OtherOrganisation)
+            }
+        }
+    }
+
+    /// An account this administrator may not reach: audited as refused, answered as absent,
+    /// as another organisation's records are.
+    async fn hidden(
+        &self,
+        ctx: &Ctx,
+        audit_action: &'static str,
+        account: &mdor_store::Account,
+    ) -> ServiceError {
+        if let Administrator::Person(principal) = self {
+            let mut refused = principal.audit(
+                ctx,
+                audit_action,
+                format!("account/{}", account.id),
+                PURPOSE,
+            );
+            refused.outcome = "denied";
+            if let Err(e) = ctx.store.append_audit(&refused).await {
+                return e.into();
+            }
+        }
+        ServiceError::NotFound { what: "account" }
     }
 }
 
@@ -146,6 +192,18 @@ pub(crate) async fn create(
         .await?;
     let key = ctx.account_key()?;
     let organisation = organisation_for(ctx, request).await?;
+    if !by.reaches(Action::CreateAccount, organisation) {
+        // The organisation was named in the request, so there is nothing to hide: refused.
+        if let Administrator::Person(principal) = by {
+            let mut refused = principal.audit(ctx, CREATE_ACTION, "account".into(), PURPOSE);
+            refused.outcome = "denied";
+            ctx.store.append_audit(&refused).await?;
+        }
+        return Err(ServiceError::Forbidden {
+            action: "create accounts outside your own organisation",
+            audited: true,
+        });
+    }
     let username = request.username.as_str();
     let credentials = fresh_credentials(&key, username)?;
     let account = new_account(ctx, request, organisation, &credentials);
@@ -175,7 +233,8 @@ pub async fn list_accounts(
 ) -> Result<Vec<AccountSummary>, ServiceError> {
     let by = Administrator::Person(principal);
     by.authorize(ctx, Action::ListAccounts, LIST_ACTION).await?;
-    let accounts = ctx.store.accounts().await?;
+    let mut accounts = ctx.store.accounts().await?;
+    accounts.retain(|account| by.reaches(Action::ListAccounts, account.organisation));
     let mut audit = by.audit(ctx, LIST_ACTION, "account".into(), None).await?;
     audit.record_count = accounts.len() as u64;
     ctx.store.append_audit(&audit).await?;
@@ -222,6 +281,9 @@ async fn disable(
     by.authorize(ctx, Action::DisableAccount, DISABLE_ACTION)
         .await?;
     let account = find(ctx, username).await?;
+    if !by.reaches(Action::DisableAccount, account.organisation) {
+        return Err(by.hidden(ctx, DISABLE_ACTION, &account).await);
+    }
     let audit = by
         .audit(
             ctx,
@@ -264,6 +326,9 @@ async fn enable(
     by.authorize(ctx, Action::EnableAccount, ENABLE_ACTION)
         .await?;
     let account = find(ctx, username).await?;
+    if !by.reaches(Action::EnableAccount, account.organisation) {
+        return Err(by.hidden(ctx, ENABLE_ACTION, &account).await);
+    }
     let audit = by
         .audit(
             ctx,
@@ -306,6 +371,9 @@ async fn reset(
         .await?;
     let key = ctx.account_key()?;
     let account = find(ctx, username).await?;
+    if !by.reaches(Action::ResetAccountCredentials, account.organisation) {
+        return Err(by.hidden(ctx, RESET_ACTION, &account).await);
+    }
     let credentials = fresh_credentials(&key, &account.username)?;
     let audit = by
         .audit(

@@ -3,7 +3,8 @@
 //! in, lists accounts without credentials, resets a holder's lost credentials (the old
 //! password, codes, passkeys and sessions stop working), disables and re-enables an account;
 //! an API token, a non-administrator and a stale step-up are refused; bad input names each
-//! field; and every action is audited with the administrator, purpose and request.
+//! field; and every action is audited with the administrator, purpose and request. A
+//! provider's data manager approves its own organisation's accounts only, with a key.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -15,7 +16,9 @@ use serde_json::{Value, json};
 use mdor_service::{AccountRole, SignInRequest, StartedSession};
 use mdor_web::WebSettings;
 
-use crate::support::{Reply, TestApp, backends, new_person, spawn_app};
+use crate::support::{
+    PERSON_PASSWORD, Reply, TestApp, backends, enrol_key_and_sign_in, new_person, spawn_app,
+};
 
 const CLERK_PASSWORD: &str = "a clerk's own long passphrase";
 
@@ -171,9 +174,11 @@ async fn an_administrator_creates_lists_resets_disables_and_reenables_accounts_e
             assert!(!text.contains(secret), "{secret} in {text}");
         }
 
-        // Nobody else administers accounts: not a data manager, not an administrator's token.
+        // Nobody else administers accounts: not a data manager signed in with a code (an
+        // approver acts only with a key), not an administrator's token.
         let refused = as_session(&app, &manager, "GET", "/api/v1/accounts", None).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.body["code"], "phishing_resistant_factor_required");
         let token = app
             .send(
                 Request::post("/api/v1/accounts/new.clerk/reset")
@@ -337,12 +342,153 @@ async fn an_administrator_creates_lists_resets_disables_and_reenables_accounts_e
                 .filter(|e| e.purpose == "administration" && e.role == "system_admin")
                 .all(|e| e.request_id.is_some())
         );
-        // The refusals of the manager and of the token are audited too.
-        let denied: Vec<&str> = entries
+        // The refusals of the manager, the token and the stale step-up are audited too.
+        let denied: Vec<(&str, &str)> = entries
             .iter()
-            .filter(|e| e.purpose == "administration" && e.outcome == "denied")
-            .map(|e| e.role.as_str())
+            .filter(|e| e.outcome != "ok" && e.purpose != "authentication")
+            .map(|e| (e.role.as_str(), e.outcome.as_str()))
             .collect();
-        assert_eq!(denied, ["provider_data_manager", "admin"], "{backend}");
+        assert_eq!(
+            denied,
+            [
+                (
+                    "provider_data_manager",
+                    "phishing_resistant_factor_required"
+                ),
+                ("admin", "denied"),
+                ("system_admin", "reauthentication_required")
+            ],
+            "{backend}"
+        );
+    }
+}
+
+/// An organisation's approver (a provider's data manager) administers its own staff's
+/// accounts only: with a key, never with a code; creating accounts in its own organisation
+/// and nowhere else (no administrators, no patients); listing only its own organisation's;
+/// another organisation's account is absent to it; every refusal audited.
+#[tokio::test]
+async fn a_providers_data_manager_approves_its_own_organisations_accounts_and_no_others() {
+    for backend in backends() {
+        // The real clock: `NOW` belongs to the test above, which runs alongside.
+        let app = spawn_app(backend)
+            .await
+            .with_accounts(WebSettings::default(), Utc::now);
+        let with_code = new_person(
+            &app.ctx,
+            "ra1.approver",
+            AccountRole::ProviderDataManager,
+            Some("RA1"),
+            None,
+        )
+        .await;
+        new_person(
+            &app.ctx,
+            "rb2.clerk",
+            AccountRole::ProviderSubmitter,
+            Some("RB2"),
+            None,
+        )
+        .await;
+        let clerk = json!({
+            "username": "ra1.clerk", "role": "provider_submitter", "organisation": "RA1"
+        });
+
+        // Signed in with a code: refused, whatever the account.
+        let refused = as_session(&app, &with_code, "POST", "/api/v1/accounts", Some(&clerk)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.body["code"], "phishing_resistant_factor_required");
+
+        // With a key, their own staff.
+        let approver = enrol_key_and_sign_in(&app.ctx, &with_code, "ra1.approver", PERSON_PASSWORD)
+            .await
+            .0;
+        let created = as_session(&app, &approver, "POST", "/api/v1/accounts", Some(&clerk)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        assert!(created.body["initial_password"].is_string());
+        for (body, what) in [
+            (
+                json!({ "username": "rb2.new", "role": "provider_submitter", "organisation": "RB2" }),
+                "another provider's account",
+            ),
+            (
+                json!({ "username": "new.admin", "role": "system_admin", "organisation": "MDOR" }),
+                "an administrator",
+            ),
+            (
+                json!({ "username": "a.patient", "role": "patient" }),
+                "a patient's account",
+            ),
+        ] {
+            let refused =
+                as_session(&app, &approver, "POST", "/api/v1/accounts", Some(&body)).await;
+            assert_eq!(
+                refused.status,
+                StatusCode::FORBIDDEN,
+                "{what}: {}",
+                refused.body
+            );
+        }
+
+        // Their organisation's accounts, and no other's.
+        let listed = as_session(&app, &approver, "GET", "/api/v1/accounts", None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        let listed: Vec<(&str, &str)> = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["username"].as_str().unwrap(),
+                    a["organisation"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(listed, [("ra1.approver", "RA1"), ("ra1.clerk", "RA1")]);
+
+        // Another provider's account is absent; their own clerk's is theirs to manage.
+        for action in ["disable", "enable", "reset"] {
+            let hidden = as_session(
+                &app,
+                &approver,
+                "POST",
+                &format!("/api/v1/accounts/rb2.clerk/{action}"),
+                None,
+            )
+            .await;
+            assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{action}");
+            let own = as_session(
+                &app,
+                &approver,
+                "POST",
+                &format!("/api/v1/accounts/ra1.clerk/{action}"),
+                None,
+            )
+            .await;
+            assert!(own.status.is_success(), "{action}: {}", own.body);
+        }
+
+        // Every refusal is in the audit: the code-signed attempt, three creations and three
+        // hidden accounts.
+        let entries = app.store.audit_events(None, 500).await.unwrap();
+        let refusals: Vec<(&str, &str)> = entries
+            .iter()
+            .filter(|e| e.role == "provider_data_manager" && e.outcome != "ok")
+            .map(|e| (e.action.as_str(), e.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                ("request.authorise", "phishing_resistant_factor_required"),
+                ("account.create", "denied"),
+                ("account.create", "denied"),
+                ("account.create", "denied"),
+                ("account.disable", "denied"),
+                ("account.enable", "denied"),
+                ("account.reset_credentials", "denied"),
+            ],
+            "{backend}"
+        );
     }
 }

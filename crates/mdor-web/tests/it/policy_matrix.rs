@@ -38,10 +38,15 @@ use mdor_service::{
 };
 use mdor_web::{ROUTE_POLICIES, RouteDeclaration, RoutePolicy, WebSettings};
 
-use crate::support::{TestApp, backends, new_person, nhs, procedure_body, spawn_app};
+use crate::support::{
+    PERSON_PASSWORD, TestApp, backends, enrol_key_and_sign_in, new_person, nhs, procedure_body,
+    spawn_app,
+};
 
-/// The username the account-administration cells act on.
+/// The usernames the account-administration cells act on, at RA1 and at RB2: nobody's
+/// caller, so the cells cannot lock a caller out.
 const ADMINISTERED: &str = "matrix.administered";
+const ADMINISTERED_OTHER: &str = "matrix.administered-other";
 
 /// The research project naming the matrix's researcher, whose extract the research cells read.
 const RESEARCH_PROJECT: &str = "MATRIX-1";
@@ -164,7 +169,11 @@ fn relation_of(action: Action) -> (Relation, StatusCode) {
         RecordRemoval | CreateSubmission => (Relation::ActsForOwn, StatusCode::NOT_FOUND),
         ReadQuarantine => (Relation::Listing, StatusCode::NOT_FOUND),
         ReadOwnTimeline | ReadOwnAccessLog => (Relation::OwnPatient, StatusCode::NOT_FOUND),
-        RegisterProcedure | ReadFeedbackReport => (Relation::Record, StatusCode::FORBIDDEN),
+        // The organisation is named in the request, so a refusal hides nothing.
+        RegisterProcedure | ReadFeedbackReport | CreateAccount => {
+            (Relation::Record, StatusCode::FORBIDDEN)
+        }
+        ListAccounts => (Relation::Listing, StatusCode::NOT_FOUND),
         action if action.is_independent() => (Relation::Independent, StatusCode::NOT_FOUND),
         _ => (Relation::Record, StatusCode::NOT_FOUND),
     }
@@ -237,7 +246,7 @@ fn request_body_for(
         .replace("{id}", &id.to_string())
         .replace("{entry}", &f.entry[i].to_string())
         .replace("{udi_di}", "05012345678917")
-        .replace("{username}", ADMINISTERED)
+        .replace("{username}", [ADMINISTERED, ADMINISTERED_OTHER][i])
         .replace("{reference}", RESEARCH_PROJECT)
         .replace("{ods}", target_ods);
     let query = match action {
@@ -365,7 +374,13 @@ async fn session_of(
     ods: Option<&str>,
     patient: Option<PatientId>,
 ) -> Credential {
-    let started = new_person(&app.ctx, username, role, ods, patient).await;
+    let mut started = new_person(&app.ctx, username, role, ods, patient).await;
+    // A data manager approves their organisation's accounts only with a key, as people do.
+    if role == AccountRole::ProviderDataManager {
+        started = enrol_key_and_sign_in(&app.ctx, &started, username, PERSON_PASSWORD)
+            .await
+            .0;
+    }
     Credential::Session {
         cookie: format!("{}={}", mdor_web::SESSION_COOKIE, started.secret.expose()),
         csrf: started.secret.csrf_token(),
@@ -424,19 +439,20 @@ async fn callers(app: &TestApp, f: &Fixtures) -> Vec<Caller> {
 
 /// Procedures, submissions, quarantined records and recall work at RA1 and RB2.
 async fn fixtures(app: &TestApp) -> Fixtures {
-    // The account the account-administration routes disable, enable and reset: nobody's
-    // caller, so the cells cannot lock a caller out.
-    mdor_service::create_account(
-        &app.ctx,
-        &AccountRequest {
-            username: Username::parse(ADMINISTERED).unwrap(),
-            role: AccountRole::ProviderSubmitter,
-            organisation: Some(OdsCode::parse("RA1").unwrap()),
-            patient: None,
-        },
-    )
-    .await
-    .unwrap();
+    // The accounts the account-administration routes disable, enable and reset.
+    for (username, ods) in [(ADMINISTERED, "RA1"), (ADMINISTERED_OTHER, "RB2")] {
+        mdor_service::create_account(
+            &app.ctx,
+            &AccountRequest {
+                username: Username::parse(username).unwrap(),
+                role: AccountRole::ProviderSubmitter,
+                organisation: Some(OdsCode::parse(ods).unwrap()),
+                patient: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
     mdor_service::research::create_research_project(
         &app.ctx,
         &mdor_service::research::ResearchProjectRequest {
