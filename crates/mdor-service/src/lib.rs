@@ -69,7 +69,8 @@ pub use idempotency::{IdempotencyRequest, Outcome};
 pub use mdor_domain::{AccessPurpose, BreakGlassReason};
 pub use oidc::{
     OidcBrowserBinding, OidcCallback, OidcConfig, OidcProvider, OidcSettings, OidcStart,
-    administrator_link_oidc_identity, begin_oidc_sign_in, finish_oidc_sign_in, link_oidc_identity,
+    administrator_link_oidc_identity, begin_oidc_reauthentication, begin_oidc_sign_in,
+    finish_oidc_sign_in, link_oidc_identity,
 };
 pub use outcomes::{RemovalRequest, record_death, record_removal};
 pub use procedures::{get_procedure, register_procedure};

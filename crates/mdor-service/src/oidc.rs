@@ -28,8 +28,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenVerifier,
-    CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken,
+    CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthType, AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId,
@@ -50,7 +50,7 @@ use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::ServiceError;
 use crate::policy::Action;
-use crate::sessions::{StartedSession, start_session};
+use crate::sessions::{SessionSecret, StartedSession, start_session};
 
 /// How long a person has at the identity provider before the sign-in must start again.
 pub const SIGN_IN_TIMEOUT: Duration = Duration::minutes(10);
@@ -344,6 +344,7 @@ impl OidcProvider {
         Ok(VerifiedToken {
             subject: claims.subject().as_str().to_string(),
             phishing_resistant: self.settings.phishing_resistant_acr_values.contains(&acr),
+            auth_time: claims.auth_time(),
         })
     }
 }
@@ -419,6 +420,22 @@ impl std::fmt::Debug for OidcCallback<'_> {
 /// hashes, and the provider's authorization URL asking for the accepted assurance levels.
 #[tracing::instrument(skip_all)]
 pub async fn begin_oidc_sign_in(ctx: &Ctx) -> Result<OidcStart, ServiceError> {
+    begin(ctx, None).await
+}
+
+/// Starts a step-up of the caller's own live session through the identity provider, which is
+/// asked to authenticate the person again (`prompt=login`, `max_age=0`); the callback then
+/// gives that session a new secret and a fresh re-authentication, as a step-up with a
+/// password does (`sessions::reauthenticate`), if the ID token is for the session's own
+/// account and says the person authenticated after the step-up began.
+pub async fn begin_oidc_reauthentication(
+    ctx: &Ctx,
+    secret: &SessionSecret,
+) -> Result<OidcStart, ServiceError> {
+    begin(ctx, Some(secret.hash())).await
+}
+
+async fn begin(ctx: &Ctx, step_up_session_hash: Option<String>) -> Result<OidcStart, ServiceError> {
     let provider = ctx.oidc()?;
     let metadata = provider.metadata().await.map_err(|failure| {
         failure.log();
@@ -439,6 +456,12 @@ pub async fn begin_oidc_sign_in(ctx: &Ctx) -> Result<OidcStart, ServiceError> {
     for acr in &provider.settings.accepted_acr_values {
         request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
     }
+    if step_up_session_hash.is_some() {
+        // A step-up must be a fresh authentication, not the provider's own session.
+        request = request
+            .add_prompt(CoreAuthPrompt::Login)
+            .set_max_age(StdDuration::ZERO);
+    }
     let (url, state, nonce) = request.url();
     let now = ctx.now().trunc_subsecs(0);
     let expires_at = now + SIGN_IN_TIMEOUT;
@@ -449,6 +472,7 @@ pub async fn begin_oidc_sign_in(ctx: &Ctx) -> Result<OidcStart, ServiceError> {
             verifier_hash: sha256_hex(verifier.secret()),
             created_at: now,
             expires_at,
+            step_up_session_hash,
         })
         .await?;
     Ok(OidcStart {
@@ -475,6 +499,18 @@ pub async fn finish_oidc_sign_in(
         Err(refusal) => return refuse(ctx, refusal.account.as_ref(), refusal.outcome, now).await,
     };
     let account = verified.account;
+    // A step-up re-authenticates the live session that started it, for its own account only.
+    let step_up = match &verified.step_up_session_hash {
+        None => None,
+        Some(hash) => match crate::sessions::live_session(ctx, hash).await {
+            Ok(caller) if caller.session.account == account.id => Some(caller),
+            Ok(_) => return refuse(ctx, Some(&account), "oidc_other_account", now).await,
+            Err(ServiceError::Unauthenticated) => {
+                return refuse(ctx, Some(&account), "oidc_session_ended", now).await;
+            }
+            Err(other) => return Err(other),
+        },
+    };
     let Some(audit) = audit_event(ctx, Some(&account), "ok", now).await? else {
         // No organisation to audit under: fail closed rather than sign in unaudited.
         return Err(ServiceError::Unauthenticated);
@@ -499,7 +535,10 @@ pub async fn finish_oidc_sign_in(
             phishing_resistant: verified.phishing_resistant,
         },
     };
-    start_session(ctx, &signed_in).await
+    match step_up {
+        Some(caller) => crate::sessions::rotate(ctx, &caller, signed_in.assurance).await,
+        None => start_session(ctx, &signed_in).await,
+    }
 }
 
 /// Links an identity provider subject, under the configured issuer, to an existing account
@@ -580,11 +619,15 @@ async fn link(
 struct Verified {
     account: Account,
     phishing_resistant: bool,
+    /// The session a step-up re-authenticates; `None` for a sign-in.
+    step_up_session_hash: Option<String>,
 }
 
 struct VerifiedToken {
     subject: String,
     phishing_resistant: bool,
+    /// When the provider last authenticated the person (`auth_time`), if it said.
+    auth_time: Option<DateTime<Utc>>,
 }
 
 /// Why a callback signs no one in: the audit outcome, and the account when one was found.
@@ -711,9 +754,20 @@ async fn check_callback(
             account: Some(account),
         }));
     }
+    // A step-up needs the person authenticated after it began, not a remembered sign-in.
+    let fresh = token
+        .auth_time
+        .is_some_and(|at| at >= pending.created_at - CLOCK_SKEW);
+    if pending.step_up_session_hash.is_some() && !fresh {
+        return Ok(Err(Refusal {
+            outcome: "oidc_not_reauthenticated",
+            account: Some(account),
+        }));
+    }
     Ok(Ok(Verified {
         account,
         phishing_resistant: token.phishing_resistant,
+        step_up_session_hash: pending.step_up_session_hash,
     }))
 }
 

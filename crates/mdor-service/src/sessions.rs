@@ -237,10 +237,19 @@ pub async fn authenticate_session(
     ctx: &Ctx,
     secret: &SessionSecret,
 ) -> Result<SessionCaller, ServiceError> {
+    live_session(ctx, &secret.hash()).await
+}
+
+/// `authenticate_session` by the SHA-256 of the secret, as the store keeps it: an OpenID
+/// Connect step-up finds the session that started it this way (`oidc`).
+pub(crate) async fn live_session(
+    ctx: &Ctx,
+    secret_hash: &str,
+) -> Result<SessionCaller, ServiceError> {
     let now = ctx.now();
     let found = ctx
         .store
-        .session_by_secret_hash(&secret.hash())
+        .session_by_secret_hash(secret_hash)
         .await?
         .ok_or(ServiceError::Unauthenticated)?;
     let session = &found.session;

@@ -19,6 +19,9 @@ pub struct NewOidcSignIn {
     /// Whole seconds (both engines then compare times as written).
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// For a step-up of a live session, the SHA-256 of that session's secret; `None` for a
+    /// sign-in.
+    pub step_up_session_hash: Option<String>,
 }
 
 /// A sign-in under way, as taken (and so ended) by its callback.
@@ -28,6 +31,8 @@ pub struct PendingOidcSignIn {
     pub verifier_hash: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The session a step-up re-authenticates, as `NewOidcSignIn` names it.
+    pub step_up_session_hash: Option<String>,
 }
 
 /// A link from an identity provider's subject to an account.

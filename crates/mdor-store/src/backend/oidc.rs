@@ -13,11 +13,11 @@ use crate::oidc::PendingOidcSignIn;
 pub(crate) const SIGN_IN_PURGE: &str = "DELETE FROM oidc_sign_in WHERE expires_at < $1";
 
 pub(crate) const SIGN_IN_INSERT: &str = "INSERT INTO oidc_sign_in \
-     (state_hash, nonce_hash, verifier_hash, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5)";
+     (state_hash, nonce_hash, verifier_hash, created_at, expires_at, step_up_session_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 pub(crate) const SIGN_IN_TAKE: &str = "DELETE FROM oidc_sign_in WHERE state_hash = $1 \
-     RETURNING nonce_hash, verifier_hash, created_at, expires_at";
+     RETURNING nonce_hash, verifier_hash, created_at, expires_at, step_up_session_hash";
 
 pub(crate) const IDENTITY_INSERT: &str = "INSERT INTO account_oidc_identity \
      (account_id, issuer, subject, linked_at) VALUES ($1, $2, $3, $4)";
@@ -39,6 +39,7 @@ pub(crate) struct PendingRow {
     verifier_hash: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    step_up_session_hash: Option<String>,
 }
 
 impl From<PendingRow> for PendingOidcSignIn {
@@ -48,6 +49,7 @@ impl From<PendingRow> for PendingOidcSignIn {
             verifier_hash: row.verifier_hash,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            step_up_session_hash: row.step_up_session_hash,
         }
     }
 }
@@ -78,6 +80,7 @@ macro_rules! oidc_queries {
                 .bind(&sign_in.verifier_hash)
                 .bind(sign_in.created_at)
                 .bind(sign_in.expires_at)
+                .bind(sign_in.step_up_session_hash.as_deref())
                 .execute(&mut *conn)
                 .await?;
             Ok(())

@@ -38,6 +38,7 @@ fn sign_in(state: &str, hour: u32) -> NewOidcSignIn {
         verifier_hash: format!("v{state}").repeat(16),
         created_at: instant(2026, 1, 2, hour),
         expires_at: instant(2026, 1, 2, hour) + Duration::minutes(10),
+        step_up_session_hash: None,
     }
 }
 
@@ -86,6 +87,7 @@ pub async fn an_oidc_sign_in_is_taken_once_by_its_state_and_expired_ones_are_pur
     assert_eq!(taken.nonce_hash, "na1".repeat(16));
     assert_eq!(taken.verifier_hash, "va1".repeat(16));
     assert_eq!(taken.created_at, instant(2026, 1, 2, 9));
+    assert_eq!(taken.step_up_session_hash, None);
     assert_eq!(
         taken.expires_at,
         instant(2026, 1, 2, 9) + Duration::minutes(10)
@@ -118,6 +120,16 @@ pub async fn an_oidc_sign_in_is_taken_once_by_its_state_and_expired_ones_are_pur
             .unwrap()
             .is_some()
     );
+    // A step-up names the session it re-authenticates; a sign-in (above) names none.
+    let mut step_up = sign_in("e5", 10);
+    step_up.step_up_session_hash = Some("5e".repeat(32));
+    store.insert_oidc_sign_in(&step_up).await.unwrap();
+    let taken = store
+        .take_oidc_sign_in(&"e5".repeat(32))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.step_up_session_hash, Some("5e".repeat(32)));
     // A state is unique.
     assert!(matches!(
         store.insert_oidc_sign_in(&late).await,

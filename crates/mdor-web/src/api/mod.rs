@@ -74,6 +74,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/session/oidc/start", get(oidc::start))
         .route("/api/v1/session/oidc/callback", get(oidc::callback))
+        .route(
+            "/api/v1/session/oidc/reauthenticate",
+            get(oidc::reauthenticate),
+        )
         .route("/api/v1/sessions", get(sessions::list_sessions))
         .route("/api/v1/sessions/{id}", delete(sessions::revoke_session))
         .route("/api/v1/procedures", post(procedures::create_procedure))
@@ -211,6 +215,7 @@ pub fn upload_routes() -> Router<AppState> {
         passkeys::revoke_credential,
         oidc::start,
         oidc::callback,
+        oidc::reauthenticate,
         procedures::create_procedure,
         procedures::get_procedure,
         outcomes::record_removal,

@@ -2,6 +2,8 @@
 //! `GET /api/v1/session/oidc/start` sends the browser to the provider, and the provider sends
 //! it back to `GET /api/v1/session/oidc/callback`, which starts the same session (cookie
 //! `__Host-mdor_session`, CSRF token) as `POST /api/v1/session`.
+//! `GET /api/v1/session/oidc/reauthenticate` is the same journey for a signed-in person's
+//! step-up: the callback gives their session a new secret and a fresh re-authentication.
 //!
 //! Both routes are public, answer `404 oidc_not_configured` without `[oidc]` settings, and
 //! share the per-address sign-in limit. A failed callback is the password sign-in's
@@ -26,7 +28,9 @@ use mdor_service::{OidcCallback, OidcStart};
 use crate::AppState;
 use crate::api::sessions::{set_session_cookie, sign_in_error};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientAddress, RequestState, clear_oidc_cookie, oidc_binding, oidc_cookie};
+use crate::extract::{
+    ClientAddress, RequestState, SessionAuth, clear_oidc_cookie, oidc_binding, oidc_cookie,
+};
 
 /// What the identity provider sends the browser back with. Other parameters it may add
 /// (`error_description`, `session_state`, `iss`) are ignored.
@@ -61,8 +65,28 @@ pub async fn start(
     Ok(redirect_to_provider(&started))
 }
 
+/// A step-up of the caller's own session through the identity provider: the same journey as
+/// a sign-in, and the callback gives this session a new secret and a fresh re-authentication
+/// (for exports and administration) instead of starting another.
+#[utoipa::path(get, path = "/api/v1/session/oidc/reauthenticate", responses(
+    (status = 302, description = "Sent to the identity provider, asked to authenticate the person again (prompt=login, max_age=0); the cookie `__Host-mdor_oidc` binds the step-up to this browser. The callback then answers as for a sign-in, with the session's new cookie, if the ID token is for this session's account and its auth_time is after the step-up began"),
+    (status = 401, description = "No live session", body = ErrorBody),
+    (status = 404, description = "OpenID Connect sign-in is not configured (`oidc_not_configured`)", body = ErrorBody),
+    (status = 429, description = "Too many sign-in attempts from this address; see Retry-After", body = ErrorBody),
+    (status = 503, description = "The identity provider's discovery document or keys could not be fetched", body = ErrorBody),
+))]
+pub async fn reauthenticate(
+    state: RequestState,
+    ClientAddress(address): ClientAddress,
+    session: SessionAuth,
+) -> Result<Response, ApiError> {
+    limit(&state.app, address)?;
+    let started = mdor_service::begin_oidc_reauthentication(&state.ctx, &session.secret).await?;
+    Ok(redirect_to_provider(&started))
+}
+
 #[utoipa::path(get, path = "/api/v1/session/oidc/callback", params(CallbackQuery), security(()), responses(
-    (status = 200, description = "Signed in: a fresh session, its cookie `__Host-mdor_session` set as by POST /api/v1/session; an HTML page that moves to `/`", content_type = "text/html"),
+    (status = 200, description = "Signed in: a fresh session, its cookie `__Host-mdor_session` set as by POST /api/v1/session (after a step-up: the same session with a new secret); an HTML page that moves to `/`", content_type = "text/html"),
     (status = 400, description = "The query string cannot be read", body = ErrorBody),
     (status = 401, description = "Sign-in failed: the same response whatever check failed (state, browser, code, token signature, issuer, audience, nonce, expiry, assurance level, unlinked or disabled account)", body = ErrorBody),
     (status = 404, description = "OpenID Connect sign-in is not configured (`oidc_not_configured`)", body = ErrorBody),

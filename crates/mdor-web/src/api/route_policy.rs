@@ -72,6 +72,7 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
     route("DELETE", "/api/v1/session/credentials/{id}", OwnSession),
     route("GET", "/api/v1/session/oidc/start", Public),
     route("GET", "/api/v1/session/oidc/callback", Public),
+    route("GET", "/api/v1/session/oidc/reauthenticate", OwnSession),
     route("GET", "/api/v1/sessions", OwnSession),
     route("DELETE", "/api/v1/sessions/{id}", OwnSession),
     route(

@@ -111,7 +111,11 @@ pub struct Flow {
 }
 
 pub async fn start(app: &TestApp) -> Flow {
-    let reply = app.get("/api/v1/session/oidc/start", None).await;
+    flow_of(&app.get("/api/v1/session/oidc/start", None).await)
+}
+
+/// The flow a start (or a step-up) sent the browser off with.
+pub fn flow_of(reply: &Reply) -> Flow {
     assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
     let location =
         openidconnect::url::Url::parse(reply.headers["location"].to_str().unwrap()).unwrap();
@@ -775,5 +779,148 @@ async fn an_administrator_links_a_subject_over_the_api_and_its_holder_signs_in_w
             provider.last_refusal()
         );
         assert_eq!(last_login_outcome(&app).await, "ok");
+    }
+}
+
+/// The `name=value` pair of the session cookie a reply sets.
+fn session_pair(reply: &Reply) -> String {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("__Host-mdor_session=mdors_"))
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", reply.headers))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn get_with(app: &TestApp, uri: &str, cookie: &str) -> Reply {
+    app.send(
+        Request::get(uri)
+            .header("cookie", cookie)
+            .header("access-purpose", "recall")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+/// A step-up through the provider: a regulator signed in at AAL2 (held to their own session)
+/// steps up at AAL3; the provider is asked to authenticate again, and the same session gets a
+/// new secret, a fresh re-authentication and the phishing-resistant factor, so its records
+/// open and the old cookie is dead. A token without `auth_time`, one for another account,
+/// and a step-up without a session are refused, and each refusal leaves the session as it was.
+#[tokio::test]
+async fn a_step_up_through_the_provider_renews_the_same_session_for_its_own_account_only() {
+    for backend in backends() {
+        let provider = Provider::start().await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "r.step",
+            AccountRole::Regulator,
+            "MHRA",
+            "uuid-s-1",
+        )
+        .await;
+        linked_account(
+            &app,
+            &provider,
+            "r.other",
+            AccountRole::Regulator,
+            "MHRA",
+            "uuid-s-2",
+        )
+        .await;
+
+        // Signed in at AAL2: a regulator's session that reaches no record.
+        let flow = start(&app).await;
+        let aal2 = claim(
+            provider.claims("uuid-s-1", &flow.nonce, Utc::now()),
+            "acr",
+            json!("AAL2_ANY"),
+        );
+        let signed_in = finish(&app, &provider, &flow, &signed(&aal2, "key-1", KEY_1)).await;
+        assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+        let first = session_pair(&signed_in);
+        let recall = "/api/v1/recall?udi_di=05012345678900";
+        assert_eq!(
+            get_with(&app, recall, &first).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let before = get_with(&app, "/api/v1/session", &first).await;
+        assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+
+        // Without a session there is nothing to step up.
+        let anonymous = app.get("/api/v1/session/oidc/reauthenticate", None).await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+        // A step-up: the provider is asked to authenticate the person again.
+        let begun = get_with(&app, "/api/v1/session/oidc/reauthenticate", &first).await;
+        assert_eq!(begun.status, StatusCode::FOUND, "{}", begun.body);
+        let flow = flow_of(&begun);
+        let param = |name: &str| {
+            flow.location
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(param("prompt").as_deref(), Some("login"));
+        assert_eq!(param("max_age").as_deref(), Some("0"));
+
+        // Refused: no auth_time (a remembered sign-in); a token for another account.
+        let stale = provider.claims("uuid-s-1", &flow.nonce, Utc::now());
+        let reply = finish(&app, &provider, &flow, &signed(&stale, "key-1", KEY_1)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+        assert_eq!(last_login_outcome(&app).await, "oidc_not_reauthenticated");
+        let flow = flow_of(&get_with(&app, "/api/v1/session/oidc/reauthenticate", &first).await);
+        let other = claim(
+            provider.claims("uuid-s-2", &flow.nonce, Utc::now()),
+            "auth_time",
+            json!(Utc::now().timestamp()),
+        );
+        let reply = finish(&app, &provider, &flow, &signed(&other, "key-1", KEY_1)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+        assert_eq!(last_login_outcome(&app).await, "oidc_other_account");
+        // The session is as it was.
+        let unchanged = get_with(&app, "/api/v1/session", &first).await;
+        assert_eq!(unchanged.status, StatusCode::OK);
+        assert_eq!(
+            unchanged.body["reauthenticated_at"],
+            before.body["reauthenticated_at"]
+        );
+
+        // Accepted: the same session, a new secret, a fresh re-authentication at AAL3.
+        let flow = flow_of(&get_with(&app, "/api/v1/session/oidc/reauthenticate", &first).await);
+        let fresh = claim(
+            provider.claims("uuid-s-1", &flow.nonce, Utc::now()),
+            "auth_time",
+            json!(Utc::now().timestamp()),
+        );
+        let reply = finish(&app, &provider, &flow, &signed(&fresh, "key-1", KEY_1)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{} (provider: {:?})",
+            reply.body,
+            provider.last_refusal()
+        );
+        let second = session_pair(&reply);
+        assert_ne!(second, first);
+        let after = get_with(&app, "/api/v1/session", &second).await;
+        assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+        assert_eq!(
+            after.body["session"], before.body["session"],
+            "the same session"
+        );
+        assert_eq!(
+            get_with(&app, "/api/v1/session", &first).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(get_with(&app, recall, &second).await.status, StatusCode::OK);
     }
 }
