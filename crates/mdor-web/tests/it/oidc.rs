@@ -158,6 +158,19 @@ pub async fn finish(app: &TestApp, provider: &Provider, flow: &Flow, id_token: &
     .await
 }
 
+/// Finishes `flow` with `claims` signed by the provider's current key, expecting success.
+pub async fn finish_ok(app: &TestApp, provider: &Provider, flow: &Flow, claims: &Value) -> Reply {
+    let reply = finish(app, provider, flow, &signed(claims, "key-1", KEY_1)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{} (provider: {:?})",
+        reply.body,
+        provider.last_refusal()
+    );
+    reply
+}
+
 /// The password sign-in's failure, which every failed callback must equal.
 async fn password_failure(app: &TestApp) -> Reply {
     let body = json!({ "username": "nobody", "password": "x", "second_factor": "123456" });
@@ -327,17 +340,7 @@ async fn a_linked_account_signs_in_through_the_provider_to_the_same_session_as_a
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         // A regulator must act through a phishing-resistant session: the AAL2 one reaches
         // only its own session.
-        let aal2_pair = reply
-            .headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .find(|c| c.starts_with("__Host-mdor_session=mdors_"))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let aal2_pair = session_pair(&reply);
         let refused = app
             .send(
                 Request::get("/api/v1/recall?udi_di=05012345678900")
@@ -765,19 +768,8 @@ async fn an_administrator_links_a_subject_over_the_api_and_its_holder_signs_in_w
 
         // The holder signs in with the linked subject.
         let flow = start(&app).await;
-        let id_token = signed(
-            &provider.claims("uuid-l-1", &flow.nonce, Utc::now()),
-            "key-1",
-            KEY_1,
-        );
-        let reply = finish(&app, &provider, &flow, &id_token).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::OK,
-            "{} (provider: {:?})",
-            reply.body,
-            provider.last_refusal()
-        );
+        let claims = provider.claims("uuid-l-1", &flow.nonce, Utc::now());
+        finish_ok(&app, &provider, &flow, &claims).await;
         assert_eq!(last_login_outcome(&app).await, "ok");
     }
 }
@@ -844,9 +836,7 @@ async fn a_step_up_through_the_provider_renews_the_same_session_for_its_own_acco
             "acr",
             json!("AAL2_ANY"),
         );
-        let signed_in = finish(&app, &provider, &flow, &signed(&aal2, "key-1", KEY_1)).await;
-        assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
-        let first = session_pair(&signed_in);
+        let first = session_pair(&finish_ok(&app, &provider, &flow, &aal2).await);
         let recall = "/api/v1/recall?udi_di=05012345678900";
         assert_eq!(
             get_with(&app, recall, &first).await.status,
@@ -901,15 +891,7 @@ async fn a_step_up_through_the_provider_renews_the_same_session_for_its_own_acco
             "auth_time",
             json!(Utc::now().timestamp()),
         );
-        let reply = finish(&app, &provider, &flow, &signed(&fresh, "key-1", KEY_1)).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::OK,
-            "{} (provider: {:?})",
-            reply.body,
-            provider.last_refusal()
-        );
-        let second = session_pair(&reply);
+        let second = session_pair(&finish_ok(&app, &provider, &flow, &fresh).await);
         assert_ne!(second, first);
         let after = get_with(&app, "/api/v1/session", &second).await;
         assert_eq!(after.status, StatusCode::OK, "{}", after.body);

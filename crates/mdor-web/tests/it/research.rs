@@ -336,10 +336,10 @@ async fn a_researcher_named_on_a_project_downloads_its_pseudonymised_extract_and
 #[tokio::test]
 async fn only_researchers_are_named_on_projects_and_once_each() {
     for backend in backends() {
-        NOW.store(Utc::now().timestamp(), Ordering::SeqCst);
+        // The real clock: `NOW` belongs to the test above, which moves it while this runs.
         let app = spawn_app(backend)
             .await
-            .with_accounts(WebSettings::default(), clock);
+            .with_accounts(WebSettings::default(), Utc::now);
         let request = ResearchProjectRequest {
             reference: "DAC-7".into(),
             title: "Cochlear implant outcomes".into(),
