@@ -33,6 +33,9 @@ pub enum ResearchCommand {
         /// Only this registry's procedures.
         #[arg(long)]
         registry: Option<String>,
+        /// The approval's last day (YYYY-MM-DD): after it the extract is closed to everyone.
+        #[arg(long)]
+        expires_on: Option<chrono::NaiveDate>,
     },
     /// Name a researcher on a project, as its approval does: their account (a researcher's, in
     /// the project's organisation) may then read the extract over the API. Audited.
@@ -68,6 +71,7 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
             org,
             approved_by,
             registry,
+            expires_on,
         } => {
             let request = ResearchProjectRequest {
                 reference,
@@ -75,6 +79,7 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
                 organisation: OdsCode::parse(&org)?,
                 registry,
                 approved_by,
+                expires_on,
             };
             let project = mdor_service::research::create_research_project(ctx, &request)
                 .await

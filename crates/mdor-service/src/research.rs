@@ -36,6 +36,8 @@ pub struct ResearchProjectRequest {
     pub organisation: OdsCode,
     pub registry: Option<String>,
     pub approved_by: String,
+    /// The approval's last day, if it has one: after it the extract is closed.
+    pub expires_on: Option<chrono::NaiveDate>,
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
@@ -81,6 +83,15 @@ pub async fn create_research_project(
     let reference = check_reference(&request.reference)?;
     let title = check_text("title", &request.title, 200)?;
     let approved_by = check_text("approved_by", &request.approved_by, 200)?;
+    if let Some(last_day) = request.expires_on
+        && last_day < ctx.now().date_naive()
+    {
+        return Err(ServiceError::invalid(
+            "expires_on",
+            "in_the_past",
+            format!("expires_on {last_day} has passed: an approval that has ended opens nothing"),
+        ));
+    }
     let registry = match &request.registry {
         Some(code) => Some(
             RegistryCode::parse(code)
@@ -109,6 +120,7 @@ pub async fn create_research_project(
             registry,
             approved_by,
             created_at: ctx.now(),
+            expires_on: request.expires_on,
         })
         .await;
     match created {
@@ -130,6 +142,22 @@ pub async fn create_research_project(
         })
 }
 
+/// `Conflict` once the project's approval has ended: its extract is closed to everyone, and
+/// nobody is named on it any more.
+fn check_approval_current(ctx: &Ctx, project: &ResearchProject) -> Result<(), ServiceError> {
+    match project.expires_on {
+        Some(last_day) if last_day < ctx.now().date_naive() => Err(ServiceError::Conflict {
+            code: "research_approval_expired",
+            field: None,
+            message: format!(
+                "the approval of research project {} ended on {last_day}",
+                project.reference
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The project named `reference`, for the operator.
 async fn project_named(ctx: &Ctx, reference: &str) -> Result<ResearchProject, ServiceError> {
     ctx.store
@@ -149,6 +177,7 @@ pub async fn add_research_member(
     username: &Username,
 ) -> Result<ResearchProject, ServiceError> {
     let project = project_named(ctx, reference).await?;
+    check_approval_current(ctx, &project)?;
     let account = ctx
         .store
         .account_by_username(username.as_str())
@@ -339,6 +368,12 @@ pub async fn open_research_extract(
             what: "research project",
         });
     };
+    if let Err(expired) = check_approval_current(ctx, &project) {
+        let mut refused = audit;
+        refused.outcome = "approval_expired";
+        ctx.store.append_audit(&refused).await?;
+        return Err(expired);
+    }
     Ok(ResearchExtract {
         project,
         audit,
@@ -355,6 +390,7 @@ pub async fn research_extract(
     mut write: impl FnMut(&ResearchRow) -> std::io::Result<()>,
 ) -> Result<u64, ServiceError> {
     let project = project_named(ctx, reference).await?;
+    check_approval_current(ctx, &project)?;
     let organisation = ctx
         .store
         .registry_organisation()

@@ -1224,6 +1224,8 @@ pub struct NewResearchProject {
     pub registry: Option<String>,
     pub approved_by: String,
     pub created_at: DateTime<Utc>,
+    /// The approval's last day; `None` when it has no end date.
+    pub expires_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1236,6 +1238,8 @@ pub struct ResearchProject {
     pub registry: Option<String>,
     pub approved_by: String,
     pub created_at: DateTime<Utc>,
+    /// The approval's last day: after it the extract is closed.
+    pub expires_on: Option<NaiveDate>,
 }
 
 /// One implant of a research extract: no direct identifier, no date that could single a

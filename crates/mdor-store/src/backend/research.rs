@@ -41,7 +41,7 @@ pub(crate) const EXTRACT_PAGE: &str = "SELECT i.id AS implant_id, pt.nhs_number_
 
 pub(crate) const PROJECT_SELECT: &str = "SELECT rp.id, rp.reference, rp.title, \
        rp.organisation_id, o.ods_code AS organisation_ods, rp.registry, rp.approved_by, \
-       rp.created_at, rp.key_id, k.kek_id, k.wrapped \
+       rp.created_at, rp.expires_on, rp.key_id, k.kek_id, k.wrapped \
      FROM research_project rp \
      JOIN organisation o ON o.id = rp.organisation_id \
      JOIN data_key k ON k.id = rp.key_id";
@@ -56,6 +56,7 @@ pub(crate) struct ProjectDbRow {
     pub registry: Option<String>,
     pub approved_by: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub expires_on: Option<NaiveDate>,
     pub key_id: i64,
     pub kek_id: String,
     pub wrapped: String,
@@ -72,6 +73,7 @@ impl ProjectDbRow {
             registry: self.registry.clone(),
             approved_by: self.approved_by.clone(),
             created_at: self.created_at,
+            expires_on: self.expires_on,
         }
     }
 }
@@ -123,8 +125,9 @@ macro_rules! research_queries {
                     .await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO research_project \
-                   (reference, title, organisation_id, registry, key_id, approved_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                   (reference, title, organisation_id, registry, key_id, approved_by, created_at, \
+                    expires_on) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(&project.reference)
             .bind(&project.title)
@@ -133,6 +136,7 @@ macro_rules! research_queries {
             .bind(key_id)
             .bind(&project.approved_by)
             .bind(project.created_at)
+            .bind(project.expires_on)
             .fetch_one(&mut *conn)
             .await?;
             Ok(ResearchProjectId(id))

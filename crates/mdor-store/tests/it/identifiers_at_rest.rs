@@ -639,6 +639,7 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
         registry: registry.map(str::to_string),
         approved_by: "Data Access Committee".into(),
         created_at: crate::fixtures::instant(2026, 11, 1, 9),
+        expires_on: None,
     };
     let a = store
         .create_research_project(&project("DAC-1", None))
@@ -785,6 +786,7 @@ async fn research_members_are_named_listed_and_removed_with_their_audit(db: &Db)
             registry: None,
             approved_by: "Data Access Committee".into(),
             created_at: crate::fixtures::instant(2026, 11, 1, 9),
+            expires_on: Some(date(2027, 10, 31)),
         };
         projects.push(store.create_research_project(&project).await.unwrap());
     }
@@ -847,6 +849,16 @@ async fn research_members_are_named_listed_and_removed_with_their_audit(db: &Db)
     assert_eq!(
         references(store.research_projects_of(second).await.unwrap()),
         ["DAC-8"]
+    );
+    // The approval's last day is kept.
+    assert_eq!(
+        store
+            .research_project("DAC-9")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_on,
+        Some(date(2027, 10, 31))
     );
 
     let remove = |project, account| {

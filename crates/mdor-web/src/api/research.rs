@@ -37,6 +37,9 @@ pub struct ResearchProjectView {
     pub registry: Option<String>,
     pub approved_by: String,
     pub created_at: DateTime<Utc>,
+    /// The approval's last day, if it has one: after it the extract is closed (409
+    /// `research_approval_expired`).
+    pub expires_on: Option<chrono::NaiveDate>,
 }
 
 impl From<ResearchProject> for ResearchProjectView {
@@ -48,6 +51,7 @@ impl From<ResearchProject> for ResearchProjectView {
             registry: p.registry,
             approved_by: p.approved_by,
             created_at: p.created_at,
+            expires_on: p.expires_on,
         }
     }
 }
@@ -123,7 +127,8 @@ pub async fn list_projects(
     responses(
         (status = 200, description = "One ResearchRowView per line, in implant order; each page of 10,000 rows audited (purpose research)", content_type = "application/x-ndjson", body = ResearchRowView),
         (status = 403, description = "Not a researcher's session, or no step-up within 10 minutes (reauthentication_required)", body = ErrorBody),
-        (status = 404, description = "No such project naming the caller in their organisation", body = ErrorBody),
+        (status = 404, description = "No such project naming the caller", body = ErrorBody),
+        (status = 409, description = "The project's approval has ended (research_approval_expired)", body = ErrorBody),
         (status = 422, description = "A reference that cannot be one", body = ErrorBody),
 ))]
 pub async fn extract_ndjson(
@@ -142,7 +147,8 @@ pub async fn extract_ndjson(
     responses(
         (status = 200, description = "A header line, then one line per implant whose columns are ResearchRowView's fields in its order (pseudonym, sex, age_at_procedure, procedure_month, provider_ods, registry, laterality, udi_di, removal_kind, days_to_removal, days_to_death); each page of 10,000 rows audited (purpose research)", content_type = "text/csv", body = ResearchRowView),
         (status = 403, description = "Not a researcher's session, or no step-up within 10 minutes (reauthentication_required)", body = ErrorBody),
-        (status = 404, description = "No such project naming the caller in their organisation", body = ErrorBody),
+        (status = 404, description = "No such project naming the caller", body = ErrorBody),
+        (status = 409, description = "The project's approval has ended (research_approval_expired)", body = ErrorBody),
         (status = 422, description = "A reference that cannot be one", body = ErrorBody),
 ))]
 pub async fn extract_csv(

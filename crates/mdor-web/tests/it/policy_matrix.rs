@@ -461,6 +461,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             organisation: OdsCode::parse("MDOR").unwrap(),
             registry: None,
             approved_by: "Data Access Committee".into(),
+            expires_on: None,
         },
     )
     .await

@@ -114,6 +114,7 @@ async fn a_researcher_named_on_a_project_downloads_its_pseudonymised_extract_and
                 organisation: OdsCode::parse("MDOR").unwrap(),
                 registry: None,
                 approved_by: "Data Access Committee".into(),
+                expires_on: Some(Utc::now().date_naive() + chrono::Days::new(30)),
             };
             create_research_project(&app.ctx, &request).await.unwrap();
         }
@@ -329,6 +330,85 @@ async fn a_researcher_named_on_a_project_downloads_its_pseudonymised_extract_and
             serde_json::from_str::<Value>(&text).unwrap()["projects"],
             json!([])
         );
+
+        // An approval that has ended closes its extract, even to a researcher named on it
+        // (written through the store: the service refuses to create or name on such a one).
+        let registry = app
+            .store
+            .organisation_by_ods(&OdsCode::parse("MDOR").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let yesterday = clock().date_naive() - chrono::Days::new(1);
+        let ended = app
+            .store
+            .create_research_project(&mdor_store::NewResearchProject {
+                reference: "DAC-ENDED".into(),
+                title: "Hip stem survival".into(),
+                organisation: registry,
+                registry: None,
+                approved_by: "Data Access Committee".into(),
+                created_at: clock() - chrono::Duration::days(400),
+                expires_on: Some(yesterday),
+            })
+            .await
+            .unwrap();
+        let named = mdor_store::NewAuditEvent {
+            patients: Vec::new(),
+            request: None,
+            at: clock(),
+            organisation: registry,
+            role: "operator",
+            token: None,
+            account: None,
+            action: "research.member_add",
+            resource: "research_project/DAC-ENDED".into(),
+            patient: None,
+            record_count: 0,
+            purpose: "administration",
+            outcome: "ok",
+            break_glass: None,
+        };
+        app.store
+            .add_research_member(ended, researcher.account, &named)
+            .await
+            .unwrap();
+        let (status, _, text) = get(
+            &app,
+            Some(&researcher),
+            None,
+            "/api/v1/research/projects/DAC-ENDED/extract.csv",
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{text}");
+        assert!(text.contains("\"research_approval_expired\""), "{text}");
+        let (_, _, text) = get(&app, Some(&researcher), None, "/api/v1/research/projects").await;
+        let listed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(listed["projects"][0]["expires_on"], yesterday.to_string());
+        let expired = research_entries(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.outcome == "approval_expired")
+            .count();
+        assert_eq!(expired, 1);
+        // Closed to the operator too, and nobody more is named on it.
+        let operator =
+            mdor_service::research::research_extract(&app.ctx, "DAC-ENDED", |_| Ok(())).await;
+        assert!(matches!(
+            operator,
+            Err(mdor_service::ServiceError::Conflict {
+                code: "research_approval_expired",
+                ..
+            })
+        ));
+        assert!(matches!(
+            add_research_member(&app.ctx, "DAC-ENDED", &username("b.researcher")).await,
+            Err(mdor_service::ServiceError::Conflict {
+                code: "research_approval_expired",
+                ..
+            })
+        ));
     }
 }
 
@@ -346,8 +426,19 @@ async fn only_researchers_are_named_on_projects_and_once_each() {
             organisation: OdsCode::parse("MDOR").unwrap(),
             registry: Some("nrhi".into()),
             approved_by: "Data Access Committee".into(),
+            expires_on: None,
         };
         create_research_project(&app.ctx, &request).await.unwrap();
+        // An approval that has already ended is refused, naming the field.
+        let mut ended = request.clone();
+        ended.reference = "DAC-6".into();
+        ended.expires_on = Some(Utc::now().date_naive() - chrono::Days::new(1));
+        let refused = create_research_project(&app.ctx, &ended).await.unwrap_err();
+        assert!(
+            matches!(&refused, mdor_service::ServiceError::Invalid(errors)
+                if errors[0].field == "expires_on" && errors[0].code == "in_the_past"),
+            "{refused:?}"
+        );
         new_person(
             &app.ctx,
             "a.researcher",
