@@ -710,6 +710,7 @@ pub struct PatientAccessRow {
     pub purpose: String,
     pub outcome: String,
     pub record_count: i64,
+    pub patients_named: i64,
 }
 
 impl From<PatientAccessRow> for PatientAccess {
@@ -723,6 +724,7 @@ impl From<PatientAccessRow> for PatientAccess {
             purpose: row.purpose,
             outcome: row.outcome,
             record_count: row.record_count as u64,
+            patients_named: row.patients_named as u64,
         }
     }
 }

@@ -722,7 +722,12 @@ pub struct PatientAccess {
     pub action: String,
     pub purpose: String,
     pub outcome: String,
+    /// How many records the read returned, all patients' together.
     pub record_count: u64,
+    /// How many patients a multi-patient read (a recall query, a work-list page or export)
+    /// named, this one among them, so that its `record_count` is not taken for this patient's
+    /// own; 0 for a read of this patient's record alone.
+    pub patients_named: u64,
 }
 
 /// Everything the registry holds on one patient across every registry: the data behind an

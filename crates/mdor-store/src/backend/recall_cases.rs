@@ -90,7 +90,8 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
 /// them (`audit_named_patient`). A union of two index lookups, not an `OR`, so that neither
 /// engine is tempted to scan the whole audit.
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
-       o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count \
+       o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count, \
+       (SELECT count(*) FROM audit_named_patient ap WHERE ap.audit_seq = a.seq) AS patients_named \
      FROM audit_event a JOIN organisation o ON o.id = a.organisation_id \
      WHERE a.seq IN (SELECT seq FROM audit_event WHERE patient_id = $1 \
                      UNION SELECT audit_seq FROM audit_named_patient WHERE patient_id = $1) \

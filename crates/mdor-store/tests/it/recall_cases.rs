@@ -555,18 +555,22 @@ pub async fn multi_patient_reads_name_every_patient_they_returned_in_the_audit(s
         );
     }
 
-    // Each patient's own access log shows the reads that named them, and no other.
+    // Each patient's own access log shows the reads that named them, and no other, with how
+    // many patients each named.
+    let mut listed_once = listed.clone();
+    listed_once.sort();
+    listed_once.dedup();
     for patient in &recalled {
-        let actions: Vec<String> = store
+        let actions: Vec<(String, u64)> = store
             .patient_access_log(*patient, &audit(w.regulator, "patient.access_log"))
             .await
             .unwrap()
             .into_iter()
-            .map(|a| a.action)
+            .map(|a| (a.action, a.patients_named))
             .collect();
-        let mut expected = vec!["recall.query".to_string()];
+        let mut expected = vec![("recall.query".to_string(), recalled.len() as u64)];
         if listed.contains(patient) {
-            expected.push("recall_case.worklist".to_string());
+            expected.push(("recall_case.worklist".to_string(), listed_once.len() as u64));
         }
         assert_eq!(actions, expected, "patient {patient}");
     }
