@@ -168,6 +168,19 @@ async fn project_named(ctx: &Ctx, reference: &str) -> Result<ResearchProject, Se
         })
 }
 
+/// The operator's audit entry of naming `account` on `project`, or removing it.
+async fn member_audit(
+    ctx: &Ctx,
+    action: &'static str,
+    project: &ResearchProject,
+    account: mdor_store::AccountId,
+) -> Result<NewAuditEvent, ServiceError> {
+    let resource = format!("research_project/{}/member/{account}", project.reference);
+    Administrator::Operator
+        .audit(ctx, action, resource, Some(project.organisation))
+        .await
+}
+
 /// Names a researcher on a project (the operator, for an approval that lists them): the
 /// account must be a researcher's. Audited, purpose `administration`, in the transaction that
 /// adds them.
@@ -200,17 +213,7 @@ pub async fn add_research_member(
             ),
         ));
     }
-    let audit = Administrator::Operator
-        .audit(
-            ctx,
-            MEMBER_ADD_ACTION,
-            format!(
-                "research_project/{}/member/{}",
-                project.reference, account.id
-            ),
-            Some(project.organisation),
-        )
-        .await?;
+    let audit = member_audit(ctx, MEMBER_ADD_ACTION, &project, account.id).await?;
     match ctx
         .store
         .add_research_member(project.id, account.id, &audit)
@@ -243,17 +246,7 @@ pub async fn remove_research_member(
     let Some(account) = ctx.store.account_by_username(username.as_str()).await? else {
         return Err(not_a_member);
     };
-    let audit = Administrator::Operator
-        .audit(
-            ctx,
-            MEMBER_REMOVE_ACTION,
-            format!(
-                "research_project/{}/member/{}",
-                project.reference, account.id
-            ),
-            Some(project.organisation),
-        )
-        .await?;
+    let audit = member_audit(ctx, MEMBER_REMOVE_ACTION, &project, account.id).await?;
     if ctx
         .store
         .remove_research_member(project.id, account.id, &audit)
@@ -348,14 +341,8 @@ pub async fn open_research_extract(
         &audit,
     )
     .await?;
-    if principal.account().is_none() {
-        // Only a person is named on a project; no token role reaches here today.
-        return Err(ServiceError::Forbidden {
-            action: Action::ExtractResearch.describe(),
-            audited: false,
-        });
-    }
     principal.require_recent_authentication(ctx)?;
+    // Only a person is named on a project: `own_research_projects` refuses anyone else.
     let named = own_research_projects(ctx, principal)
         .await?
         .into_iter()

@@ -99,11 +99,11 @@ impl Administrator<'_> {
         let Administrator::Person(principal) = self else {
             return Ok(());
         };
-        let mut refused = principal.audit(ctx, audit_action, "account".into(), PURPOSE);
+        let refused = principal.audit(ctx, audit_action, "account".into(), PURPOSE);
         policy::authorize_some_audited(ctx, principal, action, &refused).await?;
-        refused.outcome = "denied";
         if principal.account().is_none() {
-            ctx.store.append_audit(&refused).await?;
+            self.audit_refusal(ctx, audit_action, "account".into())
+                .await?;
             return Err(ServiceError::Forbidden {
                 action: "administer accounts with an API token: it takes a person's session",
                 audited: true,
@@ -132,6 +132,22 @@ impl Administrator<'_> {
         }
     }
 
+    /// Writes a person's refused `audit_action` on `resource` to the audit (outcome `denied`);
+    /// the operator is never refused.
+    async fn audit_refusal(
+        &self,
+        ctx: &Ctx,
+        audit_action: &'static str,
+        resource: String,
+    ) -> Result<(), ServiceError> {
+        if let Administrator::Person(principal) = self {
+            let mut refused = principal.audit(ctx, audit_action, resource, PURPOSE);
+            refused.outcome = "denied";
+            ctx.store.append_audit(&refused).await?;
+        }
+        Ok(())
+    }
+
     /// An account this administrator may not reach: audited as refused, answered as absent,
     /// as another organisation's records are.
     async fn hidden(
@@ -140,19 +156,11 @@ impl Administrator<'_> {
         audit_action: &'static str,
         account: &mdor_store::Account,
     ) -> ServiceError {
-        if let Administrator::Person(principal) = self {
-            let mut refused = principal.audit(
-                ctx,
-                audit_action,
-                format!("account/{}", account.id),
-                PURPOSE,
-            );
-            refused.outcome = "denied";
-            if let Err(e) = ctx.store.append_audit(&refused).await {
-                return e.into();
-            }
+        let resource = format!("account/{}", account.id);
+        match self.audit_refusal(ctx, audit_action, resource).await {
+            Ok(()) => ServiceError::NotFound { what: "account" },
+            Err(error) => error,
         }
-        ServiceError::NotFound { what: "account" }
     }
 }
 
@@ -194,11 +202,8 @@ pub(crate) async fn create(
     let organisation = organisation_for(ctx, request).await?;
     if !by.reaches(Action::CreateAccount, organisation) {
         // The organisation was named in the request, so there is nothing to hide: refused.
-        if let Administrator::Person(principal) = by {
-            let mut refused = principal.audit(ctx, CREATE_ACTION, "account".into(), PURPOSE);
-            refused.outcome = "denied";
-            ctx.store.append_audit(&refused).await?;
-        }
+        by.audit_refusal(ctx, CREATE_ACTION, "account".into())
+            .await?;
         return Err(ServiceError::Forbidden {
             action: "create accounts outside your own organisation",
             audited: true,
