@@ -240,9 +240,19 @@ impl SqliteStore {
 
     /// Appends `event` in the next group commit and waits until it is committed.
     async fn audit_through_writer(&self, event: NewAuditEvent) -> StoreResult<()> {
+        self.through_writer(|reply| WriteJob::Audit(Box::new(AuditJob { event, reply })))
+            .await
+    }
+
+    /// Queues the job `make` builds around its reply channel for the group-commit writer and
+    /// waits for the writer's answer, which comes after the group's COMMIT.
+    async fn through_writer<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteJob,
+    ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(WriteJob::Audit(Box::new(AuditJob { event, reply })))
+            .send(make(reply))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
@@ -550,21 +560,20 @@ impl Store for SqliteStore {
     ) -> StoreResult<ProcedureId> {
         prepared.check_shape()?;
         let cipher = self.cipher().await?;
-        let (reply, answer) = oneshot::channel();
-        let job = PendingSubmission {
-            prepared: prepared.clone(),
-            sealed: cipher.seal_patient(&prepared.submission.patient)?,
-            idempotency: idempotency
-                .map(|r| keys::sealed_idempotency(&cipher, r))
-                .transpose()?,
-            cipher,
-            reply,
-        };
-        self.writer
-            .send(WriteJob::Submission(Box::new(job)))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        let sealed = cipher.seal_patient(&prepared.submission.patient)?;
+        let idempotency = idempotency
+            .map(|r| keys::sealed_idempotency(&cipher, r))
+            .transpose()?;
+        self.through_writer(|reply| {
+            WriteJob::Submission(Box::new(PendingSubmission {
+                prepared: prepared.clone(),
+                sealed,
+                idempotency,
+                cipher,
+                reply,
+            }))
+        })
+        .await
     }
 
     async fn procedure(&self, id: ProcedureId) -> StoreResult<Option<ProcedureRecord>> {
@@ -1231,16 +1240,15 @@ impl Store for SqliteStore {
         let cipher = self.cipher().await?;
         // Read by the writer, on its own connection, in the transaction that appends the
         // audit entry: see `RecallJob`.
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(WriteJob::Recall(Box::new(RecallJob {
-                criteria: criteria.clone(),
-                audit: audit.clone(),
-                reply,
-            })))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        let parsed = answer.await.map_err(|_| StoreError::WriterStopped)??;
+        let parsed = self
+            .through_writer(|reply| {
+                WriteJob::Recall(Box::new(RecallJob {
+                    criteria: criteria.clone(),
+                    audit: audit.clone(),
+                    reply,
+                }))
+            })
+            .await?;
         // Opened here, off the writer, once the entry is committed.
         open_recall(parsed, &cipher)
     }
