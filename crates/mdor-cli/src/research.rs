@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use mdor_domain::OdsCode;
 use mdor_service::Ctx;
@@ -37,21 +37,11 @@ pub enum ResearchCommand {
         #[arg(long)]
         expires_on: Option<chrono::NaiveDate>,
     },
-    /// Name a researcher on a project, as its approval does: their account (a researcher's, in
-    /// the project's organisation) may then read the extract over the API. Audited.
-    AddMember {
-        #[arg(long)]
-        project: String,
-        #[arg(long)]
-        username: String,
-    },
+    /// Name a researcher on a project, as its approval does: their account (a researcher's)
+    /// may then read the extract over the API. Audited.
+    AddMember(Member),
     /// Remove a researcher from a project: the extract is closed to them from now on. Audited.
-    RemoveMember {
-        #[arg(long)]
-        project: String,
-        #[arg(long)]
-        username: String,
-    },
+    RemoveMember(Member),
     /// Write a project's pseudonymised extract as NDJSON to a new file (mode 0600); every page
     /// read is audited.
     Extract {
@@ -60,6 +50,17 @@ pub enum ResearchCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// A researcher on a project.
+#[derive(Args)]
+pub struct Member {
+    /// The project's reference.
+    #[arg(long)]
+    project: String,
+    /// The researcher's username.
+    #[arg(long)]
+    username: String,
 }
 
 pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
@@ -90,11 +91,12 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
             ));
             Ok(())
         }
-        ResearchCommand::AddMember { project, username } => {
-            let username = Username::parse(&username).map_err(load::describe)?;
-            let project = mdor_service::research::add_research_member(ctx, &project, &username)
-                .await
-                .map_err(load::describe)?;
+        ResearchCommand::AddMember(member) => {
+            let username = Username::parse(&member.username).map_err(load::describe)?;
+            let project =
+                mdor_service::research::add_research_member(ctx, &member.project, &username)
+                    .await
+                    .map_err(load::describe)?;
             print(&format!(
                 "{} named on research project {}\n",
                 username.as_str(),
@@ -102,11 +104,12 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
             ));
             Ok(())
         }
-        ResearchCommand::RemoveMember { project, username } => {
-            let username = Username::parse(&username).map_err(load::describe)?;
-            let project = mdor_service::research::remove_research_member(ctx, &project, &username)
-                .await
-                .map_err(load::describe)?;
+        ResearchCommand::RemoveMember(member) => {
+            let username = Username::parse(&member.username).map_err(load::describe)?;
+            let project =
+                mdor_service::research::remove_research_member(ctx, &member.project, &username)
+                    .await
+                    .map_err(load::describe)?;
             print(&format!(
                 "{} removed from research project {}\n",
                 username.as_str(),
