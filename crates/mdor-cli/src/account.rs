@@ -1,7 +1,8 @@
 //! `mdor account`: create the key that seals TOTP secrets, create accounts (there is no
 //! self sign-up: an administrator runs this and hands the printed credentials over a trusted
 //! channel), disable an account (ending its sessions) and re-enable it, reset a holder's lost
-//! credentials, disable accounts unused for 90 days, and link an account to its holder's
+//! credentials, designate a provider's data manager as its organisation's approver (or
+//! withdraw it), disable accounts unused for 90 days, and link an account to its holder's
 //! identity at the OpenID Connect provider. Each is audited as role `operator`.
 
 use std::path::PathBuf;
@@ -51,6 +52,15 @@ pub enum AccountCommand {
     Enable {
         #[arg(long)]
         username: String,
+    },
+    /// Designate a provider's data manager as their organisation's approver, who creates and
+    /// administers its staff accounts (or, with `--revoke`, withdraw it).
+    Approver {
+        #[arg(long)]
+        username: String,
+        /// Withdraw the designation instead of granting it.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Issue new credentials to a holder who lost theirs: a new initial password,
     /// authenticator secret and backup codes are printed once; every passkey and security key
@@ -134,6 +144,22 @@ pub async fn run(ctx: Ctx, config: &Config, command: AccountCommand) -> anyhow::
             print(&format!(
                 "account {id} ({}) enabled; its idle clock restarts now\n",
                 username.as_str()
+            ));
+            Ok(())
+        }
+        AccountCommand::Approver { username, revoke } => {
+            let username = Username::parse(&username).map_err(crate::load::describe)?;
+            let id = mdor_service::operator_set_approver(&ctx, &username, !revoke)
+                .await
+                .map_err(crate::load::describe)?;
+            print(&format!(
+                "account {id} ({}) {}\n",
+                username.as_str(),
+                if revoke {
+                    "is no longer its organisation's approver"
+                } else {
+                    "is now its organisation's approver"
+                }
             ));
             Ok(())
         }

@@ -45,7 +45,8 @@ pub use accounts::{
     AccountKey, AccountRequest, AccountSummary, Administrator, CreatedAccount, SignedIn,
     administrator_create_account, change_password, create_account, disable_account, enable_account,
     expire_idle_accounts, list_accounts, login, operator_disable_account, operator_enable_account,
-    operator_reset_account_credentials, reset_account_credentials,
+    operator_reset_account_credentials, operator_set_approver, reset_account_credentials,
+    set_approver,
 };
 pub use audit_log::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, LogProblem, SignedCheckpoint, TreeHead,

@@ -76,6 +76,7 @@ actions! {
     DisableAccount,
     EnableAccount,
     ResetAccountCredentials,
+    DesignateApprover,
     LinkOidcIdentity,
     ReadOwnTimeline,
     ReadOwnAccessLog,
@@ -255,6 +256,8 @@ pub const POLICIES: &[Policy] = &[
     allow(EnableAccount, ProviderDataManager, OWN),
     allow(ResetAccountCredentials, SystemAdmin, ANY),
     allow(ResetAccountCredentials, ProviderDataManager, OWN),
+    // Who is an organisation's approver is an administrator's decision alone.
+    allow(DesignateApprover, SystemAdmin, ANY),
     // The review of break-glass accesses, and identity provider links.
     allow(LinkOidcIdentity, SystemAdmin, INDEPENDENT),
     allow(ReadAccessReviews, SystemAdmin, INDEPENDENT),
@@ -306,6 +309,7 @@ impl Action {
                 | DisableAccount
                 | EnableAccount
                 | ResetAccountCredentials
+                | DesignateApprover
                 | LinkOidcIdentity
                 | ListResearchProjects
                 | ExtractResearch
@@ -345,6 +349,7 @@ impl Action {
             DisableAccount => "disable accounts",
             EnableAccount => "re-enable accounts",
             ResetAccountCredentials => "reset accounts' credentials",
+            DesignateApprover => "designate organisations' approvers (administrators only)",
             LinkOidcIdentity => "link accounts to identity provider subjects",
             ReadOwnTimeline => "read a patient's own record (patients only)",
             ReadOwnAccessLog => "read who accessed a patient's own record (patients only)",
@@ -615,6 +620,18 @@ mod tests {
             DecideAccessReview,
         ] {
             assert!(allows(SystemAdmin, action, Relationship::Independent));
+        }
+        // Approvers are designated by administrators only: no role, an approver's included,
+        // widens its own organisation's issuers.
+        assert!(allows(
+            SystemAdmin,
+            DesignateApprover,
+            Relationship::OtherOrganisation
+        ));
+        for role in AccountRole::ALL {
+            if role != SystemAdmin {
+                assert!(!allows_some(role, DesignateApprover), "{role:?}");
+            }
         }
     }
 

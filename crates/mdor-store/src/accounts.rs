@@ -109,6 +109,9 @@ pub struct Account {
     /// When an administrator last re-enabled the account or reset its credentials; idle
     /// expiry counts from the latest of this, the last sign-in and the creation.
     pub reinstated_at: Option<DateTime<Utc>>,
+    /// A provider's data manager an administrator designated as its organisation's approver:
+    /// they create and administer that organisation's staff accounts.
+    pub approver: bool,
 }
 
 /// Credentials are left out so that an account cannot print its hash or sealed secret.

@@ -475,6 +475,16 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
 
+    /// Designates a provider's data manager as its organisation's approver (or withdraws it)
+    /// and writes the audit entry, in one transaction; false, with nothing written, when the
+    /// account is no data manager or the designation is already as asked.
+    async fn set_account_approver(
+        &self,
+        account: AccountId,
+        approver: bool,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+
     /// Replaces an account's credentials, revokes its WebAuthn credentials, ends its
     /// sessions and forgets its failed sign-ins (`CredentialReset`), with the audit entry, in
     /// one transaction; false, with nothing written, when there is no such account.

@@ -668,6 +668,50 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
     let again = mdor_with_accounts_key(&dir.0, &key, &create);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("username"));
+
+    // Only a data manager can be made its organisation's approver, and the operator can
+    // withdraw it again.
+    let manager = stdout(&mdor_with_accounts_key(
+        &dir.0,
+        &key,
+        &[
+            "account",
+            "create",
+            "--org",
+            "RXR",
+            "--role",
+            "provider_data_manager",
+            "--username",
+            "d.manager",
+        ],
+    ));
+    assert!(
+        manager.contains("d.manager as provider_data_manager"),
+        "{manager}"
+    );
+    let granted = stdout(&mdor(
+        &dir.0,
+        &["account", "approver", "--username", "d.manager"],
+    ));
+    assert!(
+        granted.contains("(d.manager) is now its organisation's approver"),
+        "{granted}"
+    );
+    let withdrawn = stdout(&mdor(
+        &dir.0,
+        &["account", "approver", "--username", "d.manager", "--revoke"],
+    ));
+    assert!(
+        withdrawn.contains("(d.manager) is no longer its organisation's approver"),
+        "{withdrawn}"
+    );
+    let consultant = mdor(&dir.0, &["account", "approver", "--username", "J.Smith"]);
+    assert!(!consultant.status.success());
+    assert!(
+        String::from_utf8_lossy(&consultant.stderr).contains("only a provider_data_manager"),
+        "{}",
+        String::from_utf8_lossy(&consultant.stderr)
+    );
     let bad_role = mdor_with_accounts_key(
         &dir.0,
         &key,
@@ -843,6 +887,9 @@ fn an_administrator_creates_an_account_whose_printed_credentials_sign_in() {
         entries,
         [
             operator("account.create"),
+            operator("account.create"),
+            operator("account.approver_grant"),
+            operator("account.approver_revoke"),
             operator("account.link_oidc"),
             operator("account.disable"),
             operator("account.enable"),

@@ -1,7 +1,8 @@
 //! Account administration: create accounts, list them, disable and re-enable them, and reset
 //! the credentials of a holder who lost theirs. Done by an administrator (any organisation's
-//! accounts) or an organisation's approver, a provider's data manager (its own staff only;
-//! another organisation's accounts are absent to them), through their own session (never an
+//! accounts) or an organisation's approver, a provider's data manager an administrator has
+//! designated as one (`set_approver`; its own staff only, another organisation's accounts
+//! being absent to them), through their own session (never an
 //! API token: the credentials issued are a person's to hand over, and a token has no second
 //! factor) signed in or stepped up with a passkey or security key within the last 10
 //! minutes; or by the operator at the command line.
@@ -37,6 +38,8 @@ const LIST_ACTION: &str = "account.list";
 pub(crate) const DISABLE_ACTION: &str = "account.disable";
 const ENABLE_ACTION: &str = "account.enable";
 const RESET_ACTION: &str = "account.reset_credentials";
+const APPROVER_GRANT_ACTION: &str = "account.approver_grant";
+const APPROVER_REVOKE_ACTION: &str = "account.approver_revoke";
 
 /// Who administers an account.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +90,8 @@ impl Administrator<'_> {
     }
 
     /// For a person: the policy lets their role do `action` for some organisation, they hold
-    /// a session (not a token) whose latest authentication resisted phishing (a passkey or
+    /// a session (not a token), a data manager among them has been designated their
+    /// organisation's approver, their latest authentication resisted phishing (a passkey or
     /// security key), and they re-authenticated recently. Refusals are audited. Which
     /// accounts they reach is `reaches`.
     pub(crate) async fn authorize(
@@ -101,11 +105,26 @@ impl Administrator<'_> {
         };
         let refused = principal.audit(ctx, audit_action, "account".into(), PURPOSE);
         policy::authorize_some_audited(ctx, principal, action, &refused).await?;
-        if principal.account().is_none() {
+        let Some(account) = principal.account() else {
             self.audit_refusal(ctx, audit_action, "account".into())
                 .await?;
             return Err(ServiceError::Forbidden {
                 action: "administer accounts with an API token: it takes a person's session",
+                audited: true,
+            });
+        };
+        // Read afresh on every action, so that a withdrawn designation takes effect at once.
+        if principal.role == AccountRole::ProviderDataManager
+            && !ctx
+                .store
+                .account_by_id(account)
+                .await?
+                .is_some_and(|a| a.approver)
+        {
+            self.audit_refusal(ctx, audit_action, "account".into())
+                .await?;
+            return Err(ServiceError::Forbidden {
+                action: "administer accounts until an administrator designates you your organisation's approver",
                 audited: true,
             });
         }
@@ -180,6 +199,8 @@ pub struct AccountSummary {
     pub reinstated_at: Option<DateTime<Utc>>,
     /// The password is still one an administrator was given (new or reset).
     pub must_change_password: bool,
+    /// A data manager designated as their organisation's approver.
+    pub approver: bool,
 }
 
 /// Creates an account (`accounts::create_account` is the operator's).
@@ -256,6 +277,7 @@ pub async fn list_accounts(
             disabled_at: account.disabled_at,
             reinstated_at: account.reinstated_at,
             must_change_password: account.must_change_password,
+            approver: account.approver,
         })
         .collect())
 }
@@ -401,6 +423,69 @@ async fn reset(
     Ok(credentials
         .handed_over
         .for_account(account.id, &account.username))
+}
+
+/// Designates a provider's data manager as their organisation's approver (`approver`
+/// true) or withdraws the designation, with an audit entry; an administrator's act, never an
+/// approver's (nobody widens their own organisation's issuers). An unknown username is
+/// `NotFound`; an account of another role is refused naming the role; a designation already
+/// as asked is left as it is.
+pub async fn set_approver(
+    ctx: &Ctx,
+    principal: &Principal,
+    username: &Username,
+    approver: bool,
+) -> Result<AccountId, ServiceError> {
+    change_approver(ctx, Administrator::Person(principal), username, approver).await
+}
+
+/// `set_approver` for the operator at the command line (`mdor account approver`).
+pub async fn operator_set_approver(
+    ctx: &Ctx,
+    username: &Username,
+    approver: bool,
+) -> Result<AccountId, ServiceError> {
+    change_approver(ctx, Administrator::Operator, username, approver).await
+}
+
+async fn change_approver(
+    ctx: &Ctx,
+    by: Administrator<'_>,
+    username: &Username,
+    approver: bool,
+) -> Result<AccountId, ServiceError> {
+    let action = if approver {
+        APPROVER_GRANT_ACTION
+    } else {
+        APPROVER_REVOKE_ACTION
+    };
+    by.authorize(ctx, Action::DesignateApprover, action).await?;
+    let account = find(ctx, username).await?;
+    if !by.reaches(Action::DesignateApprover, account.organisation) {
+        return Err(by.hidden(ctx, action, &account).await);
+    }
+    if account.role != AccountRole::ProviderDataManager {
+        return Err(ServiceError::invalid(
+            "username",
+            "not_a_data_manager",
+            format!(
+                "only a provider_data_manager can be an organisation's approver; this account is a {}",
+                account.role.as_str()
+            ),
+        ));
+    }
+    let audit = by
+        .audit(
+            ctx,
+            action,
+            format!("account/{}", account.id),
+            account.organisation,
+        )
+        .await?;
+    ctx.store
+        .set_account_approver(account.id, approver, &audit)
+        .await?;
+    Ok(account.id)
 }
 
 async fn find(ctx: &Ctx, username: &Username) -> Result<mdor_store::Account, ServiceError> {

@@ -41,7 +41,8 @@ use crate::error::ServiceError;
 pub use admin::{
     AccountSummary, Administrator, administrator_create_account, disable_account, enable_account,
     list_accounts, operator_disable_account, operator_enable_account,
-    operator_reset_account_credentials, reset_account_credentials,
+    operator_reset_account_credentials, operator_set_approver, reset_account_credentials,
+    set_approver,
 };
 pub use codes::{
     BACKUP_CODE_CHARS, BACKUP_CODE_COUNT, SecondFactor, Username, base32, hash_backup_code,

@@ -26,7 +26,8 @@ macro_rules! account_select {
         concat!(
             "SELECT a.id, a.username, a.role, a.organisation_id, o.ods_code AS organisation_ods, ",
             "a.patient_id, a.password_hash, a.must_change_password, a.totp_secret_sealed, ",
-            "a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at ",
+            "a.totp_last_step, a.created_at, a.last_login_at, a.disabled_at, a.reinstated_at, ",
+            "a.approver ",
             $from
         )
     };
@@ -52,6 +53,11 @@ pub(crate) const ACCOUNTS_ALL: &str = account_select!(
 /// Re-enables a disabled account and restarts its idle clock.
 pub(crate) const ACCOUNT_REINSTATE: &str = "UPDATE account SET disabled_at = NULL, reinstated_at = $2 \
      WHERE id = $1 AND disabled_at IS NOT NULL";
+
+/// Designates a provider's data manager as its organisation's approver, or withdraws it;
+/// only when that changes something.
+pub(crate) const ACCOUNT_SET_APPROVER: &str = "UPDATE account SET approver = $2 \
+     WHERE id = $1 AND role = 'provider_data_manager' AND approver <> $2";
 
 /// New credentials: a generated password the holder must change, a new TOTP secret with no
 /// step used yet, and a restarted idle clock. A disabled account stays disabled.
@@ -131,6 +137,7 @@ pub(crate) struct AccountRow {
     last_login_at: Option<DateTime<Utc>>,
     disabled_at: Option<DateTime<Utc>>,
     reinstated_at: Option<DateTime<Utc>>,
+    approver: bool,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -154,6 +161,7 @@ impl TryFrom<AccountRow> for Account {
             last_login_at: row.last_login_at,
             disabled_at: row.disabled_at,
             reinstated_at: row.reinstated_at,
+            approver: row.approver,
         })
     }
 }
@@ -218,6 +226,27 @@ macro_rules! account_queries {
             let updated = sqlx::query(q::ACCOUNT_REINSTATE)
                 .bind(account.0)
                 .bind(at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if updated != 1 {
+                return Ok(false);
+            }
+            super::recall::insert_audit(conn, audit).await?;
+            Ok(true)
+        }
+
+        /// Designates or withdraws an approver with its audit entry; false, with nothing
+        /// written, when the account is no data manager or already was (not) one.
+        pub(super) async fn set_approver(
+            conn: &mut $conn,
+            account: AccountId,
+            approver: bool,
+            audit: &$crate::types::NewAuditEvent,
+        ) -> StoreResult<bool> {
+            let updated = sqlx::query(q::ACCOUNT_SET_APPROVER)
+                .bind(account.0)
+                .bind(approver)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();

@@ -1268,6 +1268,21 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn set_account_approver(
+        &self,
+        account: AccountId,
+        approver: bool,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if !accounts::set_approver(&mut tx, account, approver, audit).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn reset_account_credentials(
         &self,
         reset: &crate::CredentialReset,

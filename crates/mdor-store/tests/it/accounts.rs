@@ -629,3 +629,81 @@ pub async fn administrators_create_reenable_and_reset_accounts_each_with_its_aud
     );
     assert_eq!(audit_count(store).await, count);
 }
+
+/// Only a provider's data manager can be designated an approver; a designation or withdrawal
+/// that changes nothing writes nothing; each change has its audit entry.
+pub async fn an_approver_is_a_designated_data_manager_each_change_audited(store: &dyn Store) {
+    let provider = add_provider(store, "RXR").await;
+    let at = instant(2026, 6, 1, 9);
+    let manager = store
+        .insert_account(
+            &new_account(
+                "a.manager",
+                AccountRole::ProviderDataManager,
+                Some(provider),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let clerk = store
+        .insert_account(
+            &new_account("a.clerk", AccountRole::ProviderSubmitter, Some(provider)),
+            None,
+        )
+        .await
+        .unwrap();
+    let approver =
+        |id: AccountId| async move { store.account_by_id(id).await.unwrap().unwrap().approver };
+    assert!(!approver(manager).await, "nobody starts as an approver");
+    let grant = administration_audit(
+        provider,
+        "account.approver_grant",
+        format!("account/{manager}"),
+        at,
+    );
+    assert!(
+        store
+            .set_account_approver(manager, true, &grant)
+            .await
+            .unwrap()
+    );
+    assert!(approver(manager).await);
+    assert!(
+        !store
+            .set_account_approver(manager, true, &grant)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_account_approver(clerk, true, &grant)
+            .await
+            .unwrap()
+    );
+    assert!(!approver(clerk).await);
+    let revoke = administration_audit(
+        provider,
+        "account.approver_revoke",
+        format!("account/{manager}"),
+        at,
+    );
+    assert!(
+        store
+            .set_account_approver(manager, false, &revoke)
+            .await
+            .unwrap()
+    );
+    assert!(!approver(manager).await);
+    let actions: Vec<String> = store
+        .audit_events(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["account.approver_grant", "account.approver_revoke"]
+    );
+}

@@ -118,6 +118,7 @@ macro_rules! all_cases {
                 accounts::the_registry_organisation_is_the_first_of_kind_registry,
                 accounts::a_chosen_password_replaces_the_initial_one_with_its_audit_entry,
                 accounts::administrators_create_reenable_and_reset_accounts_each_with_its_audit_entry,
+                accounts::an_approver_is_a_designated_data_manager_each_change_audited,
                 sessions::a_session_is_found_by_its_secret_hash_used_stepped_up_and_ended_by_its_account,
                 sessions::disabling_an_account_or_expiring_it_idle_ends_its_sessions_only,
                 access_reviews::a_break_glass_access_raises_one_review_item_decided_once_by_another_person,

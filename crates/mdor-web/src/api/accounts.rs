@@ -1,7 +1,9 @@
 //! Account administration for administrators: `GET /api/v1/accounts` lists every account,
 //! `POST /api/v1/accounts` creates one, and `POST /api/v1/accounts/{username}/disable`,
 //! `/enable` and `/reset` disable one (ending its sessions), re-enable one, or issue new
-//! credentials to a holder who lost theirs. Each needs an administrator's own session (never
+//! credentials to a holder who lost theirs; `PUT /api/v1/accounts/{username}/approver`
+//! designates a provider's data manager as its organisation's approver or withdraws it
+//! (administrators only). Each needs an administrator's own session (never
 //! an API token) re-authenticated within 10 minutes, and is audited; see
 //! `mdor_service::accounts::admin`. New credentials are in the response once, never stored
 //! in clear, and never cached.
@@ -84,6 +86,8 @@ pub struct AccountView {
     pub reinstated_at: Option<DateTime<Utc>>,
     /// The password is still one an administrator handed over.
     pub must_change_password: bool,
+    /// A data manager an administrator designated as their organisation's approver.
+    pub approver: bool,
 }
 
 impl From<AccountSummary> for AccountView {
@@ -99,6 +103,7 @@ impl From<AccountSummary> for AccountView {
             disabled_at: account.disabled_at,
             reinstated_at: account.reinstated_at,
             must_change_password: account.must_change_password,
+            approver: account.approver,
         }
     }
 }
@@ -265,5 +270,30 @@ pub async fn link_oidc_identity(
         &body.subject,
     )
     .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Whether a provider's data manager is their organisation's approver.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverBody {
+    /// True designates the account; false withdraws the designation.
+    pub approver: bool,
+}
+
+#[utoipa::path(put, path = "/api/v1/accounts/{username}/approver", params(("username" = String, Path)), request_body = ApproverBody, responses(
+    (status = 204, description = "Designated or withdrawn (or it already was as asked); audited"),
+    (status = 403, description = "Not an administrator's session, or no step-up within 10 minutes", body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 422, description = "The account is not a provider's data manager (not_a_data_manager)", body = ErrorBody),
+))]
+pub async fn set_approver(
+    state: RequestState,
+    Caller(principal): Caller,
+    username: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<ApproverBody>,
+) -> Result<Response, ApiError> {
+    let username = username_in(username)?;
+    mdor_service::set_approver(&state.ctx, &principal, &username, body.approver).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -25,7 +25,7 @@ mod survivorship;
 use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -141,6 +141,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/accounts/{username}/oidc-identity",
             post(accounts::link_oidc_identity),
         )
+        .route(
+            "/api/v1/accounts/{username}/approver",
+            put(accounts::set_approver),
+        )
         .route("/api/v1/research/projects", get(research::list_projects))
         .route(
             "/api/v1/research/projects/{reference}/extract.ndjson",
@@ -233,6 +237,7 @@ pub fn upload_routes() -> Router<AppState> {
         accounts::create_account,
         accounts::disable_account,
         accounts::enable_account,
+        accounts::set_approver,
         accounts::reset_account,
         accounts::link_oidc_identity,
         access_reviews::list_reviews,

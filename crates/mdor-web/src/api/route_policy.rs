@@ -196,6 +196,11 @@ pub const ROUTE_POLICIES: &[RouteDeclaration] = &[
         RoutePolicy::Action(Action::ResetAccountCredentials),
     ),
     route(
+        "PUT",
+        "/api/v1/accounts/{username}/approver",
+        RoutePolicy::Action(Action::DesignateApprover),
+    ),
+    route(
         "POST",
         "/api/v1/accounts/{username}/oidc-identity",
         RoutePolicy::Action(Action::LinkOidcIdentity),

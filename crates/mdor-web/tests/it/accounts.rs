@@ -13,6 +13,7 @@ use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use mdor_service::accounts::Username;
 use mdor_service::{AccountRole, SignInRequest, StartedSession};
 use mdor_web::WebSettings;
 
@@ -175,7 +176,10 @@ async fn an_administrator_creates_lists_resets_disables_and_reenables_accounts_e
         }
 
         // Nobody else administers accounts: not a data manager signed in with a code (an
-        // approver acts only with a key), not an administrator's token.
+        // approver acts only with a key, even once designated), not an administrator's token.
+        mdor_service::operator_set_approver(&app.ctx, &Username::parse("a.manager").unwrap(), true)
+            .await
+            .unwrap();
         let refused = as_session(&app, &manager, "GET", "/api/v1/accounts", None).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
         assert_eq!(refused.body["code"], "phishing_resistant_factor_required");
@@ -393,6 +397,13 @@ async fn a_providers_data_manager_approves_its_own_organisations_accounts_and_no
         let clerk = json!({
             "username": "ra1.clerk", "role": "provider_submitter", "organisation": "RA1"
         });
+        mdor_service::operator_set_approver(
+            &app.ctx,
+            &Username::parse("ra1.approver").unwrap(),
+            true,
+        )
+        .await
+        .unwrap();
 
         // Signed in with a code: refused, whatever the account.
         let refused = as_session(&app, &with_code, "POST", "/api/v1/accounts", Some(&clerk)).await;
@@ -487,6 +498,138 @@ async fn a_providers_data_manager_approves_its_own_organisations_accounts_and_no
                 ("account.disable", "denied"),
                 ("account.enable", "denied"),
                 ("account.reset_credentials", "denied"),
+            ],
+            "{backend}"
+        );
+    }
+}
+
+/// Being a data manager is not enough: an administrator designates an organisation's
+/// approvers (never an approver, not even themselves), a designation takes effect on the next
+/// request and so does its withdrawal, only a data manager can be designated, and every
+/// change and refusal is audited.
+#[tokio::test]
+async fn an_approver_acts_only_while_an_administrator_has_designated_them() {
+    for backend in backends() {
+        // The real clock: `NOW` belongs to the first test, which runs alongside.
+        let app = spawn_app(backend)
+            .await
+            .with_accounts(WebSettings::default(), Utc::now);
+        let admin = new_person(
+            &app.ctx,
+            "an.admin",
+            AccountRole::SystemAdmin,
+            Some("MDOR"),
+            None,
+        )
+        .await;
+        let with_code = new_person(
+            &app.ctx,
+            "ra1.manager",
+            AccountRole::ProviderDataManager,
+            Some("RA1"),
+            None,
+        )
+        .await;
+        let manager = enrol_key_and_sign_in(&app.ctx, &with_code, "ra1.manager", PERSON_PASSWORD)
+            .await
+            .0;
+        new_person(
+            &app.ctx,
+            "ra1.clerk",
+            AccountRole::ProviderSubmitter,
+            Some("RA1"),
+            None,
+        )
+        .await;
+        let grant = json!({ "approver": true });
+        let withdraw = json!({ "approver": false });
+        let approver_route = "/api/v1/accounts/ra1.manager/approver";
+
+        // Not designated: a data manager with a key and a fresh step-up is still refused.
+        let listing = as_session(&app, &manager, "GET", "/api/v1/accounts", None).await;
+        assert_eq!(listing.status, StatusCode::FORBIDDEN, "{backend}");
+        assert!(
+            listing.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("designates you your organisation's approver"),
+            "{}",
+            listing.body
+        );
+        // Nor can they designate themselves.
+        let own = as_session(&app, &manager, "PUT", approver_route, Some(&grant)).await;
+        assert_eq!(own.status, StatusCode::FORBIDDEN, "{backend}");
+
+        // The administrator designates them; the listing shows it, and they act at once.
+        let granted = as_session(&app, &admin, "PUT", approver_route, Some(&grant)).await;
+        assert_eq!(granted.status, StatusCode::NO_CONTENT, "{}", granted.body);
+        let listed = as_session(&app, &admin, "GET", "/api/v1/accounts", None).await;
+        let approvers: Vec<&str> = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["approver"] == json!(true))
+            .map(|a| a["username"].as_str().unwrap())
+            .collect();
+        assert_eq!(approvers, ["ra1.manager"]);
+        let disabled = as_session(
+            &app,
+            &manager,
+            "POST",
+            "/api/v1/accounts/ra1.clerk/disable",
+            None,
+        )
+        .await;
+        assert_eq!(disabled.status, StatusCode::NO_CONTENT, "{}", disabled.body);
+
+        // Only a data manager can be one.
+        let clerk = as_session(
+            &app,
+            &admin,
+            "PUT",
+            "/api/v1/accounts/ra1.clerk/approver",
+            Some(&grant),
+        )
+        .await;
+        assert_eq!(clerk.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            clerk.body["errors"][0]["field"], "username",
+            "{}",
+            clerk.body
+        );
+        assert_eq!(clerk.body["errors"][0]["code"], "not_a_data_manager");
+
+        // Withdrawn, the same session is refused on its next request.
+        let withdrawn = as_session(&app, &admin, "PUT", approver_route, Some(&withdraw)).await;
+        assert_eq!(withdrawn.status, StatusCode::NO_CONTENT);
+        let after = as_session(
+            &app,
+            &manager,
+            "POST",
+            "/api/v1/accounts/ra1.clerk/enable",
+            None,
+        )
+        .await;
+        assert_eq!(after.status, StatusCode::FORBIDDEN, "{backend}");
+
+        let entries = app.store.audit_events(None, 500).await.unwrap();
+        let trail: Vec<(&str, &str, &str)> = entries
+            .iter()
+            .filter(|e| e.purpose == "administration" && e.role != "operator")
+            .map(|e| (e.role.as_str(), e.action.as_str(), e.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                ("provider_data_manager", "account.list", "denied"),
+                ("provider_data_manager", "account.approver_grant", "denied"),
+                ("system_admin", "account.approver_grant", "ok"),
+                ("system_admin", "account.list", "ok"),
+                ("provider_data_manager", "account.disable", "ok"),
+                ("system_admin", "account.approver_revoke", "ok"),
+                ("provider_data_manager", "account.enable", "denied"),
             ],
             "{backend}"
         );

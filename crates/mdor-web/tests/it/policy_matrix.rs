@@ -47,6 +47,9 @@ use crate::support::{
 /// caller, so the cells cannot lock a caller out.
 const ADMINISTERED: &str = "matrix.administered";
 const ADMINISTERED_OTHER: &str = "matrix.administered-other";
+/// The data managers the approver route designates.
+const CANDIDATE: &str = "matrix.candidate";
+const CANDIDATE_OTHER: &str = "matrix.candidate-other";
 
 /// The research project naming the matrix's researcher, whose extract the research cells read.
 const RESEARCH_PROJECT: &str = "MATRIX-1";
@@ -246,7 +249,14 @@ fn request_body_for(
         .replace("{id}", &id.to_string())
         .replace("{entry}", &f.entry[i].to_string())
         .replace("{udi_di}", "05012345678917")
-        .replace("{username}", [ADMINISTERED, ADMINISTERED_OTHER][i])
+        .replace(
+            "{username}",
+            if action == DesignateApprover {
+                [CANDIDATE, CANDIDATE_OTHER][i]
+            } else {
+                [ADMINISTERED, ADMINISTERED_OTHER][i]
+            },
+        )
         .replace("{reference}", RESEARCH_PROJECT)
         .replace("{ods}", target_ods);
     let query = match action {
@@ -281,6 +291,7 @@ fn request_body_for(
         UpdateRecallStatus => Some(json!({ "status": "provider_notified" })),
         DecideAccessReview => Some(json!({ "decision": "appropriate" })),
         LinkOidcIdentity => Some(json!({ "subject": format!("matrix-subject-{cell}") })),
+        DesignateApprover => Some(json!({ "approver": true })),
         CreateAccount => Some(json!({
             "username": format!("matrix.new-{cell}"), "role": "provider_submitter",
             "organisation": target_ods
@@ -375,8 +386,12 @@ async fn session_of(
     patient: Option<PatientId>,
 ) -> Credential {
     let mut started = new_person(&app.ctx, username, role, ods, patient).await;
-    // A data manager approves their organisation's accounts only with a key, as people do.
+    // A data manager approves their organisation's accounts only once designated, and with a
+    // key, as people do.
     if role == AccountRole::ProviderDataManager {
+        mdor_service::operator_set_approver(&app.ctx, &Username::parse(username).unwrap(), true)
+            .await
+            .unwrap();
         started = enrol_key_and_sign_in(&app.ctx, &started, username, PERSON_PASSWORD)
             .await
             .0;
@@ -439,13 +454,18 @@ async fn callers(app: &TestApp, f: &Fixtures) -> Vec<Caller> {
 
 /// Procedures, submissions, quarantined records and recall work at RA1 and RB2.
 async fn fixtures(app: &TestApp) -> Fixtures {
-    // The accounts the account-administration routes disable, enable and reset.
-    for (username, ods) in [(ADMINISTERED, "RA1"), (ADMINISTERED_OTHER, "RB2")] {
+    // The accounts the account-administration routes disable, enable, reset and designate.
+    for (username, ods, role) in [
+        (ADMINISTERED, "RA1", AccountRole::ProviderSubmitter),
+        (ADMINISTERED_OTHER, "RB2", AccountRole::ProviderSubmitter),
+        (CANDIDATE, "RA1", AccountRole::ProviderDataManager),
+        (CANDIDATE_OTHER, "RB2", AccountRole::ProviderDataManager),
+    ] {
         mdor_service::create_account(
             &app.ctx,
             &AccountRequest {
                 username: Username::parse(username).unwrap(),
-                role: AccountRole::ProviderSubmitter,
+                role,
                 organisation: Some(OdsCode::parse(ods).unwrap()),
                 patient: None,
             },
