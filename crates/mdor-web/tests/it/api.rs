@@ -52,7 +52,7 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
             .ok()
             .unwrap();
         let fake = format!("mdor_{}", "0".repeat(64));
-        for (method, uri) in routes {
+        for (i, (method, uri)) in routes.into_iter().enumerate() {
             for token in [
                 None,
                 Some("not-a-token"),
@@ -66,7 +66,13 @@ async fn every_api_route_refuses_missing_unknown_and_revoked_tokens() {
                 if let Some(token) = token {
                     request = request.header("authorization", format!("Bearer {token}"));
                 }
-                let reply = app.send(request.body(Body::from("{}")).unwrap()).await;
+                let mut request = request.body(Body::from("{}")).unwrap();
+                // Each route from its own address: the walk is more refusals than one
+                // address may make before it is throttled (`refusals.rs` tests that limit).
+                request.extensions_mut().insert(axum::extract::ConnectInfo(
+                    std::net::SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 40_000)),
+                ));
+                let reply = app.send(request).await;
                 assert_eq!(
                     reply.status,
                     StatusCode::UNAUTHORIZED,
