@@ -16,7 +16,7 @@
 //! a missing or unfit purpose is an input error and reads nothing.
 
 use mdor_domain::{AccessPurpose, BreakGlassReason};
-use mdor_store::{NewAuditEvent, OrganisationId};
+use mdor_store::{Field, NewAuditEvent, OrganisationId};
 
 use crate::auth::Principal;
 use crate::ctx::Ctx;
@@ -109,7 +109,14 @@ pub(crate) async fn begin_access(
             beyond_own_organisation(stated.purpose)?
         };
         audit.purpose = purpose.break_glass_str();
-        audit.break_glass = Some(reason.clone());
+        // Sealed like an identifier (a reason may name the patient), and committed to by the
+        // access's audit entry.
+        audit.break_glass = Some(
+            ctx.store
+                .identifier_cipher()
+                .await?
+                .seal_detail(Field::BreakGlassReason, reason.as_str())?,
+        );
         return Ok(Access { scope: None, audit });
     }
     if policy::allows(role, action, Relationship::OtherOrganisation)

@@ -5,7 +5,7 @@
 //! session, and it is final.
 
 use mdor_store::{
-    AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery, ReviewDecision,
+    AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery, Field, ReviewDecision,
 };
 
 use crate::auth::Principal;
@@ -115,13 +115,18 @@ pub async fn decide_access_review(
     if review.decision.is_some() {
         return Err(already_decided());
     }
+    // The decision and note are sealed with a commitment the decision's audit entry holds.
+    let sealed = ctx.store.identifier_cipher().await?.seal_detail(
+        Field::ReviewDecision,
+        &mdor_store::decision_detail(decision, note),
+    )?;
     let recorded = ctx
         .store
         .decide_access_review(
             &AccessReviewDecision {
                 review: id,
                 decision,
-                note: note.map(str::to_string),
+                sealed,
                 by: reviewer,
                 at: ctx.now(),
             },

@@ -12,7 +12,14 @@ use serde::Serialize;
 
 use crate::accounts::AccountId;
 use crate::error::StoreError;
+use crate::field_crypto::{Field, FieldCipher, SealedDetail};
 use crate::types::PatientId;
+
+/// The text a decision's commitment covers: the decision, a newline, and the note (empty when
+/// there is none), so that neither can be changed alone.
+pub fn decision_detail(decision: ReviewDecision, note: Option<&str>) -> String {
+    format!("{}\n{}", decision.as_str(), note.unwrap_or(""))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -100,7 +107,9 @@ pub struct AccessReviewQuery {
 pub struct AccessReviewDecision {
     pub review: AccessReviewId,
     pub decision: ReviewDecision,
-    pub note: Option<String>,
+    /// The decision and note (`decision_detail`) sealed with their commitment for
+    /// `Field::ReviewDecision`; the decision's audit entry commits to it.
+    pub sealed: SealedDetail,
     /// The reviewer: never the person who broke glass.
     pub by: AccountId,
     pub at: DateTime<Utc>,
@@ -136,13 +145,18 @@ pub(crate) struct AccessReviewRow {
     pub decided_by: Option<i64>,
     pub decided_by_username: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// The access entry's commitment to the reason; `None` for an item recorded before
+    /// reasons were sealed (migration 0024), whose reason is in clear.
+    pub reason_digest: Option<Vec<u8>>,
+    /// The decision entry's commitment to the decision and note; `None` while open, and for
+    /// a decision recorded before 0024 (its note in clear).
+    pub decision_digest: Option<Vec<u8>>,
 }
 
-impl TryFrom<AccessReviewRow> for AccessReview {
-    type Error = StoreError;
-
-    fn try_from(row: AccessReviewRow) -> Result<Self, StoreError> {
-        let decision = row
+impl AccessReviewRow {
+    /// The item with its reason and note opened against their audit entries' commitments.
+    pub(crate) fn open(self, cipher: &FieldCipher) -> Result<AccessReview, StoreError> {
+        let decision = self
             .decision
             .as_deref()
             .map(|d| {
@@ -150,6 +164,33 @@ impl TryFrom<AccessReviewRow> for AccessReview {
                     .ok_or_else(|| StoreError::Corrupt(format!("access review decision {d}")))
             })
             .transpose()?;
+        let reason = match &self.reason_digest {
+            Some(digest) => cipher.open_detail(Field::BreakGlassReason, digest, &self.reason)?,
+            None => self.reason.clone(),
+        };
+        let decision_note = match (&self.decision_digest, &self.decision_note, decision) {
+            (Some(digest), Some(sealed), Some(decision)) => {
+                let text = cipher.open_detail(Field::ReviewDecision, digest, sealed)?;
+                let (committed, note) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+                // The decision is kept in clear for listing open items; its commitment
+                // holds it to what the reviewer decided.
+                if committed != decision.as_str() {
+                    return Err(StoreError::Corrupt(format!(
+                        "access review {} decision does not match its audit entry's commitment",
+                        self.id
+                    )));
+                }
+                (!note.is_empty()).then(|| note.to_string())
+            }
+            (Some(_), _, _) => {
+                return Err(StoreError::Corrupt(format!(
+                    "access review {} has a committed decision but no sealed note",
+                    self.id
+                )));
+            }
+            (None, note, _) => note.clone(),
+        };
+        let row = self;
         Ok(AccessReview {
             id: AccessReviewId(row.id),
             audit_seq: row.audit_seq as u64,
@@ -163,9 +204,9 @@ impl TryFrom<AccessReviewRow> for AccessReview {
             patient: row.patient_id.map(PatientId),
             purpose: row.purpose,
             outcome: row.outcome,
-            reason: row.reason,
+            reason,
             decision,
-            decision_note: row.decision_note,
+            decision_note,
             decided_by: row.decided_by.map(AccountId),
             decided_by_username: row.decided_by_username,
             decided_at: row.decided_at,

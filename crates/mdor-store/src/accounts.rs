@@ -206,6 +206,7 @@ impl NewAccountAuditEvent {
             outcome: self.outcome.to_string(),
             request_id: self.request.as_ref().map(|r| r.as_str().to_string()),
             patients: Vec::new(),
+            detail_digest: None,
             leaf_hash: None,
         }
     }

@@ -25,6 +25,11 @@
 //! there was none), and then `patients`: the ids of the patients the read named, ascending,
 //! in decimal, joined by `,`.
 //!
+//! Version 5, for entries with a person's sealed text (the reason given for breaking glass,
+//! a review's decision and note): the tag `mdor-audit-entry-v5`, the version-4 fields (the
+//! patients written as the empty text when the entry names none), and then `detail_digest`:
+//! the commitment to that text (`FieldCipher::seal_detail`) as 64 lowercase hex digits.
+//!
 //! `TreeBuilder` computes the root of a growing log with a stack of perfect subtrees, in one
 //! pass and O(log n) memory, so that a million entries verify without holding them.
 
@@ -49,6 +54,9 @@ const ENTRY_TAG_V3: &str = "mdor-audit-entry-v3";
 /// multi-patient read).
 const ENTRY_TAG_V4: &str = "mdor-audit-entry-v4";
 
+/// The first field of every version-5 encoding (an entry committing to a sealed detail).
+const ENTRY_TAG_V5: &str = "mdor-audit-entry-v5";
+
 /// Length written for an absent optional field.
 const ABSENT: u32 = u32::MAX;
 
@@ -64,9 +72,11 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
         }
         None => out.extend_from_slice(&ABSENT.to_be_bytes()),
     };
-    let version_4 = !entry.patients.is_empty();
+    let version_5 = entry.detail_digest.is_some();
+    let version_4 = version_5 || !entry.patients.is_empty();
     let version_3 = version_4 || entry.request_id.is_some();
     text(Some(match (version_4, &entry.request_id, entry.account) {
+        (true, _, _) if version_5 => ENTRY_TAG_V5,
         (true, _, _) => ENTRY_TAG_V4,
         (false, Some(_), _) => ENTRY_TAG_V3,
         (false, None, Some(_)) => ENTRY_TAG_V2,
@@ -92,6 +102,9 @@ pub fn canonical_encoding(entry: &AuditLogEntry) -> Vec<u8> {
     if version_4 {
         let ids: Vec<String> = entry.patients.iter().map(|p| p.0.to_string()).collect();
         text(Some(&ids.join(",")));
+    }
+    if let Some(digest) = &entry.detail_digest {
+        text(Some(&hex::encode(digest)));
     }
     out
 }
@@ -299,6 +312,7 @@ mod tests {
             outcome: "ok".into(),
             request_id: None,
             patients: Vec::new(),
+            detail_digest: None,
             leaf_hash: None,
         }
     }
@@ -401,6 +415,41 @@ mod tests {
                 assert_ne!(hashes[i], hashes[j], "{i} and {j}");
             }
         }
+    }
+
+    #[test]
+    fn an_entry_with_a_detail_is_version_5_with_its_digest_in_hex_after_the_patients() {
+        let mut access = entry();
+        access.request_id = Some("3f2b8c1e-0d4a-4e6b-9a57-1c2d3e4f5a6b".into());
+        let v3 = canonical_encoding(&access);
+        access.detail_digest = Some(vec![0xab; 32]);
+        let v5 = canonical_encoding(&access);
+        assert_eq!(&v5[4..23], b"mdor-audit-entry-v5");
+        // v3, the tag's version changed, the empty patients field, then the digest.
+        let mut expected = v3.clone();
+        expected[22] = b'5';
+        expected.extend_from_slice(&0u32.to_be_bytes());
+        expected.extend_from_slice(&64u32.to_be_bytes());
+        expected.extend_from_slice("ab".repeat(32).as_bytes());
+        assert_eq!(v5, expected);
+
+        // With patients, they come before the digest; any change of the digest changes the
+        // leaf, and so does dropping it.
+        let mut named = access.clone();
+        named.patients = vec![PatientId(5)];
+        let tail = [&1u32.to_be_bytes()[..], b"5", &64u32.to_be_bytes()].concat();
+        let bytes = canonical_encoding(&named);
+        assert_eq!(
+            &bytes[bytes.len() - 64 - tail.len()..bytes.len() - 64],
+            &tail[..]
+        );
+        let mut edited = access.clone();
+        edited.detail_digest = Some(vec![0xac; 32]);
+        let mut dropped = access.clone();
+        dropped.detail_digest = None;
+        assert_ne!(leaf_hash(&access), leaf_hash(&edited));
+        assert_ne!(leaf_hash(&access), leaf_hash(&dropped));
+        assert_ne!(leaf_hash(&access), leaf_hash(&named));
     }
 
     #[test]

@@ -155,6 +155,10 @@ pub enum Field {
     CoreRecord,
     /// A rejected record's raw input, kept for the quarantine (row: `job id/line`).
     RejectedRecord,
+    /// The reason a person gave for breaking glass (a sealed detail: row is its digest).
+    BreakGlassReason,
+    /// A reviewer's decision and note on a break-glass access (a sealed detail).
+    ReviewDecision,
 }
 
 impl Field {
@@ -169,6 +173,8 @@ impl Field {
             Field::SourceRecord => ("procedure_source", "record"),
             Field::CoreRecord => ("procedure_version", "core_record"),
             Field::RejectedRecord => ("submission_record", "record"),
+            Field::BreakGlassReason => ("access_review", "reason"),
+            Field::ReviewDecision => ("access_review", "decision_note"),
         }
     }
 }
@@ -418,10 +424,99 @@ impl FieldCipher {
         Ok(Some(self.seal_record(field, row, &plain)?))
     }
 
+    /// Seals a free text a person typed into the review of a break-glass access (`field`
+    /// `BreakGlassReason` or `ReviewDecision`) with a commitment to it: the digest goes into
+    /// the audit entry's leaf hash (`detail_digest`), so the text cannot be changed, even by
+    /// someone holding the keys, without the change showing in `mdor audit verify`; and the
+    /// sealed value is bound to that digest, so it cannot be moved to another entry.
+    ///
+    /// The digest is SHA-256 over a 128-bit random salt and the text, the salt sealed with the
+    /// text: a reader of the database, without the keys, cannot test guesses against it.
+    pub fn seal_detail(&self, field: Field, text: &str) -> StoreResult<SealedDetail> {
+        let mut salt = [0u8; DETAIL_SALT_BYTES];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let digest = detail_digest(field, &salt, text);
+        let plaintext = format!("{}:{text}", hex::encode(salt));
+        let sealed = self.seal(field, &hex::encode(digest), &plaintext)?;
+        Ok(SealedDetail { sealed, digest })
+    }
+
+    /// Opens a detail sealed by `seal_detail` against the digest its audit entry holds: a
+    /// value sealed for another digest does not open, and a text that does not hash to the
+    /// digest is refused as corrupt.
+    pub fn open_detail(&self, field: Field, digest: &[u8], sealed: &str) -> StoreResult<String> {
+        let (table, column) = field.table_column();
+        let corrupt = || {
+            StoreError::Corrupt(format!(
+                "{table}.{column} does not match its audit entry's commitment"
+            ))
+        };
+        let plaintext = self.open(field, &hex::encode(digest), sealed)?;
+        let (salt, text) = plaintext.split_once(':').ok_or_else(corrupt)?;
+        let salt = hex::decode(salt).map_err(|_| corrupt())?;
+        if detail_digest(field, &salt, text)[..] != *digest {
+            return Err(corrupt());
+        }
+        Ok(text.to_string())
+    }
+
+    /// `sealed` moved under the current key for the same digest, or `None` when it already
+    /// is (key rotation).
+    pub fn resealed_detail(
+        &self,
+        field: Field,
+        digest: &[u8],
+        sealed: &str,
+    ) -> StoreResult<Option<String>> {
+        if self.is_current(sealed) {
+            return Ok(None);
+        }
+        let row = hex::encode(digest);
+        let plaintext = self.open(field, &row, sealed)?;
+        Ok(Some(self.seal(field, &row, &plaintext)?))
+    }
+
     /// Whether `sealed` is already under the current key (key rotation skips it).
     pub fn is_current(&self, sealed: &str) -> bool {
         sealed_parts(sealed).is_some_and(|(_, id, _)| id == self.current)
     }
+}
+
+/// Bytes of random salt in a sealed detail's commitment.
+const DETAIL_SALT_BYTES: usize = 16;
+
+/// A person's free text sealed with its commitment (`FieldCipher::seal_detail`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedDetail {
+    /// The column value: sealed salt and text, bound to `digest`.
+    pub sealed: String,
+    /// What the audit entry's leaf commits to.
+    pub digest: [u8; 32],
+}
+
+/// The sealed value is text a person typed: `Debug` shows only the digest.
+impl std::fmt::Debug for SealedDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedDetail({})", hex::encode(self.digest))
+    }
+}
+
+/// SHA-256 of the tag, the field, the salt and the text, each length-prefixed so that no two
+/// different inputs share an encoding.
+fn detail_digest(field: Field, salt: &[u8], text: &str) -> [u8; 32] {
+    let (table, column) = field.table_column();
+    let mut hash = Sha256::new();
+    for part in [
+        b"mdor-audit-detail-v1".as_slice(),
+        table.as_bytes(),
+        column.as_bytes(),
+        salt,
+        text.as_bytes(),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().into()
 }
 
 /// A patient's pseudonym in a research project: HMAC-SHA256 of the patient's blind index
@@ -539,6 +634,68 @@ mod tests {
         );
         assert!(c.open(Field::GivenName, "row-a", &sealed).is_err());
         assert!(c.open(Field::FamilyName, "row-b", &sealed).is_err());
+    }
+
+    #[test]
+    fn a_sealed_detail_opens_only_against_its_own_commitment_and_survives_a_key_change() {
+        let one = new_data_key();
+        let c = FieldCipher::new(vec![(1, one)], new_data_key()).unwrap();
+        let reason = "9990000018 collapsed in ED: pacemaker check";
+        let detail = c.seal_detail(Field::BreakGlassReason, reason).unwrap();
+        assert!(!detail.sealed.contains("9990000018"));
+        assert!(!format!("{detail:?}").contains("9990000018"));
+        assert_eq!(
+            c.open_detail(Field::BreakGlassReason, &detail.digest, &detail.sealed)
+                .unwrap(),
+            reason
+        );
+        // The same text again has another digest (a fresh salt), so a digest reveals
+        // nothing a guess could confirm without the keys.
+        let again = c.seal_detail(Field::BreakGlassReason, reason).unwrap();
+        assert_ne!(again.digest, detail.digest);
+        // Another entry's digest, another field, or a value moved from another detail: refused.
+        assert!(
+            c.open_detail(Field::BreakGlassReason, &again.digest, &detail.sealed)
+                .is_err()
+        );
+        assert!(
+            c.open_detail(Field::ReviewDecision, &detail.digest, &detail.sealed)
+                .is_err()
+        );
+        // A key holder who seals another text for the same digest is caught by the
+        // commitment: the text no longer hashes to the digest the audit entry holds.
+        let forged = c
+            .seal(
+                Field::BreakGlassReason,
+                &hex::encode(detail.digest),
+                &format!("{}:routine audit", "00".repeat(DETAIL_SALT_BYTES)),
+            )
+            .unwrap();
+        let refused = c
+            .open_detail(Field::BreakGlassReason, &detail.digest, &forged)
+            .unwrap_err();
+        assert!(refused.to_string().contains("commitment"), "{refused}");
+
+        // Moved to a new key by rotation, it opens against the same digest.
+        let rotated =
+            FieldCipher::new(vec![(1, one), (2, new_data_key())], new_data_key()).unwrap();
+        let moved = rotated
+            .resealed_detail(Field::BreakGlassReason, &detail.digest, &detail.sealed)
+            .unwrap()
+            .unwrap();
+        assert!(moved.starts_with("k2."));
+        assert_eq!(
+            rotated
+                .open_detail(Field::BreakGlassReason, &detail.digest, &moved)
+                .unwrap(),
+            reason
+        );
+        assert!(
+            rotated
+                .resealed_detail(Field::BreakGlassReason, &detail.digest, &moved)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

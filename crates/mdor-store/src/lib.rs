@@ -23,6 +23,7 @@ mod webauthn;
 
 pub use access_reviews::{
     AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery, ReviewDecision,
+    decision_detail,
 };
 pub use accounts::{
     Account, AccountId, AccountRole, CredentialReset, LoginFailures, LoginSuccess, NewAccount,
@@ -34,7 +35,7 @@ pub use analysis::{
 };
 pub use backend::{ConnectOptions, connect};
 pub use error::StoreError;
-pub use field_crypto::{FieldCipher, KeyEncryptionKey, SealedPatient};
+pub use field_crypto::{Field, FieldCipher, KeyEncryptionKey, SealedDetail, SealedPatient};
 pub use oidc::{NewOidcIdentity, NewOidcSignIn, PendingOidcSignIn};
 pub use packed_record::{PackedRecord, UnpackError};
 pub use sessions::{

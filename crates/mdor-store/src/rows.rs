@@ -621,6 +621,7 @@ type AuditLogJson = (
     Option<i64>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 /// Decodes a page of the audit log aggregated into one JSON array by the engine. Reading a
@@ -658,6 +659,11 @@ pub fn audit_log_page_from_json(json: Option<&str>) -> Result<Vec<AuditLogEntry>
                     })?,
             };
             let patients = crate::types::patients_named(&patients);
+            let detail_digest = row
+                .15
+                .map(|hex| decode_hex(&hex))
+                .transpose()
+                .map_err(|()| StoreError::Corrupt(format!("audit entry {seq} detail digest")))?;
             Ok(AuditLogEntry {
                 seq: seq as u64,
                 at,
@@ -673,6 +679,7 @@ pub fn audit_log_page_from_json(json: Option<&str>) -> Result<Vec<AuditLogEntry>
                 outcome: row.10,
                 request_id: row.13,
                 patients,
+                detail_digest,
                 leaf_hash,
             })
         })

@@ -571,10 +571,11 @@ pub struct NewAuditEvent {
     pub record_count: u64,
     pub purpose: &'static str,
     pub outcome: &'static str,
-    /// Set on a break-glass access: the store writes its review item (`access_review`), naming
-    /// this entry and holding the reason, in the same transaction as the entry. Not part of
-    /// the entry's canonical encoding.
-    pub break_glass: Option<mdor_domain::BreakGlassReason>,
+    /// Set on a break-glass access, the reason sealed with its commitment
+    /// (`FieldCipher::seal_detail` for `Field::BreakGlassReason`): the store writes the review
+    /// item (`access_review`), naming this entry and holding the sealed reason, in the same
+    /// transaction as the entry, whose leaf hash includes the commitment (version 5).
+    pub break_glass: Option<crate::field_crypto::SealedDetail>,
     /// The HTTP request that made the access; `None` for command-line and background work.
     pub request: Option<RequestId>,
     /// Every patient a multi-patient read returned (a recall query, a page of a recall work
@@ -654,6 +655,10 @@ pub struct AuditLogEntry {
     /// The patients a multi-patient read named (encoding version 4 when any), ascending and
     /// without repeats.
     pub patients: Vec<PatientId>,
+    /// The commitment to a text a person typed with this entry (a break-glass reason, a
+    /// review decision and its note; `FieldCipher::seal_detail`): encoding version 5 when
+    /// present. As stored: 32 bytes unless the row was tampered with.
+    pub detail_digest: Option<Vec<u8>>,
     /// As stored: 32 bytes unless the row was tampered with.
     pub leaf_hash: Option<Vec<u8>>,
 }
@@ -677,6 +682,7 @@ impl AuditLogEntry {
             outcome: event.outcome.to_string(),
             request_id: event.request.as_ref().map(|r| r.as_str().to_string()),
             patients: patients_named(&event.patients),
+            detail_digest: event.break_glass.as_ref().map(|d| d.digest.to_vec()),
             leaf_hash: None,
         }
     }
@@ -1203,6 +1209,8 @@ pub struct ResealReport {
     pub answers: u64,
     /// Raw submitted records, earlier core records and quarantined records sealed or moved.
     pub records: u64,
+    /// Break-glass reasons and review decisions moved to the current field key.
+    pub review_details: u64,
     /// Field keys retired because nothing is sealed under them any more.
     pub keys_retired: u64,
 }

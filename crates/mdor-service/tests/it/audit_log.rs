@@ -32,6 +32,10 @@ enum Tampering {
     RemovePatient,
     /// A patient added to a multi-patient read.
     AddPatient,
+    /// Another commitment to a break-glass reason (encoding version 5).
+    EditDetailDigest,
+    /// A break-glass access's commitment removed, as if no reason had been given.
+    ClearDetailDigest,
     Delete,
     Reorder,
     Truncate,
@@ -148,9 +152,11 @@ impl Database {
 }
 
 /// Entry `i`; the odd ones are a person's (naming `account`), the even ones a system's, every
-/// third was written for an HTTP request, and the fifth is a recall that named patients 1
-/// and 2, so that the log holds all four encodings: version 1 (2, 4, 8), version 2 (1, 7),
-/// version 3 (3 with an account, 6 without) and version 4 (5).
+/// third was written for an HTTP request, the fifth is a recall that named patients 1 and 2,
+/// and the first broke glass (its reason committed to by a digest; the first, since no
+/// tampering below deletes or moves it, which its review item's reference would refuse), so
+/// that the log holds all five encodings: version 1 (2, 4, 8), version 2 (7), version 3 (3
+/// with an account, 6 without), version 4 (5) and version 5 (1).
 fn entry(
     organisation: mdor_store::OrganisationId,
     account: mdor_store::AccountId,
@@ -172,7 +178,11 @@ fn entry(
         record_count: i,
         purpose: "recall",
         outcome: "ok",
-        break_glass: None,
+        // Only the commitment matters to the log; the review item holds the sealed value.
+        break_glass: (i == 1).then(|| mdor_store::SealedDetail {
+            sealed: "k1.not-opened-here".into(),
+            digest: [7; 32],
+        }),
         patients: if i == 5 {
             vec![mdor_store::PatientId(2), mdor_store::PatientId(1)]
         } else {
@@ -291,6 +301,16 @@ async fn tamper_and_verify(
         Tampering::AddPatient => {
             vec!["INSERT INTO audit_named_patient (audit_seq, patient_id) VALUES (5, 3)".into()]
         }
+        Tampering::EditDetailDigest => vec![format!(
+            "UPDATE audit_event SET detail_digest = {} WHERE seq = 1",
+            match postgres {
+                None => format!("X'{}'", "08".repeat(32)),
+                Some(_) => format!("'\\x{}'::bytea", "08".repeat(32)),
+            }
+        )],
+        Tampering::ClearDetailDigest => {
+            vec!["UPDATE audit_event SET detail_digest = NULL WHERE seq = 1".into()]
+        }
         Tampering::Delete => vec!["DELETE FROM audit_event WHERE seq = 4".into()],
         Tampering::Reorder => vec![
             "UPDATE audit_event SET seq = -1 WHERE seq = 2".into(),
@@ -336,13 +356,16 @@ async fn check_every_tampering_is_detected(postgres: Option<&str>) {
         [LogProblem::LeafMismatch { seq: 3 }, root_mismatch.clone()]
     );
 
-    // The request id and the patients a multi-patient read named are hashed into the leaf:
-    // changing or removing the id, or striking or adding a patient, is an edit.
+    // The request id, the patients a multi-patient read named and the commitment to a
+    // break-glass reason are hashed into the leaf: changing or removing the id, striking or
+    // adding a patient, or changing or removing the commitment, is an edit.
     for (tampering, seq) in [
         (Tampering::EditRequestId, 6),
         (Tampering::ClearRequestId, 3),
         (Tampering::RemovePatient, 5),
         (Tampering::AddPatient, 5),
+        (Tampering::EditDetailDigest, 1),
+        (Tampering::ClearDetailDigest, 1),
     ] {
         let report = tamper_and_verify(postgres, tampering).await.unwrap();
         assert_eq!(

@@ -417,6 +417,56 @@ macro_rules! key_queries {
             Ok((rows.last().map(|r| (r.0, r.1)), written))
         }
 
+        /// Moves the next batch of sealed break-glass reasons and review decisions after review
+        /// `after` to the current key, each for the digest of its audit entry (those recorded
+        /// before 0024, in clear with no commitment, stay as they are); returns the last id
+        /// read and how many values were written.
+        pub(super) async fn reseal_review_batch(
+            conn: &mut $conn,
+            cipher: &FieldCipher,
+            after: i64,
+        ) -> StoreResult<(Option<i64>, u64)> {
+            use $crate::field_crypto::Field;
+            let rows: Vec<(i64, String, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>)> =
+                sqlx::query_as(
+                    "SELECT r.id, r.reason, a.detail_digest, r.decision_note, de.detail_digest \
+                     FROM access_review r \
+                     JOIN audit_event a ON a.seq = r.audit_seq \
+                     LEFT JOIN audit_event de ON de.seq = r.decision_seq \
+                     WHERE r.id > $1 ORDER BY r.id LIMIT $2",
+                )
+                .bind(after)
+                .bind($crate::backend::keys::RESEAL_BATCH)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut written = 0;
+            for (id, reason, reason_digest, note, decision_digest) in &rows {
+                if let Some(digest) = reason_digest
+                    && let Some(sealed) =
+                        cipher.resealed_detail(Field::BreakGlassReason, digest, reason)?
+                {
+                    sqlx::query("UPDATE access_review SET reason = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(sealed)
+                        .execute(&mut *conn)
+                        .await?;
+                    written += 1;
+                }
+                if let (Some(digest), Some(note)) = (decision_digest, note)
+                    && let Some(sealed) =
+                        cipher.resealed_detail(Field::ReviewDecision, digest, note)?
+                {
+                    sqlx::query("UPDATE access_review SET decision_note = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(sealed)
+                        .execute(&mut *conn)
+                        .await?;
+                    written += 1;
+                }
+            }
+            Ok((rows.last().map(|r| r.0), written))
+        }
+
         /// Raw and core records stored before encryption (sealed ones start `c`, or `k` when
         /// sealed before records were packed).
         pub(super) async fn plain_records(conn: &mut $conn) -> StoreResult<i64> {
@@ -641,6 +691,17 @@ macro_rules! key_store_methods {
                         Some(next) => after = next,
                         None => break,
                     }
+                }
+            }
+            let mut after = 0_i64;
+            loop {
+                let mut tx = self.begin_write().await?;
+                let (last, written) = key_sql::reseal_review_batch(&mut tx, &cipher, after).await?;
+                tx.commit().await?;
+                report.review_details += written;
+                match last {
+                    Some(id) => after = id,
+                    None => break,
                 }
             }
             let mut tx = self.begin_write().await?;

@@ -1217,7 +1217,7 @@ impl Store for PostgresStore {
                action, resource, patient_id, record_count, purpose, outcome, \
                encode(leaf_hash, 'hex'), account_id, request_id, \
                (SELECT string_agg(patient_id::text, ',') FROM audit_named_patient ap \
-                WHERE ap.audit_seq = page.seq)) ORDER BY seq)::text \
+                WHERE ap.audit_seq = page.seq), encode(detail_digest, 'hex')) ORDER BY seq)::text \
              FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2) page",
         )
         .bind(after_seq as i64)
@@ -1394,13 +1394,15 @@ impl Store for PostgresStore {
     }
 
     async fn access_reviews(&self, query: &AccessReviewQuery) -> StoreResult<Vec<AccessReview>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        reviews::list(&mut conn, query).await
+        reviews::list(&mut conn, &cipher, query).await
     }
 
     async fn access_review(&self, id: AccessReviewId) -> StoreResult<Option<AccessReview>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        reviews::get(&mut conn, id).await
+        reviews::get(&mut conn, &cipher, id).await
     }
 
     async fn decide_access_review(

@@ -83,8 +83,8 @@ pub(crate) const ENTRY_IMPLANTS: &str = "SELECT e.id AS entry_id, i.id AS implan
 
 pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
      (at, organisation_id, role, token_id, action, resource, patient_id, record_count, purpose, \
-      outcome, seq, leaf_hash, account_id, request_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+      outcome, seq, leaf_hash, account_id, request_id, detail_digest) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 /// One patient's accesses: entries about them alone, and multi-patient reads that named
 /// them (`audit_named_patient`). A union of two index lookups, not an `OR`, so that neither
@@ -121,23 +121,24 @@ macro_rules! recall_case_queries {
             RecallEntryImplantRow, RecallEntryRow,
         };
 
-        /// Appends `event` to the log as its next leaf; a break-glass access raises its
-        /// review item in the same transaction, naming the entry's position, so that neither
-        /// exists without the other.
+        /// Appends `event` to the log as its next leaf and returns its position; a
+        /// break-glass access raises its review item (holding the sealed reason the entry's
+        /// leaf commits to) in the same transaction, naming the entry's position, so that
+        /// neither exists without the other.
         pub(super) async fn insert_audit(
             conn: &mut $conn,
             event: &NewAuditEvent,
-        ) -> StoreResult<()> {
+        ) -> StoreResult<u64> {
             let seq = insert_audit_entry(conn, |seq| AuditLogEntry::appended(seq, event)).await?;
             if let Some(reason) = &event.break_glass {
                 sqlx::query($crate::backend::access_reviews::REVIEW_INSERT)
                     .bind(seq as i64)
                     .bind(event.account.map(|a| a.0))
-                    .bind(reason.as_str())
+                    .bind(&reason.sealed)
                     .execute(&mut *conn)
                     .await?;
             }
-            Ok(())
+            Ok(seq)
         }
 
         /// Appends the entry `entry_at` builds for the next position, under the audit write
@@ -171,6 +172,7 @@ macro_rules! recall_case_queries {
                 .bind(&leaf[..])
                 .bind(entry.account.map(|a| a.0))
                 .bind(entry.request_id.as_deref())
+                .bind(entry.detail_digest.as_deref())
                 .execute(&mut *conn)
                 .await?;
             // The patients of a multi-patient read, as one JSON array in one statement whose

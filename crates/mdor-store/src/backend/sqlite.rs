@@ -1273,7 +1273,7 @@ impl Store for SqliteStore {
             "SELECT json_group_array(json_array(seq, at, organisation_id, role, token_id, \
                action, resource, patient_id, record_count, purpose, outcome, hex(leaf_hash), account_id, request_id, \
                (SELECT group_concat(patient_id) FROM audit_named_patient ap \
-                WHERE ap.audit_seq = page.seq))) \
+                WHERE ap.audit_seq = page.seq), nullif(hex(detail_digest), ''))) \
              FROM (SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2) page",
         )
         .bind(after_seq as i64)
@@ -1452,13 +1452,15 @@ impl Store for SqliteStore {
     }
 
     async fn access_reviews(&self, query: &AccessReviewQuery) -> StoreResult<Vec<AccessReview>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        reviews::list(&mut conn, query).await
+        reviews::list(&mut conn, &cipher, query).await
     }
 
     async fn access_review(&self, id: AccessReviewId) -> StoreResult<Option<AccessReview>> {
+        let cipher = self.cipher().await?;
         let mut conn = self.pool.acquire().await?;
-        reviews::get(&mut conn, id).await
+        reviews::get(&mut conn, &cipher, id).await
     }
 
     async fn decide_access_review(
@@ -1868,7 +1870,7 @@ impl WriteJob {
             .map(Written::Procedure),
             WriteJob::Audit(job) => recall::insert_audit(conn, &job.event)
                 .await
-                .map(|()| Written::Audit),
+                .map(|_| Written::Audit),
             WriteJob::Recall(job) => {
                 let rows = fetch_recall(conn, &job.criteria).await?;
                 let mut audit = job.audit.clone();

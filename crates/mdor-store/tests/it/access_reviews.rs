@@ -2,17 +2,19 @@
 //! access (a procedure read, a timeline, a refusal written on its own) raises exactly one item
 //! naming its audit entry, and a decision is recorded once, never by the person who broke
 //! glass. On a SQLite file and on PostgreSQL, a side connection can neither delete an item nor
-//! rewrite its reason or decision.
+//! rewrite its reason or decision, finds the reason and note sealed, and on SQLite, with the
+//! triggers dropped, a reason moved to another item or a decision changed in clear no longer
+//! opens: each is held by the commitment its audit entry's leaf hashes.
 
 use std::str::FromStr;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection, PgConnection};
 
-use mdor_domain::BreakGlassReason;
 use mdor_store::{
-    AccessReviewDecision, AccessReviewQuery, AccountId, AccountRole, NewAccount, NewAuditEvent,
-    NewOrganisation, OrganisationId, OrganisationKind, ReviewDecision, Store, connect,
+    AccessReviewDecision, AccessReviewQuery, AccountId, AccountRole, Field, FieldCipher,
+    NewAccount, NewAuditEvent, NewOrganisation, OrganisationId, OrganisationKind, ReviewDecision,
+    Store, StoreError, connect, decision_detail,
 };
 
 use crate::fixtures::*;
@@ -69,6 +71,7 @@ async fn people(store: &dyn Store) -> People {
 }
 
 fn break_glass(
+    cipher: &FieldCipher,
     organisation: OrganisationId,
     account: AccountId,
     action: &'static str,
@@ -88,11 +91,15 @@ fn break_glass(
         record_count: 0,
         purpose: "break_glass:direct_care",
         outcome: "ok",
-        break_glass: Some(BreakGlassReason::parse(reason, "reason").unwrap()),
+        break_glass: Some(cipher.seal_detail(Field::BreakGlassReason, reason).unwrap()),
     }
 }
 
+/// The note every decision here records.
+const NOTE: &str = "seen in ED that night";
+
 fn decision(
+    cipher: &FieldCipher,
     review: mdor_store::AccessReviewId,
     by: AccountId,
     verdict: ReviewDecision,
@@ -100,7 +107,9 @@ fn decision(
     AccessReviewDecision {
         review,
         decision: verdict,
-        note: Some("seen in ED that night".to_string()),
+        sealed: cipher
+            .seal_detail(Field::ReviewDecision, &decision_detail(verdict, Some(NOTE)))
+            .unwrap(),
         by,
         at: instant(2026, 2, 2, 10),
     }
@@ -118,6 +127,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     store: &dyn Store,
 ) {
     let people = people(store).await;
+    let cipher = store.identifier_cipher().await.unwrap();
     let udi_di = udi(1);
     let procedure = store
         .insert_submission(
@@ -141,7 +151,13 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
         .patient;
 
     // An entry without a break-glass reason raises nothing.
-    let mut plain = break_glass(people.provider, people.consultant, "procedure.read", "x");
+    let mut plain = break_glass(
+        &cipher,
+        people.provider,
+        people.consultant,
+        "procedure.read",
+        "x",
+    );
     plain.break_glass = None;
     store.append_audit(&plain).await.unwrap();
     assert!(
@@ -158,6 +174,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
             procedure,
             None,
             &break_glass(
+                &cipher,
                 people.provider,
                 people.consultant,
                 "procedure.read",
@@ -171,6 +188,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
         .patient_timeline(
             patient,
             &break_glass(
+                &cipher,
                 people.provider,
                 people.consultant,
                 "patient.timeline",
@@ -181,6 +199,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
         .unwrap();
     assert!(timeline.is_some());
     let mut miss = break_glass(
+        &cipher,
         people.provider,
         people.consultant,
         "patient.timeline",
@@ -220,7 +239,13 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     // The person who broke glass cannot decide; another can, once.
     let first = reviews[0].id;
     let audit = |account| {
-        let mut audit = break_glass(people.registry, account, "access_review.decide", "x");
+        let mut audit = break_glass(
+            &cipher,
+            people.registry,
+            account,
+            "access_review.decide",
+            "x",
+        );
         audit.break_glass = None;
         audit.purpose = "review";
         audit
@@ -228,7 +253,12 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     assert!(
         !store
             .decide_access_review(
-                &decision(first, people.consultant, ReviewDecision::Appropriate),
+                &decision(
+                    &cipher,
+                    first,
+                    people.consultant,
+                    ReviewDecision::Appropriate
+                ),
                 &audit(people.consultant),
             )
             .await
@@ -237,7 +267,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     assert!(
         store
             .decide_access_review(
-                &decision(first, people.admin, ReviewDecision::Inappropriate),
+                &decision(&cipher, first, people.admin, ReviewDecision::Inappropriate),
                 &audit(people.admin),
             )
             .await
@@ -246,7 +276,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     assert!(
         !store
             .decide_access_review(
-                &decision(first, people.admin, ReviewDecision::Appropriate),
+                &decision(&cipher, first, people.admin, ReviewDecision::Appropriate),
                 &audit(people.admin),
             )
             .await
@@ -263,10 +293,7 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     assert_eq!(decided.decided_by, Some(people.admin));
     assert_eq!(decided.decided_by_username.as_deref(), Some("an.admin"));
     assert_eq!(decided.decided_at, Some(instant(2026, 2, 2, 10)));
-    assert_eq!(
-        decided.decision_note.as_deref(),
-        Some("seen in ED that night")
-    );
+    assert_eq!(decided.decision_note.as_deref(), Some(NOTE));
 
     let open = store
         .access_reviews(&AccessReviewQuery {
@@ -299,32 +326,58 @@ pub async fn a_break_glass_access_raises_one_review_item_decided_once_by_another
     );
 }
 
-/// Writes one reviewed access and decides it, for the side-connection tests.
+/// Writes two reviewed accesses and decides the first, for the side-connection tests.
 async fn one_decided_review(store: &dyn Store) {
     store.migrate().await.unwrap();
     let people = people(store).await;
-    store
-        .append_audit(&break_glass(
-            people.provider,
-            people.consultant,
-            "patient.timeline",
-            "emergency",
-        ))
-        .await
-        .unwrap();
+    let cipher = store.identifier_cipher().await.unwrap();
+    for reason in ["emergency", "second opinion"] {
+        store
+            .append_audit(&break_glass(
+                &cipher,
+                people.provider,
+                people.consultant,
+                "patient.timeline",
+                reason,
+            ))
+            .await
+            .unwrap();
+    }
     let review = store.access_reviews(&all_reviews()).await.unwrap()[0].id;
-    let mut audit = break_glass(people.registry, people.admin, "access_review.decide", "x");
+    let mut audit = break_glass(
+        &cipher,
+        people.registry,
+        people.admin,
+        "access_review.decide",
+        "x",
+    );
     audit.break_glass = None;
     assert!(
         store
             .decide_access_review(
-                &decision(review, people.admin, ReviewDecision::Appropriate),
+                &decision(&cipher, review, people.admin, ReviewDecision::Appropriate),
                 &audit,
             )
             .await
             .unwrap()
     );
 }
+
+/// The reason and note as the database holds them: sealed values, with no trace of the text.
+fn assert_sealed(stored: &[(String, Option<String>)]) {
+    assert_eq!(stored.len(), 2);
+    assert!(stored[0].1.is_some(), "the decided item has its note");
+    for (reason, note) in stored {
+        for value in std::iter::once(reason).chain(note) {
+            assert!(value.starts_with('k'), "{value}");
+            for text in ["emergency", "second opinion", NOTE] {
+                assert!(!value.contains(text), "{value}");
+            }
+        }
+    }
+}
+
+const STORED: &str = "SELECT reason, decision_note FROM access_review ORDER BY id";
 
 /// What a side connection tries; each must be refused.
 const TAMPERING: [&str; 3] = [
@@ -356,6 +409,37 @@ async fn sqlite_review_items_cannot_be_deleted_and_their_reason_and_decision_are
     let review = &store.access_reviews(&all_reviews()).await.unwrap()[0];
     assert_eq!(review.reason, "emergency");
     assert_eq!(review.decision, Some(ReviewDecision::Appropriate));
+    assert_eq!(review.decision_note.as_deref(), Some(NOTE));
+    let stored: Vec<(String, Option<String>)> =
+        sqlx::query_as(STORED).fetch_all(&mut side).await.unwrap();
+    assert_sealed(&stored);
+
+    // Past the triggers (a side connection may drop them on SQLite), the commitments still
+    // hold: the second item's sealed reason moved onto the first does not open, and neither
+    // does a decision changed in clear.
+    sqlx::raw_sql(
+        "DROP TRIGGER access_review_final; \
+         UPDATE access_review SET reason = (SELECT reason FROM access_review ORDER BY id DESC LIMIT 1) \
+           WHERE id = (SELECT MIN(id) FROM access_review)",
+    )
+    .execute(&mut side)
+    .await
+    .unwrap();
+    let moved = store.access_reviews(&all_reviews()).await.unwrap_err();
+    assert!(matches!(moved, StoreError::Corrupt(_)), "{moved}");
+    sqlx::raw_sql(&format!(
+        "UPDATE access_review SET reason = '{}', decision = 'inappropriate' \
+           WHERE id = (SELECT MIN(id) FROM access_review)",
+        stored[0].0
+    ))
+    .execute(&mut side)
+    .await
+    .unwrap();
+    let flipped = store.access_reviews(&all_reviews()).await.unwrap_err();
+    assert!(
+        flipped.to_string().contains("decision does not match"),
+        "{flipped}"
+    );
 }
 
 #[tokio::test]
@@ -386,6 +470,10 @@ async fn postgres_review_items_cannot_be_deleted_truncated_and_their_reason_and_
         let review = &store.access_reviews(&all_reviews()).await.unwrap()[0];
         assert_eq!(review.reason, "emergency");
         assert_eq!(review.decision, Some(ReviewDecision::Appropriate));
+        assert_eq!(review.decision_note.as_deref(), Some(NOTE));
+        let stored: Vec<(String, Option<String>)> =
+            sqlx::query_as(STORED).fetch_all(&mut side).await.unwrap();
+        assert_sealed(&stored);
         side.close().await.unwrap();
     })
     .await;

@@ -274,3 +274,81 @@ pub fn administration_audit(
         request: None,
     }
 }
+
+/// A consultant's break-glass access with `reason`, decided appropriate with `note` by an
+/// administrator: the review item holds both sealed. The two accounts are created here.
+pub async fn decided_break_glass(
+    store: &dyn mdor_store::Store,
+    organisation: OrganisationId,
+    reason: &str,
+    note: &str,
+) {
+    use mdor_store::{
+        AccessReviewDecision, AccessReviewQuery, AccountRole, Field, NewAccount, ReviewDecision,
+    };
+    let account = |username: &str, role| NewAccount {
+        username: username.to_string(),
+        role,
+        organisation: Some(organisation),
+        patient: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
+        totp_secret_sealed: vec![7; 48],
+        backup_code_hashes: vec![],
+        created_at: instant(2026, 1, 1, 9),
+    };
+    let consultant = store
+        .insert_account(&account("glass.breaker", AccountRole::Consultant), None)
+        .await
+        .unwrap();
+    let reviewer = store
+        .insert_account(&account("glass.reviewer", AccountRole::SystemAdmin), None)
+        .await
+        .unwrap();
+    let cipher = store.identifier_cipher().await.unwrap();
+    let mut access = administration_audit(
+        organisation,
+        "patient.timeline",
+        "patient".into(),
+        instant(2026, 2, 1, 3),
+    );
+    access.role = "consultant";
+    access.account = Some(consultant);
+    access.purpose = "break_glass:direct_care";
+    access.break_glass = Some(cipher.seal_detail(Field::BreakGlassReason, reason).unwrap());
+    store.append_audit(&access).await.unwrap();
+    let review = store
+        .access_reviews(&AccessReviewQuery {
+            include_decided: false,
+            after: None,
+            limit: 1,
+        })
+        .await
+        .unwrap()[0]
+        .id;
+    let mut decided = administration_audit(
+        organisation,
+        "access_review.decide",
+        format!("access_review/{review}"),
+        instant(2026, 2, 2, 3),
+    );
+    decided.account = Some(reviewer);
+    let sealed = cipher
+        .seal_detail(
+            Field::ReviewDecision,
+            &mdor_store::decision_detail(ReviewDecision::Appropriate, Some(note)),
+        )
+        .unwrap();
+    let decision = AccessReviewDecision {
+        review,
+        decision: ReviewDecision::Appropriate,
+        sealed,
+        by: reviewer,
+        at: instant(2026, 2, 2, 3),
+    };
+    assert!(
+        store
+            .decide_access_review(&decision, &decided)
+            .await
+            .unwrap()
+    );
+}

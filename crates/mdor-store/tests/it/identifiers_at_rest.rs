@@ -18,8 +18,8 @@ use mdor_store::{
 };
 
 use crate::fixtures::{
-    add_provider, add_token, date, idempotency, manual_device, nhs, patient, prepare, procedure,
-    submission, udi,
+    add_provider, add_token, date, decided_break_glass, idempotency, manual_device, nhs, patient,
+    prepare, procedure, submission, udi,
 };
 use crate::harness::{
     TempSqliteFile, drop_database, keyed_with, postgres_url, unique_name, with_database,
@@ -311,6 +311,13 @@ async fn the_sqlite_file_and_its_log_hold_none_of_the_seeded_identifiers() {
     let mut batch = bulk_batch(100, 3, provider);
     batch.submissions.push(canary_submission(8, provider, "C2"));
     store.bulk_load(&batch).await.unwrap();
+    decided_break_glass(
+        &*store,
+        provider,
+        "Glasscanary reason for 9990000018",
+        "Glasscanary note",
+    )
+    .await;
     let path = db._file.as_ref().unwrap().path();
     let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
     let mut bytes = std::fs::read(&path).unwrap();
@@ -327,6 +334,7 @@ async fn the_sqlite_file_and_its_log_hold_none_of_the_seeded_identifiers() {
         CANARY_POSTCODE,
         "1937-07-23",
         "Testpatient",
+        "Glasscanary",
     ] {
         assert!(!contains(canary), "{canary} found in the database file");
     }
@@ -448,6 +456,7 @@ async fn rotation_rewraps_under_a_new_key_and_reseals_every_identifier(db: &Db) 
         .bulk_load(&bulk_batch(100, 30, provider))
         .await
         .unwrap();
+    decided_break_glass(&*store, provider, "a reason", "a note").await;
     let before = format!("{:?}", store.procedure(id).await.unwrap().unwrap());
 
     let new = KeyEncryptionKey::random();
@@ -460,7 +469,19 @@ async fn rotation_rewraps_under_a_new_key_and_reseals_every_identifier(db: &Db) 
     );
     assert_eq!(rotation.resealed.patients, 31);
     assert_eq!(rotation.resealed.answers, 1);
+    assert_eq!(
+        rotation.resealed.review_details, 2,
+        "the reason and the decision"
+    );
     assert_eq!(rotation.resealed.keys_retired, 1);
+    assert!(
+        db.texts(
+            "SELECT reason FROM access_review UNION ALL SELECT decision_note FROM access_review"
+        )
+        .await
+        .iter()
+        .all(|v| is_sealed(v, 3))
+    );
     assert!(
         db.patient_identifier_values()
             .await
@@ -499,6 +520,18 @@ async fn rotation_rewraps_under_a_new_key_and_reseals_every_identifier(db: &Db) 
         .unwrap()
         .unwrap();
     assert_eq!(replay.response_body, "{\"answer\":1}");
+    let review = &with_new
+        .access_reviews(&mdor_store::AccessReviewQuery {
+            include_decided: true,
+            after: None,
+            limit: 1,
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (review.reason.as_str(), review.decision_note.as_deref()),
+        ("a reason", Some("a note"))
+    );
     // A second rotation under the same key-encryption key moves everything to key 4.
     let again = with_new.rotate_keys(None).await.unwrap();
     assert_eq!((again.current_field_key, again.resealed.patients), (4, 31));
