@@ -42,13 +42,23 @@ pub enum ResearchCommand {
     AddMember(Member),
     /// Remove a researcher from a project: the extract is closed to them from now on. Audited.
     RemoveMember(Member),
-    /// Write a project's pseudonymised extract as NDJSON to a new file (mode 0600); every page
-    /// read is audited.
+    /// Write a project's pseudonymised extract as NDJSON to a new file (mode 0600), narrowed
+    /// if asked to procedures implanted in a date range or devices of one type; every page
+    /// read is audited with the narrowing.
     Extract {
         #[arg(long)]
         project: String,
         #[arg(long)]
         out: PathBuf,
+        /// Only procedures on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        implanted_from: Option<chrono::NaiveDate>,
+        /// Only procedures on or before this day (YYYY-MM-DD).
+        #[arg(long)]
+        implanted_to: Option<chrono::NaiveDate>,
+        /// Only devices of this device-register type (e.g. hip_cup).
+        #[arg(long)]
+        device_type: Option<String>,
     },
 }
 
@@ -117,8 +127,21 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
             ));
             Ok(())
         }
-        ResearchCommand::Extract { project, out } => {
+        ResearchCommand::Extract {
+            project,
+            out,
+            implanted_from,
+            implanted_to,
+            device_type,
+        } => {
             use std::os::unix::fs::OpenOptionsExt as _;
+            let filter = mdor_service::research::ResearchFilter {
+                implanted_from,
+                implanted_to,
+                device_type,
+            };
+            // Checked before the file is created, so that a bad narrowing leaves nothing.
+            mdor_service::research::check_filter(&filter).map_err(load::describe)?;
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -126,7 +149,7 @@ pub async fn run(ctx: &Ctx, command: ResearchCommand) -> anyhow::Result<()> {
                 .open(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
             let mut writer = std::io::BufWriter::new(file);
-            let rows = mdor_service::research::research_extract(ctx, &project, |row| {
+            let rows = mdor_service::research::research_extract(ctx, &project, filter, |row| {
                 serde_json::to_writer(&mut writer, row)?;
                 writer.write_all(b"\n")
             })

@@ -12,7 +12,7 @@
 
 use mdor_domain::{OdsCode, RegistryCode};
 use mdor_store::{AccountRole, NewAuditEvent, NewResearchProject, StoreError};
-pub use mdor_store::{ResearchProject, ResearchRow};
+pub use mdor_store::{ResearchFilter, ResearchProject, ResearchRow};
 
 use crate::accounts::{Administrator, Username};
 use crate::auth::Principal;
@@ -282,6 +282,7 @@ pub async fn own_research_projects(
 /// transaction that reads the page, so a stream cut short has audited exactly what it read.
 pub struct ResearchExtract {
     project: ResearchProject,
+    filter: ResearchFilter,
     audit: NewAuditEvent,
     after: i64,
     done: bool,
@@ -299,13 +300,23 @@ impl ResearchExtract {
         }
         let mut audit = self.audit.clone();
         audit.at = ctx.now();
+        // The resource is the query: the project, the narrowing asked for and the page.
+        let narrowed = self.filter.query_text();
         audit.resource = format!(
-            "research_project/{}?after={}",
-            self.project.reference, self.after
+            "research_project/{}?after={}{}{narrowed}",
+            self.project.reference,
+            self.after,
+            if narrowed.is_empty() { "" } else { "&" },
         );
         let rows = ctx
             .store
-            .research_extract_page(self.project.id, self.after, RESEARCH_PAGE, &audit)
+            .research_extract_page(
+                self.project.id,
+                &self.filter,
+                self.after,
+                RESEARCH_PAGE,
+                &audit,
+            )
             .await?;
         match rows.last() {
             Some(last) if rows.len() as u32 == RESEARCH_PAGE => self.after = last.cursor,
@@ -318,15 +329,43 @@ impl ResearchExtract {
     }
 }
 
-/// Opens a project's extract for a researcher: the policy (a researcher's session), a step-up
-/// within 10 minutes, and their name on the project. A project not naming them is `NotFound`,
-/// as an absent one; the refusal or miss is audited (outcome `denied` or `not_found`).
+/// Checks a researcher's narrowing: a date range in order, and a device type that could be
+/// one of the register's (a `Slug`, as the register's types are); each problem names its
+/// field.
+pub fn check_filter(filter: &ResearchFilter) -> Result<(), ServiceError> {
+    if let (Some(from), Some(to)) = (filter.implanted_from, filter.implanted_to)
+        && from > to
+    {
+        return Err(ServiceError::invalid(
+            "implanted_to",
+            "date_range_reversed",
+            format!("implanted_to {to} is before implanted_from {from}"),
+        ));
+    }
+    if let Some(device_type) = &filter.device_type
+        && let Err(e) = mdor_domain::Slug::parse_field(device_type, "device_type")
+    {
+        return Err(ServiceError::invalid(
+            "device_type",
+            "invalid_device_type",
+            e.to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a project's extract for a researcher, narrowed by `filter` within the approval: the
+/// policy (a researcher's session), a step-up within 10 minutes, and their name on the
+/// project. A project not naming them is `NotFound`, as an absent one; the refusal or miss is
+/// audited (outcome `denied` or `not_found`).
 pub async fn open_research_extract(
     ctx: &Ctx,
     principal: &Principal,
     reference: &str,
+    filter: ResearchFilter,
 ) -> Result<ResearchExtract, ServiceError> {
     let reference = check_reference(reference)?;
+    check_filter(&filter)?;
     let audit = principal.audit(
         ctx,
         EXTRACT_ACTION,
@@ -363,19 +402,23 @@ pub async fn open_research_extract(
     }
     Ok(ResearchExtract {
         project,
+        filter,
         audit,
         after: 0,
         done: false,
     })
 }
 
-/// Writes a project's whole extract through `write`, page by page, each page audited (as the
-/// operator, under the registry's own organisation or else the project's); returns the rows.
+/// Writes a project's extract, narrowed by `filter`, through `write`, page by page, each page
+/// audited (as the operator, under the registry's own organisation or else the project's);
+/// returns the rows.
 pub async fn research_extract(
     ctx: &Ctx,
     reference: &str,
+    filter: ResearchFilter,
     mut write: impl FnMut(&ResearchRow) -> std::io::Result<()>,
 ) -> Result<u64, ServiceError> {
+    check_filter(&filter)?;
     let project = project_named(ctx, reference).await?;
     check_approval_current(ctx, &project)?;
     let organisation = ctx
@@ -401,6 +444,7 @@ pub async fn research_extract(
             break_glass: None,
         },
         project,
+        filter,
         after: 0,
         done: false,
     };
@@ -417,6 +461,44 @@ pub async fn research_extract(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_narrowing_needs_its_dates_in_order_and_a_register_like_device_type() {
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+        let field = |filter: ResearchFilter| match check_filter(&filter) {
+            Err(ServiceError::Invalid(errors)) => errors[0].field.clone(),
+            other => panic!("{other:?}"),
+        };
+        let fine = ResearchFilter {
+            implanted_from: Some(day(1)),
+            implanted_to: Some(day(1)),
+            device_type: Some("hip_cup".into()),
+        };
+        assert!(check_filter(&fine).is_ok());
+        assert!(check_filter(&ResearchFilter::default()).is_ok());
+        assert_eq!(
+            field(ResearchFilter {
+                implanted_from: Some(day(2)),
+                implanted_to: Some(day(1)),
+                device_type: None,
+            }),
+            "implanted_to"
+        );
+        for bad in ["", "Hip cup", "hip-cup", "x'; --", &"a".repeat(65)] {
+            assert_eq!(
+                field(ResearchFilter {
+                    device_type: Some(bad.to_string()),
+                    ..ResearchFilter::default()
+                }),
+                "device_type",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            fine.query_text(),
+            "implanted_from=2025-01-01&implanted_to=2025-01-01&device_type=hip_cup"
+        );
+    }
 
     /// The names a direct identifier would go by, in any of the registry's records.
     const IDENTIFYING: [&str; 10] = [

@@ -98,10 +98,12 @@ pub trait Store: Send + Sync + 'static {
     async fn research_project(&self, reference: &str) -> StoreResult<Option<ResearchProject>>;
 
     /// A page of a project's pseudonymised extract after implant `after` (`ResearchRow`),
-    /// written with its audit entry in one transaction: no audit, no extract.
+    /// narrowed by `filter`, written with its audit entry in one transaction: no audit, no
+    /// extract.
     async fn research_extract_page(
         &self,
         project: ResearchProjectId,
+        filter: &ResearchFilter,
         after: i64,
         limit: u32,
         audit: &NewAuditEvent,

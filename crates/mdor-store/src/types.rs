@@ -1255,6 +1255,34 @@ pub struct ResearchProject {
     pub expires_on: Option<NaiveDate>,
 }
 
+/// What a researcher narrowed a project's extract to, within its approval: procedures
+/// implanted in a date range (inclusive) and devices of one type of the register. The default
+/// narrows nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResearchFilter {
+    pub implanted_from: Option<NaiveDate>,
+    pub implanted_to: Option<NaiveDate>,
+    pub device_type: Option<String>,
+}
+
+impl ResearchFilter {
+    /// The filter as a query string (`implanted_from=2024-01-01&device_type=hip_cup`), empty
+    /// when it narrows nothing: the audit records what was asked for.
+    pub fn query_text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(from) = self.implanted_from {
+            parts.push(format!("implanted_from={from}"));
+        }
+        if let Some(to) = self.implanted_to {
+            parts.push(format!("implanted_to={to}"));
+        }
+        if let Some(device_type) = &self.device_type {
+            parts.push(format!("device_type={device_type}"));
+        }
+        parts.join("&")
+    }
+}
+
 /// One implant of a research extract: no direct identifier, no date that could single a
 /// patient out (ages in whole years, the month of the procedure, intervals in days), and the
 /// patient named only by the project's pseudonym.

@@ -1117,6 +1117,44 @@ fn submitted_identifiers_never_reach_the_database_file_in_clear_and_keys_rotate(
         !again.status.success(),
         "an existing extract is never overwritten"
     );
+    // A narrower extract: nothing implanted in the next century; a reversed range is
+    // refused naming its field before any file is created.
+    let later = stdout(&mdor(
+        &dir.0,
+        &[
+            "research",
+            "extract",
+            "--project",
+            "DAC-1",
+            "--out",
+            "later.ndjson",
+            "--implanted-from",
+            "2100-01-01",
+        ],
+    ));
+    assert!(later.contains("0 rows"), "{later}");
+    let reversed = mdor(
+        &dir.0,
+        &[
+            "research",
+            "extract",
+            "--project",
+            "DAC-1",
+            "--out",
+            "reversed.ndjson",
+            "--implanted-from",
+            "2025-02-01",
+            "--implanted-to",
+            "2025-01-01",
+        ],
+    );
+    assert!(!reversed.status.success());
+    assert!(
+        String::from_utf8_lossy(&reversed.stderr).contains("implanted_to"),
+        "{}",
+        String::from_utf8_lossy(&reversed.stderr)
+    );
+    assert!(!dir.0.join("reversed.ndjson").exists());
 
     let new_key = dir.0.join("new.kek");
     stdout(&mdor(&dir.0, &["keys", "keygen", "--out", "new.kek"]));

@@ -255,11 +255,12 @@ impl Store for PostgresStore {
     async fn research_extract_page(
         &self,
         project: ResearchProjectId,
+        filter: &ResearchFilter,
         after: i64,
         limit: u32,
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<ResearchRow>> {
-        self.research_extract_page_now(project, after, limit, audit)
+        self.research_extract_page_now(project, filter, after, limit, audit)
             .await
     }
 

@@ -37,6 +37,8 @@ pub(crate) const EXTRACT_PAGE: &str = "SELECT i.id AS implant_id, pt.nhs_number_
      JOIN organisation o ON o.id = p.provider_id \
      LEFT JOIN removal r ON r.implant_id = i.id \
      WHERE i.id > $1 AND ($2 IS NULL OR p.registry = $2) \
+       AND ($4 IS NULL OR p.procedure_date >= $4) AND ($5 IS NULL OR p.procedure_date <= $5) \
+       AND ($6 IS NULL OR i.udi_di IN (SELECT udi_di FROM device_model WHERE device_type = $6)) \
      ORDER BY i.id LIMIT $3";
 
 pub(crate) const PROJECT_SELECT: &str = "SELECT rp.id, rp.reference, rp.title, \
@@ -217,6 +219,7 @@ macro_rules! research_queries {
             conn: &mut $conn,
             kek: &KeyEncryptionKey,
             project: ResearchProjectId,
+            filter: &$crate::types::ResearchFilter,
             after: i64,
             limit: u32,
         ) -> StoreResult<Vec<ResearchRow>> {
@@ -240,6 +243,9 @@ macro_rules! research_queries {
                 .bind(after)
                 .bind(row.registry.as_deref())
                 .bind(i64::from(limit))
+                .bind(filter.implanted_from)
+                .bind(filter.implanted_to)
+                .bind(filter.device_type.as_deref())
                 .fetch_all(&mut *conn)
                 .await?;
             Ok(rows.into_iter().map(|r| r.into_row(&key)).collect())
@@ -315,13 +321,15 @@ macro_rules! research_store_methods {
         async fn research_extract_page_now(
             &self,
             project: $crate::types::ResearchProjectId,
+            filter: &$crate::types::ResearchFilter,
             after: i64,
             limit: u32,
             audit: &NewAuditEvent,
         ) -> StoreResult<Vec<$crate::types::ResearchRow>> {
             let kek = self.keys.kek()?;
             let mut tx = self.begin_write().await?;
-            let rows = research_sql::extract_page(&mut tx, &kek, project, after, limit).await?;
+            let rows =
+                research_sql::extract_page(&mut tx, &kek, project, filter, after, limit).await?;
             let mut audit = audit.clone();
             audit.record_count = rows.len() as u64;
             recall::insert_audit(&mut tx, &audit).await?;

@@ -621,7 +621,7 @@ on_both!(
 /// cursor, honours a project's registry, and audits every page in its transaction.
 async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
     use mdor_domain::record::RemovalKind;
-    use mdor_store::{NewAuditEvent, NewRemoval, NewResearchProject};
+    use mdor_store::{NewAuditEvent, NewRemoval, NewResearchProject, ResearchFilter};
 
     let kek = KeyEncryptionKey::random();
     let store = db.open(Some(kek.clone())).await;
@@ -710,8 +710,9 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
         outcome: "ok",
         break_glass: None,
     };
+    let everything = ResearchFilter::default();
     let rows_a = store
-        .research_extract_page(a, 0, 100, &audit)
+        .research_extract_page(a, &everything, 0, 100, &audit)
         .await
         .unwrap();
     assert_eq!(rows_a.len(), 3);
@@ -742,7 +743,7 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
 
     // Another project: the same rows under unlinkable pseudonyms.
     let rows_b = store
-        .research_extract_page(b, 0, 100, &audit)
+        .research_extract_page(b, &everything, 0, 100, &audit)
         .await
         .unwrap();
     assert_eq!(rows_b.len(), 3);
@@ -752,15 +753,71 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
     }
     assert!(
         store
-            .research_extract_page(c, 0, 100, &audit)
+            .research_extract_page(c, &everything, 0, 100, &audit)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A narrower extract: by implant date (inclusive at both ends), and by device type of
+    // the register, of which LOT1's device is a hip stem once registered.
+    let narrowed = |implanted_from, implanted_to, device_type: Option<&str>| ResearchFilter {
+        implanted_from,
+        implanted_to,
+        device_type: device_type.map(str::to_string),
+    };
+    let later = store
+        .research_extract_page(
+            a,
+            &narrowed(Some(date(2024, 9, 30)), None, None),
+            0,
+            100,
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(later, [rows_a[1].clone()]);
+    let may = store
+        .research_extract_page(
+            a,
+            &narrowed(Some(date(2024, 5, 1)), Some(date(2024, 5, 2)), None),
+            0,
+            100,
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(may, [rows_a[0].clone(), rows_a[2].clone()]);
+    let stems = narrowed(None, None, Some("hip_stem"));
+    assert!(
+        store
+            .research_extract_page(a, &stems, 0, 100, &audit)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not in the register yet"
+    );
+    crate::fixtures::add_device_model(&*store, &udi(1)).await;
+    assert_eq!(
+        store
+            .research_extract_page(a, &stems, 0, 100, &audit)
+            .await
+            .unwrap(),
+        rows_a
+    );
+    assert!(
+        store
+            .research_extract_page(a, &narrowed(None, None, Some("hip_cup")), 0, 100, &audit)
             .await
             .unwrap()
             .is_empty()
     );
     // Pages follow the cursor.
-    let page = store.research_extract_page(a, 0, 2, &audit).await.unwrap();
+    let page = store
+        .research_extract_page(a, &everything, 0, 2, &audit)
+        .await
+        .unwrap();
     let rest = store
-        .research_extract_page(a, page[1].cursor, 2, &audit)
+        .research_extract_page(a, &everything, page[1].cursor, 2, &audit)
         .await
         .unwrap();
     assert_eq!(rest.len(), 1);
@@ -776,7 +833,7 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
         .collect();
     let mut sorted = counts.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, [0, 1, 2, 3, 3]);
+    assert_eq!(sorted, [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]);
 
     // Rotation re-wraps the project keys with the others: pseudonyms do not change.
     let new = KeyEncryptionKey::random();
@@ -785,14 +842,16 @@ async fn research_extracts_are_pseudonymised_per_project_and_audited(db: &Db) {
     let reopened = db.open(Some(new)).await;
     assert_eq!(
         reopened
-            .research_extract_page(a, 0, 100, &audit)
+            .research_extract_page(a, &everything, 0, 100, &audit)
             .await
             .unwrap(),
         rows_a
     );
     let with_old = db.open(Some(kek)).await;
     assert!(matches!(
-        with_old.research_extract_page(a, 0, 100, &audit).await,
+        with_old
+            .research_extract_page(a, &everything, 0, 100, &audit)
+            .await,
         Err(StoreError::Keys(_))
     ));
 }

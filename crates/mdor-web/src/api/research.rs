@@ -2,7 +2,8 @@
 //! approved projects naming the signed-in researcher) and
 //! `GET /api/v1/research/projects/{reference}/extract.ndjson` and `.csv` (a project's
 //! pseudonymised extract, streamed page by page; each page is read in the transaction that
-//! audits it, so a download cut short has audited exactly what it read).
+//! audits it, so a download cut short has audited exactly what it read), which a researcher
+//! may narrow to an implant date range or a device type (`ExtractParams`) within the approval.
 //!
 //! A researcher's session only (a phishing-resistant sign-in, and a step-up within 10
 //! minutes for the extract, as for every export); a project of another organisation, or one
@@ -10,15 +11,15 @@
 //! `ResearchRowView` is their own type, which the identifier-free test walks.
 
 use axum::body::{Body, Bytes};
-use axum::extract::Path;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use mdor_service::research::{ResearchExtract, ResearchProject, ResearchRow};
+use mdor_service::research::{ResearchExtract, ResearchFilter, ResearchProject, ResearchRow};
 
 use crate::api::recall_cases::cell;
 use crate::api::{identifiable, path_error};
@@ -101,6 +102,49 @@ impl From<ResearchRow> for ResearchRowView {
     }
 }
 
+/// A narrower extract, within the project's approval: every parameter is optional, and the
+/// narrowing is recorded in each page's audit entry. Dates are `YYYY-MM-DD`, inclusive.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExtractParams {
+    /// Only procedures on or after this day.
+    pub implanted_from: Option<String>,
+    /// Only procedures on or before this day.
+    pub implanted_to: Option<String>,
+    /// Only devices of this device-register type (e.g. `hip_cup`).
+    pub device_type: Option<String>,
+}
+
+impl ExtractParams {
+    /// The filter, or every problem with the parameters, each naming its field.
+    fn filter(
+        params: Result<Query<ExtractParams>, QueryRejection>,
+    ) -> Result<ResearchFilter, ApiError> {
+        let Query(params) = params.map_err(|r| ApiError::BadParameter {
+            field: "query".into(),
+            message: r.body_text(),
+        })?;
+        let mut errors = Vec::new();
+        let implanted_from = params
+            .implanted_from
+            .as_deref()
+            .and_then(|v| crate::dto::date(v, "implanted_from", &mut errors));
+        let implanted_to = params
+            .implanted_to
+            .as_deref()
+            .and_then(|v| crate::dto::date(v, "implanted_to", &mut errors));
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(ResearchFilter {
+            implanted_from,
+            implanted_to,
+            device_type: params.device_type,
+        })
+    }
+}
+
 const EXTRACT_CSV_HEADER: &str = "pseudonym,sex,age_at_procedure,procedure_month,provider_ods,\
 registry,laterality,udi_di,removal_kind,days_to_removal,days_to_death\n";
 
@@ -123,41 +167,45 @@ pub async fn list_projects(
 
 /// The project's pseudonymised extract, one row per implant, one JSON object per line.
 #[utoipa::path(get, path = "/api/v1/research/projects/{reference}/extract.ndjson",
-    params(("reference" = String, Path, description = "The project's reference; a `/` in it is sent as %2F")),
+    params(("reference" = String, Path, description = "The project's reference; a `/` in it is sent as %2F"), ExtractParams),
     responses(
         (status = 200, description = "One ResearchRowView per line, in implant order; each page of 10,000 rows audited (purpose research)", content_type = "application/x-ndjson", body = ResearchRowView),
         (status = 403, description = "Not a researcher's session, or no step-up within 10 minutes (reauthentication_required)", body = ErrorBody),
         (status = 404, description = "No such project naming the caller", body = ErrorBody),
         (status = 409, description = "The project's approval has ended (research_approval_expired)", body = ErrorBody),
-        (status = 422, description = "A reference that cannot be one", body = ErrorBody),
+        (status = 422, description = "A reference that cannot be one, or a narrowing that cannot be (each problem naming its parameter)", body = ErrorBody),
 ))]
 pub async fn extract_ndjson(
     state: RequestState,
     Caller(principal): Caller,
     reference: Result<Path<String>, PathRejection>,
+    params: Result<Query<ExtractParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(reference) = reference.map_err(|r| path_error(r, "reference"))?;
-    extract(state, principal, &reference, Format::Ndjson).await
+    let filter = ExtractParams::filter(params)?;
+    extract(state, principal, &reference, filter, Format::Ndjson).await
 }
 
 /// The project's pseudonymised extract as CSV with a header line, the columns of
 /// `ResearchRowView`.
 #[utoipa::path(get, path = "/api/v1/research/projects/{reference}/extract.csv",
-    params(("reference" = String, Path, description = "The project's reference; a `/` in it is sent as %2F")),
+    params(("reference" = String, Path, description = "The project's reference; a `/` in it is sent as %2F"), ExtractParams),
     responses(
         (status = 200, description = "A header line, then one line per implant whose columns are ResearchRowView's fields in its order (pseudonym, sex, age_at_procedure, procedure_month, provider_ods, registry, laterality, udi_di, removal_kind, days_to_removal, days_to_death); each page of 10,000 rows audited (purpose research)", content_type = "text/csv", body = ResearchRowView),
         (status = 403, description = "Not a researcher's session, or no step-up within 10 minutes (reauthentication_required)", body = ErrorBody),
         (status = 404, description = "No such project naming the caller", body = ErrorBody),
         (status = 409, description = "The project's approval has ended (research_approval_expired)", body = ErrorBody),
-        (status = 422, description = "A reference that cannot be one", body = ErrorBody),
+        (status = 422, description = "A reference that cannot be one, or a narrowing that cannot be (each problem naming its parameter)", body = ErrorBody),
 ))]
 pub async fn extract_csv(
     state: RequestState,
     Caller(principal): Caller,
     reference: Result<Path<String>, PathRejection>,
+    params: Result<Query<ExtractParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(reference) = reference.map_err(|r| path_error(r, "reference"))?;
-    extract(state, principal, &reference, Format::Csv).await
+    let filter = ExtractParams::filter(params)?;
+    extract(state, principal, &reference, filter, Format::Csv).await
 }
 
 #[derive(Clone, Copy)]
@@ -202,10 +250,12 @@ async fn extract(
     state: RequestState,
     principal: mdor_service::Principal,
     reference: &str,
+    filter: ResearchFilter,
     format: Format,
 ) -> Result<Response, ApiError> {
     let mut extract =
-        mdor_service::research::open_research_extract(&state.ctx, &principal, reference).await?;
+        mdor_service::research::open_research_extract(&state.ctx, &principal, reference, filter)
+            .await?;
     // The first page is read before the response starts, so that its failure gets a status.
     let first = extract.next_page(&state.ctx).await?;
     let filename = format!(

@@ -237,6 +237,73 @@ async fn a_researcher_named_on_a_project_downloads_its_pseudonymised_extract_and
             assert!(entry.request_id.is_some());
         }
 
+        // A narrower extract: by implant date (every procedure here is on 2024-06-01) and by
+        // the register's device type; each page audited with the narrowing asked for.
+        let udi = rows[0]["udi_di"].as_str().unwrap();
+        let device_type = app
+            .store
+            .device_model(&mdor_domain::UdiDi::parse(udi).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .device_type;
+        let of_type = rows.iter().filter(|r| r["udi_di"] == udi).count();
+        for (query, expected) in [
+            (
+                "implanted_from=2024-06-01&implanted_to=2024-06-01",
+                rows.len(),
+            ),
+            ("implanted_from=2024-06-02", 0),
+            (&*format!("device_type={device_type}"), of_type),
+            ("device_type=no_such_type", 0),
+        ] {
+            let (status, _, narrowed) = get(
+                &app,
+                Some(&researcher),
+                None,
+                &format!("{EXTRACT}.ndjson?{query}"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{query}: {narrowed}");
+            assert_eq!(narrowed.lines().count(), expected, "{query}");
+            let last = research_entries(&app).await.pop().unwrap();
+            assert_eq!(
+                last.resource,
+                format!("research_project/REC/24/001?after=0&{query}")
+            );
+            assert_eq!(last.record_count, expected as u64);
+        }
+        assert!(of_type > 0 && of_type < rows.len(), "{of_type}");
+        // A narrowing that cannot be one is refused naming its parameter, and reads nothing.
+        for (query, field) in [
+            ("implanted_from=2024-13-01", "implanted_from"),
+            (
+                "implanted_from=2024-06-02&implanted_to=2024-06-01",
+                "implanted_to",
+            ),
+            ("device_type=Hip%20Cup", "device_type"),
+        ] {
+            let (status, _, text) = get(
+                &app,
+                Some(&researcher),
+                None,
+                &format!("{EXTRACT}.csv?{query}"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["errors"][0]["field"], field, "{text}");
+        }
+        let (status, _, _) = get(
+            &app,
+            Some(&researcher),
+            None,
+            &format!("{EXTRACT}.csv?colour=red"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(research_entries(&app).await.len(), 6);
+
         // A project not naming them is absent, like one that does not exist; both audited.
         for uri in [
             "/api/v1/research/projects/DAC-2/extract.ndjson",
@@ -393,8 +460,13 @@ async fn a_researcher_named_on_a_project_downloads_its_pseudonymised_extract_and
             .count();
         assert_eq!(expired, 1);
         // Closed to the operator too, and nobody more is named on it.
-        let operator =
-            mdor_service::research::research_extract(&app.ctx, "DAC-ENDED", |_| Ok(())).await;
+        let operator = mdor_service::research::research_extract(
+            &app.ctx,
+            "DAC-ENDED",
+            Default::default(),
+            |_| Ok(()),
+        )
+        .await;
         assert!(matches!(
             operator,
             Err(mdor_service::ServiceError::Conflict {
