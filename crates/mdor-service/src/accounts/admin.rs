@@ -167,6 +167,31 @@ impl Administrator<'_> {
         Ok(())
     }
 
+    /// The account `username` names, if this administrator reaches it for `action`, with the
+    /// audit entry of `audit_action` on it (not yet written: the store writes it with the
+    /// change). An account they do not reach is audited as refused and answered as absent.
+    async fn reach(
+        &self,
+        ctx: &Ctx,
+        action: Action,
+        audit_action: &'static str,
+        username: &Username,
+    ) -> Result<(mdor_store::Account, NewAuditEvent), ServiceError> {
+        let account = find(ctx, username).await?;
+        if !self.reaches(action, account.organisation) {
+            return Err(self.hidden(ctx, audit_action, &account).await);
+        }
+        let audit = self
+            .audit(
+                ctx,
+                audit_action,
+                format!("account/{}", account.id),
+                account.organisation,
+            )
+            .await?;
+        Ok((account, audit))
+    }
+
     /// An account this administrator may not reach: audited as refused, answered as absent,
     /// as another organisation's records are.
     async fn hidden(
@@ -307,17 +332,8 @@ async fn disable(
 ) -> Result<AccountId, ServiceError> {
     by.authorize(ctx, Action::DisableAccount, DISABLE_ACTION)
         .await?;
-    let account = find(ctx, username).await?;
-    if !by.reaches(Action::DisableAccount, account.organisation) {
-        return Err(by.hidden(ctx, DISABLE_ACTION, &account).await);
-    }
-    let audit = by
-        .audit(
-            ctx,
-            DISABLE_ACTION,
-            format!("account/{}", account.id),
-            account.organisation,
-        )
+    let (account, audit) = by
+        .reach(ctx, Action::DisableAccount, DISABLE_ACTION, username)
         .await?;
     ctx.store
         .disable_account(account.id, ctx.now(), &audit)
@@ -352,17 +368,8 @@ async fn enable(
 ) -> Result<AccountId, ServiceError> {
     by.authorize(ctx, Action::EnableAccount, ENABLE_ACTION)
         .await?;
-    let account = find(ctx, username).await?;
-    if !by.reaches(Action::EnableAccount, account.organisation) {
-        return Err(by.hidden(ctx, ENABLE_ACTION, &account).await);
-    }
-    let audit = by
-        .audit(
-            ctx,
-            ENABLE_ACTION,
-            format!("account/{}", account.id),
-            account.organisation,
-        )
+    let (account, audit) = by
+        .reach(ctx, Action::EnableAccount, ENABLE_ACTION, username)
         .await?;
     ctx.store
         .reinstate_account(account.id, ctx.now(), &audit)
@@ -397,19 +404,10 @@ async fn reset(
     by.authorize(ctx, Action::ResetAccountCredentials, RESET_ACTION)
         .await?;
     let key = ctx.account_key()?;
-    let account = find(ctx, username).await?;
-    if !by.reaches(Action::ResetAccountCredentials, account.organisation) {
-        return Err(by.hidden(ctx, RESET_ACTION, &account).await);
-    }
-    let credentials = fresh_credentials(&key, &account.username)?;
-    let audit = by
-        .audit(
-            ctx,
-            RESET_ACTION,
-            format!("account/{}", account.id),
-            account.organisation,
-        )
+    let (account, audit) = by
+        .reach(ctx, Action::ResetAccountCredentials, RESET_ACTION, username)
         .await?;
+    let credentials = fresh_credentials(&key, &account.username)?;
     let reset = CredentialReset {
         account: account.id,
         password_hash: credentials.password_hash.clone(),
@@ -460,10 +458,9 @@ async fn change_approver(
         APPROVER_REVOKE_ACTION
     };
     by.authorize(ctx, Action::DesignateApprover, action).await?;
-    let account = find(ctx, username).await?;
-    if !by.reaches(Action::DesignateApprover, account.organisation) {
-        return Err(by.hidden(ctx, action, &account).await);
-    }
+    let (account, audit) = by
+        .reach(ctx, Action::DesignateApprover, action, username)
+        .await?;
     if account.role != AccountRole::ProviderDataManager {
         return Err(ServiceError::invalid(
             "username",
@@ -474,14 +471,6 @@ async fn change_approver(
             ),
         ));
     }
-    let audit = by
-        .audit(
-            ctx,
-            action,
-            format!("account/{}", account.id),
-            account.organisation,
-        )
-        .await?;
     ctx.store
         .set_account_approver(account.id, approver, &audit)
         .await?;

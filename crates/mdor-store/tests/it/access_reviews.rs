@@ -13,8 +13,8 @@ use sqlx::{ConnectOptions as _, Connection, PgConnection};
 
 use mdor_store::{
     AccessReviewDecision, AccessReviewQuery, AccountId, AccountRole, Field, FieldCipher,
-    NewAccount, NewAuditEvent, NewOrganisation, OrganisationId, OrganisationKind, ReviewDecision,
-    Store, StoreError, connect, decision_detail,
+    NewAuditEvent, NewOrganisation, OrganisationId, OrganisationKind, ReviewDecision, Store,
+    StoreError, connect, decision_detail,
 };
 
 use crate::fixtures::*;
@@ -38,16 +38,8 @@ async fn people(store: &dyn Store) -> People {
         })
         .await
         .unwrap();
-    let account = |username: &str, role, organisation| NewAccount {
-        username: username.to_string(),
-        role,
-        organisation: Some(organisation),
-        patient: None,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
-        totp_secret_sealed: vec![7; 48],
-        backup_code_hashes: vec![],
-        created_at: instant(2026, 1, 1, 9),
-    };
+    let account =
+        |username: &str, role, organisation| new_account(username, role, Some(organisation));
     let consultant = store
         .insert_account(
             &account("a.consultant", AccountRole::Consultant, provider),

@@ -5,28 +5,11 @@
 use chrono::Duration;
 
 use mdor_store::{
-    AccountId, AccountRole, LoginFailures, LoginSuccess, NewAccount, NewAccountAuditEvent,
-    OrganisationId, SecondFactorUse, Store, StoreError,
+    AccountId, AccountRole, LoginFailures, LoginSuccess, NewAccountAuditEvent, OrganisationId,
+    SecondFactorUse, Store, StoreError,
 };
 
 use crate::fixtures::*;
-
-fn new_account(
-    username: &str,
-    role: AccountRole,
-    organisation: Option<OrganisationId>,
-) -> NewAccount {
-    NewAccount {
-        username: username.to_string(),
-        role,
-        organisation,
-        patient: None,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
-        totp_secret_sealed: vec![7; 48],
-        backup_code_hashes: vec!["aa".repeat(32), "bb".repeat(32)],
-        created_at: instant(2026, 1, 1, 9),
-    }
-}
 
 fn login_audit(organisation: OrganisationId, outcome: &'static str) -> NewAccountAuditEvent {
     NewAccountAuditEvent {

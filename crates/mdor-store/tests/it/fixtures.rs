@@ -275,6 +275,24 @@ pub fn administration_audit(
     }
 }
 
+/// An account with a fixed (test-only) password hash, TOTP secret and two backup codes.
+pub fn new_account(
+    username: &str,
+    role: mdor_store::AccountRole,
+    organisation: Option<OrganisationId>,
+) -> mdor_store::NewAccount {
+    mdor_store::NewAccount {
+        username: username.to_string(),
+        role,
+        organisation,
+        patient: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
+        totp_secret_sealed: vec![7; 48],
+        backup_code_hashes: vec!["aa".repeat(32), "bb".repeat(32)],
+        created_at: instant(2026, 1, 1, 9),
+    }
+}
+
 /// A consultant's break-glass access with `reason`, decided appropriate with `note` by an
 /// administrator: the review item holds both sealed. The two accounts are created here.
 pub async fn decided_break_glass(
@@ -283,19 +301,8 @@ pub async fn decided_break_glass(
     reason: &str,
     note: &str,
 ) {
-    use mdor_store::{
-        AccessReviewDecision, AccessReviewQuery, AccountRole, Field, NewAccount, ReviewDecision,
-    };
-    let account = |username: &str, role| NewAccount {
-        username: username.to_string(),
-        role,
-        organisation: Some(organisation),
-        patient: None,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
-        totp_secret_sealed: vec![7; 48],
-        backup_code_hashes: vec![],
-        created_at: instant(2026, 1, 1, 9),
-    };
+    use mdor_store::{AccessReviewDecision, AccessReviewQuery, AccountRole, Field, ReviewDecision};
+    let account = |username: &str, role| new_account(username, role, Some(organisation));
     let consultant = store
         .insert_account(&account("glass.breaker", AccountRole::Consultant), None)
         .await
