@@ -54,9 +54,24 @@ pub struct RawOidc {
     /// `{issuer}/.well-known/openid-configuration`.
     pub issuer: String,
     pub client_id: String,
-    /// Meant for `MDOR_OIDC__CLIENT_SECRET` from a secret store, never for a file under
-    /// version control.
-    pub client_secret: String,
+    /// How this registry authenticates at the token endpoint: `client_secret` (the default)
+    /// or `private_key_jwt` (a JWT signed with `client_private_key_file`; NHS CIS2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
+    /// With `client_secret` only. Meant for `MDOR_OIDC__CLIENT_SECRET` from a secret store,
+    /// never for a file under version control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// With `private_key_jwt` only: the PEM file of the registry's RSA private key (PKCS#1
+    /// or unencrypted PKCS#8), whose public key is registered at the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_private_key_file: Option<String>,
+    /// The `kid` the provider knows that public key by, when it asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_id: Option<String>,
+    /// `RS256` (the default), `RS384` or `RS512` (CIS2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_assertion_alg: Option<String>,
     /// This registry's callback as registered at the provider:
     /// `https://HOST/api/v1/session/oidc/callback`.
     pub redirect_url: String,
@@ -75,7 +90,11 @@ impl std::fmt::Debug for RawOidc {
         f.debug_struct("RawOidc")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"***")
+            .field("client_auth", &self.client_auth)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("client_private_key_file", &self.client_private_key_file)
+            .field("client_key_id", &self.client_key_id)
+            .field("client_assertion_alg", &self.client_assertion_alg)
             .field("redirect_url", &self.redirect_url)
             .field("scopes", &self.scopes)
             .field("accepted_acr_values", &self.accepted_acr_values)
@@ -417,7 +436,11 @@ impl Config {
                 mdor_service::OidcSettings::new(mdor_service::OidcConfig {
                     issuer: oidc.issuer,
                     client_id: oidc.client_id,
-                    client_secret: SecretString::from(oidc.client_secret),
+                    client_auth: oidc.client_auth,
+                    client_secret: oidc.client_secret.map(SecretString::from),
+                    client_private_key_file: oidc.client_private_key_file.map(PathBuf::from),
+                    client_key_id: oidc.client_key_id,
+                    client_assertion_alg: oidc.client_assertion_alg,
                     redirect_url: oidc.redirect_url,
                     scopes: oidc.scopes,
                     accepted_acr_values: oidc.accepted_acr_values,
@@ -658,7 +681,11 @@ mod tests {
         let oidc = RawOidc {
             issuer: "https://idp.example".into(),
             client_id: "mdor".into(),
-            client_secret: "hunter2-client".into(),
+            client_auth: None,
+            client_secret: Some("hunter2-client".into()),
+            client_private_key_file: None,
+            client_key_id: None,
+            client_assertion_alg: None,
             redirect_url: "https://mdor.example/api/v1/session/oidc/callback".into(),
             scopes: Vec::new(),
             accepted_acr_values: vec!["AAL2_ANY".into(), "AAL3_ANY".into()],
@@ -684,6 +711,126 @@ mod tests {
         };
         let error = format!("{:#}", Config::validate(plain_http).err().unwrap());
         assert!(error.contains("oidc.issuer"), "{error}");
+    }
+
+    /// The service's test key (PKCS#8), and its PEM text.
+    fn test_client_key() -> (String, String) {
+        let path = format!(
+            "{}/../mdor-service/tests/it/data/oidc-client-rsa-pkcs8.pem",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let pem = std::fs::read_to_string(&path).unwrap();
+        (path, pem)
+    }
+
+    #[test]
+    // figment's `Jail` fixes the closure's error type; its size does not matter in a test.
+    #[allow(clippy::result_large_err)]
+    fn private_key_jwt_takes_its_key_file_from_the_environment_and_never_prints_the_key() {
+        let (key_path, pem) = test_client_key();
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "mdor.toml",
+                "[oidc]\nissuer = \"https://idp.example\"\nclient_id = \"mdor\"\nclient_auth = \"private_key_jwt\"\nclient_assertion_alg = \"RS512\"\nclient_key_id = \"mdor-1\"\nredirect_url = \"https://mdor.example/api/v1/session/oidc/callback\"\naccepted_acr_values = [\"AAL3_ANY\"]\n",
+            )?;
+            // Without the key file the section is refused, naming the setting.
+            let missing = Config::load(None, &FlagOverrides::default())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(
+                missing.contains("oidc.client_private_key_file: must name"),
+                "{missing}"
+            );
+            jail.set_env("MDOR_OIDC__CLIENT_PRIVATE_KEY_FILE", "no-such-key.pem");
+            let unreadable = Config::load(None, &FlagOverrides::default())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(
+                unreadable.contains("oidc.client_private_key_file: cannot be read: "),
+                "{unreadable}"
+            );
+            jail.set_env("MDOR_OIDC__CLIENT_PRIVATE_KEY_FILE", &key_path);
+            let config =
+                Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            let printed = format!("{config:?}");
+            assert!(printed.contains("client_private_key: \"***\""), "{printed}");
+            assert!(printed.contains("RS512"), "{printed}");
+            for line in pem.lines().filter(|line| !line.starts_with("-----")) {
+                assert!(!printed.contains(line), "{printed}");
+            }
+            // A secret beside the key is refused, so nobody believes one is in use.
+            jail.set_env("MDOR_OIDC__CLIENT_SECRET", "hunter2-client");
+            let both = Config::load(None, &FlagOverrides::default())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(
+                both.contains("oidc.client_secret: must not be given"),
+                "{both}"
+            );
+            assert!(!both.contains("hunter2-client"), "{both}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn each_bad_private_key_jwt_setting_is_named_at_start_up() {
+        let (key_path, _) = test_client_key();
+        let oidc = RawOidc {
+            issuer: "https://idp.example".into(),
+            client_id: "mdor".into(),
+            client_auth: Some("private_key_jwt".into()),
+            client_secret: None,
+            client_private_key_file: Some(key_path),
+            client_key_id: None,
+            client_assertion_alg: None,
+            redirect_url: "https://mdor.example/api/v1/session/oidc/callback".into(),
+            scopes: Vec::new(),
+            accepted_acr_values: vec!["AAL3_ANY".into()],
+            phishing_resistant_acr_values: Vec::new(),
+        };
+        let validate = |oidc: RawOidc| {
+            Config::validate(RawConfig {
+                oidc: Some(oidc),
+                ..RawConfig::default()
+            })
+        };
+        assert!(validate(oidc.clone()).is_ok());
+        let garbage = std::env::temp_dir().join(format!("mdor-garbage-{}.pem", std::process::id()));
+        std::fs::write(
+            &garbage,
+            "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        for (changed, named) in [
+            (
+                RawOidc {
+                    client_private_key_file: Some(garbage.display().to_string()),
+                    ..oidc.clone()
+                },
+                "oidc.client_private_key_file: is not an RSA private key in PEM",
+            ),
+            (
+                RawOidc {
+                    client_assertion_alg: Some("ES256".into()),
+                    ..oidc.clone()
+                },
+                "oidc.client_assertion_alg: must be RS256, RS384 or RS512",
+            ),
+            (
+                RawOidc {
+                    client_auth: Some("mutual_tls".into()),
+                    ..oidc.clone()
+                },
+                "oidc.client_auth: ",
+            ),
+        ] {
+            let message = format!("{:#}", validate(changed).err().unwrap());
+            assert!(message.contains(named), "{message}");
+        }
+        std::fs::remove_file(garbage).unwrap();
     }
 
     #[test]

@@ -9,34 +9,48 @@
 //! own callback) fails, and an intercepted code cannot be redeemed without it. The callback
 //! takes its sign-in by the state's hash before anything else, so a state works once.
 //!
-//! The ID token comes straight from the token endpoint (authenticated with the client
-//! secret) and is checked with `openidconnect`: issuer, audience (no other audience trusted,
-//! and `azp`, when present, must be this client), signature by a key of the provider's JWKS
-//! with an asymmetric algorithm only (`alg=none` and HMAC, which would let the public key or
-//! the client secret be used as a MAC key, are refused), expiry and issue time within
-//! `CLOCK_SKEW`, the nonce (compared by hash) and the assurance level (`acr`) against the
+//! The ID token comes straight from the token endpoint and is checked with `openidconnect`:
+//! issuer, audience (no other audience trusted, and `azp`, when present, must be this client),
+//! signature by a key of the provider's JWKS with an asymmetric algorithm only (`alg=none` and
+//! HMAC, which would let the public key or the client secret be used as a MAC key, are
+//! refused), expiry and issue time within `CLOCK_SKEW`, the nonce (compared by hash) and the assurance level (`acr`) against the
 //! configured list. There is no self sign-up: the (issuer, subject) must be linked to an
 //! existing, enabled account by the operator (`link_oidc_identity`) or an administrator
 //! (`administrator_link_oidc_identity`).
+//!
+//! This server authenticates itself at the token endpoint with its client secret or, where
+//! the provider requires it (CIS2 does), with `private_key_jwt` (RFC 7523, OpenID Connect Core
+//! §9): each token request carries a fresh JWT signed with this server's own RSA key, naming
+//! the token endpoint as its audience, valid for a minute and with a random `jti` the
+//! provider accepts once, so a captured assertion is worth little and no shared secret exists
+//! to leak. The key is read once at start-up and never printed.
 //!
 //! Every refusal is audited like a password sign-in's (action `account.login`, purpose
 //! `authentication`, the outcome naming the check that failed) and the caller always gets the
 //! same `ServiceError::Unauthenticated`; nothing of the code, state, nonce or token is logged.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken,
-    CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRsaPrivateSigningKey,
 };
 use openidconnect::{
     AuthType, AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId,
     ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PrivateSigningKey, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, SigningError, TokenResponse,
 };
+use rand::RngCore;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, LineEnding};
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::traits::PublicKeyParts;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -76,12 +90,31 @@ const ASYMMETRIC_ALGORITHMS: [CoreJwsSigningAlgorithm; 8] = [
 const LINK_ACTION: &str = "account.link_oidc";
 /// The error an `iat` in the future is reported with, told apart from an expired token.
 const ISSUED_IN_FUTURE: &str = "issued in the future";
+/// RFC 7523's `client_assertion_type`: the client assertion is a JWT.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// How long a client assertion is valid: enough to reach the provider over a slow network,
+/// and short, so that a captured assertion is soon worthless even to a provider that did not
+/// remember its `jti`.
+const CLIENT_ASSERTION_LIFETIME: Duration = Duration::seconds(60);
+/// The smallest client key accepted: providers (and NIST SP 800-131A) require 2048 bits.
+const MIN_CLIENT_KEY_BITS: usize = 2048;
+const CLIENT_KEY_SETTING: &str = "oidc.client_private_key_file";
 
 /// The `[oidc]` settings as written, before they are checked.
 pub struct OidcConfig {
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// How this server authenticates at the token endpoint: `client_secret` (when `None`) or
+    /// `private_key_jwt`.
+    pub client_auth: Option<String>,
+    /// The shared secret, with `client_secret` only.
+    pub client_secret: Option<SecretString>,
+    /// With `private_key_jwt` only: the PEM file of this server's RSA private key (PKCS#1 or
+    /// PKCS#8, unencrypted), the `kid` the provider knows its public key by, and the
+    /// assertion's algorithm (`RS256` when `None`; `RS384`, `RS512`).
+    pub client_private_key_file: Option<PathBuf>,
+    pub client_key_id: Option<String>,
+    pub client_assertion_alg: Option<String>,
     pub redirect_url: String,
     /// Scopes besides `openid`, which is always asked for.
     pub scopes: Vec<String>,
@@ -93,25 +126,60 @@ pub struct OidcConfig {
 }
 
 /// Checked OpenID Connect settings: absolute `https` URLs (plain `http` only on loopback, for
-/// tests and development), a client id and secret, and a non-empty list of accepted
-/// assurance levels containing the phishing-resistant ones.
+/// tests and development), a client id with its secret or its private key, and a non-empty
+/// list of accepted assurance levels containing the phishing-resistant ones.
 #[derive(Clone)]
 pub struct OidcSettings {
     issuer: IssuerUrl,
     client_id: ClientId,
-    client_secret: SecretString,
+    client_auth: ClientAuth,
     redirect_url: RedirectUrl,
     scopes: Vec<Scope>,
     accepted_acr_values: Vec<String>,
     phishing_resistant_acr_values: Vec<String>,
 }
 
+/// How this server proves itself at the provider's token endpoint.
+#[derive(Clone)]
+enum ClientAuth {
+    /// A shared secret: HTTP Basic (`client_secret_basic`), or in the body
+    /// (`client_secret_post`) when the provider takes it only there.
+    Secret(SecretString),
+    /// A JWT signed with this server's own key (`private_key_jwt`); no secret is sent.
+    PrivateKeyJwt(Arc<ClientKey>),
+}
+
+/// This server's RSA key for client assertions, with the `kid` and algorithm they name.
+/// Never printed: it has no `Debug`, and `OidcSettings` shows `***` in its place.
+struct ClientKey {
+    key: CoreRsaPrivateSigningKey,
+    key_id: Option<String>,
+    algorithm: AssertionAlgorithm,
+}
+
+/// The client assertion's signature algorithm: RSA PKCS#1 v1.5 only, which every provider
+/// taking `private_key_jwt` accepts (CIS2 asks for RS512).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AssertionAlgorithm {
+    Rs256,
+    Rs384,
+    Rs512,
+}
+
 impl std::fmt::Debug for OidcSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcSettings")
+        let mut debug = f.debug_struct("OidcSettings");
+        debug
             .field("issuer", &self.issuer.as_str())
-            .field("client_id", &self.client_id.as_str())
-            .field("client_secret", &"***")
+            .field("client_id", &self.client_id.as_str());
+        match &self.client_auth {
+            ClientAuth::Secret(_) => debug.field("client_secret", &"***"),
+            ClientAuth::PrivateKeyJwt(key) => debug
+                .field("client_private_key", &"***")
+                .field("client_key_id", &key.key_id)
+                .field("client_assertion_alg", &key.algorithm.name()),
+        };
+        debug
             .field("redirect_url", &self.redirect_url.as_str())
             .field("scopes", &self.scopes)
             .field("accepted_acr_values", &self.accepted_acr_values)
@@ -142,9 +210,7 @@ impl OidcSettings {
         if client_id.is_empty() {
             return Err(invalid("oidc.client_id", "must not be empty"));
         }
-        if config.client_secret.expose_secret().trim().is_empty() {
-            return Err(invalid("oidc.client_secret", "must not be empty"));
-        }
+        let client_auth = client_auth(&config)?;
         let mut scopes = Vec::new();
         for scope in &config.scopes {
             let scope = scope.trim();
@@ -173,7 +239,7 @@ impl OidcSettings {
         Ok(OidcSettings {
             issuer,
             client_id: ClientId::new(client_id.to_string()),
-            client_secret: config.client_secret,
+            client_auth,
             redirect_url,
             scopes,
             accepted_acr_values: accepted,
@@ -185,6 +251,68 @@ impl OidcSettings {
     /// links are stored under it.
     pub fn issuer(&self) -> &str {
         self.issuer.as_str()
+    }
+}
+
+impl AssertionAlgorithm {
+    /// The algorithm by its JOSE name, which is case-sensitive.
+    fn parse(name: &str) -> Option<AssertionAlgorithm> {
+        match name {
+            "RS256" => Some(AssertionAlgorithm::Rs256),
+            "RS384" => Some(AssertionAlgorithm::Rs384),
+            "RS512" => Some(AssertionAlgorithm::Rs512),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            AssertionAlgorithm::Rs256 => "RS256",
+            AssertionAlgorithm::Rs384 => "RS384",
+            AssertionAlgorithm::Rs512 => "RS512",
+        }
+    }
+
+    fn jws(self) -> CoreJwsSigningAlgorithm {
+        match self {
+            AssertionAlgorithm::Rs256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            AssertionAlgorithm::Rs384 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+            AssertionAlgorithm::Rs512 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        }
+    }
+}
+
+impl ClientKey {
+    /// A client assertion for one token request (RFC 7523 §3): issued by and about this
+    /// client, for `token_endpoint`, from `now` (the service's clock) for
+    /// `CLIENT_ASSERTION_LIFETIME`, with 256 random bits as its `jti`.
+    fn assertion(
+        &self,
+        client_id: &ClientId,
+        token_endpoint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, SigningError> {
+        let mut header = serde_json::json!({ "alg": self.algorithm.name(), "typ": "JWT" });
+        if let Some(key_id) = &self.key_id {
+            header["kid"] = serde_json::Value::from(key_id.as_str());
+        }
+        let mut jti = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut jti);
+        let claims = serde_json::json!({
+            "iss": client_id.as_str(),
+            "sub": client_id.as_str(),
+            "aud": token_endpoint,
+            "jti": URL_SAFE_NO_PAD.encode(jti),
+            "iat": now.timestamp(),
+            "exp": (now + CLIENT_ASSERTION_LIFETIME).timestamp(),
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self.key.sign(&self.algorithm.jws(), input.as_bytes())?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 }
 
@@ -270,26 +398,49 @@ impl OidcProvider {
         Ok(refreshed)
     }
 
-    fn client(&self, metadata: &CoreProviderMetadata) -> ProviderClient {
+    /// A client of the provider authenticating as configured; a failure when the provider
+    /// says it does not take `private_key_jwt` and that is configured.
+    fn client(&self, metadata: &CoreProviderMetadata) -> Result<ProviderClient, ProviderFailure> {
+        let methods = metadata.token_endpoint_auth_methods_supported();
+        let secret = match &self.settings.client_auth {
+            ClientAuth::Secret(secret) => secret,
+            ClientAuth::PrivateKeyJwt(_) => {
+                // Discovery may leave the methods out (the default is client_secret_basic, but
+                // a client registered for private_key_jwt is known to the provider anyway).
+                if methods.is_some_and(|m| !m.contains(&CoreClientAuthMethod::PrivateKeyJwt)) {
+                    return Err(ProviderFailure {
+                        stage: "discovery",
+                        detail: "the token endpoint does not offer private_key_jwt".to_string(),
+                    });
+                }
+                // No secret and the request body: `client_id` goes in the form beside the
+                // assertion, and no Authorization header is sent.
+                let client = CoreClient::from_provider_metadata(
+                    metadata.clone(),
+                    self.settings.client_id.clone(),
+                    None,
+                )
+                .set_redirect_uri(self.settings.redirect_url.clone())
+                .set_auth_type(AuthType::RequestBody);
+                return Ok(client);
+            }
+        };
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
             self.settings.client_id.clone(),
-            Some(ClientSecret::new(
-                self.settings.client_secret.expose_secret().to_string(),
-            )),
+            Some(ClientSecret::new(secret.expose_secret().to_string())),
         )
         .set_redirect_uri(self.settings.redirect_url.clone());
         // The secret goes in the Authorization header (client_secret_basic, the default) unless
         // the provider says it takes it only in the body.
-        let methods = metadata.token_endpoint_auth_methods_supported();
         let post_only = methods.is_some_and(|methods| {
             methods.contains(&CoreClientAuthMethod::ClientSecretPost)
                 && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
         });
         if post_only {
-            client.set_auth_type(AuthType::RequestBody)
+            Ok(client.set_auth_type(AuthType::RequestBody))
         } else {
-            client
+            Ok(client)
         }
     }
 
@@ -441,8 +592,12 @@ async fn begin(ctx: &Ctx, step_up_session_hash: Option<String>) -> Result<OidcSt
         failure.log();
         ServiceError::IdentityProviderUnavailable
     })?;
+    // Refused here too, rather than after the person has signed in at the provider.
+    let client = provider.client(&metadata).map_err(|failure| {
+        failure.log();
+        ServiceError::IdentityProviderUnavailable
+    })?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let client = provider.client(&metadata);
     let mut request = client
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -703,17 +858,43 @@ async fn check_callback(
             return refused("oidc_provider_unavailable");
         }
     };
-    let client = provider.client(&metadata);
-    let Ok(exchange) = client.exchange_code(AuthorizationCode::new(code.to_string())) else {
+    let client = match provider.client(&metadata) {
+        Ok(client) => client,
+        Err(failure) => {
+            failure.log();
+            return refused("oidc_provider_unavailable");
+        }
+    };
+    let (Ok(exchange), Some(token_endpoint)) = (
+        client.exchange_code(AuthorizationCode::new(code.to_string())),
+        metadata.token_endpoint(),
+    ) else {
         // The discovery document names no token endpoint.
         return refused("oidc_provider_unavailable");
     };
-    let response = exchange
-        .set_pkce_verifier(PkceCodeVerifier::new(binding.expose().to_string()))
-        .request_async(&provider.http)
-        .await;
+    let mut exchange =
+        exchange.set_pkce_verifier(PkceCodeVerifier::new(binding.expose().to_string()));
+    if let ClientAuth::PrivateKeyJwt(key) = &provider.settings.client_auth {
+        let Ok(assertion) =
+            key.assertion(&provider.settings.client_id, token_endpoint.as_str(), now)
+        else {
+            tracing::warn!("signing the openid connect client assertion failed");
+            return refused("oidc_client_assertion_failed");
+        };
+        exchange = exchange
+            .add_extra_param("client_assertion_type", JWT_BEARER)
+            .add_extra_param("client_assertion", assertion);
+    }
+    let response = exchange.request_async(&provider.http).await;
     let response = match response {
         Ok(response) => response,
+        // The provider did not accept this server as its client (a wrong or unregistered key
+        // or secret), told apart from a code it would not redeem.
+        Err(RequestTokenError::ServerResponse(error))
+            if *error.error() == CoreErrorResponseType::InvalidClient =>
+        {
+            return refused("oidc_client_refused");
+        }
         Err(RequestTokenError::ServerResponse(_)) => return refused("oidc_code_refused"),
         Err(RequestTokenError::Parse(_, _)) => return refused("oidc_token_response_invalid"),
         Err(error) => {
@@ -809,6 +990,118 @@ async fn refuse<T>(
     Err(ServiceError::Unauthenticated)
 }
 
+/// The client authentication the settings describe; each problem names its setting, and
+/// settings of the other method are refused rather than ignored, so that nobody believes a
+/// secret (or a key) is in use when it is not.
+fn client_auth(config: &OidcConfig) -> Result<ClientAuth, ServiceError> {
+    let method = config.client_auth.as_deref().map(str::trim);
+    match method {
+        None | Some("client_secret") => {
+            let key_settings = [
+                (CLIENT_KEY_SETTING, config.client_private_key_file.is_some()),
+                ("oidc.client_key_id", config.client_key_id.is_some()),
+                (
+                    "oidc.client_assertion_alg",
+                    config.client_assertion_alg.is_some(),
+                ),
+            ];
+            if let Some((setting, _)) = key_settings.iter().find(|(_, given)| *given) {
+                return Err(invalid(
+                    setting,
+                    "is only used with client_auth = \"private_key_jwt\"",
+                ));
+            }
+            match &config.client_secret {
+                Some(secret) if !secret.expose_secret().trim().is_empty() => {
+                    Ok(ClientAuth::Secret(secret.clone()))
+                }
+                _ => Err(invalid("oidc.client_secret", "must not be empty")),
+            }
+        }
+        Some("private_key_jwt") => {
+            if config.client_secret.is_some() {
+                return Err(invalid(
+                    "oidc.client_secret",
+                    "must not be given with client_auth = \"private_key_jwt\", which uses no secret",
+                ));
+            }
+            let algorithm = match config.client_assertion_alg.as_deref().map(str::trim) {
+                None => AssertionAlgorithm::Rs256,
+                Some(name) => AssertionAlgorithm::parse(name).ok_or_else(|| {
+                    invalid(
+                        "oidc.client_assertion_alg",
+                        format!("must be RS256, RS384 or RS512 (got '{name}')"),
+                    )
+                })?,
+            };
+            let key_id = match config.client_key_id.as_deref().map(str::trim) {
+                Some("") => {
+                    return Err(invalid(
+                        "oidc.client_key_id",
+                        "must not be empty when given",
+                    ));
+                }
+                Some(key_id) => Some(key_id.to_string()),
+                None => None,
+            };
+            let Some(path) = &config.client_private_key_file else {
+                return Err(invalid(
+                    CLIENT_KEY_SETTING,
+                    "must name the PEM file of the client's RSA private key",
+                ));
+            };
+            Ok(ClientAuth::PrivateKeyJwt(Arc::new(ClientKey {
+                key: read_client_key(path)?,
+                key_id,
+                algorithm,
+            })))
+        }
+        Some(other) => Err(invalid(
+            "oidc.client_auth",
+            format!("must be client_secret or private_key_jwt (got '{other}')"),
+        )),
+    }
+}
+
+/// Reads the client's RSA key from a PEM file, PKCS#1 or PKCS#8 (which `openssl genpkey`
+/// writes, and `CoreRsaPrivateSigningKey::from_pem` alone would refuse). No message carries
+/// anything of the file's content.
+fn read_client_key(path: &Path) -> Result<CoreRsaPrivateSigningKey, ServiceError> {
+    let pem = std::fs::read_to_string(path)
+        .map(SecretString::from)
+        .map_err(|error| {
+            invalid(
+                CLIENT_KEY_SETTING,
+                format!("cannot be read: {error} ({})", path.display()),
+            )
+        })?;
+    let not_rsa = || {
+        invalid(
+            CLIENT_KEY_SETTING,
+            format!(
+                "is not an RSA private key in PEM (PKCS#1 or unencrypted PKCS#8) ({})",
+                path.display()
+            ),
+        )
+    };
+    let pem = pem.expose_secret().trim();
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(pem))
+        .map_err(|_| not_rsa())?;
+    if key.size() * 8 < MIN_CLIENT_KEY_BITS {
+        return Err(invalid(
+            CLIENT_KEY_SETTING,
+            format!(
+                "is an RSA key of fewer than {MIN_CLIENT_KEY_BITS} bits ({})",
+                path.display()
+            ),
+        ));
+    }
+    // Re-encoded as PKCS#1 for `from_pem`; the text is wiped when dropped.
+    let pkcs1 = key.to_pkcs1_pem(LineEnding::LF).map_err(|_| not_rsa())?;
+    CoreRsaPrivateSigningKey::from_pem(&pkcs1, None).map_err(|_| not_rsa())
+}
+
 /// A URL setting must use HTTPS, except on the loopback interface (tests, development).
 fn check_transport(setting: &str, url: &openidconnect::url::Url) -> Result<(), ServiceError> {
     let loopback = match url.host() {
@@ -869,7 +1162,11 @@ mod tests {
         OidcConfig {
             issuer: "https://idp.example/realm".into(),
             client_id: "mdor".into(),
-            client_secret: SecretString::from("s3cret-client".to_string()),
+            client_auth: None,
+            client_secret: Some(SecretString::from("s3cret-client".to_string())),
+            client_private_key_file: None,
+            client_key_id: None,
+            client_assertion_alg: None,
             redirect_url: "https://mdor.example/api/v1/session/oidc/callback".into(),
             scopes: vec!["openid".into(), "profile".into()],
             accepted_acr_values: vec!["AAL2_ANY".into(), "AAL3_ANY".into()],
@@ -925,8 +1222,210 @@ mod tests {
             assert_eq!(problem(changed), setting);
         }
         let mut empty_secret = config();
-        empty_secret.client_secret = SecretString::from(String::new());
+        empty_secret.client_secret = Some(SecretString::from(String::new()));
         assert_eq!(problem(empty_secret), "oidc.client_secret");
+        let mut no_secret = config();
+        no_secret.client_secret = None;
+        assert_eq!(problem(no_secret), "oidc.client_secret");
+    }
+
+    /// A test key file (`tests/it/data/`, test-only keys, see its README).
+    fn key_file(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it/data")
+            .join(name)
+    }
+
+    /// `config()` switched to `private_key_jwt` with the PKCS#8 test key under RS512.
+    fn key_config() -> OidcConfig {
+        OidcConfig {
+            client_auth: Some("private_key_jwt".into()),
+            client_secret: None,
+            client_private_key_file: Some(key_file("oidc-client-rsa-pkcs8.pem")),
+            client_key_id: Some("mdor-2025".into()),
+            client_assertion_alg: Some("RS512".into()),
+            ..config()
+        }
+    }
+
+    /// The whole message of a refused configuration: its setting and what is wrong.
+    fn message(config: OidcConfig) -> String {
+        match OidcSettings::new(config) {
+            Err(ServiceError::Invalid(errors)) => {
+                format!("{}: {}", errors[0].field, errors[0].message)
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_key_jwt_needs_a_readable_rsa_key_a_known_algorithm_and_no_secret() {
+        for file in ["oidc-client-rsa-pkcs8.pem", "oidc-client-rsa-pkcs1.pem"] {
+            let settings = OidcSettings::new(OidcConfig {
+                client_private_key_file: Some(key_file(file)),
+                ..key_config()
+            })
+            .unwrap();
+            assert!(
+                matches!(&settings.client_auth, ClientAuth::PrivateKeyJwt(key) if key.algorithm == AssertionAlgorithm::Rs512),
+                "{file}"
+            );
+        }
+        let default_alg = OidcSettings::new(OidcConfig {
+            client_assertion_alg: None,
+            client_key_id: None,
+            ..key_config()
+        })
+        .unwrap();
+        assert!(
+            matches!(&default_alg.client_auth, ClientAuth::PrivateKeyJwt(key) if key.algorithm == AssertionAlgorithm::Rs256 && key.key_id.is_none())
+        );
+        type Change = fn(&mut OidcConfig);
+        let cases: [(Change, &str); 11] = [
+            (
+                |c| c.client_private_key_file = Some(key_file("no-such-key.pem")),
+                "oidc.client_private_key_file: cannot be read: ",
+            ),
+            (
+                |c| c.client_private_key_file = None,
+                "oidc.client_private_key_file: must name",
+            ),
+            (
+                // Not PEM at all.
+                |c| c.client_private_key_file = Some(key_file("README.md")),
+                "oidc.client_private_key_file: is not an RSA private key in PEM",
+            ),
+            (
+                |c| c.client_private_key_file = Some(key_file("oidc-client-ec.pem")),
+                "oidc.client_private_key_file: is not an RSA private key in PEM",
+            ),
+            (
+                |c| c.client_private_key_file = Some(key_file("oidc-client-rsa-1024.pem")),
+                "oidc.client_private_key_file: is an RSA key of fewer than 2048 bits",
+            ),
+            (
+                |c| c.client_assertion_alg = Some("HS256".into()),
+                "oidc.client_assertion_alg: must be RS256, RS384 or RS512 (got 'HS256')",
+            ),
+            (
+                |c| c.client_assertion_alg = Some("rs512".into()),
+                "oidc.client_assertion_alg: ",
+            ),
+            (
+                |c| c.client_assertion_alg = Some("none".into()),
+                "oidc.client_assertion_alg: ",
+            ),
+            (
+                |c| c.client_key_id = Some(" ".into()),
+                "oidc.client_key_id: ",
+            ),
+            (
+                |c| c.client_secret = Some(SecretString::from("s3cret-client".to_string())),
+                "oidc.client_secret: must not be given with client_auth = \"private_key_jwt\"",
+            ),
+            (
+                |c| c.client_auth = Some("private_key".into()),
+                "oidc.client_auth: must be client_secret or private_key_jwt",
+            ),
+        ];
+        for (change, expected) in cases {
+            let mut changed = key_config();
+            change(&mut changed);
+            let message = message(changed);
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // The key's settings are refused, not ignored, beside a client secret.
+        for (setting, change) in [
+            (
+                "oidc.client_private_key_file",
+                (|c| c.client_private_key_file = Some(key_file("oidc-client-rsa-pkcs8.pem")))
+                    as Change,
+            ),
+            ("oidc.client_key_id", |c| c.client_key_id = Some("k".into())),
+            ("oidc.client_assertion_alg", |c| {
+                c.client_assertion_alg = Some("RS256".into())
+            }),
+        ] {
+            let mut changed = config();
+            change(&mut changed);
+            assert_eq!(problem(changed), setting);
+        }
+    }
+
+    #[test]
+    fn the_client_key_is_never_printed() {
+        let settings = OidcSettings::new(key_config()).unwrap();
+        let printed = format!("{settings:?}");
+        assert!(printed.contains("client_private_key: \"***\""), "{printed}");
+        assert!(
+            printed.contains("RS512") && printed.contains("mdor-2025"),
+            "{printed}"
+        );
+        // No line of the key's base64 body appears, whichever encoding it was read from.
+        for file in ["oidc-client-rsa-pkcs8.pem", "oidc-client-rsa-pkcs1.pem"] {
+            let pem = std::fs::read_to_string(key_file(file)).unwrap();
+            for line in pem.lines().filter(|line| !line.starts_with("-----")) {
+                assert!(!printed.contains(line), "{file}: {printed}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_assertion_is_a_fresh_signed_jwt_for_the_token_endpoint() {
+        use openidconnect::JsonWebKey;
+        let settings = OidcSettings::new(key_config()).unwrap();
+        let ClientAuth::PrivateKeyJwt(key) = &settings.client_auth else {
+            panic!("private_key_jwt expected");
+        };
+        let now = DateTime::parse_from_rfc3339("2025-03-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let endpoint = "https://idp.example/realm/token";
+        let assertion = key.assertion(&settings.client_id, endpoint, now).unwrap();
+        let parts: Vec<&str> = assertion.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let decode = |part: &str| -> serde_json::Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        assert_eq!(
+            decode(parts[0]),
+            serde_json::json!({ "alg": "RS512", "typ": "JWT", "kid": "mdor-2025" })
+        );
+        let claims = decode(parts[1]);
+        assert_eq!(claims["iss"], "mdor");
+        assert_eq!(claims["sub"], "mdor");
+        assert_eq!(claims["aud"], endpoint);
+        assert_eq!(claims["iat"], now.timestamp());
+        assert_eq!(claims["exp"], now.timestamp() + 60);
+        let jti = URL_SAFE_NO_PAD
+            .decode(claims["jti"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(jti.len(), 32);
+        // Verified with the public half of the key file, under the named algorithm only.
+        let public = key.key.as_verification_key();
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let input = format!("{}.{}", parts[0], parts[1]);
+        public
+            .verify_signature(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+                input.as_bytes(),
+                &signature,
+            )
+            .unwrap();
+        assert!(
+            public
+                .verify_signature(
+                    &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                    input.as_bytes(),
+                    &signature,
+                )
+                .is_err()
+        );
+        let again = key.assertion(&settings.client_id, endpoint, now).unwrap();
+        assert_ne!(
+            decode(again.split('.').nth(1).unwrap())["jti"],
+            claims["jti"]
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! Connect secret or break-glass reason reaches a log line. Requests carrying planted canary
 //! values (a patient's identifiers, valid and invalid bearer tokens, a malformed NHS number, a
 //! person's credentials and session, a reason for breaking glass, and the code, state, nonce,
-//! PKCE verifier, ID token and client secret of sign-ins through a local identity provider)
+//! PKCE verifier, ID token and client secret of sign-ins through a local identity provider,
+//! and the private key and client assertion of one authenticated by `private_key_jwt`)
 //! go through the real router with every log event and span, at TRACE level from every crate
 //! (sqlx and tower-http included), written to a buffer; then every line is searched.
 
@@ -397,6 +398,52 @@ async fn planted_identifiers_and_tokens_never_appear_in_any_log_line() {
                 token.rsplit('.').next().unwrap().to_string(),
             ]);
         }
+
+        // A sign-in authenticated by `private_key_jwt`: no line of the client's private key
+        // (in either encoding) and nothing of its assertion may be logged.
+        let provider = crate::oidc_provider::Provider::start_with(
+            crate::oidc_provider::ClientAuth::PrivateKeyJwt {
+                registered: crate::oidc_provider::CLIENT_KEY_PKCS1,
+            },
+        )
+        .await;
+        let app = crate::oidc::app_with_provider(
+            backend,
+            &provider,
+            mdor_web::WebSettings::default(),
+            chrono::Utc::now,
+        )
+        .await;
+        crate::oidc::linked_account(
+            &app,
+            &provider,
+            "canary.jwt",
+            mdor_service::AccountRole::Regulator,
+            "MHRA",
+            subject,
+        )
+        .await;
+        let flow = crate::oidc::start(&app).await;
+        let claims = provider.claims(subject, &flow.nonce, chrono::Utc::now());
+        crate::oidc::finish_ok(&app, &provider, &flow, &claims).await;
+        for pem in [
+            crate::oidc_provider::CLIENT_KEY,
+            crate::oidc_provider::CLIENT_KEY_PKCS1,
+        ] {
+            secrets.extend(
+                pem.lines()
+                    .filter(|line| !line.starts_with("-----"))
+                    .map(str::to_string),
+            );
+        }
+        for assertion in provider.assertions() {
+            secrets.extend([
+                assertion.raw.clone(),
+                assertion.raw.rsplit('.').next().unwrap().to_string(),
+                assertion.claims["jti"].as_str().unwrap().to_string(),
+            ]);
+        }
+        assert_eq!(provider.assertions().len(), 1);
     }
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(

@@ -4,7 +4,9 @@
 //! secret, wrong issuer or audience or `azp`, wrong or missing nonce, expiry, an `iat` in the
 //! future, low or missing assurance, reused, unknown or expired state, another browser, the
 //! provider's error, an unlinked subject, a disabled account) gets the password sign-in's
-//! single failure response and is audited with its own outcome.
+//! single failure response and is audited with its own outcome. With `private_key_jwt`, the
+//! provider verifies mdor's client assertion as a real one does; an assertion it refuses, or
+//! a provider that does not offer the method, is a refusal like the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,8 @@ use mdor_store::SessionFactor;
 use mdor_web::{RateLimit, WebSettings};
 
 use crate::oidc_provider::{
-    CLIENT_SECRET, KEY_1, KEY_2, Provider, hmac_signed, public_jwk, signed, unsigned,
+    CLIENT_ID, CLIENT_KEY_ID, CLIENT_KEY_PKCS1, CLIENT_SECRET, ClientAuth, KEY_1, KEY_2, Provider,
+    hmac_signed, public_jwk, signed, unsigned,
 };
 use crate::support::{Reply, TestApp, backends, new_person, spawn_app};
 
@@ -611,6 +614,185 @@ async fn a_rotated_provider_key_is_fetched_when_a_token_names_it() {
         let reply = finish(&app, &provider, &flow, &signed(&claims, "key-2", KEY_2)).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_eq!(provider.jwks_fetches(), 2);
+    }
+}
+
+/// A provider taking `private_key_jwt` with mdor's own key registered.
+const MDOR_KEY_REGISTERED: ClientAuth = ClientAuth::PrivateKeyJwt {
+    registered: CLIENT_KEY_PKCS1,
+};
+
+#[tokio::test]
+async fn a_sign_in_with_private_key_jwt_sends_a_fresh_assertion_the_provider_verifies() {
+    for backend in backends() {
+        let provider = Provider::start_with(MDOR_KEY_REGISTERED).await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "j.cis2",
+            AccountRole::Consultant,
+            "RA1",
+            "uuid-j",
+        )
+        .await;
+        for _ in 0..2 {
+            let flow = start(&app).await;
+            let claims = provider.claims("uuid-j", &flow.nonce, Utc::now());
+            let reply = finish_ok(&app, &provider, &flow, &claims).await;
+            assert!(
+                reply.headers.get_all("set-cookie").iter().any(|c| c
+                    .to_str()
+                    .unwrap()
+                    .starts_with("__Host-mdor_session=mdors_")),
+                "{backend}: a session"
+            );
+            assert_eq!(last_login_outcome(&app).await, "ok", "{backend}");
+        }
+        // The provider accepted one assertion per token request (it refuses a header, a
+        // secret, another key, a stale or far-off expiry and a used jti), and these are they.
+        let seen = provider.assertions();
+        assert_eq!(seen.len(), 2, "{backend}");
+        for assertion in &seen {
+            assert_eq!(
+                assertion.header,
+                json!({ "alg": "RS512", "typ": "JWT", "kid": CLIENT_KEY_ID }),
+                "{backend}"
+            );
+            let claims = &assertion.claims;
+            assert_eq!(claims["iss"], CLIENT_ID, "{backend}");
+            assert_eq!(claims["sub"], CLIENT_ID, "{backend}");
+            assert_eq!(claims["aud"], provider.token_endpoint(), "{backend}");
+            assert_eq!(
+                claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+                60,
+                "{backend}"
+            );
+            let jti = URL_SAFE_NO_PAD
+                .decode(claims["jti"].as_str().unwrap())
+                .unwrap();
+            assert!(jti.len() >= 16, "{backend}: 128 bits or more");
+        }
+        assert_ne!(seen[0].claims["jti"], seen[1].claims["jti"], "{backend}");
+        // The provider refuses an assertion it has seen: replaying the first is useless.
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", "code-replayed"),
+            ("client_id", CLIENT_ID),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", seen[0].raw.as_str()),
+        ];
+        let replay = openidconnect::reqwest::Client::new()
+            .post(provider.token_endpoint())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status().as_u16(), 401, "{backend}");
+        assert_eq!(
+            provider.last_refusal().as_deref(),
+            Some("client assertion replayed (jti seen before)"),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_assertion_the_provider_refuses_is_the_usual_audited_sign_in_failure() {
+    fn ten_minutes_ago() -> chrono::DateTime<Utc> {
+        Utc::now() - chrono::Duration::minutes(10)
+    }
+    type Clock = fn() -> chrono::DateTime<Utc>;
+    let cases: [(&str, ClientAuth, Clock, &str); 2] = [
+        (
+            "another key registered",
+            ClientAuth::PrivateKeyJwt { registered: KEY_2 },
+            Utc::now,
+            "client assertion signature does not verify with the registered key",
+        ),
+        (
+            // The assertion is dated by the service's clock, not the machine's.
+            "a clock ten minutes slow",
+            MDOR_KEY_REGISTERED,
+            ten_minutes_ago,
+            "client assertion expired",
+        ),
+    ];
+    for backend in backends() {
+        for (name, client_auth, clock, refusal) in cases {
+            let provider = Provider::start_with(client_auth).await;
+            let app = app_with_provider(backend, &provider, roomy(), clock).await;
+            linked_account(
+                &app,
+                &provider,
+                "w.cis2",
+                AccountRole::Consultant,
+                "RA1",
+                "uuid-w",
+            )
+            .await;
+            let expected = password_failure(&app).await;
+            let flow = start(&app).await;
+            let claims = provider.claims("uuid-w", &flow.nonce, clock());
+            let reply = finish(&app, &provider, &flow, &signed(&claims, "key-1", KEY_1)).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{backend} {name}");
+            assert_eq!(reply.body, expected.body, "{backend} {name}");
+            assert_eq!(reply.body["code"], "sign_in_failed", "{backend} {name}");
+            assert_eq!(
+                provider.last_refusal().as_deref(),
+                Some(refusal),
+                "{backend} {name}"
+            );
+            assert_eq!(
+                last_login_outcome(&app).await,
+                "oidc_client_refused",
+                "{backend} {name}"
+            );
+            assert!(provider.assertions().is_empty(), "{backend} {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_provider_not_offering_private_key_jwt_is_refused_as_unavailable() {
+    for backend in backends() {
+        let provider = Provider::start_with(MDOR_KEY_REGISTERED).await;
+        let app = app_with_provider(backend, &provider, roomy(), Utc::now).await;
+        linked_account(
+            &app,
+            &provider,
+            "u.cis2",
+            AccountRole::Consultant,
+            "RA1",
+            "uuid-u",
+        )
+        .await;
+        let flow = start(&app).await;
+        // The provider's discovery document changes while the person is at the provider; a
+        // server that fetches it afresh refuses the callback without asking for a token.
+        provider.advertise_auth_methods(vec!["client_secret_basic", "client_secret_post"]);
+        let fresh = with_provider(app, &provider, roomy(), Utc::now);
+        let claims = provider.claims("uuid-u", &flow.nonce, Utc::now());
+        let reply = finish(&fresh, &provider, &flow, &signed(&claims, "key-1", KEY_1)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{backend}");
+        assert_eq!(reply.body["code"], "sign_in_failed", "{backend}");
+        assert_eq!(
+            last_login_outcome(&fresh).await,
+            "oidc_provider_unavailable",
+            "{backend}"
+        );
+        assert!(provider.assertions().is_empty(), "{backend}");
+        assert_eq!(provider.last_refusal(), None, "{backend}: no token request");
+        // And a sign-in does not start, rather than fail after the person signed in there.
+        let reply = fresh.get("/api/v1/session/oidc/start", None).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{backend}");
+        assert_eq!(
+            reply.body["code"], "identity_provider_unavailable",
+            "{backend}"
+        );
     }
 }
 

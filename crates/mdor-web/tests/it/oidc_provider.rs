@@ -6,8 +6,14 @@
 //! The token endpoint behaves as a provider must: it redeems each code once, only for this
 //! client with its secret (HTTP Basic) and only with the PKCE verifier whose S256 challenge the
 //! authorization request carried, so a sign-in that succeeds proves mdor sent all three.
+//!
+//! Started for `private_key_jwt` (`Provider::start_with`), it authenticates mdor as CIS2 does:
+//! no secret and no Authorization header, and a client assertion (RFC 7523) signed with an
+//! RSA algorithm by the key registered for the client, issued by and about the client, for
+//! this token endpoint, unexpired and at most five minutes from expiry, with a `jti` it has
+//! never seen; anything else is `401 invalid_client`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -18,8 +24,10 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use openidconnect::core::{CoreHmacKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
-use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+use openidconnect::core::{
+    CoreHmacKey, CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey,
+};
+use openidconnect::{JsonWebKey, JsonWebKeyId, PrivateSigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +35,37 @@ pub const CLIENT_ID: &str = "mdor-test-client";
 pub const CLIENT_SECRET: &str = "Canary-client-secret-7f3a";
 pub const KEY_1: &str = include_str!("data/oidc-test-rsa-1.pem");
 pub const KEY_2: &str = include_str!("data/oidc-test-rsa-2.pem");
+/// mdor's own key for `private_key_jwt` (PKCS#8, as `openssl genpkey` writes), by file for
+/// mdor's settings and by content for the provider's registration and the log canaries.
+pub const CLIENT_KEY_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/data/oidc-test-client-rsa.pem"
+);
+pub const CLIENT_KEY: &str = include_str!("data/oidc-test-client-rsa.pem");
+/// The same key as PKCS#1, which `CoreRsaPrivateSigningKey::from_pem` (how the provider
+/// derives a public key here) reads: what the provider registers for mdor.
+pub const CLIENT_KEY_PKCS1: &str = include_str!("data/oidc-test-client-rsa-pkcs1.pem");
+/// The `kid` mdor's assertions name in `private_key_jwt` mode.
+pub const CLIENT_KEY_ID: &str = "mdor-client-1";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How the token endpoint authenticates mdor.
+#[derive(Clone, Copy)]
+pub enum ClientAuth {
+    /// `CLIENT_SECRET` by HTTP Basic.
+    Secret,
+    /// `private_key_jwt`, verified against the public half of `registered` (a PEM private
+    /// key, as the tests have it); mdor signs with `CLIENT_KEY` under RS512.
+    PrivateKeyJwt { registered: &'static str },
+}
+
+/// A client assertion the token endpoint accepted.
+#[derive(Clone, Debug)]
+pub struct SeenAssertion {
+    pub header: Value,
+    pub claims: Value,
+    pub raw: String,
+}
 
 /// A running mock provider.
 pub struct Provider {
@@ -35,8 +74,13 @@ pub struct Provider {
     server: tokio::task::JoinHandle<()>,
 }
 
-#[derive(Default)]
 struct Shared {
+    client_auth: ClientAuth,
+    /// `token_endpoint_auth_methods_supported` as discovery advertises it.
+    auth_methods: Vec<&'static str>,
+    /// Every client assertion's `jti` accepted so far, and the assertions themselves.
+    seen_jtis: HashSet<String>,
+    assertions: Vec<SeenAssertion>,
     /// The keys the JWKS publishes: (kid, PEM).
     published: Vec<(String, &'static str)>,
     /// Codes not yet redeemed: the ID token to answer with and the PKCE challenge to check.
@@ -58,13 +102,29 @@ impl Drop for Provider {
 }
 
 impl Provider {
-    /// Starts a provider publishing `KEY_1` as kid `key-1`.
+    /// Starts a provider publishing `KEY_1` as kid `key-1`, taking the client secret.
     pub async fn start() -> Provider {
+        Provider::start_with(ClientAuth::Secret).await
+    }
+
+    /// Starts a provider publishing `KEY_1` as kid `key-1`, authenticating mdor as `auth`
+    /// says and advertising that method alone.
+    pub async fn start_with(client_auth: ClientAuth) -> Provider {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let auth_methods = match client_auth {
+            ClientAuth::Secret => vec!["client_secret_basic"],
+            ClientAuth::PrivateKeyJwt { .. } => vec!["private_key_jwt"],
+        };
         let shared = Arc::new(Mutex::new(Shared {
+            client_auth,
+            auth_methods,
+            seen_jtis: HashSet::new(),
+            assertions: Vec::new(),
             published: vec![("key-1".to_string(), KEY_1)],
-            ..Shared::default()
+            codes: HashMap::new(),
+            jwks_fetches: 0,
+            last_refusal: None,
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -81,12 +141,34 @@ impl Provider {
         }
     }
 
-    /// mdor's settings for this provider: AAL2 and AAL3 accepted, AAL3 phishing-resistant.
+    /// mdor's settings for this provider: AAL2 and AAL3 accepted, AAL3 phishing-resistant;
+    /// the client secret, or `CLIENT_KEY` under RS512 when the provider takes
+    /// `private_key_jwt`.
     pub fn settings(&self) -> mdor_service::OidcSettings {
+        let client_auth = self.shared.lock().unwrap().client_auth;
+        let (secret, key_file, key_id, alg) = match client_auth {
+            ClientAuth::Secret => (
+                Some(secrecy::SecretString::from(CLIENT_SECRET.to_string())),
+                None,
+                None,
+                None,
+            ),
+            ClientAuth::PrivateKeyJwt { .. } => (
+                None,
+                Some(std::path::PathBuf::from(CLIENT_KEY_FILE)),
+                Some(CLIENT_KEY_ID.to_string()),
+                Some("RS512".to_string()),
+            ),
+        };
         mdor_service::OidcSettings::new(mdor_service::OidcConfig {
             issuer: self.issuer.clone(),
             client_id: CLIENT_ID.to_string(),
-            client_secret: secrecy::SecretString::from(CLIENT_SECRET.to_string()),
+            client_auth: matches!(client_auth, ClientAuth::PrivateKeyJwt { .. })
+                .then(|| "private_key_jwt".to_string()),
+            client_secret: secret,
+            client_private_key_file: key_file,
+            client_key_id: key_id,
+            client_assertion_alg: alg,
             redirect_url: "http://localhost/api/v1/session/oidc/callback".to_string(),
             scopes: vec!["profile".to_string()],
             accepted_acr_values: vec!["AAL2_ANY".to_string(), "AAL3_ANY".to_string()],
@@ -99,6 +181,21 @@ impl Provider {
     pub fn publish(&self, keys: Vec<(&str, &'static str)>) {
         self.shared.lock().unwrap().published =
             keys.into_iter().map(|(k, p)| (k.to_string(), p)).collect();
+    }
+
+    /// Advertises these token endpoint authentication methods from now on.
+    pub fn advertise_auth_methods(&self, methods: Vec<&'static str>) {
+        self.shared.lock().unwrap().auth_methods = methods;
+    }
+
+    /// The client assertions the token endpoint accepted, oldest first.
+    pub fn assertions(&self) -> Vec<SeenAssertion> {
+        self.shared.lock().unwrap().assertions.clone()
+    }
+
+    /// The token endpoint, as discovery names it.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
     }
 
     pub fn jwks_fetches(&self) -> usize {
@@ -188,7 +285,8 @@ fn signing_input(header: &Value, claims: &Value) -> String {
 
 type ProviderState = State<(String, Arc<Mutex<Shared>>)>;
 
-async fn discovery(State((issuer, _)): ProviderState) -> Response {
+async fn discovery(State((issuer, shared)): ProviderState) -> Response {
+    let auth_methods = shared.lock().unwrap().auth_methods.clone();
     axum::Json(json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -197,7 +295,7 @@ async fn discovery(State((issuer, _)): ProviderState) -> Response {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "token_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "acr_values_supported": ["AAL1_ANY", "AAL2_ANY", "AAL3_ANY"],
     }))
@@ -215,12 +313,31 @@ async fn jwks(State((_, shared)): ProviderState) -> Response {
     axum::Json(json!({ "keys": keys })).into_response()
 }
 
-async fn token(State((_, shared)): ProviderState, headers: HeaderMap, body: String) -> Response {
+async fn token(
+    State((issuer, shared)): ProviderState,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let form: HashMap<String, String> = openidconnect::url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
     let mut shared = shared.lock().unwrap();
-    let refusal = check_token_request(&mut shared, &headers, &form);
+    // The client first, as a provider authenticates it before looking at the grant.
+    let authenticated = match shared.client_auth {
+        ClientAuth::Secret => check_client_secret(&headers),
+        ClientAuth::PrivateKeyJwt { registered } => {
+            check_client_assertion(&mut shared, &issuer, registered, &headers, &form)
+        }
+    };
+    if let Err(reason) = authenticated {
+        shared.last_refusal = Some(reason);
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": "invalid_client" })),
+        )
+            .into_response();
+    }
+    let refusal = check_token_request(&mut shared, &form);
     match refusal {
         Ok(id_token) => axum::Json(json!({
             "access_token": "canary-access-token-0b1e",
@@ -240,11 +357,7 @@ async fn token(State((_, shared)): ProviderState, headers: HeaderMap, body: Stri
     }
 }
 
-fn check_token_request(
-    shared: &mut Shared,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<String, String> {
+fn check_client_secret(headers: &HeaderMap) -> Result<(), String> {
     let basic = format!(
         "Basic {}",
         STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
@@ -252,6 +365,90 @@ fn check_token_request(
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
         return Err("client authentication".into());
     }
+    Ok(())
+}
+
+/// RFC 7523 §3 and OpenID Connect Core §9, as a provider checks a client assertion.
+fn check_client_assertion(
+    shared: &mut Shared,
+    issuer: &str,
+    registered: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), String> {
+    if headers.contains_key("authorization") {
+        return Err("an Authorization header beside a client assertion".into());
+    }
+    if form.contains_key("client_secret") {
+        return Err("a client secret beside a client assertion".into());
+    }
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
+        return Err("client_id".into());
+    }
+    if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
+        return Err("client_assertion_type".into());
+    }
+    let raw = form.get("client_assertion").ok_or("no client_assertion")?;
+    let parts: Vec<&str> = raw.split('.').collect();
+    let [header, claims, signature] = parts[..] else {
+        return Err("client assertion is not a compact JWS".into());
+    };
+    let decode = |part: &str| -> Result<Value, String> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| "client assertion is not base64url")?;
+        serde_json::from_slice(&bytes).map_err(|_| "client assertion is not JSON".to_string())
+    };
+    let header_json = decode(header)?;
+    let claims_json = decode(claims)?;
+    // RSA only: never `none`, and never HMAC, which would make the public key a MAC key.
+    let alg = match header_json["alg"].as_str() {
+        Some("RS256") => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        Some("RS384") => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        Some("RS512") => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        other => return Err(format!("client assertion alg {other:?} not accepted")),
+    };
+    let key: CoreJsonWebKey = serde_json::from_value(public_jwk("client", registered)).unwrap();
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| "client assertion signature is not base64url")?;
+    key.verify_signature(&alg, format!("{header}.{claims}").as_bytes(), &signature)
+        .map_err(|_| "client assertion signature does not verify with the registered key")?;
+    if claims_json["iss"] != CLIENT_ID || claims_json["sub"] != CLIENT_ID {
+        return Err("client assertion iss and sub must be the client id".into());
+    }
+    if claims_json["aud"] != format!("{issuer}/token") {
+        return Err("client assertion aud is not this token endpoint".into());
+    }
+    let now = Utc::now().timestamp();
+    let exp = claims_json["exp"]
+        .as_i64()
+        .ok_or("client assertion has no exp")?;
+    if exp <= now {
+        return Err("client assertion expired".into());
+    }
+    if exp > now + 300 {
+        return Err("client assertion expires more than five minutes from now".into());
+    }
+    let jti = claims_json["jti"]
+        .as_str()
+        .filter(|jti| !jti.is_empty())
+        .ok_or("client assertion has no jti")?;
+    if !shared.seen_jtis.insert(jti.to_string()) {
+        return Err("client assertion replayed (jti seen before)".into());
+    }
+    shared.assertions.push(SeenAssertion {
+        header: header_json,
+        claims: claims_json,
+        raw: raw.clone(),
+    });
+    Ok(())
+}
+
+fn check_token_request(
+    shared: &mut Shared,
+    form: &HashMap<String, String>,
+) -> Result<String, String> {
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return Err("grant_type".into());
     }
