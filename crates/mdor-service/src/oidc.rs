@@ -402,8 +402,19 @@ impl OidcProvider {
     /// says it does not take `private_key_jwt` and that is configured.
     fn client(&self, metadata: &CoreProviderMetadata) -> Result<ProviderClient, ProviderFailure> {
         let methods = metadata.token_endpoint_auth_methods_supported();
-        let secret = match &self.settings.client_auth {
-            ClientAuth::Secret(secret) => secret,
+        let (secret, in_body) = match &self.settings.client_auth {
+            ClientAuth::Secret(secret) => {
+                // The secret goes in the Authorization header (client_secret_basic, the
+                // default) unless the provider says it takes it only in the body.
+                let post_only = methods.is_some_and(|methods| {
+                    methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+                        && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                });
+                (
+                    Some(ClientSecret::new(secret.expose_secret().to_string())),
+                    post_only,
+                )
+            }
             ClientAuth::PrivateKeyJwt(_) => {
                 // Discovery may leave the methods out (the default is client_secret_basic, but
                 // a client registered for private_key_jwt is known to the provider anyway).
@@ -415,33 +426,20 @@ impl OidcProvider {
                 }
                 // No secret and the request body: `client_id` goes in the form beside the
                 // assertion, and no Authorization header is sent.
-                let client = CoreClient::from_provider_metadata(
-                    metadata.clone(),
-                    self.settings.client_id.clone(),
-                    None,
-                )
-                .set_redirect_uri(self.settings.redirect_url.clone())
-                .set_auth_type(AuthType::RequestBody);
-                return Ok(client);
+                (None, true)
             }
         };
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
             self.settings.client_id.clone(),
-            Some(ClientSecret::new(secret.expose_secret().to_string())),
+            secret,
         )
         .set_redirect_uri(self.settings.redirect_url.clone());
-        // The secret goes in the Authorization header (client_secret_basic, the default) unless
-        // the provider says it takes it only in the body.
-        let post_only = methods.is_some_and(|methods| {
-            methods.contains(&CoreClientAuthMethod::ClientSecretPost)
-                && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
-        });
-        if post_only {
-            Ok(client.set_auth_type(AuthType::RequestBody))
+        Ok(if in_body {
+            client.set_auth_type(AuthType::RequestBody)
         } else {
-            Ok(client)
-        }
+            client
+        })
     }
 
     /// Verifies the ID token against these keys and the sign-in's nonce hash.

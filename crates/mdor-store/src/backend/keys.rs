@@ -441,27 +441,32 @@ macro_rules! key_queries {
                 .await?;
             let mut written = 0;
             for (id, reason, reason_digest, note, decision_digest) in &rows {
-                if let Some(digest) = reason_digest
-                    && let Some(sealed) =
-                        cipher.resealed_detail(Field::BreakGlassReason, digest, reason)?
-                {
-                    sqlx::query("UPDATE access_review SET reason = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(sealed)
-                        .execute(&mut *conn)
-                        .await?;
-                    written += 1;
-                }
-                if let (Some(digest), Some(note)) = (decision_digest, note)
-                    && let Some(sealed) =
-                        cipher.resealed_detail(Field::ReviewDecision, digest, note)?
-                {
-                    sqlx::query("UPDATE access_review SET decision_note = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(sealed)
-                        .execute(&mut *conn)
-                        .await?;
-                    written += 1;
+                let details = [
+                    (
+                        Field::BreakGlassReason,
+                        reason_digest,
+                        Some(reason),
+                        "UPDATE access_review SET reason = $2 WHERE id = $1",
+                    ),
+                    (
+                        Field::ReviewDecision,
+                        decision_digest,
+                        note.as_ref(),
+                        "UPDATE access_review SET decision_note = $2 WHERE id = $1",
+                    ),
+                ];
+                for (field, digest, sealed, update) in details {
+                    let (Some(digest), Some(sealed)) = (digest, sealed) else {
+                        continue;
+                    };
+                    if let Some(resealed) = cipher.resealed_detail(field, digest, sealed)? {
+                        sqlx::query(update)
+                            .bind(id)
+                            .bind(resealed)
+                            .execute(&mut *conn)
+                            .await?;
+                        written += 1;
+                    }
                 }
             }
             Ok((rows.last().map(|r| r.0), written))
