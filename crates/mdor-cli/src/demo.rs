@@ -23,7 +23,16 @@ pub async fn run(procedures: u64, seed: u64, listen: &str, dir: &Path) -> anyhow
     let dataset = dir.join("dataset");
     std::fs::create_dir_all(&dataset).with_context(|| format!("creating {}", dataset.display()))?;
     let database = dir.join("mdor-demo.db");
-    for suffix in ["", "-wal", "-shm"] {
+    // The registry's file, its WAL, and the derived by-patient index of the audit (which a new
+    // log would ignore and rebuild anyway, since its watermark would not match).
+    for suffix in [
+        "",
+        "-wal",
+        "-shm",
+        ".patient-index",
+        ".patient-index-wal",
+        ".patient-index-shm",
+    ] {
         let path = format!("{}{suffix}", database.display());
         if Path::new(&path).exists() {
             std::fs::remove_file(&path)

@@ -421,6 +421,13 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<PatientAccess>>;
 
+    /// Brings the by-patient index of multi-patient reads up to date now and returns how many
+    /// named patients it added. Access logs are complete without it: on SQLite the index is a
+    /// file of its own that a background task fills every 30 s, and the log's newer entries
+    /// are read by position (`backend/named_index.rs`); PostgreSQL maintains its index with
+    /// each entry, so there it adds nothing.
+    async fn index_named_patients(&self) -> StoreResult<u64>;
+
     // Data quality (see `backend/data_quality.rs`): providers' expected activity and the
     // figures their data quality report is computed from.
 

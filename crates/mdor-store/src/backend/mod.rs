@@ -5,6 +5,7 @@ mod accounts;
 mod bulk;
 mod data_quality;
 mod keys;
+mod named_index;
 mod oidc;
 mod postgres;
 mod recall_cases;

@@ -1201,13 +1201,18 @@ impl Store for PostgresStore {
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<PatientAccess>> {
         let mut tx = self.begin_write().await?;
-        let accesses = recall::patient_access(&mut tx, patient).await?;
+        let accesses = patient_access(&mut tx, patient).await?;
         let mut audit = audit.clone();
         audit.patient = Some(patient);
         audit.record_count = accesses.len() as u64;
         recall::insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(accesses)
+    }
+
+    async fn index_named_patients(&self) -> StoreResult<u64> {
+        // `audit_named_patient_by_patient` is kept in each entry's own transaction.
+        Ok(0)
     }
 
     async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {
@@ -1866,6 +1871,18 @@ fn chunks(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..count)
         .step_by(ROWS_PER_STATEMENT)
         .map(move |start| start..(start + ROWS_PER_STATEMENT).min(count))
+}
+
+/// One patient's accesses (`recall_cases::PATIENT_ACCESS`).
+async fn patient_access(
+    conn: &mut PgConnection,
+    patient: PatientId,
+) -> StoreResult<Vec<PatientAccess>> {
+    let rows: Vec<PatientAccessRow> = sqlx::query_as(super::recall_cases::PATIENT_ACCESS)
+        .bind(patient.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(PatientAccess::from).collect())
 }
 
 /// Recall cases and the access audit, shared with the other backend.

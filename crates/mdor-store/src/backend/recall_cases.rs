@@ -86,9 +86,10 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_event \
       outcome, seq, leaf_hash, account_id, request_id, detail_digest) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
-/// One patient's accesses: entries about them alone, and multi-patient reads that named
-/// them (`audit_named_patient`). A union of two index lookups, not an `OR`, so that neither
-/// engine is tempted to scan the whole audit.
+/// One patient's accesses on PostgreSQL: entries about them alone, and multi-patient reads
+/// that named them (`audit_named_patient`). A union of two index lookups, not an `OR`, so that
+/// neither engine is tempted to scan the whole audit. SQLite keeps its by-patient index in a
+/// file of its own and reads the newest entries by position (`named_index.rs`).
 pub(crate) const PATIENT_ACCESS: &str = "SELECT a.at, o.ods_code AS organisation_ods, \
        o.name AS organisation_name, a.role, a.action, a.purpose, a.outcome, a.record_count, \
        (SELECT count(*) FROM audit_named_patient ap WHERE ap.audit_seq = a.seq) AS patients_named \
@@ -117,7 +118,7 @@ macro_rules! recall_case_queries {
     ($conn:ty, $audit_lock:expr, $named_patients_insert:expr) => {
         use $crate::backend::recall_cases as rc;
         use $crate::rows::{
-            AuditCheckpointRow, AuditEventRow, PatientAccessRow, RecallCaseRow,
+            AuditCheckpointRow, AuditEventRow, RecallCaseRow,
             RecallEntryImplantRow, RecallEntryRow,
         };
 
@@ -191,17 +192,6 @@ macro_rules! recall_case_queries {
                     .await?;
             }
             Ok(seq)
-        }
-
-        pub(super) async fn patient_access(
-            conn: &mut $conn,
-            patient: PatientId,
-        ) -> StoreResult<Vec<PatientAccess>> {
-            let rows: Vec<PatientAccessRow> = sqlx::query_as(rc::PATIENT_ACCESS)
-                .bind(patient.0)
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok(rows.into_iter().map(PatientAccess::from).collect())
         }
 
         pub(super) async fn insert_checkpoint(

@@ -34,6 +34,7 @@ use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 use super::ConnectOptions;
 use super::bulk::{BulkLookups, BulkPlan};
 use super::keys::{self, KeySlot};
+use super::named_index::{IndexerGuard, NamedIndex, spawn_indexer};
 use super::submissions::{ReportRow, SourceRow};
 use crate::access_reviews::{
     AccessReview, AccessReviewDecision, AccessReviewId, AccessReviewQuery,
@@ -74,6 +75,10 @@ pub struct SqliteStore {
     extract_page_rows: i64,
     /// The identifier keys (`field_crypto`), loaded on first use.
     keys: KeySlot,
+    /// The by-patient index of multi-patient reads, a file of its own (`named_index`).
+    named_index: Arc<NamedIndex>,
+    /// Keeps that index caught up while the store lives.
+    _indexer: IndexerGuard,
 }
 
 /// One write waiting for the group-commit writer.
@@ -162,8 +167,10 @@ impl SqliteStore {
             } else {
                 Some(Duration::from_secs(3600))
             })
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
+        let named_index = Arc::new(NamedIndex::open(&connect, in_memory).await?);
+        let indexer = spawn_indexer(named_index.clone(), pool.clone());
         let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
         tokio::spawn(group_commit_writer(pool.clone(), !in_memory, jobs));
         Ok(SqliteStore {
@@ -171,6 +178,8 @@ impl SqliteStore {
             writer,
             extract_page_rows: i64::from(options.extract_page_rows.max(1)),
             keys: KeySlot::new(options.kek.clone()),
+            named_index,
+            _indexer: indexer,
         })
     }
 
@@ -1259,14 +1268,16 @@ impl Store for SqliteStore {
         patient: PatientId,
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<PatientAccess>> {
-        let mut conn = self.pool.acquire().await?;
-        let accesses = recall::patient_access(&mut conn, patient).await?;
-        drop(conn);
+        let accesses = self.named_index.patient_access(&self.pool, patient).await?;
         let mut audit = audit.clone();
         audit.patient = Some(patient);
         audit.record_count = accesses.len() as u64;
         self.audit_through_writer(audit).await?;
         Ok(accesses)
+    }
+
+    async fn index_named_patients(&self) -> StoreResult<u64> {
+        self.named_index.catch_up(&self.pool).await
     }
 
     async fn audit_log_page(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditLogEntry>> {

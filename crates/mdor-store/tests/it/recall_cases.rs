@@ -574,4 +574,46 @@ pub async fn multi_patient_reads_name_every_patient_they_returned_in_the_audit(s
         }
         assert_eq!(actions, expected, "patient {patient}");
     }
+
+    // The same logs once the by-patient index has caught up (SQLite keeps it in a file of its
+    // own, filled in batches), and with a newer read that only the log itself holds yet.
+    store.index_named_patients().await.unwrap();
+    assert_eq!(store.index_named_patients().await.unwrap(), 0, "caught up");
+    let again = store
+        .audited_recall(
+            &mdor_store::RecallCriteria {
+                udi_di: w.stem.clone(),
+                lot: None,
+                serial: None,
+                expiry_from: None,
+                expiry_to: None,
+                implanted_from: None,
+                implanted_to: None,
+                after: None,
+                limit: 100,
+            },
+            &audit(w.regulator, "recall.query"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 6);
+    for pass in ["indexed and newer", "all indexed"] {
+        for patient in &recalled {
+            let actions: Vec<String> = store
+                .patient_access_log(*patient, &audit(w.regulator, "patient.access_log"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.action)
+                .filter(|a| a != "patient.access_log")
+                .collect();
+            let mut expected = vec!["recall.query"];
+            if listed.contains(patient) {
+                expected.push("recall_case.worklist");
+            }
+            expected.push("recall.query");
+            assert_eq!(actions, expected, "patient {patient}, {pass}");
+        }
+        store.index_named_patients().await.unwrap();
+    }
 }

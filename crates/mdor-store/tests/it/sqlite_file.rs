@@ -15,8 +15,8 @@ use sqlx::{ConnectOptions as _, Connection};
 
 use mdor_domain::record::RemovalKind;
 use mdor_store::{
-    Backend, ConnectOptions, NewApiToken, NewRemoval, OrganisationId, Role, Store, StoreError,
-    connect,
+    Backend, ConnectOptions, NewApiToken, NewAuditEvent, NewRemoval, OrganisationId, PatientId,
+    RecallCriteria, Role, Store, StoreError, connect,
 };
 
 use crate::fixtures::{add_provider, date, instant, simple, udi};
@@ -267,4 +267,219 @@ async fn an_extract_read_one_row_per_page_is_the_same_extract() {
     let store = connect(&file.url(), &options).await.unwrap();
     store.migrate().await.unwrap();
     crate::surveillance::analysis_extract_joins_each_implant_to_its_procedure_patient_removal_and_death(&*store).await;
+}
+
+/// A recall of every implant of `udi(10)`, audited as `action`.
+async fn recall_all(store: &dyn Store, by: OrganisationId, action: &'static str) -> Vec<PatientId> {
+    recall_implanted(store, by, action, None).await
+}
+
+/// A recall of the implants of `udi(10)` implanted within `window`, audited as `action`.
+async fn recall_implanted(
+    store: &dyn Store,
+    by: OrganisationId,
+    action: &'static str,
+    window: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+) -> Vec<PatientId> {
+    let rows = store
+        .audited_recall(
+            &RecallCriteria {
+                udi_di: udi(10),
+                lot: None,
+                serial: None,
+                expiry_from: None,
+                expiry_to: None,
+                implanted_from: window.map(|w| w.0),
+                implanted_to: window.map(|w| w.1),
+                after: None,
+                limit: 100,
+            },
+            &NewAuditEvent {
+                patients: Vec::new(),
+                request: None,
+                at: instant(2026, 11, 20, 10),
+                organisation: by,
+                role: "regulator",
+                token: None,
+                account: None,
+                action,
+                resource: "recall".to_string(),
+                patient: None,
+                record_count: 0,
+                purpose: "recall",
+                outcome: "ok",
+                break_glass: None,
+            },
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.patient).collect()
+}
+
+/// The multi-patient reads in one patient's access log, oldest first.
+async fn named_reads(store: &dyn Store, by: OrganisationId, patient: PatientId) -> Vec<String> {
+    let audit = NewAuditEvent {
+        patients: Vec::new(),
+        request: None,
+        at: instant(2026, 11, 21, 10),
+        organisation: by,
+        role: "admin",
+        token: None,
+        account: None,
+        action: "patient.access_log",
+        resource: "patient".to_string(),
+        patient: None,
+        record_count: 0,
+        purpose: "patient_access",
+        outcome: "ok",
+        break_glass: None,
+    };
+    let log = store.patient_access_log(patient, &audit).await.unwrap();
+    log.into_iter()
+        .filter(|a| a.patients_named > 0)
+        .map(|a| a.action)
+        .collect()
+}
+
+/// The rows of the by-patient index file at `path`.
+async fn index_rows(path: &std::path::Path) -> i64 {
+    let mut index = SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM named_patient")
+        .fetch_one(&mut index)
+        .await
+        .unwrap();
+    index.close().await.unwrap();
+    rows
+}
+
+/// Waits for a dropped store's connections to close, so that its files can be copied whole.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
+/// The by-patient index of multi-patient reads lives in `<database>.patient-index`, filled by
+/// `index_named_patients` (and a background task); it is derived data. A registry restored
+/// from an older backup reuses positions the index file still lists, so the index must be
+/// recognised as not matching, ignored, and rebuilt; never shown as another read's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_index_file_is_derived_and_a_restored_log_never_inherits_it() {
+    let file = TempSqliteFile::new("named-index");
+    let index_path = file.dir.join("mdor.db.patient-index");
+    let kek = mdor_store::KeyEncryptionKey::random();
+    let store = connect(&file.url(), &keyed_with(kek.clone()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let provider_id = add_provider(&*store, "RXX").await;
+    add_ten_procedures(&*store, provider_id).await;
+    let patients = recall_all(&*store, provider_id, "recall.first").await;
+    assert_eq!(patients.len(), 10);
+    assert!(index_path.exists());
+    // Migration 0025 took the by-patient index out of the registry's file.
+    let mut side = SqliteConnectOptions::from_str(&file.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let in_registry: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'audit_named_patient_by_patient'",
+    )
+    .fetch_one(&mut side)
+    .await
+    .unwrap();
+    assert_eq!(in_registry, 0);
+    side.close().await.unwrap();
+
+    // Indexed: the file holds one row per named patient, up to the newest entry. (The count
+    // `index_named_patients` returns is not checked: the background task, which also runs
+    // when a store opens, may have indexed some of them first.)
+    store.index_named_patients().await.unwrap();
+    assert_eq!(index_rows(&index_path).await, 10);
+    assert_eq!(store.index_named_patients().await.unwrap(), 0);
+    assert_eq!(
+        named_reads(&*store, provider_id, patients[0]).await,
+        ["recall.first"]
+    );
+
+    // A backup now (the store closed, so the file is whole).
+    drop(store);
+    settle().await;
+    let backup = file.dir.join("backup.db");
+    std::fs::copy(file.path(), &backup).unwrap();
+    if file.dir.join("mdor.db-wal").exists() {
+        std::fs::copy(file.dir.join("mdor.db-wal"), file.dir.join("backup.db-wal")).unwrap();
+    }
+
+    // Later reads, indexed.
+    let store = connect(&file.url(), &keyed_with(kek.clone()))
+        .await
+        .unwrap();
+    recall_all(&*store, provider_id, "recall.second").await;
+    recall_all(&*store, provider_id, "recall.third").await;
+    store.index_named_patients().await.unwrap();
+    assert_eq!(index_rows(&index_path).await, 30);
+    assert_eq!(
+        named_reads(&*store, provider_id, patients[0]).await,
+        ["recall.first", "recall.second", "recall.third"]
+    );
+    drop(store);
+    settle().await;
+
+    // The registry restored from the backup; the index file is newer than its log.
+    std::fs::copy(&backup, file.path()).unwrap();
+    let _ = std::fs::remove_file(file.dir.join("mdor.db-wal"));
+    let _ = std::fs::remove_file(file.dir.join("mdor.db-shm"));
+    if file.dir.join("backup.db-wal").exists() {
+        std::fs::copy(file.dir.join("backup.db-wal"), file.dir.join("mdor.db-wal")).unwrap();
+    }
+    let store = connect(&file.url(), &keyed_with(kek.clone()))
+        .await
+        .unwrap();
+    // New entries take the positions the index file lists for the later reads: the next one
+    // names only the first patient, where the index file lists all ten.
+    let january = (date(2020, 1, 1), date(2020, 1, 31));
+    let named = recall_implanted(&*store, provider_id, "recall.after_restore", Some(january)).await;
+    assert_eq!(named, [patients[0]]);
+    let expected = |patient: PatientId| {
+        if patient == patients[0] {
+            vec!["recall.first", "recall.after_restore"]
+        } else {
+            vec!["recall.first"]
+        }
+    };
+    for patient in &patients {
+        assert_eq!(
+            named_reads(&*store, provider_id, *patient).await,
+            expected(*patient),
+            "patient {patient}, before the rebuild"
+        );
+    }
+    // The rebuild (here, or by the background task at start-up) indexes the restored log
+    // from its start: the first recall's ten patients and the one after the restore.
+    store.index_named_patients().await.unwrap();
+    assert_eq!(index_rows(&index_path).await, 11);
+    for patient in &patients {
+        assert_eq!(
+            named_reads(&*store, provider_id, *patient).await,
+            expected(*patient),
+            "patient {patient}, after the rebuild"
+        );
+    }
+    // And a deleted index file is rebuilt the same way.
+    drop(store);
+    settle().await;
+    std::fs::remove_file(&index_path).unwrap();
+    let _ = std::fs::remove_file(file.dir.join("mdor.db.patient-index-wal"));
+    let _ = std::fs::remove_file(file.dir.join("mdor.db.patient-index-shm"));
+    let store = connect(&file.url(), &keyed_with(kek)).await.unwrap();
+    for patient in [patients[0], patients[3]] {
+        assert_eq!(
+            named_reads(&*store, provider_id, patient).await,
+            expected(patient)
+        );
+    }
 }
