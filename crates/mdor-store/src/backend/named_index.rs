@@ -38,9 +38,9 @@ use crate::types::{PatientAccess, PatientId};
 /// tail by position, so the interval costs readers a scan of at most this much of the log.
 pub(crate) const INDEX_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Log entries per indexing transaction, bounding the task's memory (a recall names at most a
-/// page of patients, 1,000 by default).
-const ENTRIES_PER_BATCH: i64 = 20_000;
+/// Named patients per indexing transaction, bounding the task's memory (16 bytes each); a
+/// batch ends at an entry's boundary, and one entry names at most a recall page (10,000).
+const ROWS_PER_BATCH: i64 = 200_000;
 
 /// Rows per multi-row insert: two variables each, within SQLite's 32,766.
 const ROWS_PER_INSERT: usize = 10_000;
@@ -193,19 +193,33 @@ impl NamedIndex {
             let top: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audit_event")
                 .fetch_one(&mut *tx)
                 .await?;
-            let end = top.min(mark.seq + ENTRIES_PER_BATCH);
-            if end <= mark.seq {
+            if top <= mark.seq {
                 tx.rollback().await?;
                 return Ok(indexed);
             }
             let mut rows: Vec<(i64, i64)> = sqlx::query_as(
                 "SELECT patient_id, audit_seq FROM audit_named_patient \
-                 WHERE audit_seq > $1 AND audit_seq <= $2",
+                 WHERE audit_seq > $1 AND audit_seq <= $2 ORDER BY audit_seq LIMIT $3",
             )
             .bind(mark.seq)
-            .bind(end)
+            .bind(top)
+            .bind(ROWS_PER_BATCH)
             .fetch_all(&mut *tx)
             .await?;
+            let end = match batch_end(&mut rows, top, ROWS_PER_BATCH as usize) {
+                Some(end) => end,
+                None => {
+                    // One entry alone passed the limit: index it whole.
+                    let first = rows.first().map_or(top, |r| r.1);
+                    rows = sqlx::query_as(
+                        "SELECT patient_id, audit_seq FROM audit_named_patient WHERE audit_seq = $1",
+                    )
+                    .bind(first)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    first
+                }
+            };
             let end_leaf: Option<Vec<u8>> =
                 sqlx::query_scalar("SELECT leaf_hash FROM audit_event WHERE seq = $1")
                     .bind(end)
@@ -282,6 +296,23 @@ impl NamedIndex {
     }
 }
 
+/// Where a batch read in position order ends: at `top` if the read held everything up to it,
+/// otherwise before the last entry it read, whose named patients may continue past the limit
+/// (they are dropped here and read with the next batch). None if the read holds one entry only
+/// (more named patients than the limit), which the caller reads whole.
+fn batch_end(rows: &mut Vec<(i64, i64)>, top: i64, limit: usize) -> Option<i64> {
+    if rows.len() < limit {
+        return Some(top);
+    }
+    let first = rows.first()?.1;
+    let last = rows.last()?.1;
+    if first == last {
+        return None;
+    }
+    rows.retain(|r| r.1 < last);
+    Some(last - 1)
+}
+
 /// Positions as a JSON array, for `json_each`.
 fn json_array(seqs: &[i64]) -> String {
     let items: Vec<String> = seqs.iter().map(i64::to_string).collect();
@@ -346,5 +377,31 @@ pub(crate) struct IndexerGuard(tokio::task::JoinHandle<()>);
 impl Drop for IndexerGuard {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_end;
+
+    #[test]
+    fn a_batch_that_read_everything_ends_at_the_top_of_the_log() {
+        let mut rows = vec![(7, 3), (9, 3), (2, 5)];
+        assert_eq!(batch_end(&mut rows, 6, 4), Some(6));
+        assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn a_batch_cut_by_the_limit_ends_before_its_last_entry_and_drops_that_entry() {
+        // Entry 5's named patients may go on past the limit: it waits for the next batch.
+        let mut rows = vec![(7, 3), (9, 3), (2, 4), (4, 5), (8, 5)];
+        assert_eq!(batch_end(&mut rows, 9, 5), Some(4));
+        assert_eq!(rows, vec![(7, 3), (9, 3), (2, 4)]);
+    }
+
+    #[test]
+    fn one_entry_past_the_limit_is_left_for_the_caller_to_read_whole() {
+        let mut rows = vec![(1, 8), (2, 8), (3, 8)];
+        assert_eq!(batch_end(&mut rows, 9, 3), None);
     }
 }
