@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use mdor_domain::record::FieldError;
 use mdor_service::{AccessReview, AccessReviewId, AccessReviewQuery, ReviewDecision};
 
+use crate::api::query_error;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestState};
@@ -115,10 +116,7 @@ pub async fn list_reviews(
     Caller(principal): Caller,
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let query = AccessReviewQuery {
         include_decided: params.include_decided.unwrap_or(false),
         after: params.after.map(AccessReviewId),

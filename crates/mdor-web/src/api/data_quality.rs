@@ -16,6 +16,7 @@ use mdor_service::{MonthRange, ServiceError};
 
 use super::data_quality_page::data_quality_html;
 use super::path_error;
+use crate::api::query_error;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use crate::extract::RequestState;
@@ -47,10 +48,7 @@ pub async fn provider_data_quality(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path(ods) = ods.map_err(|r| path_error(r, "ods"))?;
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let ods = OdsCode::parse(&ods).map_err(|e| ApiError::BadParameter {
         field: "ods".into(),
         message: format!("ods code {}", e.problem),

@@ -22,7 +22,7 @@ pub(crate) mod sessions;
 mod submissions;
 mod survivorship;
 
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -316,6 +316,15 @@ pub(crate) fn identifiable<T: serde::Serialize>(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A query string that did not deserialise: the field is the whole query, the message serde's
+/// (which names the parameter).
+pub(crate) fn query_error(rejection: QueryRejection) -> ApiError {
+    ApiError::BadParameter {
+        field: "query".into(),
+        message: rejection.body_text(),
+    }
 }
 
 pub(crate) fn path_error(rejection: PathRejection, field: &str) -> ApiError {

@@ -14,6 +14,7 @@ use mdor_service::{ImplantId, RecallCriteria};
 
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
 use crate::api::identifiable;
+use crate::api::query_error;
 use crate::dto::{RecallImplant, RecallPage, date};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
@@ -49,10 +50,7 @@ pub async fn recall(
     AccessHeaders(stated): AccessHeaders,
     params: Result<Query<RecallParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let mut errors: Vec<FieldError> = Vec::new();
     let udi_di = UdiDi::parse(&params.udi_di)
         .map_err(|e| errors.push(FieldError::new("udi_di", "invalid_udi", e.to_string())))

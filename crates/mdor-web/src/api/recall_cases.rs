@@ -20,6 +20,7 @@ use mdor_service::{
 };
 
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
+use crate::api::query_error;
 use crate::api::{identifiable, path_error};
 use crate::dto::date;
 use crate::error::{ApiError, ErrorBody};
@@ -332,10 +333,7 @@ type WorkSelection = (Option<OdsCode>, Option<RecallEntryId>, Option<u32>);
 fn work_params(
     params: Result<Query<WorkParams>, QueryRejection>,
 ) -> Result<WorkSelection, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let provider = params
         .provider
         .as_deref()

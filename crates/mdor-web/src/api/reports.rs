@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use mdor_service::disclosure::Published;
 use mdor_service::{FeedbackReport, FeedbackSubject, RevisionEstimate};
 
+use crate::api::query_error;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use crate::extract::RequestState;
@@ -228,10 +229,7 @@ pub async fn feedback(
     Caller(principal): Caller,
     params: Result<Query<FeedbackParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let subject = match params.kind.as_str() {
         "provider" => FeedbackSubject::Provider(params.subject.trim().to_uppercase()),
         "consultant" => FeedbackSubject::Consultant(params.subject.trim().to_string()),

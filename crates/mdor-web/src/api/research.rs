@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use mdor_service::research::{ResearchExtract, ResearchFilter, ResearchProject, ResearchRow};
 
+use crate::api::query_error;
 use crate::api::recall_cases::cell;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody};
@@ -121,10 +122,7 @@ impl ExtractParams {
     fn filter(
         params: Result<Query<ExtractParams>, QueryRejection>,
     ) -> Result<ResearchFilter, ApiError> {
-        let Query(params) = params.map_err(|r| ApiError::BadParameter {
-            field: "query".into(),
-            message: r.body_text(),
-        })?;
+        let Query(params) = params.map_err(query_error)?;
         let mut errors = Vec::new();
         let implanted_from = params
             .implanted_from

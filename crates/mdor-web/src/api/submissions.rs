@@ -21,6 +21,7 @@ use mdor_service::{
 };
 
 use crate::access_headers::{AccessHeaderParams, AccessHeaders};
+use crate::api::query_error;
 use crate::api::recall_cases::cell;
 use crate::api::{identifiable, path_error};
 use crate::error::{ApiError, ErrorBody, FieldErrorBody};
@@ -262,10 +263,7 @@ pub async fn create_submission(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let registry = params.registry.ok_or_else(|| ApiError::BadParameter {
         field: "registry".into(),
         message: "registry is required, e.g. ?registry=bcir".into(),
@@ -365,10 +363,7 @@ pub async fn list_quarantine(
     Caller(principal): Caller,
     params: Result<Query<QuarantineParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::BadParameter {
-        field: "query".into(),
-        message: r.body_text(),
-    })?;
+    let Query(params) = params.map_err(query_error)?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
     let entries = mdor_service::quarantine(
         &state.ctx,
