@@ -29,9 +29,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::StoreResult;
 use crate::rows::PatientAccessRow;
 use crate::types::{PatientAccess, PatientId};
+use crate::{StoreError, StoreResult};
 
 /// How often the background task indexes what was appended since its last pass. Larger batches
 /// touch each leaf page of the index once for many entries; the access log reads the unindexed
@@ -113,14 +113,6 @@ impl NamedIndex {
         Ok(NamedIndex { pool })
     }
 
-    async fn watermark(&self) -> StoreResult<Watermark> {
-        let (seq, leaf_hash): (i64, Option<Vec<u8>>) =
-            sqlx::query_as("SELECT seq, leaf_hash FROM indexed_through WHERE only = 1")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(Watermark { seq, leaf_hash })
-    }
-
     /// One patient's accesses, read from the index and the registry's `main` pool.
     pub(crate) async fn patient_access(
         &self,
@@ -132,19 +124,16 @@ impl NamedIndex {
         let (mark, indexed) = {
             let mut conn = self.pool.acquire().await?;
             let mut tx = conn.begin().await?;
-            let (seq, leaf_hash): (i64, Option<Vec<u8>>) =
-                sqlx::query_as("SELECT seq, leaf_hash FROM indexed_through WHERE only = 1")
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let mark = watermark(&mut tx).await?;
             let indexed: Vec<i64> = sqlx::query_scalar(
                 "SELECT audit_seq FROM named_patient WHERE patient_id = $1 AND audit_seq <= $2",
             )
             .bind(patient.0)
-            .bind(seq)
+            .bind(mark.seq)
             .fetch_all(&mut *tx)
             .await?;
             tx.rollback().await?;
-            (Watermark { seq, leaf_hash }, indexed)
+            (mark, indexed)
         };
         let mut conn = main.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -160,7 +149,10 @@ impl NamedIndex {
         let rows: Vec<PatientAccessRow> = sqlx::query_as(PATIENT_ACCESS)
             .bind(patient.0)
             .bind(through)
-            .bind(json_array(&indexed))
+            .bind(
+                serde_json::to_string(&indexed)
+                    .map_err(|e| StoreError::Corrupt(format!("indexed positions: {e}")))?,
+            )
             .fetch_all(&mut *tx)
             .await?;
         tx.rollback().await?;
@@ -173,7 +165,7 @@ impl NamedIndex {
     pub(crate) async fn catch_up(&self, main: &SqlitePool) -> StoreResult<u64> {
         let mut indexed = 0u64;
         loop {
-            let mark = self.watermark().await?;
+            let mark = watermark(&mut *self.pool.acquire().await?).await?;
             let mut conn = main.acquire().await?;
             if !has_named_patients(&mut conn).await? {
                 // Not migrated yet: nothing to index.
@@ -220,11 +212,10 @@ impl NamedIndex {
                     first
                 }
             };
-            let end_leaf: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT leaf_hash FROM audit_event WHERE seq = $1")
-                    .bind(end)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            // Positions have no gaps, so the entry at `end` exists.
+            let end_leaf = leaf_at(&mut tx, end).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("the audit log has no entry at position {end}"))
+            })?;
             tx.rollback().await?;
             drop(conn);
             // In key order, so that each leaf page of the index is written once per batch.
@@ -313,24 +304,33 @@ fn batch_end(rows: &mut Vec<(i64, i64)>, top: i64, limit: usize) -> Option<i64> 
     Some(last - 1)
 }
 
-/// Positions as a JSON array, for `json_each`.
-fn json_array(seqs: &[i64]) -> String {
-    let items: Vec<String> = seqs.iter().map(i64::to_string).collect();
-    format!("[{}]", items.join(","))
-}
-
 /// True if the log holds the watermark's entry with the hash it had when it was indexed (an
 /// empty index matches any log).
 async fn matches_log(conn: &mut SqliteConnection, mark: &Watermark) -> StoreResult<bool> {
     if mark.seq == 0 {
         return Ok(true);
     }
-    let found: Option<Option<Vec<u8>>> =
-        sqlx::query_scalar("SELECT leaf_hash FROM audit_event WHERE seq = $1")
-            .bind(mark.seq)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let found = leaf_at(conn, mark.seq).await?;
     Ok(found.as_ref() == Some(&mark.leaf_hash))
+}
+
+/// The leaf hash of the log's entry at `seq`; None if the log has no such entry.
+async fn leaf_at(conn: &mut SqliteConnection, seq: i64) -> StoreResult<Option<Option<Vec<u8>>>> {
+    Ok(
+        sqlx::query_scalar("SELECT leaf_hash FROM audit_event WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// What the index file holds, read on `conn` (inside the caller's snapshot, if any).
+async fn watermark(conn: &mut SqliteConnection) -> StoreResult<Watermark> {
+    let (seq, leaf_hash): (i64, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT seq, leaf_hash FROM indexed_through WHERE only = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Watermark { seq, leaf_hash })
 }
 
 async fn has_named_patients(conn: &mut SqliteConnection) -> StoreResult<bool> {
