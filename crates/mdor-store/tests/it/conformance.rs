@@ -722,20 +722,6 @@ pub async fn timeline_bounds_and_deaths_are_recorded_and_unknown_nhs_numbers_rep
 
 // --- Recall -----------------------------------------------------------------------------
 
-fn recall_of(udi_di: &mdor_domain::UdiDi) -> RecallCriteria {
-    RecallCriteria {
-        udi_di: udi_di.clone(),
-        lot: None,
-        serial: None,
-        expiry_from: None,
-        expiry_to: None,
-        implanted_from: None,
-        implanted_to: None,
-        after: None,
-        limit: 1000,
-    }
-}
-
 /// One recalled device as the recall fixture built it.
 struct RecallFixture {
     serial: String,

@@ -251,6 +251,21 @@ pub fn idempotency(token: TokenId, key: &str, body: &str) -> NewIdempotencyRecor
 
 /// The audit entry of an operator's action on an account (create, disable, enable, reset),
 /// as the service writes it.
+/// A recall of every implant of `udi_di`, first page of 1,000.
+pub fn recall_of(udi_di: &UdiDi) -> mdor_store::RecallCriteria {
+    mdor_store::RecallCriteria {
+        udi_di: udi_di.clone(),
+        lot: None,
+        serial: None,
+        expiry_from: None,
+        expiry_to: None,
+        implanted_from: None,
+        implanted_to: None,
+        after: None,
+        limit: 1000,
+    }
+}
+
 pub fn administration_audit(
     organisation: OrganisationId,
     action: &'static str,

@@ -480,15 +480,8 @@ pub async fn multi_patient_reads_name_every_patient_they_returned_in_the_audit(s
     let rows = store
         .audited_recall(
             &mdor_store::RecallCriteria {
-                udi_di: w.stem.clone(),
-                lot: None,
-                serial: None,
-                expiry_from: None,
-                expiry_to: None,
-                implanted_from: None,
-                implanted_to: None,
-                after: None,
                 limit: 100,
+                ..recall_of(&w.stem)
             },
             &audit(w.regulator, "recall.query"),
         )
@@ -582,15 +575,8 @@ pub async fn multi_patient_reads_name_every_patient_they_returned_in_the_audit(s
     let again = store
         .audited_recall(
             &mdor_store::RecallCriteria {
-                udi_di: w.stem.clone(),
-                lot: None,
-                serial: None,
-                expiry_from: None,
-                expiry_to: None,
-                implanted_from: None,
-                implanted_to: None,
-                after: None,
                 limit: 100,
+                ..recall_of(&w.stem)
             },
             &audit(w.regulator, "recall.query"),
         )

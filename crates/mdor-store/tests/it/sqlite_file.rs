@@ -19,7 +19,7 @@ use mdor_store::{
     RecallCriteria, Role, Store, StoreError, connect,
 };
 
-use crate::fixtures::{add_provider, date, instant, simple, udi};
+use crate::fixtures::{add_provider, administration_audit, date, instant, recall_of, simple, udi};
 use crate::harness::{TempSqliteFile, keyed, keyed_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,31 +284,15 @@ async fn recall_implanted(
     let rows = store
         .audited_recall(
             &RecallCriteria {
-                udi_di: udi(10),
-                lot: None,
-                serial: None,
-                expiry_from: None,
-                expiry_to: None,
                 implanted_from: window.map(|w| w.0),
                 implanted_to: window.map(|w| w.1),
-                after: None,
                 limit: 100,
+                ..recall_of(&udi(10))
             },
             &NewAuditEvent {
-                patients: Vec::new(),
-                request: None,
-                at: instant(2026, 11, 20, 10),
-                organisation: by,
                 role: "regulator",
-                token: None,
-                account: None,
-                action,
-                resource: "recall".to_string(),
-                patient: None,
-                record_count: 0,
                 purpose: "recall",
-                outcome: "ok",
-                break_glass: None,
+                ..administration_audit(by, action, "recall".into(), instant(2026, 11, 20, 10))
             },
         )
         .await
@@ -319,20 +303,14 @@ async fn recall_implanted(
 /// The multi-patient reads in one patient's access log, oldest first.
 async fn named_reads(store: &dyn Store, by: OrganisationId, patient: PatientId) -> Vec<String> {
     let audit = NewAuditEvent {
-        patients: Vec::new(),
-        request: None,
-        at: instant(2026, 11, 21, 10),
-        organisation: by,
         role: "admin",
-        token: None,
-        account: None,
-        action: "patient.access_log",
-        resource: "patient".to_string(),
-        patient: None,
-        record_count: 0,
         purpose: "patient_access",
-        outcome: "ok",
-        break_glass: None,
+        ..administration_audit(
+            by,
+            "patient.access_log",
+            "patient".into(),
+            instant(2026, 11, 21, 10),
+        )
     };
     let log = store.patient_access_log(patient, &audit).await.unwrap();
     log.into_iter()
