@@ -84,3 +84,19 @@ impl ServiceError {
         ServiceError::Invalid(vec![FieldError::new(field, code, message)])
     }
 }
+
+/// An error and each of its causes, joined by ": ", for the operator's log.
+///
+/// `ServiceError::Store` alone says only "storage failure"; the cause (a SQL error, a
+/// conflict's constraint) is what an operator needs. Database errors name tables and
+/// constraints, never bound values, so no identifier reaches the log through this.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -65,7 +65,7 @@ pub use data_quality::{
     FieldErrorRate, MAX_REPORT_MONTHS, MonthQuality, MonthRange, ProviderDataQuality,
     data_quality_csv, load_expected_activity, provider_data_quality,
 };
-pub use error::ServiceError;
+pub use error::{ServiceError, error_chain};
 pub use idempotency::{IdempotencyRequest, Outcome};
 pub use mdor_domain::{AccessPurpose, BreakGlassReason};
 pub use oidc::{

@@ -805,14 +805,10 @@ struct ProviderFailure {
 
 impl ProviderFailure {
     fn new(stage: &'static str, error: &dyn std::error::Error) -> ProviderFailure {
-        let mut detail = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            detail.push_str(": ");
-            detail.push_str(&cause.to_string());
-            source = cause.source();
+        ProviderFailure {
+            stage,
+            detail: crate::error::error_chain(error),
         }
-        ProviderFailure { stage, detail }
     }
 
     fn log(&self) {

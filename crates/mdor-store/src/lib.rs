@@ -365,14 +365,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every register entry as (UDI-DI, device type, id), for validating a whole file.
     async fn register_device_types(&self) -> StoreResult<Vec<(String, String, DeviceModelId)>>;
 
-    /// Commits one chunk: new procedures through the bulk path, corrections with their
-    /// previous versions kept, raw input and provenance, report rows, quarantine resolutions
-    /// and the job's progress, all in one transaction. Refused with `Conflict` when the job
-    /// is not at `chunk.from_offset` (another process committed it).
-    async fn commit_submission_chunk(
+    /// Commits consecutive chunks of one job, each with its new procedures through the bulk
+    /// path, corrections with their previous versions kept, raw input and provenance, report
+    /// rows, quarantine resolutions and the job's progress; returns each chunk's results in
+    /// order. The chunks share a transaction where they can (fewer commits rewrite each hot
+    /// index page fewer times); every chunk is in exactly one transaction with its progress.
+    /// Refused with `Conflict` when the job is not at the first chunk's `from_offset`
+    /// (another process committed it).
+    async fn commit_submission_chunks(
         &self,
-        chunk: &SubmissionChunk,
-    ) -> StoreResult<Vec<ChunkRecordResult>>;
+        chunks: &[SubmissionChunk],
+    ) -> StoreResult<Vec<Vec<ChunkRecordResult>>>;
 
     /// A page of a job's report, by line.
     async fn submission_records(

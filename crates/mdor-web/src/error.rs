@@ -334,7 +334,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(source) => {
                 // The chain goes to the log with the request span; the client gets a generic
                 // message.
-                tracing::error!(error = %format!("{:#}", anyhow_like(&source)), "storage failure");
+                tracing::error!(error = %mdor_service::error_chain(&source), "storage failure");
                 ApiError::Internal
             }
             ServiceError::TooLarge { limit } => ApiError::UploadTooLarge(limit),
@@ -346,16 +346,4 @@ impl From<ServiceError> for ApiError {
             }
         }
     }
-}
-
-/// Formats an error with its sources, like anyhow's `{:#}`.
-fn anyhow_like(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -41,7 +41,7 @@ use mdor_store::{
 
 use crate::auth::{Credential, Principal};
 use crate::ctx::Ctx;
-use crate::error::ServiceError;
+use crate::error::{ServiceError, error_chain};
 use crate::policy::{self, Action, Relationship};
 use crate::procedures::prepare_with;
 
@@ -70,6 +70,13 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
 /// SQLite (2026-12-04, `docs/benchmarks.md`). Memory grows with it: up to four chunks are
 /// in flight (one being checked, two queued, one being committed), 435-440 MB at 10,000.
 pub const DEFAULT_CHUNK_RECORDS: usize = 10_000;
+
+/// Checked chunks waiting for the committer, besides the one the reader is checking or
+/// blocked handing over.
+const QUEUED_CHUNKS: usize = 2;
+
+/// The most waiting chunks one transaction commits.
+const CHUNKS_PER_COMMIT: usize = 2;
 
 impl SubmissionSettings {
     pub fn new(
@@ -322,7 +329,7 @@ pub async fn run_submission_worker(ctx: Ctx) {
                 log_failure(id, process_submission(&ctx, id).await);
             }
         }
-        Err(e) => tracing::error!(error = %e, "listing interrupted submissions"),
+        Err(e) => tracing::error!(error = %error_chain(&e), "listing interrupted submissions"),
     }
     loop {
         match ctx
@@ -335,7 +342,7 @@ pub async fn run_submission_worker(ctx: Ctx) {
                     log_failure(id, process_submission(&ctx, id).await);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "listing queued submissions"),
+            Err(e) => tracing::error!(error = %error_chain(&e), "listing queued submissions"),
         }
         // Also polls, for jobs queued by another process on the same database.
         let _ = tokio::time::timeout(
@@ -621,7 +628,7 @@ fn io_failure(message: &str) -> ServiceError {
 
 fn log_failure(id: SubmissionJobId, result: Result<SubmissionJob, ServiceError>) {
     if let Err(e) = result {
-        tracing::error!(job = id.0, error = %e, "submission failed");
+        tracing::error!(job = id.0, error = %error_chain(&e), "submission failed");
     }
 }
 
@@ -672,7 +679,7 @@ async fn process_with_progress(
                 ServiceError::Store(_) => "storage failure; see the server log".to_string(),
                 other => other.to_string(),
             };
-            tracing::error!(job = id.0, error = %error, "submission failed");
+            tracing::error!(job = id.0, error = %error_chain(&error), "submission failed");
             ctx.store
                 .fail_submission_job(id, &message, ctx.now())
                 .await?;
@@ -750,10 +757,12 @@ async fn run_job(
     };
     let chunk_records = ctx.submissions.chunk_records;
     let format = job.format;
-    // Two chunks queued while one commits and the next is checked. A queue of one held 40 MB
-    // less at 10,000 records a chunk but took 95-97 s instead of 89-90 s for 1,000,000 records
-    // (2026-12-04): checking comes in bursts, and the commit must never wait for it.
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedChunk>(2);
+    // Chunks queue while the committer works, and it takes every chunk waiting (up to
+    // `CHUNKS_PER_COMMIT`) into one transaction: each commit rewrites the hot index pages its
+    // records touch, so fewer, larger commits write less per record, without holding more
+    // chunks in memory than the queue already does. Checking comes in bursts, and the commit
+    // must never wait for it.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedChunk>(QUEUED_CHUNKS);
     let reading = tokio::task::spawn_blocking(move || {
         read_chunks(&path, format, start, chunk_records, &check, &sender)
     });
@@ -761,23 +770,36 @@ async fn run_job(
     // Where the time goes, for the debug log: committing here, and (in the reader) checking
     // and waiting for the committer; whichever stage waits less is the bottleneck.
     let mut committing = std::time::Duration::ZERO;
-    while let Some(planned) = receiver.recv().await {
-        let chunk = SubmissionChunk {
-            job: job.id,
-            organisation: job.organisation,
-            token: job.token,
-            registry: job.registry.clone(),
-            dataset_version: job.dataset_version.clone(),
-            received_at: ctx.now(),
-            from_offset: planned.from.offset,
-            to_offset: planned.to.offset,
-            to_line: planned.to.line,
-            last: planned.last,
-            records: planned.records,
-        };
+    let mut commits = 0_u64;
+    while let Some(first) = receiver.recv().await {
+        let mut planned = vec![first];
+        while planned.len() < CHUNKS_PER_COMMIT {
+            match receiver.try_recv() {
+                Ok(next) => planned.push(next),
+                Err(_) => break,
+            }
+        }
+        let chunks: Vec<SubmissionChunk> = planned
+            .into_iter()
+            .map(|planned| SubmissionChunk {
+                job: job.id,
+                organisation: job.organisation,
+                token: job.token,
+                registry: job.registry.clone(),
+                dataset_version: job.dataset_version.clone(),
+                received_at: ctx.now(),
+                from_offset: planned.from.offset,
+                to_offset: planned.to.offset,
+                to_line: planned.to.line,
+                last: planned.last,
+                records: planned.records,
+            })
+            .collect();
         let started = std::time::Instant::now();
-        let committed = ctx.store.commit_submission_chunk(&chunk).await;
+        let committed = ctx.store.commit_submission_chunks(&chunks).await;
         committing += started.elapsed();
+        commits += 1;
+        drop(chunks);
         if let Err(e) = committed {
             failure = Some(ServiceError::from(e));
             break;
@@ -797,6 +819,7 @@ async fn run_job(
             seconds_reading_and_checking = stages.busy.as_secs_f64(),
             seconds_waiting_for_commits = stages.waiting.as_secs_f64(),
             seconds_committing = committing.as_secs_f64(),
+            commits,
             "submission stages"
         );
     }

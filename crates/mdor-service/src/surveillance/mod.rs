@@ -266,7 +266,9 @@ pub async fn keep_cohorts_warm(ctx: Ctx) {
             seconds = started.elapsed().as_secs_f64(),
             "survivorship cohorts warmed"
         ),
-        Err(error) => tracing::warn!(error = %error, "warming survivorship cohorts failed"),
+        Err(error) => {
+            tracing::warn!(error = %crate::error::error_chain(&error), "warming survivorship cohorts failed")
+        }
     }
     let mut ticks = tokio::time::interval(COHORT_REFRESH);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -281,7 +283,9 @@ pub async fn keep_cohorts_warm(ctx: Ctx) {
                 seconds = started.elapsed().as_secs_f64(),
                 "survivorship cohorts refreshed"
             ),
-            Err(error) => tracing::warn!(error = %error, "refreshing survivorship cohorts failed"),
+            Err(error) => {
+                tracing::warn!(error = %crate::error::error_chain(&error), "refreshing survivorship cohorts failed")
+            }
         }
     }
 }
@@ -614,7 +618,9 @@ pub async fn surveil_after_ingests(ctx: Ctx, config: SurveillanceConfig) {
                 signalling = run.signalling.len(),
                 "surveillance after ingest"
             ),
-            Err(error) => tracing::warn!(error = %error, "surveillance after ingest failed"),
+            Err(error) => {
+                tracing::warn!(error = %crate::error::error_chain(&error), "surveillance after ingest failed")
+            }
         }
     }
 }

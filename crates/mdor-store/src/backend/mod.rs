@@ -9,6 +9,7 @@ mod named_index;
 mod oidc;
 mod postgres;
 mod recall_cases;
+mod references;
 mod research;
 mod sessions;
 mod sqlite;

@@ -994,10 +994,10 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn commit_submission_chunk(
+    async fn commit_submission_chunks(
         &self,
-        chunk: &SubmissionChunk,
-    ) -> StoreResult<Vec<ChunkRecordResult>> {
+        chunks: &[SubmissionChunk],
+    ) -> StoreResult<Vec<Vec<ChunkRecordResult>>> {
         let cipher = self.cipher().await?;
         let mut tx = self.begin_write().await?;
         // As in `bulk_write`: the chunk's view of existing patients and procedures must stay
@@ -1005,7 +1005,22 @@ impl Store for PostgresStore {
         sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let results = submission::commit_chunk(&mut tx, &cipher, chunk).await?;
+        let mut results = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let written = submission::commit_chunk(
+                &mut tx,
+                &cipher,
+                chunk,
+                super::submissions::ForeignKeys::Enforced,
+            )
+            .await?;
+            let super::submissions::ChunkWrite::Written(written) = written else {
+                return Err(StoreError::Corrupt(
+                    "a chunk with foreign keys enforced was not written".into(),
+                ));
+            };
+            results.push(written);
+        }
         tx.commit().await?;
         Ok(results)
     }

@@ -29,6 +29,8 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use mdor_domain::register::RegisterEntry;
+
+use super::references;
 use mdor_domain::{NhsNumber, OdsCode, UdiDi};
 
 use super::ConnectOptions;
@@ -792,9 +794,11 @@ impl Store for SqliteStore {
 
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
         let cipher = self.cipher().await?;
-        let mut tx = self.begin_write().await?;
-        let (outcome, _) = bulk_write(&mut tx, &cipher, batch).await?;
-        tx.commit().await?;
+        // Only inserts, whose references `bulk_write` checks itself (`references.rs`).
+        let (outcome, _) = references::without_foreign_keys(&self.pool, async |conn| {
+            bulk_write(conn, &cipher, batch).await
+        })
+        .await?;
         Ok(outcome)
     }
 
@@ -1059,14 +1063,41 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn commit_submission_chunk(
+    async fn commit_submission_chunks(
         &self,
-        chunk: &SubmissionChunk,
-    ) -> StoreResult<Vec<ChunkRecordResult>> {
+        chunks: &[SubmissionChunk],
+    ) -> StoreResult<Vec<Vec<ChunkRecordResult>>> {
+        use super::submissions::{ChunkWrite, ForeignKeys};
         let cipher = self.cipher().await?;
+        // BEGIN IMMEDIATE already holds the write lock. Foreign keys are off while chunks
+        // only create (the bulk write checks what it wrote; see `references.rs`); the first
+        // chunk that corrects stored procedures says so before writing anything, and it and
+        // the rest are written in a second transaction with the engine enforcing them.
+        let mut results = references::without_foreign_keys(&self.pool, async |conn| {
+            let mut results = Vec::with_capacity(chunks.len());
+            for chunk in chunks {
+                match submission::commit_chunk(conn, &cipher, chunk, ForeignKeys::Off).await? {
+                    ChunkWrite::Written(written) => results.push(written),
+                    ChunkWrite::NeedsForeignKeys => break,
+                }
+            }
+            Ok(results)
+        })
+        .await?;
+        if results.len() == chunks.len() {
+            return Ok(results);
+        }
         let mut tx = self.begin_write().await?;
-        // BEGIN IMMEDIATE already holds the write lock.
-        let results = submission::commit_chunk(&mut tx, &cipher, chunk).await?;
+        for chunk in &chunks[results.len()..] {
+            let ChunkWrite::Written(written) =
+                submission::commit_chunk(&mut tx, &cipher, chunk, ForeignKeys::Enforced).await?
+            else {
+                return Err(StoreError::Corrupt(
+                    "a chunk with foreign keys enforced was not written".into(),
+                ));
+            };
+            results.push(written);
+        }
         tx.commit().await?;
         Ok(results)
     }
@@ -1787,6 +1818,9 @@ async fn bulk_write(
             .push_bind(m.manufactured[i]).push_bind(m.raw_scan[i].as_deref()).push_bind(m.entry_type[i].as_str());
     }).await?;
     let f = &rows.flags;
+    let flags_after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM follow_up_flag")
+        .fetch_one(&mut *tx)
+        .await?;
     insert_rows(
         &mut *tx,
         "INSERT INTO follow_up_flag (implant_id, flag, raised_at) ",
@@ -1799,6 +1833,21 @@ async fn bulk_write(
         },
     )
     .await?;
+    // The caller may have turned the engine's foreign keys off (`references.rs`); the rows
+    // written here are checked either way. Ids were allocated past each table's maximum, so
+    // the rows above it are exactly this batch's.
+    for (table, ids) in [
+        ("patient", &patient_ids),
+        ("procedure", &procedure_ids),
+        ("implant", &implant_ids),
+    ] {
+        if let Some(first) = ids.first() {
+            references::check_references(&mut *tx, table, first - 1).await?;
+        }
+    }
+    if !f.implant_id.is_empty() {
+        references::check_references(&mut *tx, "follow_up_flag", flags_after).await?;
+    }
     let ids = plan
         .procedure_slots()
         .into_iter()
@@ -2154,6 +2203,11 @@ async fn next_ids(conn: &mut SqliteConnection, table: &str, count: usize) -> Sto
 
 /// Inserts `count` rows with multi-row VALUES statements of as many rows as fit under
 /// SQLite's variable limit; `bind_row` binds row `i`'s `columns` values.
+///
+/// The statements are `INSERT OR FAIL`: a row that breaks a constraint ends the statement
+/// without undoing the rows before it, so SQLite needs no statement journal for its unique,
+/// NOT NULL and CHECK constraints (see `references.rs` for foreign keys). Every caller writes
+/// inside a transaction that an error rolls back whole, so no half-statement survives.
 async fn insert_rows<'a, F>(
     conn: &mut SqliteConnection,
     head: &str,
@@ -2168,7 +2222,7 @@ where
     let mut start = 0;
     while start < count {
         let end = (start + rows_per_statement).min(count);
-        let mut q = QueryBuilder::<'a, Sqlite>::new(head);
+        let mut q = QueryBuilder::<'a, Sqlite>::new(or_fail(head));
         q.push_values(start..end, |mut b, i| bind_row(&mut b, i));
         // A full statement has the same text every time and is worth keeping prepared; a
         // shorter tail differs almost every time, and kept it would fill the connection's
@@ -2179,6 +2233,15 @@ where
         start = end;
     }
     Ok(())
+}
+
+/// `head` (`INSERT INTO …`) as `INSERT OR FAIL INTO …`.
+fn or_fail(head: &str) -> String {
+    debug_assert!(head.starts_with("INSERT INTO "), "{head}");
+    match head.strip_prefix("INSERT INTO ") {
+        Some(rest) => format!("INSERT OR FAIL INTO {rest}"),
+        None => head.to_string(),
+    }
 }
 
 /// Recall cases and the access audit, shared with the other backend.

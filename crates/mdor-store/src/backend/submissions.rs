@@ -14,7 +14,25 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::types::{OrganisationId, ProcedureId, SubmissionJobId, TokenId};
+use crate::types::{ChunkRecordResult, OrganisationId, ProcedureId, SubmissionJobId, TokenId};
+
+/// Whether the engine enforces foreign keys in a chunk's transaction. SQLite commits a chunk
+/// with enforcement off (`references.rs`) unless it corrects stored procedures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForeignKeys {
+    Enforced,
+    /// Off: the bulk write checks the references of the rows it creates, and a chunk with
+    /// corrections (which update and delete rows others refer to) is not written.
+    Off,
+}
+
+/// What `commit_chunk` did.
+pub(crate) enum ChunkWrite {
+    Written(Vec<ChunkRecordResult>),
+    /// The chunk corrects stored procedures and foreign keys are off: nothing was written,
+    /// and the chunk must be written again with them enforced.
+    NeedsForeignKeys,
+}
 
 /// The raw input and provenance of a procedure created by a chunk.
 pub(crate) struct SourceRow<'a> {
@@ -358,7 +376,8 @@ macro_rules! submission_queries {
             conn: &mut $conn,
             cipher: &FieldCipher,
             chunk: &SubmissionChunk,
-        ) -> StoreResult<Vec<ChunkRecordResult>> {
+            foreign_keys: sq::ForeignKeys,
+        ) -> StoreResult<sq::ChunkWrite> {
             let guard: Option<(i64, String, Option<i64>)> = sqlx::query_as(
                 "SELECT resume_offset, state, resolves_quarantine FROM submission_job WHERE id = $1",
             )
@@ -428,6 +447,10 @@ macro_rules! submission_queries {
                         }
                     }
                 }
+            }
+
+            if !corrections.is_empty() && foreign_keys == sq::ForeignKeys::Off {
+                return Ok(sq::ChunkWrite::NeedsForeignKeys);
             }
 
             if !batch.submissions.is_empty() {
@@ -615,7 +638,7 @@ macro_rules! submission_queries {
                     .execute(&mut *conn)
                     .await?;
             }
-            Ok(results)
+            Ok(sq::ChunkWrite::Written(results))
         }
 
         fn refused(field: &str, code: &str, message: &str) -> ChunkRecordResult {

@@ -55,7 +55,7 @@ async fn job(
     );
     let lines = records.len() as u64 + 1;
     store
-        .commit_submission_chunk(&SubmissionChunk {
+        .commit_submission_chunks(&[SubmissionChunk {
             job: id,
             organisation,
             token: None,
@@ -67,7 +67,7 @@ async fn job(
             to_line: lines,
             last: true,
             records,
-        })
+        }])
         .await
         .unwrap();
     id

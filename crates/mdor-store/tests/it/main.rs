@@ -27,6 +27,7 @@ mod oidc;
 mod recall_cases;
 mod sessions;
 mod sqlite_file;
+mod submission_chunks;
 mod surveillance;
 
 /// Generates, inside a backend's module, one test per case, named like the case. `fresh`
@@ -109,6 +110,8 @@ macro_rules! all_cases {
                 surveillance::a_scoped_extract_is_the_whole_extract_restricted_to_the_scope,
                 surveillance::surveillance_runs_keep_each_signals_first_run_and_store_only_raised_alerts,
                 data_quality::provider_activity_counts_procedures_submissions_errors_flags_and_expected_activity,
+                submission_chunks::chunks_committed_together_keep_each_chunks_records_and_a_correction_among_them,
+                submission_chunks::a_group_of_chunks_that_does_not_start_where_the_job_stands_writes_nothing,
                 accounts::accounts_are_read_back_by_username_and_a_taken_username_is_a_conflict,
                 accounts::patients_have_no_organisation_and_everyone_else_has_one,
                 accounts::a_totp_step_is_accepted_once_and_never_an_earlier_one,
