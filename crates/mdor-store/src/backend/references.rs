@@ -4,26 +4,99 @@
 //! With foreign keys on, SQLite must be able to undo a multi-row INSERT half-way (an
 //! immediate foreign key is checked row by row), so it copies every page the statement
 //! changes into a statement journal before changing it. For a bulk submission that copying,
-//! and the allocation churn behind it, was about a fifth of each chunk's commit: 102 s
-//! against 83 s for 1,000,000 records on 2026-12-05 (`docs/benchmarks.md`). Deferring the
-//! checks (`PRAGMA defer_foreign_keys`) does not avoid the journal; only turning enforcement
-//! off does, and the pragma can be changed only outside a transaction.
+//! and the allocation churn behind it, was about a seventh of the time: 85–88 s against
+//! 74–75 s for 1,000,000 records on 2026-12-05 (`docs/benchmarks.md`). Deferring the checks
+//! (`PRAGMA defer_foreign_keys`) does not avoid the journal; only turning enforcement off
+//! does, and the pragma can be changed only outside a transaction.
 //!
-//! So `without_foreign_keys` runs one transaction on a connection with enforcement off, and
-//! whatever runs in it checks the rows it wrote with `check_references`, which asks the
-//! schema for the table's foreign keys: a key added by a later migration is checked without a
-//! change here. Writes that update or delete rows others refer to do not belong in it.
+//! So `BulkWriter` runs each bulk transaction with enforcement off, and whatever runs in it
+//! checks the rows it wrote with `check_references`, which asks the schema for the table's
+//! foreign keys: a key added by a later migration is checked without a change here. Writes
+//! that update or delete rows others refer to do not belong in it.
+//!
+//! On a database file the writer keeps one connection of its own, opened with enforcement
+//! off and used for nothing else: its page cache stays warm from one bulk transaction to the
+//! next (a pooled connection's goes cold when another connection commits), its prepared
+//! statements survive (changing the pragma expires them), and a national submission fills
+//! one 64 MiB page cache rather than one in every pooled connection it happened to use
+//! (peak memory 616–656 MB in half the runs before, on 2026-12-05). An in-memory database
+//! lives in its one pooled connection, so there the pragma is turned off for the
+//! transaction and back on after.
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::Mutex;
 
 use crate::{StoreError, StoreResult};
 
-/// Runs `write` in one `BEGIN IMMEDIATE` transaction on a pooled connection with
-/// foreign-key enforcement off, committing when it succeeds. Enforcement is turned back on
-/// afterwards whatever happened, and a connection on which it cannot be confirmed on is
-/// closed, never returned to the pool.
-pub(super) async fn without_foreign_keys<T>(
+/// Where bulk transactions run with foreign-key enforcement off.
+pub(super) enum BulkWriter {
+    /// A connection of its own to the database file, opened on first use; `None` after a
+    /// failed transaction, so that the next one starts on a fresh connection.
+    Own {
+        options: Box<SqliteConnectOptions>,
+        conn: Mutex<Option<SqliteConnection>>,
+    },
+    /// The in-memory database's pool (one connection), the pragma changed around each
+    /// transaction.
+    Pooled(SqlitePool),
+}
+
+impl BulkWriter {
+    /// A writer with its own connection, opened like the pool's (page cache, synchronous,
+    /// WAL) but with enforcement off.
+    pub(super) fn own(options: &SqliteConnectOptions) -> BulkWriter {
+        BulkWriter::Own {
+            options: Box::new(options.clone().foreign_keys(false)),
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn pooled(pool: SqlitePool) -> BulkWriter {
+        BulkWriter::Pooled(pool)
+    }
+
+    /// Runs `write` in one `BEGIN IMMEDIATE` transaction with foreign-key enforcement off,
+    /// committing when it succeeds.
+    pub(super) async fn write<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut SqliteConnection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        match self {
+            BulkWriter::Own { options, conn } => {
+                let mut slot = conn.lock().await;
+                let mut own = match slot.take() {
+                    Some(own) => own,
+                    None => options.connect().await?,
+                };
+                let outcome = transaction(&mut own, write).await;
+                if outcome.is_ok() {
+                    *slot = Some(own);
+                }
+                // A failed transaction's connection is dropped, which rolls back whatever
+                // it left open; the next write opens another.
+                outcome
+            }
+            BulkWriter::Pooled(pool) => without_foreign_keys(pool, write).await,
+        }
+    }
+}
+
+async fn transaction<T>(
+    conn: &mut SqliteConnection,
+    write: impl AsyncFnOnce(&mut SqliteConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let value = write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// Runs `write` in one transaction on a pooled connection with foreign-key enforcement off.
+/// Enforcement is turned back on afterwards whatever happened, and a connection on which it
+/// cannot be confirmed on is closed, never returned to the pool.
+async fn without_foreign_keys<T>(
     pool: &SqlitePool,
     write: impl AsyncFnOnce(&mut SqliteConnection) -> StoreResult<T>,
 ) -> StoreResult<T> {
@@ -42,10 +115,7 @@ async fn write_with_enforcement_off<T>(
     sqlx::query("PRAGMA foreign_keys = OFF")
         .execute(&mut **conn)
         .await?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let value = write(&mut tx).await?;
-    tx.commit().await?;
-    Ok(value)
+    transaction(conn, write).await
 }
 
 /// Turns enforcement back on and reads it back: the pragma is silently ignored inside a
@@ -180,11 +250,43 @@ fn quoted(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use sqlx::sqlite::{SqliteJournalMode, SqlitePoolOptions};
+    use std::path::PathBuf;
     use std::str::FromStr;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
-    async fn pool() -> SqlitePool {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+    const SCHEMA: &str = "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE pair (a INTEGER, b INTEGER, PRIMARY KEY (a, b));
+         CREATE TABLE child (
+             id INTEGER PRIMARY KEY,
+             parent_id INTEGER NOT NULL REFERENCES parent (id),
+             other_id INTEGER REFERENCES parent,
+             pa INTEGER, pb INTEGER,
+             FOREIGN KEY (pa, pb) REFERENCES pair);
+         INSERT INTO parent (id) VALUES (1), (2);
+         INSERT INTO pair (a, b) VALUES (1, 10);";
+
+    /// A database with the pool the store would have and its bulk writer: in memory (the
+    /// pragma changed around each write) or a file (the writer's own connection).
+    struct Setup {
+        pool: SqlitePool,
+        writer: BulkWriter,
+        file: Option<PathBuf>,
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            if let Some(file) = &self.file {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+                }
+            }
+        }
+    }
+
+    async fn setups() -> Vec<Setup> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let memory = SqliteConnectOptions::from_str("sqlite::memory:")
             .unwrap()
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -192,69 +294,95 @@ mod tests {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(memory)
             .await
             .unwrap();
-        sqlx::raw_sql(
-            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
-             CREATE TABLE pair (a INTEGER, b INTEGER, PRIMARY KEY (a, b));
-             CREATE TABLE child (
-                 id INTEGER PRIMARY KEY,
-                 parent_id INTEGER NOT NULL REFERENCES parent (id),
-                 other_id INTEGER REFERENCES parent,
-                 pa INTEGER, pb INTEGER,
-                 FOREIGN KEY (pa, pb) REFERENCES pair);
-             INSERT INTO parent (id) VALUES (1), (2);
-             INSERT INTO pair (a, b) VALUES (1, 10);",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool
+        let in_memory = Setup {
+            writer: BulkWriter::pooled(pool.clone()),
+            pool,
+            file: None,
+        };
+        let file = std::env::temp_dir().join(format!(
+            "mdor-references-{}-{}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let options = SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        let on_file = Setup {
+            writer: BulkWriter::own(&options),
+            pool,
+            file: Some(file),
+        };
+        let setups = vec![in_memory, on_file];
+        for setup in &setups {
+            sqlx::raw_sql(SCHEMA).execute(&setup.pool).await.unwrap();
+        }
+        setups
     }
 
-    async fn insert(pool: &SqlitePool, sql: &str) -> StoreResult<()> {
-        without_foreign_keys(pool, async |conn| {
-            let after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM child")
-                .fetch_one(&mut *conn)
-                .await?;
-            sqlx::query(sql).execute(&mut *conn).await?;
-            check_references(conn, "child", after).await
-        })
-        .await
+    async fn insert(setup: &Setup, sql: &str) -> StoreResult<()> {
+        setup
+            .writer
+            .write(async |conn| {
+                let after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM child")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                sqlx::query(sql).execute(&mut *conn).await?;
+                check_references(conn, "child", after).await
+            })
+            .await
     }
 
-    async fn children(pool: &SqlitePool) -> i64 {
+    async fn children(setup: &Setup) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM child")
-            .fetch_one(pool)
+            .fetch_one(&setup.pool)
             .await
             .unwrap()
     }
 
-    async fn enforcing(pool: &SqlitePool) -> i64 {
-        sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(pool)
+    /// The pool's connections still enforce foreign keys: the engine refuses a dangling
+    /// reference written outside the bulk writer.
+    async fn pool_enforces(setup: &Setup) -> bool {
+        sqlx::query("INSERT INTO child (id, parent_id) VALUES (100, 9)")
+            .execute(&setup.pool)
             .await
-            .unwrap()
+            .is_err()
+    }
+
+    fn kind(setup: &Setup) -> &'static str {
+        if setup.file.is_some() {
+            "file"
+        } else {
+            "memory"
+        }
     }
 
     #[tokio::test]
     async fn rows_that_refer_to_existing_rows_or_to_nothing_are_committed() {
-        let pool = pool().await;
-        insert(
-            &pool,
-            "INSERT INTO child (id, parent_id, other_id, pa, pb) VALUES \
-             (1, 1, NULL, NULL, NULL), (2, 2, 1, 1, 10), (3, 1, 2, NULL, 99)",
-        )
-        .await
-        .unwrap();
-        assert_eq!(children(&pool).await, 3);
-        assert_eq!(enforcing(&pool).await, 1);
+        for setup in setups().await {
+            insert(
+                &setup,
+                "INSERT INTO child (id, parent_id, other_id, pa, pb) VALUES \
+                 (1, 1, NULL, NULL, NULL), (2, 2, 1, 1, 10), (3, 1, 2, NULL, 99)",
+            )
+            .await
+            .unwrap();
+            assert_eq!(children(&setup).await, 3, "{}", kind(&setup));
+            assert!(pool_enforces(&setup).await, "{}", kind(&setup));
+        }
     }
 
     #[tokio::test]
     async fn a_dangling_reference_is_named_and_nothing_is_committed() {
-        let pool = pool().await;
         let cases = [
             (
                 "(1, 1, NULL, NULL, NULL), (2, 3, NULL, NULL, NULL)",
@@ -266,62 +394,70 @@ mod tests {
             ),
             ("(1, 1, NULL, 1, 11)", "child (pa, pb) REFERENCES pair"),
         ];
-        for (values, named) in cases {
-            let error = insert(
-                &pool,
-                &format!("INSERT INTO child (id, parent_id, other_id, pa, pb) VALUES {values}"),
-            )
-            .await
-            .unwrap_err();
-            match error {
-                StoreError::Conflict { constraint } => {
-                    assert_eq!(constraint, format!("FOREIGN KEY {named}"))
+        for setup in setups().await {
+            for (values, named) in cases {
+                let error = insert(
+                    &setup,
+                    &format!("INSERT INTO child (id, parent_id, other_id, pa, pb) VALUES {values}"),
+                )
+                .await
+                .unwrap_err();
+                match error {
+                    StoreError::Conflict { constraint } => {
+                        assert_eq!(constraint, format!("FOREIGN KEY {named}"))
+                    }
+                    other => panic!("expected a conflict, got {other:?}"),
                 }
-                other => panic!("expected a conflict, got {other:?}"),
+                assert_eq!(children(&setup).await, 0, "{} {values}", kind(&setup));
+                assert!(pool_enforces(&setup).await, "{} {values}", kind(&setup));
             }
-            assert_eq!(children(&pool).await, 0, "{values}");
-            assert_eq!(enforcing(&pool).await, 1, "{values}");
+            // The writer works again after a refused write.
+            insert(&setup, "INSERT INTO child (id, parent_id) VALUES (1, 1)")
+                .await
+                .unwrap();
+            assert_eq!(children(&setup).await, 1, "{}", kind(&setup));
         }
     }
 
     #[tokio::test]
     async fn only_rows_written_after_the_mark_are_checked() {
-        let pool = pool().await;
-        // A row from before the mark whose parent has gone (written with enforcement off).
-        without_foreign_keys(&pool, async |conn| {
-            sqlx::query("INSERT INTO child (id, parent_id) VALUES (1, 9)")
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await
-        .unwrap();
-        insert(&pool, "INSERT INTO child (id, parent_id) VALUES (2, 1)")
-            .await
-            .unwrap();
-        assert_eq!(children(&pool).await, 2);
+        for setup in setups().await {
+            // A row from before the mark whose parent is missing (written unchecked).
+            setup
+                .writer
+                .write(async |conn| {
+                    sqlx::query("INSERT INTO child (id, parent_id) VALUES (1, 9)")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            insert(&setup, "INSERT INTO child (id, parent_id) VALUES (2, 1)")
+                .await
+                .unwrap();
+            assert_eq!(children(&setup).await, 2, "{}", kind(&setup));
+        }
     }
 
     #[tokio::test]
-    async fn enforcement_is_back_on_after_a_failed_write() {
-        let pool = pool().await;
-        let error = without_foreign_keys(&pool, async |conn| {
-            sqlx::query("INSERT INTO child (id, parent_id) VALUES (1, 1)")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("INSERT INTO no_such_table VALUES (1)")
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await;
-        assert!(error.is_err());
-        assert_eq!(children(&pool).await, 0);
-        assert_eq!(enforcing(&pool).await, 1);
-        // The engine refuses a dangling reference again.
-        let refused = sqlx::query("INSERT INTO child (id, parent_id) VALUES (1, 9)")
-            .execute(&pool)
-            .await;
-        assert!(refused.is_err());
+    async fn a_failed_write_commits_nothing_and_leaves_enforcement_on() {
+        for setup in setups().await {
+            let error = setup
+                .writer
+                .write(async |conn| {
+                    sqlx::query("INSERT INTO child (id, parent_id) VALUES (1, 1)")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+                .await;
+            assert!(error.is_err(), "{}", kind(&setup));
+            assert_eq!(children(&setup).await, 0, "{}", kind(&setup));
+            assert!(pool_enforces(&setup).await, "{}", kind(&setup));
+        }
     }
 }

@@ -81,6 +81,8 @@ pub struct SqliteStore {
     named_index: Arc<NamedIndex>,
     /// Keeps that index caught up while the store lives.
     _indexer: IndexerGuard,
+    /// Bulk loads and submission chunks, with the engine's foreign keys off (`references`).
+    bulk: references::BulkWriter,
 }
 
 /// One write waiting for the group-commit writer.
@@ -175,6 +177,11 @@ impl SqliteStore {
         let indexer = spawn_indexer(named_index.clone(), pool.clone());
         let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
         tokio::spawn(group_commit_writer(pool.clone(), !in_memory, jobs));
+        let bulk = if in_memory {
+            references::BulkWriter::pooled(pool.clone())
+        } else {
+            references::BulkWriter::own(&connect)
+        };
         Ok(SqliteStore {
             pool,
             writer,
@@ -182,6 +189,7 @@ impl SqliteStore {
             keys: KeySlot::new(options.kek.clone()),
             named_index,
             _indexer: indexer,
+            bulk,
         })
     }
 
@@ -795,10 +803,10 @@ impl Store for SqliteStore {
     async fn bulk_load(&self, batch: &BulkBatch) -> StoreResult<BulkLoadOutcome> {
         let cipher = self.cipher().await?;
         // Only inserts, whose references `bulk_write` checks itself (`references.rs`).
-        let (outcome, _) = references::without_foreign_keys(&self.pool, async |conn| {
-            bulk_write(conn, &cipher, batch).await
-        })
-        .await?;
+        let (outcome, _) = self
+            .bulk
+            .write(async |conn| bulk_write(conn, &cipher, batch).await)
+            .await?;
         Ok(outcome)
     }
 
@@ -1073,17 +1081,19 @@ impl Store for SqliteStore {
         // only create (the bulk write checks what it wrote; see `references.rs`); the first
         // chunk that corrects stored procedures says so before writing anything, and it and
         // the rest are written in a second transaction with the engine enforcing them.
-        let mut results = references::without_foreign_keys(&self.pool, async |conn| {
-            let mut results = Vec::with_capacity(chunks.len());
-            for chunk in chunks {
-                match submission::commit_chunk(conn, &cipher, chunk, ForeignKeys::Off).await? {
-                    ChunkWrite::Written(written) => results.push(written),
-                    ChunkWrite::NeedsForeignKeys => break,
+        let mut results = self
+            .bulk
+            .write(async |conn| {
+                let mut results = Vec::with_capacity(chunks.len());
+                for chunk in chunks {
+                    match submission::commit_chunk(conn, &cipher, chunk, ForeignKeys::Off).await? {
+                        ChunkWrite::Written(written) => results.push(written),
+                        ChunkWrite::NeedsForeignKeys => break,
+                    }
                 }
-            }
-            Ok(results)
-        })
-        .await?;
+                Ok(results)
+            })
+            .await?;
         if results.len() == chunks.len() {
             return Ok(results);
         }
