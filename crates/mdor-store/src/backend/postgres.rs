@@ -747,6 +747,7 @@ impl Store for PostgresStore {
     async fn bulk_removals(&self, removals: &[BulkRemoval]) -> StoreResult<BulkRemovalReport> {
         // Resolved and inserted set-wise: a round trip per row would dominate a national load.
         let mut tx = self.begin_write().await?;
+        refresh_bulk_statistics(&mut tx).await?;
         let index: Vec<i32> = (0..removals.len() as i32).collect();
         let providers: Vec<i64> = removals.iter().map(|r| r.provider.0).collect();
         let locals: Vec<&str> = removals
@@ -1005,6 +1006,8 @@ impl Store for PostgresStore {
         sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
+        // Before `existing_procedures`, whose plan depends on them.
+        refresh_bulk_statistics(&mut tx).await?;
         let mut results = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             let written = submission::commit_chunk(
@@ -1627,6 +1630,7 @@ async fn bulk_write(
     sqlx::query("LOCK TABLE patient, procedure, implant IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
+    refresh_bulk_statistics(&mut *tx).await?;
     let mut lookups = bulk_lookups(&mut *tx, cipher, batch).await?;
     let plan = BulkPlan::new(batch, &lookups);
     lookups.consultants = ensure_consultants(&mut *tx, &plan.consultants()).await?;
@@ -1675,6 +1679,18 @@ async fn bulk_write(
         .map(|slot| slot.map(|k| ProcedureId(procedure_ids[k])))
         .collect();
     Ok((plan.outcome, ids))
+}
+
+/// Analyses `procedure` and `patient` when bulk writes have more than doubled `procedure`
+/// since its statistics were taken (the function of migration 0026, which runs as the
+/// tables' owner). Autovacuum cannot do it while bulk transactions hold their locks, and the
+/// lookups by (provider_id, local_record_id) below went quadratic on statistics from a much
+/// smaller registry (test `postgres_plans`).
+async fn refresh_bulk_statistics(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query_scalar::<_, bool>("SELECT mdor_refresh_bulk_statistics()")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Looks up the patients and local record ids a batch refers to.

@@ -24,6 +24,7 @@ mod fixtures;
 mod harness;
 mod identifiers_at_rest;
 mod oidc;
+mod postgres_plans;
 mod recall_cases;
 mod sessions;
 mod sqlite_file;
